@@ -1,0 +1,230 @@
+import { z } from 'zod';
+
+/**
+ * The TOML config, as zod schemas: the single source of truth for keys, types, ranges and
+ * defaults. Every object is strict (an unknown key is an error naming it). Messages are
+ * fragments ("is out of range (5–500)") that `formatConfigIssues` prefixes with the file,
+ * the key path and the value.
+ */
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: 2 });
+}
+
+/** A number in [min, max]; `int` requires a whole number. */
+export function ranged(min: number, max: number, opts: { int?: boolean } = {}) {
+  const range = `${fmt(min)}–${fmt(max)}`;
+  const base = z.number({ error: `must be a number in ${range}` });
+  const typed = opts.int === false ? base : base.int({ error: `must be a whole number in ${range}` });
+  return typed
+    .min(min, { error: `is out of range (${range})` })
+    .max(max, { error: `is out of range (${range})` });
+}
+
+function validRegex(s: string): boolean {
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Rule strings are checked for shape here; the policy engine parses them (see policy/rules.ts). */
+const ruleString = z
+  .string({ error: 'must be a rule string such as "Bash(git status)" or "Read(.env)"' })
+  .regex(/^\s*[A-Za-z_][A-Za-z0-9_-]*\s*(\(.*\))?\s*$/s, {
+    error: 'is not a rule: use Bash(cmd), Bash(prefix:*), Read(glob), Write(glob), Edit(glob) or a tool name',
+  });
+
+const blockedPattern = z
+  .string({ error: 'must be a regular expression string' })
+  .refine(validRegex, { error: 'is not a valid regular expression (fix or remove it)' });
+
+export const policySchema = z.strictObject({
+  allow: z.array(ruleString).default([]),
+  ask: z.array(ruleString).default([]),
+  deny: z.array(ruleString).default([]),
+  blockedPatterns: z.array(blockedPattern).default([]),
+});
+
+export const GUARDRAIL_RANGES = {
+  maxTokensPerTask: { min: 1_000, max: 10_000_000, default: 100_000, int: true },
+  maxCostPerTask: { min: 0.01, max: 100, default: 1, int: false },
+  maxIterationsPerTask: { min: 5, max: 500, default: 50, int: true },
+  maxFileSizeMB: { min: 1, max: 500, default: 50, int: true },
+  approvalTimeoutSeconds: { min: 10, max: 3600, default: 300, int: true },
+} as const;
+export type GuardrailKey = keyof typeof GUARDRAIL_RANGES;
+
+function guardrail(key: GuardrailKey) {
+  const r = GUARDRAIL_RANGES[key];
+  return ranged(r.min, r.max, { int: r.int }).default(r.default);
+}
+
+export const guardrailsSchema = z.strictObject({
+  maxTokensPerTask: guardrail('maxTokensPerTask'),
+  maxCostPerTask: guardrail('maxCostPerTask'),
+  maxIterationsPerTask: guardrail('maxIterationsPerTask'),
+  maxFileSizeMB: guardrail('maxFileSizeMB'),
+  approvalTimeoutSeconds: guardrail('approvalTimeoutSeconds'),
+});
+
+const usdPerMTok = z.number({ error: 'must be a number (USD per million tokens)' }).min(0, {
+  error: 'must not be negative (USD per million tokens)',
+});
+
+export const modelPriceSchema = z.strictObject({
+  input: usdPerMTok,
+  output: usdPerMTok,
+  cacheWrite: usdPerMTok.optional(),
+  cacheRead: usdPerMTok.optional(),
+});
+
+export const vmSchema = z.strictObject({
+  cpus: ranged(1, 16).default(2),
+  memoryMiB: ranged(256, 16384).default(1024),
+  image: z
+    .string({ error: 'must be an image name such as "base" or "browser"' })
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+      error: 'is not an image name (lowercase letters, digits, . _ -)',
+    })
+    .default('base'),
+  accel: z
+    .enum(['auto', 'kvm', 'hvf', 'tcg'], { error: 'must be one of auto, kvm, hvf, tcg' })
+    .default('auto'),
+  share: z.enum(['auto', 'virtiofs', '9p'], { error: 'must be one of auto, virtiofs, 9p' }).default('auto'),
+});
+
+/** Current model id; H5 owns the pricing table for it. */
+export const DEFAULT_MODEL = 'claude-sonnet-4-5';
+
+export const agentSchema = z.strictObject({
+  model: z
+    .string({ error: 'must be a model id string' })
+    .min(1, { error: 'must not be empty' })
+    .default(DEFAULT_MODEL),
+  maxOutputTokens: ranged(1, 128_000).default(8192),
+});
+
+/** `example.com`, `*.example.com`, `api.example.com:443`, an IPv4 literal or `[::1]`. */
+const hostPattern = z
+  .string({ error: 'must be a host name string' })
+  .regex(/^(\*\.)?([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, {
+    error: 'is not a host pattern (example.com, *.example.com, host:port)',
+  });
+
+const ipLiteral = z
+  .string({ error: 'must be an IP address string' })
+  .refine((s) => z.ipv4().safeParse(s).success || z.ipv6().safeParse(s).success, {
+    error: 'is not an IP address',
+  });
+
+export const egressSchema = z.strictObject({
+  allow: z.array(hostPattern).default([]),
+  deny: z.array(hostPattern).default([]),
+  ask: z.boolean({ error: 'must be true or false' }).default(false),
+  /** Test-only name resolution; honoured only when COWORK_VM_TEST_RESOLVE=1 (checked by loadConfig). */
+  testResolve: z.record(z.string(), ipLiteral).optional(),
+});
+
+const LOOPBACK_LISTEN = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/;
+
+export const controlSchema = z
+  .strictObject({
+    listen: z
+      .string({ error: 'must be "HOST:PORT", e.g. "127.0.0.1:7077"' })
+      .regex(/^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/, {
+        error: 'is not "HOST:PORT", e.g. "127.0.0.1:7077"',
+      })
+      .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, { error: 'has a port above 65535' })
+      .optional(),
+    allowRemote: z.boolean({ error: 'must be true or false' }).default(false),
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+    maxFrameBytes: ranged(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    allowedOrigins: z
+      .array(
+        z.string().regex(/^https?:\/\/[^/\s]+$/, { error: 'is not an origin like "http://localhost:5173"' }),
+      )
+      .default([]),
+  })
+  .superRefine((c, ctx) => {
+    if (c.listen === undefined || LOOPBACK_LISTEN.test(c.listen)) return;
+    if (!c.allowRemote)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['listen'],
+        message: 'is not a loopback address: set control.allowRemote = true to listen remotely',
+      });
+    else if (!c.tls)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: 'is required when listening on a non-loopback address (set tls.cert and tls.key)',
+      });
+  });
+
+const telegramId = z
+  .union([z.number().int(), z.string().regex(/^-?\d+$/)], { error: 'must be a numeric Telegram user id' })
+  .transform(Number);
+
+export const telegramSchema = z
+  .strictObject({
+    enabled: z.boolean({ error: 'must be true or false' }).default(false),
+    mode: z
+      .enum(['pairing', 'allowlist', 'open'], { error: 'must be one of pairing, allowlist, open' })
+      .default('pairing'),
+    allowlist: z.array(telegramId).default([]),
+    openConfirmed: z.boolean({ error: 'must be true or false' }).default(false),
+    rateLimitPerMinute: ranged(1, 600).default(30),
+    apiRoot: z.url({ error: 'is not a URL' }).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.mode === 'open' && !t.openConfirmed)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mode'],
+        message: 'is "open" (anyone can talk to the agent): also set openConfirmed = true to mean it',
+      });
+    if (t.mode === 'allowlist' && t.allowlist.length === 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['allowlist'],
+        message: 'is empty while mode = "allowlist": add user ids or use mode = "pairing"',
+      });
+  });
+
+export const configSchema = z.strictObject({
+  policy: policySchema.prefault({}),
+  guardrails: guardrailsSchema.prefault({}),
+  pricing: z.record(z.string(), modelPriceSchema).default({}),
+  vm: vmSchema.prefault({}),
+  agent: agentSchema.prefault({}),
+  egress: egressSchema.prefault({}),
+  control: controlSchema.prefault({}),
+  channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
+});
+
+/** One config file, validated, every default filled in. */
+export type CoworkConfig = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type PolicyConfig = z.infer<typeof policySchema>;
+export type GuardrailsConfig = z.infer<typeof guardrailsSchema>;
+export type ModelPrice = z.infer<typeof modelPriceSchema>;
+export type VmConfig = z.infer<typeof vmSchema>;
+export type AgentConfig = z.infer<typeof agentSchema>;
+export type EgressConfig = z.infer<typeof egressSchema>;
+export type ControlConfig = z.infer<typeof controlSchema>;
+export type TelegramConfig = z.infer<typeof telegramSchema>;
+
+/** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
+export interface WorkspacePolicy {
+  ask: string[];
+  deny: string[];
+  blockedPatterns: string[];
+}
+
+/** What loadConfig returns: the user file (tightened by the workspace) plus the workspace's own rules. */
+export interface ResolvedConfig extends CoworkConfig {
+  workspacePolicy: WorkspacePolicy;
+}
