@@ -1,0 +1,232 @@
+import { CoworkError } from '../../errors.js';
+import type { Accel, Arch, ShareMode, ShareSpec, VmSpec } from '../driver.js';
+
+/**
+ * Pure QEMU command-line builder: everything the QEMU process needs, derived from a VmSpec and
+ * the host facts the driver resolved (accelerator, share transport, ports, runtime paths).
+ * No I/O here, so every flag can be unit-tested without QEMU.
+ *
+ * Security contract (tests/unit/qemu-args.test.ts enforces it):
+ *  - the only network device is user-mode networking with `restrict=on`; the only inbound rules
+ *    are `hostfwd=tcp:127.0.0.1:<hostPort>-:<guestPort>` for the requested guest ports, and the
+ *    only outbound rule is the optional egress `guestfwd` to a 127.0.0.1 port;
+ *  - the root disk and the seed share are always read-only;
+ *  - nothing reads stdin or draws a window: console and QMP go to files/sockets.
+ */
+
+/** 9p `security_model`: `passthrough` needs root (real ownership), `none` works for any user. */
+export type NinePSecurityModel = 'passthrough' | 'none' | 'mapped-xattr';
+
+export interface QemuHostConfig {
+  /** The host's CPU architecture (hardware acceleration needs guest arch == host arch). */
+  hostArch: Arch;
+  /** Resolved accelerator (never 'auto'). */
+  accel: Exclude<Accel, 'auto'>;
+  /** Resolved workspace transport. */
+  shareMode: ShareMode;
+  /** guest port → host port on 127.0.0.1; MUST cover spec.guestPorts exactly. */
+  hostPorts: Record<number, number>;
+  qmpSocketPath: string;
+  consoleLogPath: string;
+  /** Required when shareMode is 'virtiofs': the vhost-user socket virtiofsd listens on. */
+  virtiofsSocketPath?: string;
+  ninePSecurityModel: NinePSecurityModel;
+  /** Overrides the default `qemu-system-<arch>` binary name. */
+  qemuBinary?: string;
+}
+
+export interface QemuCommand {
+  binary: string;
+  args: string[];
+}
+
+const TAG_RE = /^[A-Za-z0-9_-]{1,31}$/;
+/** QEMU's user-net default subnet; guestfwd addresses must live inside it. */
+const USER_NET_RESERVED = new Set([0, 2, 3, 15, 255]); // network, gateway/host, DNS, guest, broadcast
+
+export function qemuBinaryFor(arch: Arch): string {
+  return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
+}
+
+/** QEMU option values use ',' as separator; a literal comma is written ',,'. */
+export function escapeOptionValue(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+function invalid(message: string): CoworkError {
+  return new CoworkError('invalidArgument', message);
+}
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalid(`${what} ${port} is not a TCP port (1-65535)`);
+  }
+}
+
+function checkPath(path: string, what: string): void {
+  if (!path.startsWith('/') | path.includes('\n') || path.includes('\0')) {
+    throw invalid(`${what} must be an absolute path without newlines (got ${JSON.stringify(path)})`);
+  }
+}
+
+function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
+  if (!Number.isInteger(spec.cpus) || spec.cpus < 1 || spec.cpus > 64) {
+    throw invalid(`cpus must be an integer 1-64 (got ${spec.cpus})`);
+  }
+  if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 128 || spec.memoryMiB > 262144) {
+    throw invalid(`memoryMiB must be an integer 128-262144 (got ${spec.memoryMiB})`);
+  }
+  if (host.accel !== 'tcg' && host.hostArch !== spec.image.arch) {
+    throw invalid(
+      `accelerator ${host.accel} cannot run a ${spec.image.arch} guest on a ${host.hostArch} host — use --accel tcg`,
+    );
+  }
+  for (const [what, p] of [
+    ['kernel', spec.image.kernel],
+    ['initrd', spec.image.initrd],
+    ['rootfs', spec.image.rootfs],
+    ['workspace', spec.workspace.hostPath],
+    ['seed', spec.seed.hostPath],
+    ['QMP socket', host.qmpSocketPath],
+    ['console log', host.consoleLogPath],
+  ] as const) {
+    checkPath(p, what);
+  }
+  for (const share of [spec.workspace, spec.seed]) {
+    if (!TAG_RE.test(share.tag)) throw invalid(`share tag ${JSON.stringify(share.tag)} must match ${TAG_RE}`);
+  }
+  if (spec.workspace.tag === spec.seed.tag)
+    throw invalid(`workspace and seed share the tag "${spec.seed.tag}"`);
+  if (spec.guestPorts.length === 0) throw invalid('guestPorts is empty: nothing could reach the guest');
+  const mapped = Object.keys(host.hostPorts).map(Number);
+  for (const gp of spec.guestPorts) {
+    checkPort(gp, 'guest port');
+    const hp = host.hostPorts[gp];
+    if (hp === undefined) throw invalid(`no host port was allocated for guest port ${gp}`);
+    checkPort(hp, 'host port');
+  }
+  const extra = mapped.filter((gp) => !spec.guestPorts.includes(gp));
+  if (extra.length > 0)
+    throw invalid(`host ports given for guest ports not in the spec: ${extra.join(', ')}`);
+  for (const word of spec.kernelArgs ?? []) {
+    if (!word || /\s/.test(word))
+      throw invalid(`kernel argument ${JSON.stringify(word)} is empty or has spaces`);
+  }
+}
+
+function checkEgress(egress: NonNullable<VmSpec['egress']>): void {
+  checkPort(egress.hostPort, 'egress host port');
+  checkPort(egress.guestPort, 'egress guest port');
+  const m = /^10\.0\.2\.(\d{1,3})$/.exec(egress.guestAddress);
+  const last = m ? Number(m[1]) : -1;
+  if (!m || last > 255 || USER_NET_RESERVED.has(last)) {
+    throw invalid(
+      `egress guestAddress ${JSON.stringify(egress.guestAddress)} must be a free address in QEMU's user network ` +
+        '10.0.2.0/24 (not .0, .2, .3, .15 or .255), e.g. 10.0.2.100',
+    );
+  }
+}
+
+function machineArgs(spec: VmSpec, host: QemuHostConfig): string[] {
+  const x86 = spec.image.arch === 'x86_64';
+  const machine = [x86 ? 'microvm' : 'virt'];
+  if (host.shareMode === 'virtiofs') machine.push('memory-backend=mem');
+  const cpu = host.accel === 'tcg' ? 'max' : 'host';
+  return [
+    '-M',
+    machine.join(','),
+    '-accel',
+    host.accel,
+    '-cpu',
+    cpu,
+    '-smp',
+    String(spec.cpus),
+    '-m',
+    `${spec.memoryMiB}M`,
+  ];
+}
+
+function ninePArgs(id: string, share: ShareSpec, readOnly: boolean, model: NinePSecurityModel): string[] {
+  const fsdev = ['local', `id=${id}`, `path=${escapeOptionValue(share.hostPath)}`, `security_model=${model}`];
+  if (readOnly) fsdev.push('readonly=on');
+  return ['-fsdev', fsdev.join(','), '-device', `virtio-9p-device,fsdev=${id},mount_tag=${share.tag}`];
+}
+
+function workspaceArgs(spec: VmSpec, host: QemuHostConfig): string[] {
+  if (host.shareMode === '9p') {
+    return ninePArgs('ws', spec.workspace, spec.workspace.readOnly, host.ninePSecurityModel);
+  }
+  if (!host.virtiofsSocketPath) throw invalid('shareMode virtiofs needs virtiofsSocketPath');
+  checkPath(host.virtiofsSocketPath, 'virtiofs socket');
+  // vhost-user needs guest RAM shared with virtiofsd: a memfd backend the machine uses as its RAM.
+  return [
+    '-object',
+    `memory-backend-memfd,id=mem,size=${spec.memoryMiB}M,share=on`,
+    '-chardev',
+    `socket,id=vfs,path=${escapeOptionValue(host.virtiofsSocketPath)}`,
+    '-device',
+    `vhost-user-fs-device,chardev=vfs,tag=${spec.workspace.tag}`,
+  ];
+}
+
+function netArgs(spec: VmSpec, host: QemuHostConfig): string[] {
+  const netdev = ['user', 'id=net0', 'restrict=on'];
+  for (const gp of spec.guestPorts) netdev.push(`hostfwd=tcp:127.0.0.1:${host.hostPorts[gp]}-:${gp}`);
+  if (spec.egress) {
+    checkEgress(spec.egress);
+    const { guestAddress, guestPort, hostPort } = spec.egress;
+    netdev.push(`guestfwd=tcp:${guestAddress}:${guestPort}-tcp:127.0.0.1:${hostPort}`);
+  }
+  return ['-netdev', netdev.join(','), '-device', 'virtio-net-device,netdev=net0'];
+}
+
+/** Kernel command line per docs/guest-contract.md; spec.kernelArgs come last. */
+export function kernelCmdline(spec: VmSpec, shareMode: ShareMode): string {
+  const console = spec.image.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
+  const words = [
+    `console=${console}`,
+    'quiet',
+    'panic=-1',
+    'cowork.root=/dev/vda',
+    `cowork.share=${shareMode}`,
+  ];
+  return [...words, ...(spec.kernelArgs ?? [])].join(' ');
+}
+
+export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
+  checkSpec(spec, host);
+  const args = [
+    '-name',
+    escapeOptionValue(spec.name.replace(/[^\w.-]/g, '_') || 'cowork'),
+    ...machineArgs(spec, host),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-display',
+    'none',
+    // A guest reboot (panic=-1, or `reboot`) ends QEMU instead of looping: the driver sees the exit.
+    '-no-reboot',
+    '-chardev',
+    `file,id=con,path=${escapeOptionValue(host.consoleLogPath)}`,
+    '-serial',
+    'chardev:con',
+    '-qmp',
+    `unix:${escapeOptionValue(host.qmpSocketPath)},server=on,wait=off`,
+    '-kernel',
+    spec.image.kernel,
+    '-initrd',
+    spec.image.initrd,
+    '-append',
+    kernelCmdline(spec, host.shareMode),
+    // The root disk is the first virtio-blk device (/dev/vda) and is never writable.
+    '-drive',
+    `id=root,file=${escapeOptionValue(spec.image.rootfs)},format=raw,if=none,readonly=on`,
+    '-device',
+    'virtio-blk-device,drive=root',
+    ...workspaceArgs(spec, host),
+    // The seed share carries keys: read-only whatever the spec says, 9p on every host.
+    ...ninePArgs('seed', spec.seed, true, host.ninePSecurityModel),
+    ...netArgs(spec, host),
+  ];
+  return { binary: host.qemuBinary ?? qemuBinaryFor(spec.image.arch), args };
+}
