@@ -64,7 +64,7 @@ function checkPort(port: number, what: string): void {
 }
 
 function checkPath(path: string, what: string): void {
-  if (!path.startsWith('/') | path.includes('\n') || path.includes('\0')) {
+  if (!path.startsWith('/') || path.includes('\n') || path.includes('\0')) {
     throw invalid(`${what} must be an absolute path without newlines (got ${JSON.stringify(path)})`);
   }
 }
