@@ -1,0 +1,228 @@
+import { z } from 'zod';
+import { LAYERS, POLICY_CONTEXTS, RISKS } from '../policy/types.js';
+
+/**
+ * Every event the timeline stores, as one zod discriminated union on `type`. Events are strict
+ * objects: a misspelt or extra field is rejected at `record` time rather than silently dropped,
+ * which is also what keeps secret values out (secret.* events accept names only).
+ *
+ * Convention: bulky text (command output, tool input/output) goes in fields ending in `Excerpt`
+ * (kept from the start) or `Tail` (kept from the end); the Timeline cuts each to its configured
+ * cap and records the cap (`excerptCapBytes`) and whether anything was cut (`excerptTruncated`).
+ */
+
+const count = z.number().int().nonnegative();
+const ms = z.number().nonnegative();
+const excerptMeta = {
+  excerptCapBytes: count.optional(),
+  excerptTruncated: z.boolean().optional(),
+};
+
+export const TASK_OUTCOMES = ['completed', 'failed', 'cancelled', 'limit', 'denied'] as const;
+export const taskOutcomeSchema = z.enum(TASK_OUTCOMES);
+export type TaskOutcome = z.infer<typeof taskOutcomeSchema>;
+
+export const LIMIT_NAMES = [
+  'maxTokensPerTask',
+  'maxCostPerTask',
+  'maxIterationsPerTask',
+  'maxFileSizeMB',
+] as const;
+export const limitNameSchema = z.enum(LIMIT_NAMES);
+export type LimitName = z.infer<typeof limitNameSchema>;
+
+export const usageSchema = z.strictObject({
+  input: count,
+  output: count,
+  cacheWrite: count.optional(),
+  cacheRead: count.optional(),
+});
+
+export const budgetFiguresSchema = z.strictObject({
+  model: z.string().optional(),
+  tokensIn: count,
+  tokensOut: count,
+  cacheWrite: count,
+  cacheRead: count,
+  totalTokens: count,
+  /** null when no price is known for the model (allowed only without a cost budget). */
+  costUsd: z.number().nonnegative().nullable(),
+  iterations: count,
+  limits: z.strictObject({
+    maxTokens: count.optional(),
+    maxCostUsd: z.number().nonnegative().optional(),
+    maxIterations: count.optional(),
+  }),
+});
+
+const verdictKind = z.enum(['approve-once', 'approve-task', 'deny']);
+const remote = z.string().optional();
+
+function ev<T extends string, S extends z.core.$ZodLooseShape>(type: T, shape: S) {
+  return z.strictObject({ type: z.literal(type), ...shape });
+}
+
+export const timelineEventSchema = z.discriminatedUnion('type', [
+  // tasks
+  ev('task.started', { title: z.string(), context: z.enum(POLICY_CONTEXTS), origin: z.string() }),
+  ev('task.finished', { outcome: taskOutcomeSchema, summary: z.string().optional() }),
+  ev('task.cancelled', { by: z.string(), reason: z.string().optional() }),
+  ev('task.limit', {
+    name: limitNameSchema,
+    figure: z.number(),
+    limit: z.number(),
+    message: z.string().optional(),
+  }),
+  // the enforcement path: request -> decision -> approval -> execution
+  ev('command.requested', {
+    tool: z.string(),
+    command: z.string().optional(),
+    inputExcerpt: z.string().optional(),
+    cwd: z.string().optional(),
+    context: z.enum(POLICY_CONTEXTS),
+    /** Who sent it: 'cli', 'terminal', 'device:<id>', 'telegram:<user>', 'agent'. */
+    origin: z.string().optional(),
+    ...excerptMeta,
+  }),
+  ev('policy.decision', {
+    effect: z.enum(['allow', 'ask', 'deny']),
+    reasons: z.array(z.string()),
+    layer: z.enum(LAYERS),
+    rule: z.string().optional(),
+    tool: z.string().optional(),
+    command: z.string().optional(),
+    context: z.enum(POLICY_CONTEXTS).optional(),
+    origin: z.string().optional(),
+  }),
+  ev('approval.asked', {
+    id: z.string(),
+    tool: z.string(),
+    command: z.string().optional(),
+    cwd: z.string().optional(),
+    risk: z.enum(RISKS),
+    context: z.enum(POLICY_CONTEXTS),
+    reasons: z.array(z.string()),
+    expiresAt: ms,
+  }),
+  ev('approval.answered', {
+    id: z.string(),
+    verdict: verdictKind,
+    by: z.string(),
+    message: z.string().optional(),
+  }),
+  ev('approval.timedout', { id: z.string(), verdict: z.literal('deny'), by: z.literal('timeout') }),
+  ev('exec.started', { command: z.string(), cwd: z.string().optional(), tool: z.string().optional() }),
+  ev('exec.finished', {
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    durationMs: ms,
+    stdoutBytes: count,
+    stderrBytes: count,
+    /** The session cut the output at its maxOutputBytes (independent of the excerpt cap). */
+    truncated: z.boolean(),
+    timedOut: z.boolean().optional(),
+    stdoutExcerpt: z.string().optional(),
+    stderrExcerpt: z.string().optional(),
+    ...excerptMeta,
+  }),
+  /** The command could not be run at all (session lost, VM gone): no exit code exists. */
+  ev('exec.failed', { command: z.string(), error: z.string() }),
+  // budgets and the model
+  ev('budget', budgetFiguresSchema.shape),
+  ev('model.call', {
+    model: z.string(),
+    usage: usageSchema,
+    stopReason: z.string().nullable(),
+    durationMs: ms,
+    attempt: z.number().int().positive(),
+    costUsd: z.number().nonnegative().nullable().optional(),
+  }),
+  ev('tool.call', {
+    toolUseId: z.string(),
+    name: z.string(),
+    inputExcerpt: z.string().optional(),
+    ...excerptMeta,
+  }),
+  ev('tool.result', {
+    toolUseId: z.string(),
+    name: z.string(),
+    isError: z.boolean(),
+    outputBytes: count.optional(),
+    outputExcerpt: z.string().optional(),
+    ...excerptMeta,
+  }),
+  // the VM
+  ev('vm.started', {
+    driver: z.string().optional(),
+    accel: z.string(),
+    share: z.string(),
+    bootMs: ms,
+    image: z.string().optional(),
+    cpus: count.optional(),
+    memoryMiB: count.optional(),
+  }),
+  ev('vm.stopped', { reason: z.string().optional(), graceful: z.boolean().optional() }),
+  ev('vm.crashed', {
+    reason: z.string(),
+    exitCode: z.number().int().nullable().optional(),
+    /** The end of the guest console log (capped from the end, like excerpts from the start). */
+    consoleTail: z.string().optional(),
+    ...excerptMeta,
+  }),
+  // network and browser
+  ev('egress.request', {
+    method: z.string(),
+    host: z.string(),
+    port: z.number().int().min(0).max(65535),
+    decision: z.enum(['allow', 'ask', 'deny']),
+    reason: z.string().optional(),
+    status: z.number().int().optional(),
+    bytesIn: count,
+    bytesOut: count,
+    durationMs: ms,
+  }),
+  ev('browser.action', {
+    action: z.string(),
+    url: z.string().optional(),
+    outcome: z.string(),
+    detail: z.string().optional(),
+  }),
+  // control API (issue 6)
+  ev('auth.failure', { remote, deviceId: z.string().optional(), reason: z.string() }),
+  ev('auth.lockout', { remote, failures: count, untilMs: ms }),
+  ev('pairing.started', { pairingId: z.string(), remote, expiresAt: ms }),
+  ev('pairing.completed', { pairingId: z.string(), deviceId: z.string(), name: z.string(), remote }),
+  ev('pairing.failed', { pairingId: z.string().optional(), remote, reason: z.string() }),
+  ev('pairing.expired', { pairingId: z.string() }),
+  ev('device.connected', { deviceId: z.string(), remote }),
+  ev('device.disconnected', { deviceId: z.string(), reason: z.string().optional() }),
+  ev('device.revoked', { deviceId: z.string(), by: z.string() }),
+  ev('device.renamed', { deviceId: z.string(), name: z.string(), by: z.string() }),
+  // secrets: names only, never values (strict objects reject any other field)
+  ev('secret.set', { name: z.string() }),
+  ev('secret.deleted', { name: z.string() }),
+  ev('secret.used', { name: z.string(), purpose: z.string().optional() }),
+  ev('secret.missing', { name: z.string(), purpose: z.string().optional() }),
+  // anything that failed and is worth seeing later
+  ev('error', { code: z.string(), message: z.string(), where: z.string().optional() }),
+]);
+
+/** What callers pass to `Timeline.record`. */
+export type TimelineEvent = z.input<typeof timelineEventSchema>;
+export type EventType = TimelineEvent['type'];
+export type EventOf<T extends EventType> = Extract<TimelineEvent, { type: T }>;
+export type BudgetFigures = z.infer<typeof budgetFiguresSchema>;
+export type Usage = z.infer<typeof usageSchema>;
+
+export const EVENT_TYPES = timelineEventSchema.options.map((o) => o.shape.type.value) as EventType[];
+
+/** An event as stored and read back: `data` is the event without its `type`. */
+export type StoredEvent = {
+  [T in EventType]: {
+    id: number;
+    ts: number;
+    taskId: string | null;
+    type: T;
+    data: Omit<EventOf<T>, 'type'>;
+  };
+}[EventType];
