@@ -1,0 +1,246 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ApprovalBroker } from '../approvals/types.js';
+import { CoworkError } from '../errors.js';
+import type { PolicyContextName } from '../policy/types.js';
+import type { EgressEvent, EgressTimelineSink } from './events.js';
+import { forwardHttp } from './forward.js';
+import { hostPortText, type NormalizedHost } from './host.js';
+import { checkTarget, compileTestResolve, type LookupFn, systemLookup, type TestResolveMap } from './resolve.js';
+import { compileRules, decideEgress, type EgressRules, type EgressRulesInput } from './rules.js';
+import { TaskApprovals } from './task-approvals.js';
+import { openTunnel } from './tunnel.js';
+
+/** Opens the TCP connection to a checked address. Tests inject one to see what is dialled. */
+export type Dialer = (target: { address: string; family: 4 | 6; port: number }) => net.Socket;
+
+export const defaultDialer: Dialer = ({ address, family, port }) => net.connect({ host: address, port, family });
+
+export interface EgressProxyOptions {
+  /** `[egress]` allow / deny / ask. Absent = deny everything. */
+  rules?: EgressRulesInput | EgressRules;
+  /** Asked when a host is on neither list and `ask` is on. Without one, ask means deny. */
+  broker?: ApprovalBroker;
+  /** Loopback only: '127.0.0.1' (default) or '::1'. */
+  listenHost?: string;
+  /** 0 (default) = any free port. */
+  port?: number;
+  /** `[egress.testResolve]`: host name → IP(s). Refused unless allowTestResolve or env COWORK_VM_TEST_RESOLVE=1. */
+  testResolve?: Record<string, string | string[]>;
+  allowTestResolve?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** Name resolution (default: the system resolver, dns.lookup with all addresses). */
+  lookup?: LookupFn;
+  dial?: Dialer;
+  onEvent?: (event: EgressEvent) => void;
+  timeline?: EgressTimelineSink;
+  /** Policy context shown with approvals (default 'agent'). */
+  context?: PolicyContextName;
+  approvalTimeoutMs?: number;
+  connectTimeoutMs?: number; // default 10 s
+  idleTimeoutMs?: number; // default 5 min
+}
+
+export interface EgressTarget {
+  kind: 'http' | 'connect';
+  method: string;
+  host: NormalizedHost;
+  port: number;
+  url?: string;
+  /** 'GET http://host/path' or 'CONNECT host:443', for approvals and messages. */
+  what: string;
+}
+
+export type Authorization =
+  | { ok: true; address: string; family: 4 | 6; stage: EgressEvent['stage']; reason: string; rule?: string; approvedBy?: string }
+  | {
+      ok: false;
+      status: 403 | 502;
+      stage: EgressEvent['stage'];
+      reason: string;
+      rule?: string;
+      address?: string;
+      verdictMessage?: string;
+    };
+
+/** What the forwarding and tunnelling halves need from the proxy. */
+export interface ProxyRuntime {
+  readonly dial: Dialer;
+  readonly agent: http.Agent;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  authorize(target: EgressTarget, taskId: string | null): Promise<Authorization>;
+  record(event: EgressEvent): void;
+  track(socket: Duplex): void;
+}
+
+/**
+ * The guest's only route out: an HTTP forward proxy with CONNECT tunnels (no TLS
+ * interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
+ * Every request is decided (deny list → allow list → port → task approvals → ask → deny),
+ * resolved once, checked against the SSRF guard, dialled at the checked address and recorded.
+ */
+export class EgressProxy {
+  private rules: EgressRules;
+  private readonly testResolve: TestResolveMap;
+  private readonly lookup: LookupFn;
+  private readonly approvals: TaskApprovals;
+  private readonly server: http.Server;
+  private readonly sockets = new Set<Duplex>();
+  private readonly runtime: ProxyRuntime;
+  private taskId: string | null = null;
+  private listening: { host: string; port: number } | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: EgressProxyOptions = {}) {
+    this.rules = compileRules(opts.rules);
+    const env = opts.env ?? process.env;
+    this.testResolve = compileTestResolve(
+      opts.testResolve,
+      opts.allowTestResolve === true || env.COWORK_VM_TEST_RESOLVE === '1',
+    );
+    const listenHost = opts.listenHost ?? '127.0.0.1';
+    if (listenHost !== '127.0.0.1' && listenHost !== '::1') {
+      throw new CoworkError(
+        'invalidArgument',
+        `the egress proxy listens on loopback only (127.0.0.1 or ::1), not ${JSON.stringify(listenHost)}`,
+      );
+    }
+    this.lookup = opts.lookup ?? systemLookup;
+    this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs);
+    const dial = opts.dial ?? defaultDialer;
+    const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
+    // Every upstream socket goes through the dialer, which only ever sees checked addresses.
+    agent.createConnection = ((o: { host?: string; port?: number; family?: number }) =>
+      dial({ address: o.host ?? '', port: Number(o.port), family: o.family === 6 ? 6 : 4 })) as never;
+    this.runtime = {
+      dial,
+      agent,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      authorize: (t, task) => this.authorize(t, task),
+      record: (e) => this.record(e),
+      track: (s) => this.track(s),
+    };
+    this.server = http.createServer({ requestTimeout: 0 });
+    this.server.on('connection', (s: net.Socket) => this.track(s));
+    this.server.on('request', (req, res) => forwardHttp(this.runtime, req, res, this.taskId));
+    this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      openTunnel(this.runtime, req, socket, head, this.taskId),
+    );
+    this.server.on('clientError', (_err, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    if (this.closed) throw new CoworkError('invalidState', 'this egress proxy was closed; create a new one');
+    if (this.listening) return this.listening;
+    const host = this.opts.listenHost ?? '127.0.0.1';
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) =>
+        reject(new CoworkError('unavailable', `the egress proxy could not listen on ${host}: ${err.message}`, err));
+      this.server.once('error', onError);
+      this.server.listen(this.opts.port ?? 0, host, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as net.AddressInfo;
+    this.listening = { host, port: addr.port };
+    return this.listening;
+  }
+
+  get port(): number | undefined {
+    return this.listening?.port;
+  }
+
+  /** Stops listening and destroys every open connection and tunnel. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const done = this.listening ? new Promise<void>((r) => this.server.close(() => r())) : Promise.resolve();
+    for (const s of this.sockets) s.destroy();
+    this.runtime.agent.destroy();
+    await done;
+    this.listening = undefined;
+  }
+
+  /** The task whose requests are going through now (approvals and events are attributed to it). */
+  setTask(taskId: string | null): void {
+    this.taskId = taskId;
+  }
+
+  /** Forgets the hosts approved for a finished task. */
+  endTask(taskId: string | null): void {
+    this.approvals.endTask(taskId);
+    if (this.taskId === taskId) this.taskId = null;
+  }
+
+  approvedHosts(taskId: string | null): ReadonlySet<string> {
+    return this.approvals.hostsFor(taskId);
+  }
+
+  /** Replaces the rules (e.g. after the config changed); applies to new requests. */
+  setRules(rules: EgressRulesInput | EgressRules): void {
+    this.rules = compileRules(rules);
+  }
+
+  private async authorize(target: EgressTarget, taskId: string | null): Promise<Authorization> {
+    const { host, port } = target;
+    const decision = decideEgress(host.host, port, this.rules, this.approvals.hostsFor(taskId));
+    const rule = decision.rule === undefined ? {} : { rule: decision.rule };
+    if (decision.effect === 'deny') return { ok: false, status: 403, stage: decision.stage, reason: decision.reason, ...rule };
+    const checked = await checkTarget(host, port, this.rules, { lookup: this.lookup, testResolve: this.testResolve });
+    if (!checked.ok) {
+      const { ok: _ok, ...failure } = checked;
+      return { ok: false, ...failure, status: checked.stage === 'resolve' ? 502 : 403 };
+    }
+    const dialled = { address: checked.address, family: checked.family };
+    if (decision.effect === 'allow') return { ok: true, ...dialled, stage: decision.stage, reason: decision.reason, ...rule };
+    if (!this.approvals.hasBroker) {
+      const reason = `${decision.reason} and no approval frontend is connected to ask a user`;
+      return { ok: false, status: 403, stage: 'approval', reason };
+    }
+    const verdict = await this.approvals.ask(taskId, host.host, {
+      ...(taskId === null ? {} : { taskId }),
+      tool: 'egress',
+      command: target.what,
+      input: { host: host.host, port, method: target.method, url: target.url, address: checked.address },
+      risk: 'network',
+      context: this.opts.context ?? 'agent',
+      reasons: [decision.reason, `${hostPortText(host.host, port)} resolves to ${checked.address}`],
+    });
+    if (verdict.kind === 'deny') {
+      return {
+        ok: false,
+        status: 403,
+        stage: 'approval',
+        reason: `a user denied ${target.what} (answered by ${verdict.by})`,
+        ...(verdict.message ? { verdictMessage: verdict.message } : {}),
+      };
+    }
+    const reason = `${host.host} was approved (${verdict.kind}) by ${verdict.by}`;
+    return { ok: true, ...dialled, stage: 'approval', reason, approvedBy: verdict.by };
+  }
+
+  private record(event: EgressEvent): void {
+    try {
+      this.opts.onEvent?.(event);
+      this.opts.timeline?.record(event.taskId, event);
+    } catch {
+      // A broken sink must not take the proxy down; the request itself was already decided.
+    }
+  }
+
+  private track(socket: Duplex): void {
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+  }
+}
