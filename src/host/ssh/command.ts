@@ -1,0 +1,84 @@
+import { CoworkError } from '../errors.js';
+
+/**
+ * Building the one line sshd hands to the guest user's login shell. Everything the caller
+ * gives (command, cwd, env values) is single-quoted, so it reaches the guest literally:
+ * quotes, `$(…)`, backticks and newlines are data, never syntax of the wrapper.
+ */
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** The user's login shell as sshd exported it, read before the caller's env could override SHELL. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a JS template
+const LOGIN_SHELL = '"${SHELL:-/bin/sh}"';
+
+/** Prefix of the line the wrapper prints on stderr before running the command. */
+export const PID_MARKER = 'COWORK-EXEC-PID';
+
+/** POSIX single-quoting. NUL cannot travel through a shell word, so it is refused. */
+export function shellQuote(value: string, what = 'value'): string {
+  if (value.includes('\0')) {
+    throw new CoworkError(
+      'invalidArgument',
+      `${what} contains a NUL byte, which a shell cannot pass on; remove it`,
+    );
+  }
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+export interface WrapOptions {
+  cwd: string;
+  env?: Record<string, string>;
+  /** Random token that lets the host find the wrapper's pid line in stderr. */
+  nonce: string;
+  /** Shell that runs the command; default: the user's login shell ($SHELL), else /bin/sh. */
+  shell?: string;
+}
+
+/**
+ * `printf <marker> $$ >&2; cd -- '<cwd>' && export K='v' && exec "$SHELL" -c '<command>'`.
+ *
+ * sshd starts every session in its own session and process group (setsid), and `exec` keeps
+ * the pid, so the pid printed here is the pgid and sid of everything the command starts:
+ * the host kills that group on timeout or abort. Because the command's shell *is* the
+ * session process, sshd's exit-status/exit-signal are the command's own.
+ */
+export function wrapCommand(command: string, opts: WrapOptions): string {
+  if (!/^[0-9a-f]{8,64}$/.test(opts.nonce)) {
+    throw new CoworkError('internal', 'exec nonce must be lowercase hex');
+  }
+  if (opts.cwd === '') throw new CoworkError('invalidArgument', 'cwd is empty; give an absolute guest path');
+  const parts = [
+    `printf '${PID_MARKER} %s %s\\n' ${opts.nonce} "$$" >&2`,
+    `cowork_shell=${opts.shell === undefined ? LOGIN_SHELL : shellQuote(opts.shell, 'shell')}`,
+  ];
+  const chain = [`cd -- ${shellQuote(opts.cwd, 'cwd')}`];
+  const env = Object.entries(opts.env ?? {});
+  if (env.length > 0) {
+    const assigns = env.map(([name, value]) => {
+      if (!ENV_NAME.test(name)) {
+        throw new CoworkError(
+          'invalidArgument',
+          `environment variable name ${JSON.stringify(name)} is not valid; use letters, digits and _ (not first a digit)`,
+        );
+      }
+      return `${name}=${shellQuote(value, `environment variable ${name}`)}`;
+    });
+    chain.push(`export ${assigns.join(' ')}`);
+  }
+  chain.push(`exec "$cowork_shell" -c ${shellQuote(command, 'command')}`);
+  return `${parts.join('; ')}; ${chain.join(' && ')}`;
+}
+
+/** The command that kills an exec's process group and session (pid = pgid = sid, see wrapCommand). */
+export function killGroupCommand(pid: number, signal = 'KILL'): string {
+  if (!Number.isSafeInteger(pid) || pid <= 1)
+    throw new CoworkError('internal', `refusing to kill pid ${pid}`);
+  if (!/^[A-Z0-9]+$/.test(signal)) throw new CoworkError('internal', `bad signal name ${signal}`);
+  // The group first (one syscall, atomic for the group), then the pid itself in case the
+  // server did not make it a group leader, then stragglers that changed group but not session.
+  return (
+    `kill -${signal} -- -${pid} 2>/dev/null; kill -${signal} ${pid} 2>/dev/null; ` +
+    `pkill -${signal} -s ${pid} 2>/dev/null; true`
+  );
+}

@@ -1,0 +1,164 @@
+import { randomBytes } from 'node:crypto';
+import type { ClientChannel } from 'ssh2';
+import { CoworkError } from '../errors.js';
+import { wrapCommand } from './command.js';
+import { CappedOutput, PidMarkerFilter } from './output.js';
+import type { ExecOptions, ExecResult } from './types.js';
+
+/** What one exec needs from the session: a way to open the channel and to kill a process group. */
+export interface ExecTransport {
+  /** Opens an exec channel running `line` through the login shell. */
+  open(line: string): Promise<ClientChannel>;
+  /** Kills the guest process group/session led by `pid` (via a second channel). */
+  killGroup(pid: number): Promise<void>;
+  /** Registers a callback run if the connection drops; returns an unregister function. */
+  onLost(fail: (err: CoworkError) => void): () => void;
+}
+
+export interface ExecSettings {
+  cwd: string;
+  shell?: string;
+  maxOutputBytes: number;
+  /** After a kill, how long to wait for the channel to close before closing it from our side. */
+  killGraceMs: number;
+}
+
+type StopReason = 'timeout' | 'abort';
+
+/**
+ * Runs one command on its own channel and settles exactly once:
+ * resolves on exit (or, after a timeout, once the process group is killed, with timedOut);
+ * rejects 'cancelled' after an abort killed it, 'unavailable' if the connection drops.
+ */
+export function runExecChannel(
+  transport: ExecTransport,
+  command: string,
+  opts: ExecOptions,
+  settings: ExecSettings,
+  startedAt: number,
+): Promise<ExecResult> {
+  const nonce = randomBytes(8).toString('hex');
+  const line = wrapCommand(command, { cwd: settings.cwd, env: opts.env, nonce, shell: settings.shell });
+  return new Promise<ExecResult>((resolve, reject) => {
+    const stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout);
+    const stderr = new CappedOutput(settings.maxOutputBytes, opts.onStderr);
+    const marker = new PidMarkerFilter(nonce);
+    let channel: ClientChannel | undefined;
+    let exit: { code: number | null; signal: string | null } | undefined;
+    let stopping: StopReason | undefined;
+    let killSent = false;
+    let settled = false;
+    let pendingCloses = 2; // the channel and its stderr stream
+    const timers: NodeJS.Timeout[] = [];
+
+    const cleanup = () => {
+      for (const t of timers) clearTimeout(t);
+      opts.signal?.removeEventListener('abort', onAbort);
+      unregister();
+    };
+    const fail = (err: CoworkError) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      reject(err);
+    };
+    const unregister = transport.onLost(fail);
+
+    const kill = () => {
+      if (killSent || !stopping || !channel) return;
+      if (marker.pid !== undefined) {
+        killSent = true;
+        void transport.killGroup(marker.pid).catch(() => channel?.signal('KILL'));
+      } else if (marker.done) {
+        // No pid line (server without setsid or odd shell): signal the session process only.
+        killSent = true;
+        channel.signal('KILL');
+      }
+      // else: wait for the pid line; stderr's handler calls kill() again.
+    };
+    const stop = (why: StopReason) => {
+      if (stopping || settled) return;
+      stopping = why;
+      kill();
+      // Whatever happens to the kill, do not wait forever for the guest to confirm it.
+      timers.push(
+        setTimeout(() => {
+          if (!killSent && channel) {
+            killSent = true;
+            channel.signal('KILL');
+          }
+          channel?.close();
+        }, settings.killGraceMs),
+      );
+    };
+    const onAbort = () => stop('abort');
+
+    const finish = () => {
+      if (settled || --pendingCloses > 0) return;
+      const rest = marker.flush();
+      if (rest.length) stderr.push(rest);
+      if (!exit && !stopping) {
+        fail(
+          new CoworkError(
+            'unavailable',
+            'connection to the guest lost before the command reported its exit status; it may or may not have run to the end',
+          ),
+        );
+        return;
+      }
+      settled = true;
+      cleanup();
+      if (stopping === 'abort') {
+        reject(
+          new CoworkError('cancelled', 'the command was cancelled; its processes in the guest were killed'),
+        );
+        return;
+      }
+      resolve({
+        exitCode: exit?.code ?? null,
+        signal: exit?.signal ?? (stopping ? 'KILL' : null),
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        truncated: stdout.truncated || stderr.truncated,
+        durationMs: Math.round(performance.now() - startedAt),
+        timedOut: stopping === 'timeout',
+      });
+    };
+
+    if (opts.signal) {
+      if (opts.signal.aborted) {
+        fail(new CoworkError('cancelled', 'the command was cancelled before it started'));
+        return;
+      }
+      opts.signal.addEventListener('abort', onAbort, { once: true });
+    }
+
+    transport.open(line).then(
+      (ch) => {
+        channel = ch;
+        if (settled) {
+          ch.close();
+          return;
+        }
+        ch.on('data', (d: Buffer) => stdout.push(d));
+        ch.stderr.on('data', (d: Buffer) => {
+          const out = marker.push(d);
+          if (out.length) stderr.push(out);
+          if (stopping && !killSent) kill();
+        });
+        ch.on('exit', (code: number | null, signal?: string) => {
+          exit = { code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null };
+        });
+        ch.on('close', finish);
+        ch.stderr.on('close', finish);
+        ch.on('error', () => undefined); // surfaced through 'close' / connection loss
+        if (opts.stdin !== undefined) ch.end(opts.stdin);
+        else ch.end();
+        if (opts.timeoutMs !== undefined) timers.push(setTimeout(() => stop('timeout'), opts.timeoutMs));
+        if (stopping) kill();
+      },
+      (err: unknown) =>
+        fail(CoworkError.from(err, 'unavailable', 'could not start the command in the guest')),
+    );
+  });
+}
