@@ -1,0 +1,264 @@
+import type Anthropic from '@anthropic-ai/sdk';
+import { z } from 'zod';
+import { CoworkError } from '../errors.js';
+import { ToolRegistry } from '../tools/registry.js';
+import type { ToolContext, ToolResult } from '../tools/types.js';
+import { limitFromFigures } from './limits.js';
+import { callModel, DEFAULT_RETRY, defaultSleep } from './model-call.js';
+import { buildRequest } from './request.js';
+import type { AgentEvent, AgentOutcome, AgentResult, ModelUsage, RunAgentTaskOptions } from './types.js';
+
+/** A current model that is in the guardrails pricing table. */
+export const DEFAULT_MODEL = 'claude-sonnet-4-5';
+export const DEFAULT_MAX_TOKENS_PER_CALL = 8192;
+
+interface TaskState {
+  usage: ModelUsage;
+  iterations: number;
+  filesChanged: Set<string>;
+  started: number;
+}
+
+/** The tools see the task's signal even when the caller passed a separate one. */
+function toolContextFor(ctx: ToolContext, signal: AbortSignal): ToolContext {
+  if (signal === ctx.signal) return ctx;
+  const combined = AbortSignal.any([ctx.signal, signal]);
+  return {
+    taskId: ctx.taskId,
+    signal: combined,
+    session: ctx.session,
+    workspace: ctx.workspace,
+    maxFileSizeMB: ctx.maxFileSizeMB,
+    authorize: (req) => ctx.authorize(req),
+    execShell: (command, o) => ctx.execShell(command, { ...o, signal: o?.signal ?? combined }),
+    record: (event) => ctx.record(event),
+  };
+}
+
+function lastText(message: Anthropic.Message): string {
+  return message.content
+    .filter((b): b is Anthropic.TextBlock => b.type === 'text')
+    .map((b) => b.text)
+    .join('\n')
+    .trim();
+}
+
+/**
+ * Runs one agent task to its end: model call → tool calls (each through the controller's
+ * enforcement path) → results back to the model, until task_complete, a final answer, a
+ * budget limit, cancellation or failure. Resolves for every outcome; rejects only when the
+ * task cannot run at all (the API key was rejected: CoworkError 'denied').
+ */
+export async function runAgentTask(opts: RunAgentTaskOptions): Promise<AgentResult> {
+  const signal = opts.signal ?? opts.ctx.signal;
+  const registry = new ToolRegistry(opts.tools);
+  const toolCtx = toolContextFor(opts.ctx, signal);
+  const state: TaskState = {
+    usage: { input: 0, output: 0, cacheWrite: 0, cacheRead: 0 },
+    iterations: 0,
+    filesChanged: new Set(),
+    started: performance.now(),
+  };
+  const emit = (e: AgentEvent) => opts.onEvent?.(e);
+  const taskId = opts.ctx.taskId;
+
+  const finish = (outcome: AgentOutcome, summary: string, limit?: string): AgentResult => {
+    const result: AgentResult = {
+      outcome,
+      summary,
+      usage: { ...state.usage },
+      costUsd: opts.budget.figures().costUsd,
+      iterations: state.iterations,
+      durationMs: Math.round(performance.now() - state.started),
+      filesChanged: [...state.filesChanged].sort(),
+      ...(limit ? { limit } : {}),
+    };
+    emit({ type: 'finished', result });
+    return result;
+  };
+  const onLimit = (err: CoworkError): AgentResult => {
+    const hit = limitFromFigures(opts.budget.figures());
+    if (hit) opts.timeline.record(taskId, { type: 'task.limit', ...hit, message: err.message });
+    return finish('limit', err.message, hit?.name);
+  };
+  const onCancel = (): AgentResult => {
+    opts.timeline.record(taskId, {
+      type: 'task.cancelled',
+      by: 'signal',
+      reason: String(signal.reason ?? ''),
+    });
+    return finish('cancelled', 'Task cancelled.');
+  };
+
+  const messages: Anthropic.MessageParam[] = [
+    { role: 'user', content: [{ type: 'text', text: opts.prompt }] },
+  ];
+  const retry = { ...DEFAULT_RETRY, ...opts.retry };
+  try {
+    for (;;) {
+      if (signal.aborted) return onCancel();
+      opts.budget.checkBeforeCall();
+      const call = await callModel({
+        client: opts.client,
+        params: buildRequest({ ...opts, registry, messages }),
+        signal,
+        retry,
+        sleep: opts.sleep ?? defaultSleep,
+        onText: (text) => emit({ type: 'text', text }),
+        onRetry: (n) => {
+          opts.timeline.record(taskId, {
+            type: 'error',
+            code: n.errorType,
+            message: `model call attempt ${n.attempt} failed (${n.status ?? 'stream'} ${n.errorType}: ${n.message}); retrying in ${n.delayMs} ms`,
+            where: 'model.call',
+          });
+          emit({ type: 'model.retry', ...n });
+        },
+      });
+      state.iterations++;
+      for (const k of ['input', 'output', 'cacheWrite', 'cacheRead'] as const)
+        state.usage[k] += call.usage[k];
+      const { message } = call;
+      let overBudget: CoworkError | undefined;
+      try {
+        opts.budget.recordUsage(call.usage);
+      } catch (err) {
+        if (!CoworkError.is(err, 'limitExceeded')) throw err;
+        overBudget = err;
+      }
+      const figures = opts.budget.figures();
+      opts.timeline.record(taskId, {
+        type: 'model.call',
+        model: opts.model,
+        usage: call.usage,
+        stopReason: message.stop_reason ?? null,
+        durationMs: Math.round(call.durationMs),
+        attempt: call.attempt,
+        costUsd: figures.costUsd,
+      });
+      opts.timeline.record(taskId, { type: 'budget', ...figures });
+      emit({
+        type: 'model.call',
+        attempt: call.attempt,
+        stopReason: message.stop_reason ?? null,
+        usage: call.usage,
+        durationMs: call.durationMs,
+      });
+      emit({ type: 'budget', figures });
+      messages.push({ role: 'assistant', content: message.content });
+      if (overBudget) return onLimit(overBudget);
+
+      const uses = message.content.filter((b): b is Anthropic.ToolUseBlock => b.type === 'tool_use');
+      if (uses.length === 0) {
+        if (message.stop_reason === 'max_tokens') {
+          messages.push({ role: 'user', content: 'Your reply was cut off at the output limit. Continue.' });
+          continue;
+        }
+        if (message.stop_reason === 'refusal')
+          return finish('failed', lastText(message) || 'The model refused.');
+        return finish('completed', lastText(message) || 'The model ended without a summary.');
+      }
+      const results: Anthropic.ToolResultBlockParam[] = [];
+      let ended: { summary: string } | undefined;
+      for (const use of uses) {
+        if (signal.aborted) return onCancel();
+        const truncated = message.stop_reason === 'max_tokens' && use === uses[uses.length - 1];
+        const r = truncated
+          ? {
+              content: 'Your reply was cut off, so this tool call was not run. Retry with a smaller input.',
+              isError: true,
+            }
+          : await runToolUse(use, registry, toolCtx, opts, emit);
+        for (const f of r.filesChanged ?? []) state.filesChanged.add(f);
+        results.push({
+          type: 'tool_result',
+          tool_use_id: use.id,
+          content: r.content,
+          is_error: r.isError === true,
+        });
+        if (r.endTask) {
+          ended = r.endTask;
+          break;
+        }
+      }
+      if (signal.aborted) return onCancel();
+      if (ended) return finish('completed', ended.summary);
+      messages.push({ role: 'user', content: results });
+    }
+  } catch (err) {
+    if (signal.aborted || CoworkError.is(err, 'cancelled')) return onCancel();
+    if (CoworkError.is(err, 'limitExceeded')) return onLimit(err);
+    const e = CoworkError.from(err);
+    opts.timeline.record(taskId, { type: 'error', code: e.code, message: e.message, where: 'agent' });
+    if (e.code === 'denied') throw e;
+    return finish('failed', e.message);
+  }
+}
+
+async function runToolUse(
+  use: Anthropic.ToolUseBlock,
+  registry: ToolRegistry,
+  ctx: ToolContext,
+  opts: RunAgentTaskOptions,
+  emit: (e: AgentEvent) => void,
+): Promise<ToolResult> {
+  const taskId = ctx.taskId;
+  opts.timeline.record(taskId, {
+    type: 'tool.call',
+    toolUseId: use.id,
+    name: use.name,
+    inputExcerpt: JSON.stringify(use.input),
+  });
+  const result = await executeTool(use, registry, ctx, emit);
+  opts.timeline.record(taskId, {
+    type: 'tool.result',
+    toolUseId: use.id,
+    name: use.name,
+    isError: result.isError === true,
+    outputBytes: Buffer.byteLength(result.content),
+    outputExcerpt: result.content,
+  });
+  emit({
+    type: 'tool.result',
+    id: use.id,
+    name: use.name,
+    isError: result.isError === true,
+    denied: result.denied === true,
+    content: result.content,
+  });
+  return result;
+}
+
+async function executeTool(
+  use: Anthropic.ToolUseBlock,
+  registry: ToolRegistry,
+  ctx: ToolContext,
+  emit: (e: AgentEvent) => void,
+): Promise<ToolResult> {
+  const tool = registry.get(use.name);
+  if (!tool) {
+    return {
+      content: `There is no tool "${use.name}". Available: ${registry.names().join(', ')}.`,
+      isError: true,
+    };
+  }
+  const parsed = tool.input.safeParse(use.input);
+  if (!parsed.success) {
+    return { content: `Invalid input for ${use.name}:\n${z.prettifyError(parsed.error)}`, isError: true };
+  }
+  let description: string;
+  try {
+    description = tool.describe(parsed.data);
+  } catch {
+    description = use.name;
+  }
+  emit({ type: 'tool.call', id: use.id, name: use.name, description, input: parsed.data });
+  try {
+    return await tool.run(parsed.data, ctx);
+  } catch (err) {
+    if (ctx.signal.aborted) throw new CoworkError('cancelled', 'task cancelled', err);
+    // The VM or the controller is gone (or a bug): fail the task closed rather than let the model improvise.
+    if (!CoworkError.is(err) || err.code === 'unavailable' || err.code === 'internal') throw err;
+    return { content: err.message, isError: true, denied: err.code === 'denied' };
+  }
+}

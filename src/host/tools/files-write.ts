@@ -1,0 +1,125 @@
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { bytesOfMB } from './abridge.js';
+import { authorizeFileTool, guestFailure } from './authorize.js';
+import { guestPath, shellQuote, workspaceRelative } from './guest-path.js';
+import type { Tool, ToolContext, ToolResult } from './types.js';
+
+function tooLarge(path: string, bytes: number, maxMB: number): ToolResult {
+  return {
+    content: `Refused: the new content of ${path} would be ${bytes} bytes, over the ${maxMB} MB file limit. Nothing was written.`,
+    isError: true,
+  };
+}
+
+/** Writes through the GuestSession (SFTP), creating missing parent folders in the guest first. */
+async function writeGuestFile(ctx: ToolContext, absPath: string, data: string): Promise<void> {
+  const dir = posix.dirname(absPath);
+  const mk = await ctx.session.exec(`mkdir -p -- ${shellQuote(dir)}`, {
+    timeoutMs: 30_000,
+    signal: ctx.signal,
+  });
+  if (mk.exitCode !== 0) throw new Error(mk.stderr.trim() || `mkdir exited with ${mk.exitCode}`);
+  await ctx.session.writeFile(absPath, data);
+}
+
+const writeInput = z
+  .object({
+    path: z.string().min(1).describe('File path, relative to /workspace or absolute.'),
+    content: z.string().describe('The complete new content of the file.'),
+  })
+  .strict();
+export type WriteFileInput = z.infer<typeof writeInput>;
+
+export const writeFileTool: Tool<WriteFileInput> = {
+  name: 'write_file',
+  risk: 'write',
+  description: 'Create or overwrite a file in the VM workspace with the given content (parents are created).',
+  input: writeInput,
+  describe: (i) => `write_file ${i.path} (${Buffer.byteLength(i.content)} bytes)`,
+  paths: (i) => [{ path: guestPath(i.path), access: 'write' }],
+  async run(input, ctx): Promise<ToolResult> {
+    const path = guestPath(input.path);
+    const bytes = Buffer.byteLength(input.content);
+    if (bytes > bytesOfMB(ctx.maxFileSizeMB)) return tooLarge(input.path, bytes, ctx.maxFileSizeMB);
+    const denied = await authorizeFileTool(writeFileTool, input, writeFileTool.paths!(input), ctx);
+    if (denied) return denied;
+    try {
+      await writeGuestFile(ctx, path, input.content);
+    } catch (err) {
+      return guestFailure('write', input.path, err);
+    }
+    return { content: `Wrote ${bytes} bytes to ${input.path}.`, filesChanged: [workspaceRelative(path)] };
+  },
+};
+
+const editInput = z
+  .object({
+    path: z.string().min(1).describe('File path, relative to /workspace or absolute.'),
+    old_string: z
+      .string()
+      .min(1)
+      .describe('Exact text to replace; must occur exactly once unless replace_all.'),
+    new_string: z.string().describe('Replacement text.'),
+    replace_all: z.boolean().default(false).describe('Replace every occurrence instead of exactly one.'),
+  })
+  .strict();
+export type EditFileInput = z.infer<typeof editInput>;
+
+function countOccurrences(haystack: string, needle: string): number {
+  let n = 0;
+  for (let i = haystack.indexOf(needle); i !== -1; i = haystack.indexOf(needle, i + needle.length)) n++;
+  return n;
+}
+
+export const editFileTool: Tool<EditFileInput> = {
+  name: 'edit_file',
+  risk: 'write',
+  description:
+    'Replace an exact string in a file in the VM workspace. old_string must match exactly once (include ' +
+    'surrounding lines to make it unique) unless replace_all is true.',
+  input: editInput,
+  describe: (i) => `edit_file ${i.path}${i.replace_all ? ' (all occurrences)' : ''}`,
+  paths: (i) => [{ path: guestPath(i.path), access: 'edit' }],
+  async run(input, ctx): Promise<ToolResult> {
+    const path = guestPath(input.path);
+    const denied = await authorizeFileTool(editFileTool, input, editFileTool.paths!(input), ctx);
+    if (denied) return denied;
+    const max = bytesOfMB(ctx.maxFileSizeMB);
+    let text: string;
+    try {
+      const st = await ctx.session.stat(path);
+      if (st.size > max) return tooLarge(input.path, st.size, ctx.maxFileSizeMB);
+      text = (await ctx.session.readFile(path, { maxBytes: max })).toString('utf8');
+    } catch (err) {
+      return guestFailure('read', input.path, err);
+    }
+    const count = countOccurrences(text, input.old_string);
+    if (count === 0) {
+      return {
+        content: `old_string was not found in ${input.path}; read the file and copy the text exactly.`,
+        isError: true,
+      };
+    }
+    if (count > 1 && !input.replace_all) {
+      return {
+        content: `old_string occurs ${count} times in ${input.path}; add surrounding lines to make it unique, or set replace_all.`,
+        isError: true,
+      };
+    }
+    const updated = input.replace_all
+      ? text.split(input.old_string).join(input.new_string)
+      : text.replace(input.old_string, () => input.new_string);
+    const bytes = Buffer.byteLength(updated);
+    if (bytes > max) return tooLarge(input.path, bytes, ctx.maxFileSizeMB);
+    try {
+      await writeGuestFile(ctx, path, updated);
+    } catch (err) {
+      return guestFailure('write', input.path, err);
+    }
+    return {
+      content: `Replaced ${count} occurrence${count === 1 ? '' : 's'} in ${input.path}.`,
+      filesChanged: [workspaceRelative(path)],
+    };
+  },
+};

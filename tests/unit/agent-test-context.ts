@@ -1,0 +1,188 @@
+import { posix } from 'node:path';
+import type { ExecOutcome } from '../../src/host/control/api.js';
+import { CoworkError } from '../../src/host/errors.js';
+import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
+import type { DirEntry, ExecOptions, ExecResult, FileStat, GuestSession } from '../../src/host/ssh/types.js';
+import type {
+  AuthorizeOutcome,
+  ShellExecOptions,
+  ToolContext,
+  ToolEvent,
+} from '../../src/host/tools/types.js';
+
+/**
+ * In-test implementations of the seams the agent and its tools talk to: a ToolContext whose
+ * decisions are scripted per test and whose calls are recorded, over an in-memory guest file
+ * system. The real-guest versions of these scenarios live in tests/integration/agent-guest.test.ts.
+ */
+
+export function execResult(partial: Partial<ExecResult> = {}): ExecResult {
+  return {
+    exitCode: 0,
+    signal: null,
+    stdout: '',
+    stderr: '',
+    truncated: false,
+    durationMs: 1,
+    timedOut: false,
+    ...partial,
+  };
+}
+
+/** Guest files in memory, keyed by absolute guest path. exec records the command and runs nothing. */
+export class MemoryGuestSession implements GuestSession {
+  readonly files = new Map<string, Buffer>();
+  readonly dirs = new Set<string>(['/workspace']);
+  readonly execs: { command: string; opts?: ExecOptions }[] = [];
+  execHandler: (command: string, opts?: ExecOptions) => Promise<ExecResult> = async () => execResult();
+  readonly connected = true;
+
+  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    this.execs.push({ command, opts });
+    const mk = /^mkdir -p -- '([^']*)'$/.exec(command);
+    if (mk?.[1]) {
+      for (let d = mk[1]; d !== '/'; d = posix.dirname(d)) this.dirs.add(d);
+      return execResult();
+    }
+    return this.execHandler(command, opts);
+  }
+  async readFile(path: string, opts?: { maxBytes?: number }): Promise<Buffer> {
+    const data = this.files.get(path);
+    if (!data) throw new CoworkError('notFound', `No such file: ${path}`);
+    if (opts?.maxBytes !== undefined && data.length > opts.maxBytes) {
+      throw new CoworkError('limitExceeded', `${path} is larger than ${opts.maxBytes} bytes`);
+    }
+    return data;
+  }
+  async writeFile(path: string, data: string | Buffer): Promise<void> {
+    if (!this.dirs.has(posix.dirname(path)))
+      throw new CoworkError('notFound', `No such directory: ${posix.dirname(path)}`);
+    this.files.set(path, Buffer.from(data));
+  }
+  async stat(path: string): Promise<FileStat> {
+    if (this.dirs.has(path)) return { path, type: 'directory', size: 4096, mode: 0o755, mtimeMs: 0 };
+    const f = this.files.get(path);
+    if (!f) throw new CoworkError('notFound', `No such file: ${path}`);
+    return { path, type: 'file', size: f.length, mode: 0o644, mtimeMs: 0 };
+  }
+  async list(path: string): Promise<DirEntry[]> {
+    if (!this.dirs.has(path)) throw new CoworkError('notFound', `No such directory: ${path}`);
+    const out: DirEntry[] = [];
+    for (const d of this.dirs)
+      if (d !== path && posix.dirname(d) === path)
+        out.push({ name: posix.basename(d), type: 'directory', size: 4096 });
+    for (const [f, data] of this.files)
+      if (posix.dirname(f) === path) out.push({ name: posix.basename(f), type: 'file', size: data.length });
+    return out;
+  }
+  async forward(): Promise<never> {
+    throw new CoworkError('unsupported', 'no port forwarding in the in-memory session');
+  }
+  async close(): Promise<void> {}
+}
+
+const decision = (effect: Decision['effect'], reasons: string[] = []): Decision => ({
+  effect,
+  reasons,
+  layer: 'tool',
+});
+
+export type ScriptedVerdict = { allowed: true } | { allowed: false; reason: string };
+
+/** A ToolContext whose policy answers are scripted and whose calls are recorded. */
+export class RecordingToolContext implements ToolContext {
+  readonly taskId: string;
+  readonly controller = new AbortController();
+  readonly session = new MemoryGuestSession();
+  readonly workspace = '/host/workspace';
+  maxFileSizeMB = 1;
+  readonly authorizeCalls: PolicyRequest[] = [];
+  readonly shellCalls: { command: string; opts?: ShellExecOptions }[] = [];
+  readonly events: ToolEvent[] = [];
+  /** Decides shell commands and file tools alike; default allow. */
+  policy: (req: PolicyRequest) => ScriptedVerdict = () => ({ allowed: true });
+  /** Runs an allowed shell command "in the guest". */
+  shell: (command: string, opts?: ShellExecOptions) => Promise<ExecResult> = async () => execResult();
+
+  constructor(taskId = 't-test01') {
+    this.taskId = taskId;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  async authorize(req: PolicyRequest): Promise<AuthorizeOutcome> {
+    this.authorizeCalls.push(req);
+    const v = this.policy(req);
+    return v.allowed
+      ? { allowed: true, decision: decision('allow') }
+      : { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
+  }
+
+  async execShell(command: string, opts?: ShellExecOptions): Promise<ExecOutcome> {
+    this.shellCalls.push({ command, opts });
+    const v = this.policy({ kind: 'shell', command, cwd: opts?.cwd });
+    if (!v.allowed) return { decision: decision('deny', [v.reason]), deniedReason: v.reason };
+    return { decision: decision('allow'), result: await this.shell(command, opts) };
+  }
+
+  record(event: ToolEvent): void {
+    this.events.push(event);
+  }
+}
+
+import type { AgentBudget, ModelUsage } from '../../src/host/agent/types.js';
+import type { BudgetFigures } from '../../src/host/timeline/events.js';
+
+/**
+ * Stand-in budget with the guardrails BudgetTracker's contract (throws limitExceeded before a
+ * call that cannot fit and after a call that went over), priced like claude-sonnet-4-5.
+ */
+export class ScriptedBudget implements AgentBudget {
+  readonly f: BudgetFigures;
+  constructor(limits: BudgetFigures['limits'] = {}) {
+    this.f = {
+      model: 'claude-sonnet-4-5',
+      tokensIn: 0,
+      tokensOut: 0,
+      cacheWrite: 0,
+      cacheRead: 0,
+      totalTokens: 0,
+      costUsd: 0,
+      iterations: 0,
+      limits,
+    };
+  }
+  checkBeforeCall(): void {
+    const { maxIterations } = this.f.limits;
+    if (maxIterations !== undefined && this.f.iterations >= maxIterations)
+      throw new CoworkError(
+        'limitExceeded',
+        `iteration limit reached: ${this.f.iterations} of ${maxIterations}`,
+      );
+    this.checkOver(true);
+  }
+  recordUsage(u: ModelUsage): void {
+    this.f.iterations++;
+    this.f.tokensIn += u.input;
+    this.f.tokensOut += u.output;
+    this.f.cacheWrite += u.cacheWrite;
+    this.f.cacheRead += u.cacheRead;
+    this.f.totalTokens += u.input + u.output + u.cacheWrite + u.cacheRead;
+    this.f.costUsd =
+      (this.f.costUsd ?? 0) + (u.input * 3 + u.output * 15 + u.cacheWrite * 3.75 + u.cacheRead * 0.3) / 1e6;
+    this.checkOver(false);
+  }
+  private checkOver(atOrOver: boolean): void {
+    const { maxTokens, maxCostUsd } = this.f.limits;
+    const over = (v: number, l: number) => (atOrOver ? v >= l : v > l);
+    if (maxTokens !== undefined && over(this.f.totalTokens, maxTokens))
+      throw new CoworkError('limitExceeded', `token limit: ${this.f.totalTokens} of ${maxTokens}`);
+    if (maxCostUsd !== undefined && over(this.f.costUsd ?? 0, maxCostUsd))
+      throw new CoworkError('limitExceeded', `cost limit: $${this.f.costUsd} of $${maxCostUsd}`);
+  }
+  figures(): BudgetFigures {
+    return structuredClone(this.f);
+  }
+}
