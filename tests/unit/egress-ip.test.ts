@@ -3,15 +3,15 @@ import {
   blockedAddressReason,
   normalizeHost,
   parseConnectAuthority,
-  parseIp,
   parseIPv4Loose,
   parseIPv6,
+  parseIp,
 } from '../../src/host/egress/index.js';
 
 const text = (s: string) => parseIp(s)?.text;
 const blocked = (s: string) => {
   const host = normalizeHost(s);
-  if (!host || host.kind !== 'ip') throw new Error(`not an IP: ${s}`);
+  if (host?.kind !== 'ip') throw new Error(`not an IP: ${s}`);
   return blockedAddressReason(host.bytes);
 };
 
@@ -35,12 +35,20 @@ describe('IPv4 spellings (inet_aton / WHATWG)', () => {
     expect(bytes && Array.from(bytes).join('.')).toBe(expected);
   });
 
-  it.each(['256.0.0.1', '1.2.3.4.5', '08.0.0.1', '0x1g', '4294967296', '1.16777216', '', '.', 'a.b.c.d', '1..2'])(
-    '%s is not an IPv4 address',
-    (input) => {
-      expect(parseIPv4Loose(input)).toBeNull();
-    },
-  );
+  it.each([
+    '256.0.0.1',
+    '1.2.3.4.5',
+    '08.0.0.1',
+    '0x1g',
+    '4294967296',
+    '1.16777216',
+    '',
+    '.',
+    'a.b.c.d',
+    '1..2',
+  ])('%s is not an IPv4 address', (input) => {
+    expect(parseIPv4Loose(input)).toBeNull();
+  });
 });
 
 describe('IPv6 parsing', () => {
@@ -124,14 +132,30 @@ describe('normalizeHost', () => {
     expect(normalizeHost('ex%61mple.com')).toEqual({ kind: 'name', host: 'example.com' });
     expect(normalizeHost('１２７.０.０.１')).toMatchObject({ kind: 'ip', host: '127.0.0.1' });
     expect(normalizeHost('%31%32%37.0.0.1')).toMatchObject({ kind: 'ip', host: '127.0.0.1' });
-    expect(normalizeHost('[::FFFF:127.0.0.1]')).toMatchObject({ kind: 'ip', host: '::ffff:7f00:1', family: 6 });
+    expect(normalizeHost('[::FFFF:127.0.0.1]')).toMatchObject({
+      kind: 'ip',
+      host: '::ffff:7f00:1',
+      family: 6,
+    });
     expect(normalizeHost('::1')).toMatchObject({ kind: 'ip', host: '::1' });
   });
 
   it('parses CONNECT authorities and requires a port', () => {
-    expect(parseConnectAuthority('example.com:443')).toMatchObject({ host: { host: 'example.com' }, port: 443 });
+    expect(parseConnectAuthority('example.com:443')).toMatchObject({
+      host: { host: 'example.com' },
+      port: 443,
+    });
     expect(parseConnectAuthority('[::1]:8443')).toMatchObject({ host: { host: '::1' }, port: 8443 });
-    for (const bad of ['example.com', 'example.com:', 'example.com:0', 'a@b:443', 'a/b:443', '[::1]', '[::1]x:1', '::1:443']) {
+    for (const bad of [
+      'example.com',
+      'example.com:',
+      'example.com:0',
+      'a@b:443',
+      'a/b:443',
+      '[::1]',
+      '[::1]x:1',
+      '::1:443',
+    ]) {
       expect(parseConnectAuthority(bad), bad).toBeNull();
     }
   });

@@ -1,9 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { CoworkError } from '../../src/host/errors.js';
 import { compileRules, decideEgress, parseRule } from '../../src/host/egress/index.js';
+import { CoworkError } from '../../src/host/errors.js';
 
-const effect = (host: string, port: number, rules: Parameters<typeof decideEgress>[2], approved?: Set<string>) =>
-  decideEgress(host, port, rules, approved).effect;
+const effect = (
+  host: string,
+  port: number,
+  rules: Parameters<typeof decideEgress>[2],
+  approved?: Set<string>,
+) => decideEgress(host, port, rules, approved).effect;
 
 describe('decideEgress', () => {
   it('denies everything when there is no config', () => {
@@ -63,9 +67,9 @@ describe('decideEgress', () => {
     expect(effect('bad.example.com', 443, rules, new Set(['bad.example.com']))).toBe('deny');
     expect(effect('good.example.com', 443, rules)).toBe('allow');
     // A port-less deny entry covers every port, even one an allow rule names.
-    expect(effect('bad.example.com', 8443, { allow: ['bad.example.com:8443'], deny: ['bad.example.com'] })).toBe(
-      'deny',
-    );
+    expect(
+      effect('bad.example.com', 8443, { allow: ['bad.example.com:8443'], deny: ['bad.example.com'] }),
+    ).toBe('deny');
     // A deny entry with a port covers only that port.
     expect(effect('example.com', 443, { allow: ['example.com'], deny: ['example.com:80'] })).toBe('allow');
     expect(effect('example.com', 80, { allow: ['example.com'], deny: ['example.com:80'] })).toBe('deny');
@@ -93,7 +97,17 @@ describe('decideEgress', () => {
   });
 
   it('denies hosts that are not valid', () => {
-    for (const h of ['', 'a b', 'a/b', 'user@host', 'host#x', '1.2.3.4.5', '256.0.0.1', '[fe80::1%eth0]', 'a..b']) {
+    for (const h of [
+      '',
+      'a b',
+      'a/b',
+      'user@host',
+      'host#x',
+      '1.2.3.4.5',
+      '256.0.0.1',
+      '[fe80::1%eth0]',
+      'a..b',
+    ]) {
       expect(decideEgress(h, 443, { allow: ['*'] }), h).toMatchObject({ effect: 'deny', stage: 'invalid' });
     }
     expect(effect('example.com', 0, { allow: ['*'] })).toBe('deny');
@@ -103,15 +117,31 @@ describe('decideEgress', () => {
 
 describe('egress rule syntax', () => {
   it('parses the documented forms', () => {
-    expect(parseRule('*.example.com', 'allow').pattern).toEqual({ kind: 'subdomains', domain: 'example.com' });
+    expect(parseRule('*.example.com', 'allow').pattern).toEqual({
+      kind: 'subdomains',
+      domain: 'example.com',
+    });
     expect(parseRule('.Example.com', 'allow').pattern).toEqual({ kind: 'domain', domain: 'example.com' });
     expect(parseRule('example.com:8443', 'allow')).toMatchObject({ port: 8443 });
-    expect(parseRule('[::1]:8080', 'allow')).toMatchObject({ port: 8080, pattern: { host: '::1', isIp: true } });
+    expect(parseRule('[::1]:8080', 'allow')).toMatchObject({
+      port: 8080,
+      pattern: { host: '::1', isIp: true },
+    });
     expect(parseRule('::1', 'allow')).toMatchObject({ pattern: { host: '::1', isIp: true } });
   });
 
   it('rejects malformed entries with a message naming the entry', () => {
-    for (const bad of ['', 'exa mple.com', 'foo.*.com', '*example.com', '*.127.0.0.1', 'host:0', 'host:99999', 'a:b:c', 'http://x']) {
+    for (const bad of [
+      '',
+      'exa mple.com',
+      'foo.*.com',
+      '*example.com',
+      '*.127.0.0.1',
+      'host:0',
+      'host:99999',
+      'a:b:c',
+      'http://x',
+    ]) {
       let caught: unknown;
       try {
         compileRules({ allow: [bad] });

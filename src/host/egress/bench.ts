@@ -24,7 +24,9 @@ function fetchBytes(agent: http.Agent, opts: http.RequestOptions): Promise<numbe
       res.on('data', (c: Buffer) => {
         n += c.length;
       });
-      res.on('end', () => (res.statusCode === 200 ? resolve(n) : reject(new Error(`status ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(n) : reject(new Error(`status ${res.statusCode}`)),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);

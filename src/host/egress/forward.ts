@@ -1,7 +1,6 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { denyMessage } from './deny-message.js';
-import type { EgressEvent } from './events.js';
 import { endToEndHeaders, headerObject } from './headers.js';
 import { normalizeHost } from './host.js';
 import type { Authorization, EgressTarget, ProxyRuntime } from './proxy.js';
@@ -34,13 +33,35 @@ export async function forwardHttp(
     const why = /^https:\/\//i.test(rawUrl)
       ? 'https URLs go through CONNECT (set HTTPS_PROXY), the proxy does not open TLS itself'
       : 'send absolute-form requests (http://host/path) or CONNECT host:port';
-    sendText(res, 400, `cowork-vm egress proxy: cannot forward ${JSON.stringify(rawUrl.slice(0, 200))}: ${why}.\n`);
-    rt.record({ ...base, host: '', port: 0, decision: 'deny', stage: 'invalid', reason: why, status: 400, bytesIn: 0, bytesOut: 0, durationMs: elapsed() });
+    sendText(
+      res,
+      400,
+      `cowork-vm egress proxy: cannot forward ${JSON.stringify(rawUrl.slice(0, 200))}: ${why}.\n`,
+    );
+    rt.record({
+      ...base,
+      host: '',
+      port: 0,
+      decision: 'deny',
+      stage: 'invalid',
+      reason: why,
+      status: 400,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+    });
     return;
   }
   const port = url.port === '' ? 80 : Number(url.port);
   const shownUrl = `${url.protocol}//${url.host}${url.pathname}`;
-  const target: EgressTarget = { kind: 'http', method, host, port, url: shownUrl, what: `${method} ${shownUrl}` };
+  const target: EgressTarget = {
+    kind: 'http',
+    method,
+    host,
+    port,
+    url: shownUrl,
+    what: `${method} ${shownUrl}`,
+  };
   const common = { ...base, host: host.host, port, url: shownUrl };
 
   let auth: Authorization;
@@ -53,7 +74,15 @@ export async function forwardHttp(
     const body = denyMessage({ ...auth, what: target.what, host: host.host, port });
     sendText(res, auth.status, body);
     const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-    rt.record({ ...common, ...rest, decision: 'deny', status, bytesIn: 0, bytesOut: 0, durationMs: elapsed() });
+    rt.record({
+      ...common,
+      ...rest,
+      decision: 'deny',
+      status,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+    });
     return;
   }
 
@@ -109,7 +138,11 @@ export async function forwardHttp(
     error = err.message;
     if (!res.headersSent) {
       status = 502;
-      sendText(res, 502, `cowork-vm egress proxy: ${target.what} was allowed but the connection to ${auth.address} failed: ${err.message}\n`);
+      sendText(
+        res,
+        502,
+        `cowork-vm egress proxy: ${target.what} was allowed but the connection to ${auth.address} failed: ${err.message}\n`,
+      );
     } else {
       res.destroy();
     }

@@ -16,7 +16,10 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Filters a raw header list ([name, value, name, value, ...]); also drops names listed in Connection. */
-export function endToEndHeaders(raw: readonly string[], alsoDrop: readonly string[] = []): [string, string][] {
+export function endToEndHeaders(
+  raw: readonly string[],
+  alsoDrop: readonly string[] = [],
+): [string, string][] {
   const drop = new Set([...HOP_BY_HOP, ...alsoDrop]);
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]?.toLowerCase() === 'connection') {

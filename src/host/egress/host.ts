@@ -35,7 +35,8 @@ export function normalizeHost(raw: string): NormalizedHost | null {
     return bytes ? { kind: 'ip', host: formatIp(bytes), family: 6, bytes } : null;
   }
   if (hostname.endsWith('.')) hostname = hostname.slice(0, -1);
-  if (hostname === '' || hostname.length > 253 || hostname.includes('..') || hostname.startsWith('.')) return null;
+  if (hostname === '' || hostname.length > 253 || hostname.includes('..') || hostname.startsWith('.'))
+    return null;
   // The URL parser already turned numeric hosts into dotted quads; parse again so that nothing
   // that inet_aton would read as an address is ever treated as a name.
   const v4 = parseIPv4Loose(hostname);

@@ -2,14 +2,20 @@ export { benchEgress } from './bench.js';
 export { denyMessage } from './deny-message.js';
 export { type EgressEvent, EgressEventSchema, type EgressTimelineSink } from './events.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
-export { blockedAddressReason, parseIp, parseIPv4Loose, parseIPv6 } from './ip-address.js';
+export { blockedAddressReason, parseIPv4Loose, parseIPv6, parseIp } from './ip-address.js';
 export {
   type Dialer,
   defaultDialer,
   EgressProxy,
   type EgressProxyOptions,
 } from './proxy.js';
-export { checkTarget, compileTestResolve, type LookupFn, type ResolvedAddress, systemLookup } from './resolve.js';
+export {
+  checkTarget,
+  compileTestResolve,
+  type LookupFn,
+  type ResolvedAddress,
+  systemLookup,
+} from './resolve.js';
 export {
   compileRules,
   decideEgress,

@@ -110,7 +110,11 @@ export function parseIPv6(input: string): IpBytes | null {
     bytes[i * 2] = w >> 8;
     bytes[i * 2 + 1] = w & 0xff;
   });
-  if (ipv4Tail !== null) ipv4Tail.split('.').forEach((o, i) => (bytes[12 + i] = Number(o)));
+  if (ipv4Tail !== null) {
+    ipv4Tail.split('.').forEach((o, i) => {
+      bytes[12 + i] = Number(o);
+    });
+  }
   return bytes;
 }
 
@@ -171,7 +175,11 @@ const V4_BLOCKED: Range[] = [
 ];
 
 const V6_BLOCKED: Range[] = [
-  { prefix: [0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54], bits: 128, what: 'the cloud metadata address' },
+  {
+    prefix: [0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54],
+    bits: 128,
+    what: 'the cloud metadata address',
+  },
   { prefix: new Array(16).fill(0), bits: 128, what: 'the unspecified address (::)' },
   { prefix: [...new Array(15).fill(0), 1], bits: 128, what: 'the loopback address (::1)' },
   { prefix: [0, 0x64, 0xff, 0x9b, 0, 1], bits: 48, what: 'a local-use NAT64 address (64:ff9b:1::/48)' },

@@ -7,7 +7,13 @@ import type { PolicyContextName } from '../policy/types.js';
 import type { EgressEvent, EgressTimelineSink } from './events.js';
 import { forwardHttp } from './forward.js';
 import { hostPortText, type NormalizedHost } from './host.js';
-import { checkTarget, compileTestResolve, type LookupFn, systemLookup, type TestResolveMap } from './resolve.js';
+import {
+  checkTarget,
+  compileTestResolve,
+  type LookupFn,
+  systemLookup,
+  type TestResolveMap,
+} from './resolve.js';
 import { compileRules, decideEgress, type EgressRules, type EgressRulesInput } from './rules.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
@@ -15,7 +21,8 @@ import { openTunnel } from './tunnel.js';
 /** Opens the TCP connection to a checked address. Tests inject one to see what is dialled. */
 export type Dialer = (target: { address: string; family: 4 | 6; port: number }) => net.Socket;
 
-export const defaultDialer: Dialer = ({ address, family, port }) => net.connect({ host: address, port, family });
+export const defaultDialer: Dialer = ({ address, family, port }) =>
+  net.connect({ host: address, port, family });
 
 export interface EgressProxyOptions {
   /** `[egress]` allow / deny / ask. Absent = deny everything. */
@@ -53,7 +60,15 @@ export interface EgressTarget {
 }
 
 export type Authorization =
-  | { ok: true; address: string; family: 4 | 6; stage: EgressEvent['stage']; reason: string; rule?: string; approvedBy?: string }
+  | {
+      ok: true;
+      address: string;
+      family: 4 | 6;
+      stage: EgressEvent['stage'];
+      reason: string;
+      rule?: string;
+      approvedBy?: string;
+    }
   | {
       ok: false;
       status: 403 | 502;
@@ -130,7 +145,8 @@ export class EgressProxy {
       openTunnel(this.runtime, req, socket, head, this.taskId),
     );
     this.server.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      if (socket.writable)
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
   }
@@ -141,7 +157,9 @@ export class EgressProxy {
     const host = this.opts.listenHost ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) =>
-        reject(new CoworkError('unavailable', `the egress proxy could not listen on ${host}: ${err.message}`, err));
+        reject(
+          new CoworkError('unavailable', `the egress proxy could not listen on ${host}: ${err.message}`, err),
+        );
       this.server.once('error', onError);
       this.server.listen(this.opts.port ?? 0, host, () => {
         this.server.off('error', onError);
@@ -192,14 +210,19 @@ export class EgressProxy {
     const { host, port } = target;
     const decision = decideEgress(host.host, port, this.rules, this.approvals.hostsFor(taskId));
     const rule = decision.rule === undefined ? {} : { rule: decision.rule };
-    if (decision.effect === 'deny') return { ok: false, status: 403, stage: decision.stage, reason: decision.reason, ...rule };
-    const checked = await checkTarget(host, port, this.rules, { lookup: this.lookup, testResolve: this.testResolve });
+    if (decision.effect === 'deny')
+      return { ok: false, status: 403, stage: decision.stage, reason: decision.reason, ...rule };
+    const checked = await checkTarget(host, port, this.rules, {
+      lookup: this.lookup,
+      testResolve: this.testResolve,
+    });
     if (!checked.ok) {
       const { ok: _ok, ...failure } = checked;
       return { ok: false, ...failure, status: checked.stage === 'resolve' ? 502 : 403 };
     }
     const dialled = { address: checked.address, family: checked.family };
-    if (decision.effect === 'allow') return { ok: true, ...dialled, stage: decision.stage, reason: decision.reason, ...rule };
+    if (decision.effect === 'allow')
+      return { ok: true, ...dialled, stage: decision.stage, reason: decision.reason, ...rule };
     if (!this.approvals.hasBroker) {
       const reason = `${decision.reason} and no approval frontend is connected to ask a user`;
       return { ok: false, status: 403, stage: 'approval', reason };

@@ -45,8 +45,11 @@ export function compileTestResolve(
   }
   for (const [name, value] of entries) {
     const host = normalizeHost(name);
-    if (!host || host.kind !== 'name') {
-      throw new CoworkError('invalidArgument', `egress.testResolve key ${JSON.stringify(name)} must be a host name`);
+    if (host?.kind !== 'name') {
+      throw new CoworkError(
+        'invalidArgument',
+        `egress.testResolve key ${JSON.stringify(name)} must be a host name`,
+      );
     }
     const ips = (Array.isArray(value) ? value : [value]).map((v) => {
       const ip = parseIp(v);
@@ -58,7 +61,8 @@ export function compileTestResolve(
       }
       return ip;
     });
-    if (ips.length === 0) throw new CoworkError('invalidArgument', `egress.testResolve.${name} has no address`);
+    if (ips.length === 0)
+      throw new CoworkError('invalidArgument', `egress.testResolve.${name} has no address`);
     out.set(host.host, ips);
   }
   return out;
@@ -108,7 +112,8 @@ export async function checkTarget(
     candidates = [];
     for (const a of answers) {
       const ip = parseIp(a.address);
-      if (!ip) return { ok: false, stage: 'resolve', reason: `${host.host} resolved to an unreadable address` };
+      if (!ip)
+        return { ok: false, stage: 'resolve', reason: `${host.host} resolved to an unreadable address` };
       candidates.push(ip);
     }
     via = 'dns';

@@ -64,7 +64,8 @@ export function parseRule(text: string, list: 'allow' | 'deny'): EgressRule {
   const hostText = split.host;
   if (hostText === '*') return { text, pattern: { kind: 'any' }, port };
   const wildcard = hostText.startsWith('*.') ? 'subdomains' : hostText.startsWith('.') ? 'domain' : null;
-  const bare = wildcard === 'subdomains' ? hostText.slice(2) : wildcard === 'domain' ? hostText.slice(1) : hostText;
+  const bare =
+    wildcard === 'subdomains' ? hostText.slice(2) : wildcard === 'domain' ? hostText.slice(1) : hostText;
   if (bare.includes('*')) throw bad('"*" is only allowed as a whole label at the start ("*.example.com")');
   const host = normalizeHost(bare);
   if (!host) throw bad(`${JSON.stringify(bare)} is not a host name or IP address`);
@@ -79,7 +80,11 @@ export function compileRules(input: EgressRulesInput | EgressRules | undefined):
   if (input && isCompiled(input)) return input;
   const parsed = EgressRulesSchema.safeParse(input ?? {});
   if (!parsed.success) {
-    throw new CoworkError('invalidArgument', `egress rules are not valid: ${parsed.error.message}`, parsed.error);
+    throw new CoworkError(
+      'invalidArgument',
+      `egress rules are not valid: ${parsed.error.message}`,
+      parsed.error,
+    );
   }
   return {
     compiled: true,
@@ -142,16 +147,30 @@ export function decideEgress(
   const rules = compileRules(rulesInput);
   const norm = normalizeHost(host);
   if (!norm || !Number.isInteger(port) || port < 1 || port > 65535) {
-    return { effect: 'deny', stage: 'invalid', reason: `${JSON.stringify(host)}:${port} is not a valid host and port` };
+    return {
+      effect: 'deny',
+      stage: 'invalid',
+      reason: `${JSON.stringify(host)}:${port} is not a valid host and port`,
+    };
   }
   const h = norm.host;
   const denied = rules.deny.find((r) => denyRuleMatches(r, h, port));
   if (denied) {
-    return { effect: 'deny', stage: 'deny-list', reason: `${h} is on the egress deny list`, rule: denied.text };
+    return {
+      effect: 'deny',
+      stage: 'deny-list',
+      reason: `${h} is on the egress deny list`,
+      rule: denied.text,
+    };
   }
   const allowed = rules.allow.find((r) => allowRuleMatches(r, h, port));
   if (allowed) {
-    return { effect: 'allow', stage: 'allow-list', reason: `${h} is on the egress allow list`, rule: allowed.text };
+    return {
+      effect: 'allow',
+      stage: 'allow-list',
+      reason: `${h} is on the egress allow list`,
+      rule: allowed.text,
+    };
   }
   if (!DEFAULT_PORTS.has(port)) {
     return {

@@ -46,7 +46,13 @@ export class TaskApprovals {
     if (!p) {
       p = this.broker
         .request(req, this.timeoutMs === undefined ? undefined : { timeoutMs: this.timeoutMs })
-        .catch((err: unknown): Verdict => ({ kind: 'deny', by: 'egress', message: `approval failed: ${String(err)}` }))
+        .catch(
+          (err: unknown): Verdict => ({
+            kind: 'deny',
+            by: 'egress',
+            message: `approval failed: ${String(err)}`,
+          }),
+        )
         .then((v) => {
           if (v.kind === 'approve-task') this.approveHost(taskId, host);
           return v;

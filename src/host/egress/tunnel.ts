@@ -27,11 +27,28 @@ export async function openTunnel(
   if (!parsed) {
     const reason = `${JSON.stringify(authority.slice(0, 200))} is not a host:port CONNECT target`;
     endWith(client, 400, `cowork-vm egress proxy: ${reason}.\n`);
-    rt.record({ ...base, host: '', port: 0, decision: 'deny', stage: 'invalid', reason, status: 400, bytesIn: 0, bytesOut: 0, durationMs: elapsed() });
+    rt.record({
+      ...base,
+      host: '',
+      port: 0,
+      decision: 'deny',
+      stage: 'invalid',
+      reason,
+      status: 400,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+    });
     return;
   }
   const { host, port } = parsed;
-  const target: EgressTarget = { kind: 'connect', method: 'CONNECT', host, port, what: `CONNECT ${authority}` };
+  const target: EgressTarget = {
+    kind: 'connect',
+    method: 'CONNECT',
+    host,
+    port,
+    what: `CONNECT ${authority}`,
+  };
   const common = { ...base, host: host.host, port };
 
   let auth: Authorization;
@@ -43,7 +60,15 @@ export async function openTunnel(
   if (!auth.ok) {
     endWith(client, auth.status, denyMessage({ ...auth, what: target.what, host: host.host, port }));
     const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-    rt.record({ ...common, ...rest, decision: 'deny', status, bytesIn: 0, bytesOut: 0, durationMs: elapsed() });
+    rt.record({
+      ...common,
+      ...rest,
+      decision: 'deny',
+      status,
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+    });
     return;
   }
   if (client.destroyed) return;
@@ -81,7 +106,11 @@ export async function openTunnel(
   upstream.on('error', (err) => {
     error = err.message;
     if (!connected) {
-      endWith(client, 502, `cowork-vm egress proxy: ${target.what} was allowed but the connection to ${auth.address} failed: ${err.message}\n`);
+      endWith(
+        client,
+        502,
+        `cowork-vm egress proxy: ${target.what} was allowed but the connection to ${auth.address} failed: ${err.message}\n`,
+      );
     }
     upstream.destroy();
   });

@@ -1,0 +1,221 @@
+import { execFileSync } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import type {
+  ApprovalBroker,
+  ApprovalRequest,
+  PendingApproval,
+  Verdict,
+} from '../../src/host/approvals/types.js';
+import { CoworkError } from '../../src/host/errors.js';
+
+/**
+ * Loopback stand-ins for the egress proxy tests: an origin web server, a TLS echo server with a
+ * self-signed certificate for a `.test` name, raw proxy clients, and a scripted approval broker.
+ * Nothing here resolves or contacts anything but 127.0.0.1.
+ */
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export async function startOrigin(): Promise<{ server: http.Server; port: number; seen: SeenRequest[] }> {
+  const seen: SeenRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString();
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      const reply = JSON.stringify({ method: req.method, url: req.url, body });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(reply),
+        'x-origin': 'yes',
+        connection: 'keep-alive, x-origin-hop',
+        'x-origin-hop': 'must not reach the client',
+      });
+      res.end(reply);
+    });
+  });
+  await listen(server);
+  return { server, port: (server.address() as net.AddressInfo).port, seen };
+}
+
+export function listen(server: net.Server): Promise<void> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+}
+
+export function closeServer(server: net.Server): Promise<void> {
+  return new Promise((resolve) => {
+    (server as http.Server).closeAllConnections?.();
+    server.close(() => resolve());
+  });
+}
+
+/** A self-signed certificate for `name` (openssl is part of the host setup). */
+export function selfSignedCert(name: string): { key: Buffer; cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'egress-cert-'));
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+}
+
+/** TLS server that answers each line with "echo:<line>". */
+export async function startTlsEcho(cert: {
+  key: Buffer;
+  cert: Buffer;
+}): Promise<{ server: tls.Server; port: number; connections: () => number }> {
+  let count = 0;
+  const server = tls.createServer(cert, (socket) => {
+    count += 1;
+    socket.on('data', (d: Buffer) => socket.write(`echo:${d.toString()}`));
+    socket.on('error', () => socket.destroy());
+  });
+  await listen(server);
+  return { server, port: (server.address() as net.AddressInfo).port, connections: () => count };
+}
+
+export interface ProxyResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** An absolute-form request through the proxy, as curl with http_proxy sends it. */
+export function proxyRequest(
+  proxyPort: number,
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<ProxyResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: proxyPort,
+        method: opts.method ?? 'GET',
+        path: url,
+        headers: opts.headers,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * Sends `CONNECT authority` on a raw socket. On 200 the socket is the tunnel; otherwise the
+ * whole response (status line, headers, body) is read until the proxy closes it.
+ */
+export function connectVia(
+  proxyPort: number,
+  authority: string,
+): Promise<{ status: number; head: string; body: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(proxyPort, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let status = 0;
+    let headEnd = -1;
+    const finish = () => {
+      const head = buf.subarray(0, headEnd).toString();
+      resolve({ status, head, body: buf.subarray(headEnd + 4).toString(), socket });
+    };
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (headEnd < 0) {
+        headEnd = buf.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        status = Number(/^HTTP\/1\.1 (\d{3})/.exec(buf.toString())?.[1] ?? 0);
+        if (status === 200) {
+          socket.off('data', onData);
+          finish();
+        }
+      }
+    };
+    socket.on('data', onData);
+    socket.on('end', () =>
+      headEnd < 0 ? resolve({ status: 0, head: buf.toString(), body: '', socket }) : finish(),
+    );
+    socket.on('error', reject);
+    socket.write(
+      `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\nProxy-Authorization: Basic eDp5\r\n\r\n`,
+    );
+  });
+}
+
+/** TLS over an established tunnel, verifying the certificate for `servername`. */
+export function tlsOverTunnel(
+  socket: net.Socket,
+  servername: string,
+  ca: Buffer,
+  line: string,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const t = tls.connect({ socket, servername, ca }, () => t.write(line));
+    t.once('data', (d: Buffer) => {
+      resolve(d.toString());
+      t.end();
+    });
+    t.on('error', reject);
+  });
+}
+
+/** A scripted ApprovalBroker: answers each request with `answer(req)` and remembers what it was asked. */
+export class ScriptedBroker extends EventEmitter implements ApprovalBroker {
+  readonly asked: ApprovalRequest[] = [];
+  constructor(private readonly answerFor: (req: ApprovalRequest) => Verdict | Promise<Verdict>) {
+    super();
+  }
+  async request(req: ApprovalRequest): Promise<Verdict> {
+    this.asked.push(req);
+    return this.answerFor(req);
+  }
+  list(): PendingApproval[] {
+    return [];
+  }
+  answer(): void {
+    throw new CoworkError('invalidState', 'ScriptedBroker answers by script');
+  }
+}

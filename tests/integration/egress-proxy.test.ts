@@ -1,0 +1,310 @@
+import type http from 'node:http';
+import net from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ApprovalRequest, Verdict } from '../../src/host/approvals/types.js';
+import {
+  benchEgress,
+  type EgressEvent,
+  EgressEventSchema,
+  EgressProxy,
+  type EgressProxyOptions,
+} from '../../src/host/egress/index.js';
+import { CoworkError } from '../../src/host/errors.js';
+import {
+  closeServer,
+  connectVia,
+  proxyRequest,
+  ScriptedBroker,
+  type SeenRequest,
+  selfSignedCert,
+  startOrigin,
+  startTlsEcho,
+  tlsOverTunnel,
+} from '../helpers/egress.js';
+
+// The proxy for real, on loopback: a local origin and a local TLS server reached under `.test`
+// names through the test resolver. Every event goes through the strict timeline schema.
+
+let origin: { server: http.Server; port: number; seen: SeenRequest[] };
+let tlsEcho: Awaited<ReturnType<typeof startTlsEcho>>;
+let cert: { key: Buffer; cert: Buffer };
+const proxies: EgressProxy[] = [];
+
+beforeAll(async () => {
+  origin = await startOrigin();
+  cert = selfSignedCert('secure.test');
+  tlsEcho = await startTlsEcho(cert);
+});
+afterAll(async () => {
+  await closeServer(origin.server);
+  await closeServer(tlsEcho.server);
+});
+afterEach(async () => {
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  origin.seen.length = 0;
+});
+
+async function startProxy(opts: Partial<EgressProxyOptions> = {}) {
+  const events: EgressEvent[] = [];
+  const timeline: { taskId: string | null; event: unknown }[] = [];
+  const proxy = new EgressProxy({
+    testResolve: { 'site.test': '127.0.0.1', 'secure.test': '127.0.0.1', 'ask.test': '127.0.0.1' },
+    allowTestResolve: true,
+    onEvent: (e) => events.push(EgressEventSchema.parse(e)),
+    timeline: { record: (taskId, event) => timeline.push({ taskId, event }) },
+    ...opts,
+  });
+  proxies.push(proxy);
+  const { port } = await proxy.start();
+  // Events are recorded when a connection finishes; wait for the n-th one.
+  const eventAt = async (n: number): Promise<EgressEvent> => {
+    for (let i = 0; i < 200 && events.length <= n; i++) await new Promise((r) => setTimeout(r, 10));
+    const e = events[n];
+    if (!e) throw new CoworkError('timeout', `no egress event #${n}; got ${JSON.stringify(events)}`);
+    return e;
+  };
+  return { proxy, port, events, timeline, eventAt };
+}
+
+describe('allowed traffic', () => {
+  it('forwards plain HTTP to an allowed host, stripping hop-by-hop and proxy headers', async () => {
+    const { port, eventAt, timeline } = await startProxy({ rules: { allow: [`site.test:${origin.port}`] } });
+    const res = await proxyRequest(port, `http://site.test:${origin.port}/hello?q=1`, {
+      method: 'POST',
+      headers: {
+        'proxy-authorization': 'Basic c2VjcmV0',
+        'proxy-connection': 'keep-alive',
+        connection: 'keep-alive, x-hop',
+        'x-hop': 'drop me',
+        'x-keep': 'kept',
+        host: 'internal.invalid',
+      },
+      body: 'payload',
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ method: 'POST', url: '/hello?q=1', body: 'payload' });
+    expect(res.headers['x-origin']).toBe('yes');
+    expect(res.headers['x-origin-hop']).toBeUndefined();
+    const seen = origin.seen[0]!;
+    expect(seen.headers.host).toBe(`site.test:${origin.port}`);
+    expect(seen.headers['x-keep']).toBe('kept');
+    for (const h of ['proxy-authorization', 'proxy-connection', 'x-hop'])
+      expect(seen.headers[h]).toBeUndefined();
+
+    const e = await eventAt(0);
+    expect(e).toMatchObject({
+      kind: 'http',
+      method: 'POST',
+      host: 'site.test',
+      port: origin.port,
+      url: `http://site.test:${origin.port}/hello`,
+      decision: 'allow',
+      stage: 'allow-list',
+      rule: `site.test:${origin.port}`,
+      address: '127.0.0.1',
+      status: 200,
+      bytesOut: 7,
+    });
+    expect(e.bytesIn).toBe(Buffer.byteLength(res.body));
+    expect(timeline[0]).toMatchObject({ taskId: null, event: { type: 'egress.request', decision: 'allow' } });
+  });
+
+  it('opens a CONNECT tunnel to an allowed host and relays TLS untouched', async () => {
+    const { port, eventAt } = await startProxy({ rules: { allow: [`secure.test:${tlsEcho.port}`] } });
+    const tunnel = await connectVia(port, `secure.test:${tlsEcho.port}`);
+    expect(tunnel.status).toBe(200);
+    const reply = await tlsOverTunnel(tunnel.socket, 'secure.test', cert.cert, 'ping');
+    expect(reply).toBe('echo:ping');
+    const e = await eventAt(0);
+    expect(e).toMatchObject({ kind: 'connect', host: 'secure.test', decision: 'allow', status: 200 });
+    expect(e.bytesIn).toBeGreaterThan(100); // the server's TLS handshake came back through
+    expect(e.bytesOut).toBeGreaterThan(100);
+  });
+
+  it('reaches an IP only because a rule names that IP literally', async () => {
+    const { port } = await startProxy({ rules: { allow: [`127.0.0.1:${origin.port}`] } });
+    expect((await proxyRequest(port, `http://127.0.0.1:${origin.port}/ip`)).status).toBe(200);
+    expect((await proxyRequest(port, `http://2130706433:${origin.port}/decimal`)).status).toBe(200);
+    expect(origin.seen.map((s) => s.url)).toEqual(['/ip', '/decimal']);
+  });
+});
+
+describe('denied traffic', () => {
+  it('answers 403 with a policy explanation and records the denial', async () => {
+    const { port, eventAt } = await startProxy({ rules: { allow: ['site.test'] } });
+    const res = await proxyRequest(port, 'http://other.test/x');
+    expect(res.status).toBe(403);
+    expect(res.headers['x-cowork-egress']).toBe('denied');
+    expect(res.body).toContain('Blocked by the cowork-vm egress policy');
+    expect(res.body).toContain('other.test is not on the egress allow list');
+    expect(res.body).toContain('[egress] allow = ["other.test"]');
+    expect(await eventAt(0)).toMatchObject({
+      decision: 'deny',
+      stage: 'default',
+      host: 'other.test',
+      status: 403,
+    });
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('denies everything with no rules at all', async () => {
+    const { port } = await startProxy({});
+    expect((await proxyRequest(port, `http://site.test:${origin.port}/`)).status).toBe(403);
+    expect((await connectVia(port, `secure.test:${tlsEcho.port}`)).status).toBe(403);
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('refuses a CONNECT with a complete 403 before any tunnel exists', async () => {
+    const before = tlsEcho.connections();
+    const { port, eventAt } = await startProxy({ rules: { allow: ['site.test'] } });
+    const res = await connectVia(port, `secure.test:${tlsEcho.port}`);
+    expect(res.status).toBe(403);
+    expect(res.head).toContain('Content-Length');
+    expect(res.body).toContain('egress policy');
+    expect(res.body).toContain(`[egress] allow = ["secure.test:${tlsEcho.port}"]`);
+    expect(await eventAt(0)).toMatchObject({ kind: 'connect', decision: 'deny', stage: 'port' });
+    expect(tlsEcho.connections()).toBe(before);
+  });
+
+  it('lets the deny list win over an allow rule', async () => {
+    const { port, eventAt } = await startProxy({
+      rules: { allow: ['.test:' + origin.port], deny: ['site.test'] },
+    });
+    const res = await proxyRequest(port, `http://site.test:${origin.port}/`);
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('remove "site.test" from [egress] deny');
+    expect(await eventAt(0)).toMatchObject({ stage: 'deny-list', rule: 'site.test' });
+  });
+
+  it('refuses ports other than 80/443 unless a rule names the port, even with ask on', async () => {
+    const broker = new ScriptedBroker(() => ({ kind: 'approve-once', by: 'test' }));
+    const { port } = await startProxy({ rules: { allow: ['site.test'], ask: true }, broker });
+    const res = await proxyRequest(port, `http://site.test:${origin.port}/`);
+    expect(res.status).toBe(403);
+    expect(res.body).toContain(`port ${origin.port} is not allowed`);
+    expect(broker.asked).toHaveLength(0);
+    expect((await connectVia(port, 'site.test:22')).status).toBe(403);
+  });
+
+  it('dials port 80 for a port-less allow rule (seen through the dialer)', async () => {
+    const dialled: string[] = [];
+    const { port } = await startProxy({
+      rules: { allow: ['site.test'] },
+      dial: ({ address, port: p }) => {
+        dialled.push(`${address}:${p}`);
+        return net.connect(origin.port, '127.0.0.1');
+      },
+    });
+    expect((await proxyRequest(port, 'http://site.test/port80')).status).toBe(200);
+    expect(dialled).toEqual(['127.0.0.1:80']);
+  });
+
+  it('rejects requests that are not proxy requests', async () => {
+    const { port } = await startProxy({ rules: { allow: ['*'] } });
+    const res = await proxyRequest(port, '/direct');
+    expect(res.status).toBe(400);
+    expect(res.body).toContain('absolute-form');
+    expect((await proxyRequest(port, 'https://site.test/')).body).toContain('CONNECT');
+    expect((await connectVia(port, 'site.test')).status).toBe(400); // no port: not a valid CONNECT target
+  });
+});
+
+describe('asking through the ApprovalBroker', () => {
+  const url = () => `http://ask.test/`;
+  const viaOrigin = () => () => net.connect(origin.port, '127.0.0.1');
+
+  it('an approve-once verdict lets that request through and the next one asks again', async () => {
+    const broker = new ScriptedBroker(() => ({ kind: 'approve-once', by: 'device:test' }));
+    const { port, proxy, eventAt } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
+    proxy.setTask('t-abc');
+    expect((await proxyRequest(port, url())).status).toBe(200);
+    expect((await proxyRequest(port, url())).status).toBe(200);
+    expect(broker.asked).toHaveLength(2);
+    expect(broker.asked[0]).toMatchObject<Partial<ApprovalRequest>>({
+      taskId: 't-abc',
+      tool: 'egress',
+      command: 'GET http://ask.test/',
+      risk: 'network',
+    });
+    expect(await eventAt(0)).toMatchObject({ taskId: 't-abc', stage: 'approval', approvedBy: 'device:test' });
+  });
+
+  it('approve-task allows the host for the rest of that task only', async () => {
+    const broker = new ScriptedBroker(() => ({ kind: 'approve-task', by: 'terminal' }));
+    const { port, proxy } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
+    proxy.setTask('t-1');
+    expect((await proxyRequest(port, url())).status).toBe(200);
+    expect((await connectVia(port, 'ask.test:443')).status).toBe(200);
+    expect(broker.asked).toHaveLength(1);
+    expect([...proxy.approvedHosts('t-1')]).toEqual(['ask.test']);
+    proxy.setTask('t-2');
+    expect((await proxyRequest(port, url())).status).toBe(200);
+    expect(broker.asked).toHaveLength(2);
+    proxy.endTask('t-1');
+    expect(proxy.approvedHosts('t-1').size).toBe(0);
+  });
+
+  it('a deny verdict is a 403 carrying the user message', async () => {
+    const broker = new ScriptedBroker(
+      (): Verdict => ({ kind: 'deny', by: 'telegram:42', message: 'not that site' }),
+    );
+    const { port, eventAt } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
+    const res = await proxyRequest(port, url());
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('not that site');
+    expect(res.body).toContain('[egress] allow = ["ask.test"]');
+    expect(await eventAt(0)).toMatchObject({ decision: 'deny', stage: 'approval' });
+    expect(origin.seen).toHaveLength(0);
+  });
+
+  it('concurrent requests for one host share one question', async () => {
+    let release: (v: Verdict) => void = () => undefined;
+    const broker = new ScriptedBroker(() => new Promise<Verdict>((r) => (release = r)));
+    const { port } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
+    const all = Promise.all([1, 2, 3].map(() => proxyRequest(port, url())));
+    for (let i = 0; i < 100 && broker.asked.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    release({ kind: 'approve-once', by: 'test' });
+    expect((await all).map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(broker.asked).toHaveLength(1);
+  });
+
+  it('ask without a broker is a denial', async () => {
+    const { port } = await startProxy({ rules: { ask: true }, dial: viaOrigin() });
+    const res = await proxyRequest(port, url());
+    expect(res.status).toBe(403);
+    expect(res.body).toContain('no approval frontend');
+  });
+});
+
+describe('construction and lifecycle', () => {
+  it('refuses testResolve without the explicit test flag', () => {
+    const make = (extra: Partial<EgressProxyOptions>) => () =>
+      new EgressProxy({ testResolve: { 'site.test': '127.0.0.1' }, env: {}, ...extra });
+    expect(make({})).toThrow(/testResolve is set but test resolution is not enabled/);
+    expect(make({ allowTestResolve: false })).toThrow(CoworkError);
+    expect(make({ env: { COWORK_VM_TEST_RESOLVE: '1' } })).not.toThrow();
+  });
+
+  it('listens on loopback only', () => {
+    expect(() => new EgressProxy({ listenHost: '0.0.0.0' })).toThrow(/loopback only/);
+  });
+
+  it('close() tears down open tunnels', async () => {
+    const { port, proxy } = await startProxy({ rules: { allow: [`secure.test:${tlsEcho.port}`] } });
+    const tunnel = await connectVia(port, `secure.test:${tlsEcho.port}`);
+    const closed = new Promise((r) => tunnel.socket.once('close', r));
+    await proxy.close();
+    await closed;
+    expect(tunnel.socket.destroyed).toBe(true);
+  });
+});
+
+describe('benchmark', () => {
+  it('reports proxy overhead and download throughput as ratios', async () => {
+    const { lines } = await benchEgress();
+    console.log(lines.join('\n'));
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/per request .* ratio \d+\.\d+x/);
+    expect(lines[1]).toMatch(/16 MiB download \d+ MiB\/s via proxy .* ratio \d+\.\d+/);
+  });
+});
