@@ -1,0 +1,144 @@
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { CoworkError } from '../../host/errors.js';
+import { locateSandbox, parseAccel, startController } from '../../host/sandbox/serve.js';
+import type { ShareMode } from '../../host/vm/driver.js';
+import { action, addExamples, humanMs, intOption, printJson } from '../common.js';
+
+const READY_MARK = '@@cowork-ready ';
+
+interface StartFlags {
+  workspace?: string;
+  config?: string;
+  cpus?: number;
+  memory?: number;
+  image?: string;
+  accel?: string;
+  share?: ShareMode | 'auto';
+  detach?: boolean;
+  json?: boolean;
+  child?: boolean;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('start')
+    .description('Boot the sandbox for a workspace (default: the current folder) and serve it until stopped')
+    .option('-w, --workspace <dir>', 'folder to share read-write at /workspace (default: current directory)')
+    .option('-c, --config <file>', 'config file (default: ~/.config/cowork-vm/config.toml)')
+    .option('--cpus <n>', 'guest CPUs (1–16, default 2)', intOption('--cpus', 1, 16))
+    .option('--memory <mib>', 'guest memory in MiB (256–16384, default 1024)', intOption('--memory', 256, 16384))
+    .option('--image <name>', 'guest image variant: base | browser (default base)')
+    .option('--accel <accel>', 'accelerator: auto | kvm | hvf | tcg (env COWORK_VM_ACCEL)')
+    .addOption(new Option('--share <mode>', 'workspace share').choices(['auto', 'virtiofs', '9p']))
+    .option('-d, --detach', 'start in the background and return once the guest is ready')
+    .option('--json', 'with --detach: print the status as JSON when ready')
+    .addOption(new Option('--child').hideHelp())
+    .action(action(async (flags: StartFlags) => (flags.detach && !flags.child ? detach(flags) : foreground(flags))));
+  addExamples(cmd, [
+    'cowork-vm start                 # foreground: live status, approvals prompt here, Ctrl-C stops',
+    'cowork-vm start --detach        # background; then: cowork-vm exec -- uname -a',
+    'cowork-vm start --workspace ~/src/app --cpus 4 --memory 2048 --accel tcg',
+  ]);
+}
+
+async function foreground(flags: StartFlags): Promise<void> {
+  const child = Boolean(flags.child);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const interactive = !child && process.stdin.isTTY && process.stdout.isTTY;
+  const running = await startController({
+    workspace: flags.workspace,
+    configFile: flags.config,
+    cpus: flags.cpus,
+    memoryMiB: flags.memory,
+    image: flags.image,
+    accel: flags.accel ? parseAccel(flags.accel) : undefined,
+    share: flags.share,
+    onProgress: (l) => say(`… ${l}`),
+    onWarning: (w) => say(`warning: ${w}`),
+    terminal: interactive ? { input: process.stdin, output: process.stdout } : undefined,
+  });
+  const st = await running.controller.status();
+  say(
+    `${child ? READY_MARK + JSON.stringify(st) + '\n' : ''}● sandbox running for ${st.workspace}\n` +
+      `  accel ${st.vm.accel} · share ${st.vm.share} · image ${st.vm.image} · ssh 127.0.0.1:${st.vm.sshPort} · ready in ${humanMs(st.vm.bootMs ?? 0)}\n` +
+      (child ? '' : '  Ctrl-C stops it; from another terminal: cowork-vm exec -- CMD'),
+  );
+  const onSignal = () => void running.shutdown('signal');
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal);
+  const ticker = interactive ? setInterval(() => void statusLine(running.controller), 5000) : undefined;
+  const end = await running.done;
+  if (ticker) clearInterval(ticker);
+  if (end.reason === 'crashed') {
+    const why = end.exit?.signal ? `QEMU was killed by ${end.exit.signal}` : `QEMU exited with code ${end.exit?.code}`;
+    process.stderr.write(`\ncowork-vm: the VM stopped unexpectedly (${why}); workspace files are intact.\n`);
+    if (end.exit?.consoleTail) process.stderr.write(`last console lines:\n${end.exit.consoleTail}\n`);
+    process.exit(1);
+  }
+  say('● sandbox stopped');
+  process.exit(0);
+}
+
+let lastLine = '';
+async function statusLine(controller: { status(): Promise<{ pendingApprovals: number; tasks: { running: number } }> }) {
+  const st = await controller.status();
+  const line = `● running · ${st.pendingApprovals} pending approval(s) · ${st.tasks.running} task(s)`;
+  if (line !== lastLine) {
+    lastLine = line;
+    process.stdout.write(`${line}\n`);
+  }
+}
+
+/** `start --detach`: run the controller as a background child and wait until it is ready. */
+async function detach(flags: StartFlags): Promise<void> {
+  const loc = locateSandbox(flags.workspace);
+  mkdirSync(loc.stateDir, { recursive: true, mode: 0o700 });
+  const logPath = join(loc.stateDir, 'controller.log');
+  const fd = openSync(logPath, 'w', 0o600);
+  const args = [process.argv[1] ?? '', 'start', '--child', '--workspace', loc.workspace];
+  if (flags.config) args.push('--config', flags.config);
+  if (flags.cpus) args.push('--cpus', String(flags.cpus));
+  if (flags.memory) args.push('--memory', String(flags.memory));
+  if (flags.image) args.push('--image', flags.image);
+  if (flags.accel) args.push('--accel', flags.accel);
+  if (flags.share) args.push('--share', flags.share);
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  closeSync(fd);
+  child.unref();
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code ?? 1));
+
+  let shown = 0;
+  const quiet = Boolean(flags.json);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const text = readFileSync(logPath, 'utf8');
+    const lines = text.slice(shown).split('\n');
+    const complete = lines.slice(0, -1);
+    shown += complete.reduce((n, l) => n + l.length + 1, 0);
+    for (const line of complete) {
+      if (line.startsWith(READY_MARK)) {
+        const status = JSON.parse(line.slice(READY_MARK.length));
+        if (quiet) printJson(status);
+        else {
+          process.stdout.write(
+            `● sandbox running in the background (pid ${child.pid}) for ${status.workspace}\n` +
+              `  accel ${status.vm.accel} · share ${status.vm.share} · ready in ${humanMs(status.vm.bootMs)}\n` +
+              `  log: ${logPath}\n  next: cowork-vm exec -- uname -a   ·   cowork-vm stop\n`,
+          );
+        }
+        return;
+      }
+      if (!quiet && line.trim()) process.stderr.write(`${line}\n`);
+    }
+    if (exited !== undefined && statSync(logPath).size <= shown) {
+      if (quiet) process.stderr.write(readFileSync(logPath, 'utf8'));
+      process.stderr.write(`cowork-vm: the sandbox did not start (log: ${logPath})\n`);
+      process.exit(exited || 1);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import { spawnSync } from 'node:child_process';
+import { hostPaths } from './paths.js';
+import { createDriver } from './vm/index.js';
+import { ImageStore } from './vm/images.js';
+import type { Accel } from './vm/driver.js';
+
+export interface DoctorCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** The command (or step) that fixes it. */
+  fix?: string;
+}
+
+function which(bin: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : undefined;
+}
+
+/**
+ * What this host has and lacks for cowork-vm, each with the command that fixes it. The same
+ * function serves `cowork-vm doctor` and (later) the dashboard.
+ */
+export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv } = {}): Promise<DoctorCheck[]> {
+  const env = opts.env ?? process.env;
+  const checks: DoctorCheck[] = [];
+  const setup = 'bash scripts/setup-host.sh (in the cowork-vm folder)';
+
+  const driver = createDriver();
+  const probe = await driver.probe({ accel: opts.accel ?? 'auto' });
+  checks.push({
+    name: `hypervisor (${driver.name})`,
+    ok: probe.ok,
+    detail: probe.ok ? Object.entries(probe.details ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'usable' : (probe.reason ?? 'unusable'),
+    fix: probe.ok ? undefined : (probe.fix ?? setup),
+  });
+  checks.push({
+    name: 'accelerator',
+    ok: Boolean(probe.accel),
+    detail: probe.accel ? `${probe.accel}${probe.accelReason ? ` (${probe.accelReason})` : ''}` : 'not determined',
+    fix: probe.accel ? undefined : 'force one with --accel tcg or COWORK_VM_ACCEL=tcg',
+  });
+  const share = probe.details?.virtiofsd;
+  checks.push({
+    name: 'workspace share',
+    ok: true,
+    detail: share && !/unavailable|missing|no/i.test(share) ? `virtiofs (${share}), else 9p` : `9p${share ? ` (virtiofsd: ${share})` : ''}`,
+  });
+
+  const mm = which('mmdebstrap');
+  checks.push({
+    name: 'mmdebstrap (image builds)',
+    ok: Boolean(mm),
+    detail: mm ?? 'not installed',
+    fix: mm ? undefined : `sudo apt-get install mmdebstrap  (or ${setup})`,
+  });
+
+  const store = new ImageStore(hostPaths(env));
+  for (const name of ['base', 'browser']) {
+    try {
+      const img = await store.resolve(name, undefined, { verify: true });
+      checks.push({ name: `image ${name}`, ok: true, detail: `${img.dir} (kernel ${img.manifest.kernelVersion})` });
+    } catch (err) {
+      checks.push({
+        name: `image ${name}`,
+        ok: name !== 'base' ? true : false,
+        detail: (err as Error).message.split(' — ')[0] + (name !== 'base' ? ' (only needed for --image browser)' : ''),
+        fix: `cowork-vm image build ${name}`,
+      });
+    }
+  }
+  return checks;
+}

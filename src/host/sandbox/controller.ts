@@ -1,0 +1,263 @@
+import { join } from 'node:path';
+import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
+import type {
+  ControllerApi,
+  ExecOutcome,
+  ExecRequest,
+  Origin,
+  StatusInfo,
+  TaskSummary,
+} from '../control/api.js';
+import { CoworkError } from '../errors.js';
+import type { Decision, PolicyRequest } from '../policy/types.js';
+import type { ExecResult } from '../ssh/types.js';
+import type { Timeline } from '../timeline/index.js';
+import type { Sandbox } from './sandbox.js';
+
+/** What the controller needs from the policy engine: one decision per request (may parse asynchronously). */
+export interface PolicyDecider {
+  decide(request: PolicyRequest, ctx: { context: Origin['context']; taskId?: string; approvedForTask?: ReadonlySet<string> }): Promise<Decision>;
+}
+
+export interface ControllerDeps {
+  workspace: string;
+  stateDir: string;
+  sandbox: Sandbox;
+  policy: PolicyDecider;
+  approvals: ApprovalBroker;
+  timeline: Timeline;
+  approvalTimeoutMs: number;
+  vmSpec: { driver: string; cpus: number; memoryMiB: number };
+  /** Optional agent-task runner (issue 4); absent → tasks.start is unsupported. */
+  tasks?: TaskRunner;
+  egressPort?: number;
+  controlListen?: string;
+  onStopRequested?: () => void;
+}
+
+export interface TaskRunner {
+  start(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }>;
+  cancel(id: string, origin: Origin): void;
+  running(): number;
+}
+
+/**
+ * The one enforcement point. Every command that reaches the guest — from the CLI, the agent,
+ * the control API or a messaging channel — goes through `exec`: request → exactly one policy
+ * decision → approval when asked → guest → timeline. Nothing here runs anything on the host.
+ */
+export class Controller implements ControllerApi {
+  private state: StatusInfo['state'] = 'running';
+  /** taskId → exact commands approved for the rest of that task. */
+  private readonly taskApprovals = new Map<string, Set<string>>();
+
+  constructor(private readonly deps: ControllerDeps) {}
+
+  markState(state: StatusInfo['state']): void {
+    this.state = state;
+  }
+
+  async status(): Promise<StatusInfo> {
+    const { sandbox, vmSpec } = this.deps;
+    return {
+      workspace: this.deps.workspace,
+      state: this.state,
+      pid: process.pid,
+      vm: {
+        driver: vmSpec.driver,
+        pid: sandbox.info.vmPid,
+        accel: sandbox.info.accel,
+        share: sandbox.info.share,
+        image: sandbox.info.image,
+        imageHash: sandbox.info.imageHash,
+        cpus: vmSpec.cpus,
+        memoryMiB: vmSpec.memoryMiB,
+        sshPort: sandbox.info.sshPort,
+        bootMs: sandbox.info.bootMs,
+        startedAt: sandbox.info.startedAt,
+      },
+      egress: this.deps.egressPort ? { listening: true, port: this.deps.egressPort } : { listening: false },
+      control: { listen: this.deps.controlListen },
+      pendingApprovals: this.deps.approvals.list().length,
+      tasks: { running: this.deps.tasks?.running() ?? 0 },
+    };
+  }
+
+  /**
+   * Decide (policy + approval) without running. Used by exec and by the agent's file tools, so
+   * a file tool and a shell command get the same treatment. Records the decision.
+   */
+  async authorize(
+    request: PolicyRequest,
+    origin: Origin,
+    taskId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ allowed: boolean; decision: Decision; reason?: string; approvalId?: string }> {
+    const { timeline } = this.deps;
+    const tid = taskId ?? null;
+    const approved = taskId ? this.taskApprovals.get(taskId) : undefined;
+    let decision: Decision;
+    try {
+      decision = await this.deps.policy.decide(request, { context: origin.context, taskId, approvedForTask: approved });
+    } catch (err) {
+      // Fail closed: a policy that cannot decide denies.
+      decision = { effect: 'deny', reasons: [`policy could not decide: ${(err as Error).message}`], layer: 'guardrails' };
+    }
+    timeline.record(tid, {
+      type: 'policy.decision',
+      tool: request.tool ?? 'shell',
+      command: request.kind === 'shell' ? request.command : undefined,
+      effect: decision.effect,
+      reasons: decision.reasons,
+      layer: decision.layer,
+      rule: decision.rule,
+      context: origin.context,
+      origin: origin.id,
+    });
+    if (decision.effect === 'deny') {
+      return { allowed: false, decision, reason: decision.reasons.join('; ') || 'denied by policy' };
+    }
+    if (decision.effect === 'allow') return { allowed: true, decision };
+
+    const command = request.kind === 'shell' ? request.command : undefined;
+    const verdict: Verdict & { id?: string } = await this.deps.approvals.request(
+      {
+        taskId,
+        tool: request.tool ?? 'shell',
+        command,
+        input: request.kind === 'tool' ? request.input : undefined,
+        cwd: request.kind === 'shell' ? request.cwd : undefined,
+        risk: request.kind === 'tool' ? request.risk : 'destructive',
+        context: origin.context,
+        reasons: decision.reasons,
+      },
+      { timeoutMs: this.deps.approvalTimeoutMs, signal },
+    );
+    if (verdict.kind === 'deny') {
+      const why =
+        verdict.by === 'timeout'
+          ? 'no answer to the approval request in time (denied by timeout)'
+          : `denied by ${verdict.by}${verdict.message ? `: ${verdict.message}` : ''}`;
+      return { allowed: false, decision: { ...decision, effect: 'deny', reasons: [...decision.reasons, why] }, reason: why };
+    }
+    if (verdict.kind === 'approve-task' && taskId && command) {
+      let set = this.taskApprovals.get(taskId);
+      if (!set) this.taskApprovals.set(taskId, (set = new Set()));
+      set.add(command);
+    }
+    return { allowed: true, decision: { ...decision, effect: 'allow', reasons: [...decision.reasons, `approved by ${verdict.by}`] } };
+  }
+
+  async exec(
+    req: ExecRequest,
+    origin: Origin,
+    opts: { signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void } = {},
+  ): Promise<ExecOutcome> {
+    if (this.state !== 'running') {
+      throw new CoworkError('unavailable', `the sandbox is ${this.state} — start it again with \`cowork-vm start\``);
+    }
+    const { timeline, sandbox } = this.deps;
+    const tid = req.taskId ?? null;
+    timeline.record(tid, { type: 'command.requested', tool: 'shell', command: req.command, context: origin.context, origin: origin.id, cwd: req.cwd });
+    const auth = await this.authorize({ kind: 'shell', command: req.command, cwd: req.cwd }, origin, req.taskId, opts.signal);
+    if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
+
+    timeline.record(tid, { type: 'exec.started', command: req.command, cwd: req.cwd ?? '/workspace' });
+    let result: ExecResult;
+    try {
+      result = await sandbox.exec(req.command, {
+        cwd: req.cwd,
+        timeoutMs: req.timeoutMs,
+        maxOutputBytes: req.maxOutputBytes,
+        stdin: req.stdin,
+        signal: opts.signal,
+        onStdout: opts.onStdout,
+        onStderr: opts.onStderr,
+      });
+    } catch (err) {
+      timeline.record(tid, { type: 'exec.failed', command: req.command, error: (err as Error).message });
+      throw err;
+    }
+    timeline.record(tid, {
+      type: 'exec.finished',
+      exitCode: result.exitCode,
+      signal: result.signal,
+      durationMs: result.durationMs,
+      stdoutBytes: Buffer.byteLength(result.stdout),
+      stderrBytes: Buffer.byteLength(result.stderr),
+      truncated: result.truncated,
+      timedOut: result.timedOut,
+      stdoutExcerpt: result.stdout,
+      stderrExcerpt: result.stderr,
+    });
+    return { decision: auth.decision, result };
+  }
+
+  approvalsList(): PendingApproval[] {
+    return this.deps.approvals.list();
+  }
+
+  approvalsAnswer(id: string, verdict: Omit<Verdict, 'by'>, origin: Origin): void {
+    this.deps.approvals.answer(id, { ...verdict, by: origin.id });
+  }
+
+  tasksList(opts: { limit?: number } = {}): TaskSummary[] {
+    return this.deps.timeline.listTasks({ limit: opts.limit ?? 50 }).map(toSummary);
+  }
+
+  tasksGet(id: string): TaskSummary {
+    const t = this.deps.timeline.getTask(id);
+    if (!t) throw new CoworkError('notFound', `no task ${id} — list tasks with \`cowork-vm timeline\``);
+    return toSummary(t);
+  }
+
+  async tasksStart(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }> {
+    if (!this.deps.tasks) throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
+    return this.deps.tasks.start(req, origin);
+  }
+
+  tasksCancel(id: string, origin: Origin): void {
+    if (!this.deps.tasks) throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
+    this.deps.tasks.cancel(id, origin);
+  }
+
+  timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[] {
+    return this.deps.timeline.query(q);
+  }
+
+  timelineSubscribe(listener: (event: unknown) => void): () => void {
+    return this.deps.timeline.subscribe(listener);
+  }
+
+  async stop(_origin: Origin): Promise<void> {
+    this.deps.onStopRequested?.();
+  }
+
+  get timelinePath(): string {
+    return join(this.deps.stateDir, 'timeline.db');
+  }
+}
+
+function toSummary(t: {
+  id: string;
+  title: string;
+  status: string;
+  context: string;
+  origin: string;
+  createdAt: string | number;
+  finishedAt?: string | number | null;
+  outcome?: string | null;
+  summary?: string | null;
+}): TaskSummary {
+  return {
+    id: t.id,
+    title: t.title,
+    status: t.status,
+    context: t.context as TaskSummary['context'],
+    origin: t.origin,
+    createdAt: String(t.createdAt),
+    finishedAt: t.finishedAt ? String(t.finishedAt) : undefined,
+    outcome: t.outcome ?? undefined,
+    summary: t.summary ?? undefined,
+  };
+}

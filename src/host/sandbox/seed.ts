@@ -1,0 +1,46 @@
+import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface SeedInput {
+  hostPrivateKey: string;
+  clientPublicKey: string;
+  agentUid: number;
+  agentGid: number;
+  hostname: string;
+  proxy?: { url: string };
+}
+
+/**
+ * Who the guest's `agent` user is: the workspace owner's uid/gid, so files the guest writes are
+ * owned by that user on the host. A root-owned workspace (CI, `sudo`) maps to 1000: the agent
+ * is never root.
+ */
+export function agentIds(workspace: string): { uid: number; gid: number } {
+  const st = statSync(workspace);
+  return st.uid === 0 ? { uid: 1000, gid: 1000 } : { uid: st.uid, gid: st.gid };
+}
+
+/** Writes the read-only seed share (see docs/guest-contract.md) fresh for one boot. */
+export function writeSeed(dir: string, input: SeedInput): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, 'ssh_host_ed25519_key'), ensureNl(input.hostPrivateKey), { mode: 0o600 });
+  writeFileSync(join(dir, 'authorized_keys'), ensureNl(input.clientPublicKey), { mode: 0o644 });
+  const env: Record<string, string> = {
+    AGENT_UID: String(input.agentUid),
+    AGENT_GID: String(input.agentGid),
+    HOSTNAME: input.hostname.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, 63) || 'cowork',
+  };
+  if (input.proxy) {
+    env.HTTP_PROXY = input.proxy.url;
+    env.HTTPS_PROXY = input.proxy.url;
+    env.NO_PROXY = 'localhost,127.0.0.1,::1';
+  }
+  const lines = Object.entries(env).map(([k, v]) => `${k}='${v.replace(/'/g, '')}'`);
+  writeFileSync(join(dir, 'guest.env'), `${lines.join('\n')}\n`, { mode: 0o644 });
+  chmodSync(dir, 0o700);
+}
+
+function ensureNl(s: string): string {
+  return s.endsWith('\n') ? s : `${s}\n`;
+}
