@@ -1,0 +1,31 @@
+export type { ControllerApi, ExecOutcome, ExecRequest, Origin, StatusInfo, TaskSummary } from './api.js';
+export { AUTH_LOCKOUT, AUTH_TIMEOUT_MS, computeAuthHmac, verifyAuthHmac } from './auth.js';
+export {
+  type CloseInfo,
+  ControlClient,
+  type ControlClientOptions,
+  type DeviceCredentials,
+  loadCredentials,
+  saveCredentials,
+} from './client.js';
+export { createPairingCode, listDevices, revokeDevice } from './devices.js';
+export {
+  type Clock,
+  type SecurityEvent,
+  type SecurityRecorder,
+  securityEventSchema,
+  systemClock,
+} from './events.js';
+export { type LockoutPolicy, LockoutTable } from './lockouts.js';
+export { METHOD_NAMES, METHODS, type MethodName, prepareCall, ROLE_RANK, roleAllows } from './methods.js';
+export { isLoopbackHost, originAllowed } from './net.js';
+export { CLOSE_CODES, PAIRING_ALPHABET, ROLES, type Role } from './protocol.js';
+export { ControlServer, type ControlServerOptions, DEFAULT_MAX_FRAME_BYTES } from './server.js';
+export {
+  ControlStore,
+  type ControlStoreOptions,
+  type DeviceRecord,
+  defaultControlStorePath,
+  PAIR_LOCKOUT,
+  PAIRING_CODE_TTL_MS,
+} from './store.js';

@@ -1,0 +1,297 @@
+import type { WebSocket } from 'ws';
+import { CoworkError } from '../errors.js';
+import type { ControllerApi } from './api.js';
+import { AUTH_LOCKOUT, type NonceRegistry, verifyAuthHmac } from './auth.js';
+import { type Clock, recordSafely, type SecurityRecorder } from './events.js';
+import { type MethodContext, prepareCall } from './methods.js';
+import {
+  type AuthFrame,
+  CLOSE_CODES,
+  clientFrameSchema,
+  type ErrorBody,
+  type PairFrame,
+  type ReqFrame,
+  type Role,
+  type ServerFrame,
+} from './protocol.js';
+import type { ControlStore } from './store.js';
+
+/** What a session needs from its server; one object so sessions stay testable and small. */
+export interface SessionDeps {
+  api: ControllerApi;
+  store: ControlStore;
+  nonces: NonceRegistry<ControlSession>;
+  clock: Clock;
+  recorder: SecurityRecorder | undefined;
+  serverId: string;
+  authTimeoutMs: number;
+  maxFrameBytes: number;
+  maxProtocolErrors: number;
+  /** Outgoing bytes a slow subscriber may have queued before it is dropped. */
+  maxBufferedBytes: number;
+}
+
+const DUMMY_KEY = Buffer.alloc(32);
+
+/**
+ * One WebSocket connection: challenged → (paired) → authenticated → closed. Every frame is
+ * validated; nothing but `auth` and `pair` is accepted before authentication, and every
+ * request re-reads the device from the store so a revoke or a role change applies at once.
+ */
+export class ControlSession {
+  deviceId: string | undefined;
+  private role: Role | undefined;
+  private nonce: string;
+  private authAnswered = false;
+  private protocolErrors = 0;
+  private closed = false;
+  private readonly authTimer: NodeJS.Timeout;
+  private unsubscribeTimeline: (() => void) | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly ip: string,
+    private readonly deps: SessionDeps,
+  ) {
+    this.nonce = deps.nonces.issue(this, deps.clock.now());
+    this.send({
+      type: 'challenge',
+      version: 1,
+      nonce: this.nonce,
+      serverId: deps.serverId,
+      expiresInMs: deps.authTimeoutMs,
+    });
+    this.authTimer = setTimeout(() => {
+      if (!this.deviceId)
+        this.fail(
+          'timeout',
+          'no authentication within the time limit; reconnect and answer the challenge',
+          CLOSE_CODES.authFailed,
+        );
+    }, deps.authTimeoutMs);
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
+    ws.on('close', () => this.dispose());
+    ws.on('error', () => this.dispose());
+  }
+
+  get authenticated(): boolean {
+    return this.deviceId !== undefined;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.dispose();
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+  }
+
+  private dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.authTimer);
+    this.deps.nonces.drop(this);
+    this.unsubscribeTimeline?.();
+    this.unsubscribeTimeline = undefined;
+    this.abort.abort(new CoworkError('cancelled', 'the control connection closed'));
+  }
+
+  private send(frame: ServerFrame): void {
+    if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(JSON.stringify(frame));
+  }
+
+  private fail(code: ErrorBody['code'], message: string, closeCode: number): void {
+    this.send({ type: 'error', error: { code, message } });
+    this.close(closeCode, message);
+  }
+
+  /** A malformed or out-of-place frame: answer with a typed error; close after too many. */
+  private protocolError(id: string | null, code: ErrorBody['code'], message: string): void {
+    this.protocolErrors++;
+    this.send({ type: 'res', id, ok: false, error: { code, message } });
+    if (this.protocolErrors >= this.deps.maxProtocolErrors) {
+      recordSafely(this.deps.recorder, {
+        type: 'control.protocol_error',
+        ip: this.ip,
+        ...(this.deviceId ? { deviceId: this.deviceId } : {}),
+        reason: `closed after ${this.protocolErrors} protocol errors; last: ${message}`,
+      });
+      this.close(CLOSE_CODES.protocolAbuse, 'too many protocol errors');
+    }
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    if (isBinary) {
+      this.protocolError(null, 'invalidArgument', 'binary frames are not accepted; send JSON text');
+      return;
+    }
+    if (data.length > this.deps.maxFrameBytes) {
+      const limit = this.deps.maxFrameBytes;
+      this.protocolError(
+        null,
+        'limitExceeded',
+        `frame of ${data.length} bytes exceeds the limit of ${limit} bytes`,
+      );
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(data.toString('utf8'));
+    } catch {
+      this.protocolError(null, 'invalidArgument', 'frame is not valid JSON');
+      return;
+    }
+    const parsed = clientFrameSchema.safeParse(json);
+    if (!parsed.success) {
+      const raw = (json ?? {}) as { id?: unknown; method?: unknown };
+      const id = typeof raw.id === 'string' && raw.id.length > 0 ? raw.id.slice(0, 64) : null;
+      const what = typeof raw.method === 'string' ? ` for '${raw.method.slice(0, 64)}'` : '';
+      const expected = "expected {type:'req', id, method, params} (or auth/pair before authentication)";
+      this.protocolError(id, 'invalidArgument', `malformed frame${what}: ${expected}`);
+      return;
+    }
+    const frame = parsed.data;
+    if (frame.type === 'auth') this.onAuth(frame);
+    else if (frame.type === 'pair') this.onPair(frame);
+    else void this.onRequest(frame);
+  }
+
+  private onAuth(frame: AuthFrame): void {
+    if (this.authenticated || this.authAnswered) {
+      this.protocolError(null, 'invalidState', 'this connection already answered its challenge');
+      return;
+    }
+    this.authAnswered = true;
+    const { store, nonces, clock, serverId } = this.deps;
+    const lockKey = `auth:ip:${this.ip}`;
+    if (store.lockouts.lockedUntil(lockKey) !== undefined) {
+      const msg = 'too many failed authentications from this address; try again later';
+      this.fail('limitExceeded', msg, CLOSE_CODES.lockedOut);
+      return;
+    }
+    const issuedAt = nonces.take(this, frame.nonce);
+    const key = store.deviceKey(frame.deviceId);
+    // Compute the HMAC even for unknown devices, so timing does not reveal which ids exist.
+    const hmacOk = verifyAuthHmac(key ?? DUMMY_KEY, frame.nonce, serverId, frame.hmac) && key !== undefined;
+    let reason: string | undefined;
+    if (issuedAt === undefined) reason = 'nonce was not issued to this connection or was already used';
+    else if (clock.now() - issuedAt > this.deps.authTimeoutMs)
+      reason = 'answer came after the challenge expired';
+    else if (!key) reason = 'unknown or revoked device';
+    else if (!hmacOk) reason = 'wrong HMAC';
+    if (reason) {
+      this.authFailed(frame.deviceId, reason, lockKey);
+      return;
+    }
+    const device = store.getDevice(frame.deviceId)!;
+    store.lockouts.clear(lockKey);
+    store.touchDevice(device.id);
+    this.deviceId = device.id;
+    this.role = device.role;
+    clearTimeout(this.authTimer);
+    recordSafely(this.deps.recorder, { type: 'control.auth_ok', ip: this.ip, deviceId: device.id });
+    this.send({ type: 'auth-ok', deviceId: device.id, name: device.name, role: device.role });
+  }
+
+  private authFailed(deviceId: string, reason: string, lockKey: string): void {
+    recordSafely(this.deps.recorder, { type: 'control.auth_failed', ip: this.ip, deviceId, reason });
+    const lock = this.deps.store.lockouts.recordFailure('auth', lockKey, AUTH_LOCKOUT);
+    if (lock.locked) {
+      const msg = `authentication failed (${reason}); this address is locked out for 5 minutes`;
+      this.fail('limitExceeded', msg, CLOSE_CODES.lockedOut);
+    } else {
+      this.fail('denied', `authentication failed: ${reason}`, CLOSE_CODES.authFailed);
+    }
+  }
+
+  private onPair(frame: PairFrame): void {
+    if (this.authenticated) {
+      this.protocolError(null, 'invalidState', 'already authenticated; pairing is done before auth');
+      return;
+    }
+    try {
+      const { device, key } = this.deps.store.redeemPairingCode({
+        code: frame.code,
+        identity: `ip:${this.ip}`,
+        name: frame.name,
+        channel: 'control',
+      });
+      this.send({
+        type: 'paired',
+        deviceId: device.id,
+        deviceKey: key!.toString('base64url'),
+        role: device.role,
+        serverId: this.deps.serverId,
+      });
+    } catch (err) {
+      const e = CoworkError.from(err);
+      if (e.code === 'limitExceeded') this.fail(e.code, e.message, CLOSE_CODES.lockedOut);
+      else this.send({ type: 'error', error: e.toJSON() });
+    }
+  }
+
+  private async onRequest(frame: ReqFrame): Promise<void> {
+    if (!this.deviceId || !this.role) {
+      const msg = 'not authenticated: answer the challenge (or pair) before calling methods';
+      this.protocolError(frame.id, 'denied', msg);
+      return;
+    }
+    const device = this.deps.store.getDevice(this.deviceId);
+    if (!device || device.revokedAt !== undefined) {
+      this.fail('denied', 'this device has been revoked', CLOSE_CODES.deviceRevoked);
+      return;
+    }
+    const call = prepareCall(frame.method, frame.params, device.role);
+    if (!call.ok) {
+      if (call.protocol) this.protocolError(frame.id, call.error.code, call.error.message);
+      else this.send({ type: 'res', id: frame.id, ok: false, error: call.error.toJSON() });
+      return;
+    }
+    try {
+      const result = await call.run(this.methodContext(device.id));
+      this.send({ type: 'res', id: frame.id, ok: true, result: result ?? null });
+    } catch (err) {
+      this.send({ type: 'res', id: frame.id, ok: false, error: CoworkError.from(err).toJSON() });
+    }
+  }
+
+  private methodContext(deviceId: string): MethodContext {
+    const { store, api } = this.deps;
+    return {
+      api,
+      // The server builds the origin; a client can never choose its policy context.
+      origin: { id: `device:${deviceId}`, context: 'gateway' },
+      deviceId,
+      devices: {
+        list: () => store.listDevices(),
+        revoke: (id, by) => store.revokeDevice(id, by),
+        createPairingCode: (o) => store.createPairingCode(o),
+      },
+      subscribeTimeline: () => this.subscribeTimeline(),
+      unsubscribeTimeline: () => {
+        const had = this.unsubscribeTimeline !== undefined;
+        this.unsubscribeTimeline?.();
+        this.unsubscribeTimeline = undefined;
+        return had;
+      },
+      signal: this.abort.signal,
+    };
+  }
+
+  private subscribeTimeline(): boolean {
+    if (this.unsubscribeTimeline) return false;
+    this.unsubscribeTimeline = this.deps.api.timelineSubscribe((event) => {
+      if (this.ws.bufferedAmount > this.deps.maxBufferedBytes) {
+        this.close(
+          CLOSE_CODES.protocolAbuse,
+          'subscriber too slow; reconnect and query the timeline from the last id',
+        );
+        return;
+      }
+      this.send({ type: 'event', event: 'timeline', data: event });
+    });
+    return true;
+  }
+}

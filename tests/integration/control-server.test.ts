@@ -1,0 +1,635 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { PendingApproval, Verdict } from '../../src/host/approvals/types.js';
+import type { ControllerApi, Origin } from '../../src/host/control/api.js';
+import {
+  CLOSE_CODES,
+  ControlClient,
+  ControlServer,
+  ControlStore,
+  computeAuthHmac,
+  type DeviceCredentials,
+  type Role,
+  type SecurityEvent,
+} from '../../src/host/control/index.js';
+import { CoworkError } from '../../src/host/errors.js';
+
+/** The seam, not the thing under test: records every call the control API makes. */
+class RecordingApi implements ControllerApi {
+  calls: { method: string; args: unknown[] }[] = [];
+  private listeners = new Set<(e: unknown) => void>();
+  private rec(method: string, ...args: unknown[]) {
+    this.calls.push({ method, args });
+  }
+  emit(event: unknown) {
+    for (const l of this.listeners) l(event);
+  }
+  get subscriberCount() {
+    return this.listeners.size;
+  }
+  async status() {
+    this.rec('status');
+    return {
+      workspace: '/w',
+      state: 'running',
+      pid: 1,
+      vm: { driver: 'qemu', accel: 'tcg', share: '9p', image: 'base', cpus: 1, memoryMiB: 512 },
+      pendingApprovals: 0,
+      tasks: { running: 0 },
+    } as const;
+  }
+  async exec(req: { command: string }, origin: Origin) {
+    this.rec('exec', req, origin);
+    return {
+      decision: { effect: 'allow' as const, reasons: [], layer: 'context' as const },
+      result: {
+        exitCode: 0,
+        signal: null,
+        stdout: 'hi\n',
+        stderr: '',
+        truncated: false,
+        durationMs: 1,
+        timedOut: false,
+      },
+    };
+  }
+  approvalsList(): PendingApproval[] {
+    this.rec('approvalsList');
+    return [];
+  }
+  approvalsAnswer(id: string, verdict: Omit<Verdict, 'by'>, origin: Origin) {
+    this.rec('approvalsAnswer', id, verdict, origin);
+  }
+  tasksList(opts?: { limit?: number }) {
+    this.rec('tasksList', opts);
+    return [];
+  }
+  tasksGet(id: string) {
+    this.rec('tasksGet', id);
+    return { id, title: 't', status: 'done', context: 'gateway' as const, origin: 'x', createdAt: 'now' };
+  }
+  async tasksStart(req: { prompt: string }, origin: Origin) {
+    this.rec('tasksStart', req, origin);
+    return { id: 'task1' };
+  }
+  tasksCancel(id: string, origin: Origin) {
+    this.rec('tasksCancel', id, origin);
+  }
+  timelineQuery(q: unknown) {
+    this.rec('timelineQuery', q);
+    return [{ id: 1 }];
+  }
+  timelineSubscribe(listener: (e: unknown) => void) {
+    this.rec('timelineSubscribe');
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  async stop(origin: Origin) {
+    this.rec('stop', origin);
+  }
+}
+
+class ManualClock {
+  t = Date.parse('2026-01-01T00:00:00Z');
+  now() {
+    return this.t;
+  }
+}
+
+let dir: string;
+let clock: ManualClock;
+let api: RecordingApi;
+let events: SecurityEvent[];
+let store: ControlStore;
+let server: ControlServer;
+let url: string;
+const openClients: ControlClient[] = [];
+
+async function startServer(extra: Partial<ConstructorParameters<typeof ControlServer>[0]> = {}) {
+  store = new ControlStore({
+    file: join(dir, 'devices.sqlite'),
+    clock,
+    recorder: { record: (_t, e) => events.push(e) },
+  });
+  server = new ControlServer({
+    api,
+    store,
+    listen: { host: '127.0.0.1', port: 0 },
+    serverId: 'srv-test',
+    clock,
+    recorder: { record: (_t, e) => events.push(e) },
+    revocationSweepMs: 50,
+    ...extra,
+  });
+  url = (await server.start()).url;
+}
+
+async function connect(opts: { origin?: string } = {}) {
+  const c = await ControlClient.connect(url, opts);
+  openClients.push(c);
+  return c;
+}
+
+async function pairDevice(role: Role): Promise<DeviceCredentials> {
+  const { code } = store.createPairingCode({ role });
+  const c = await connect();
+  const creds = await c.pair(code, `${role}-device`);
+  await c.close();
+  return creds;
+}
+
+async function authed(creds: DeviceCredentials) {
+  const c = await connect();
+  await c.authenticate(creds);
+  return c;
+}
+
+/** Connect expecting the server to refuse; returns the close code. */
+async function refusedCode(opts: { origin?: string } = {}): Promise<number> {
+  const err = await ControlClient.connect(url, opts).then(
+    () => {
+      throw new Error('expected the server to refuse the connection');
+    },
+    (e: unknown) => e as CoworkError,
+  );
+  return (err.cause as { code: number }).code;
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cowork-control-'));
+  clock = new ManualClock();
+  api = new RecordingApi();
+  events = [];
+  await startServer();
+});
+
+afterEach(async () => {
+  for (const c of openClients.splice(0)) await c.close().catch(() => {});
+  await server.close();
+  store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('authentication', () => {
+  it('pairs, then authenticates by challenge-response and calls a method', async () => {
+    const creds = await pairDevice('viewer');
+    expect(Buffer.from(creds.deviceKey, 'base64url')).toHaveLength(32);
+    expect(creds.serverId).toBe('srv-test');
+    const c = await authed(creds);
+    expect(c.challenge.nonce).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const status = (await c.call('status')) as { state: string };
+    expect(status.state).toBe('running');
+    expect(events.map((e) => e.type)).toContain('control.auth_ok');
+  });
+
+  it('gives every connection a different nonce', async () => {
+    const a = await connect();
+    const b = await connect();
+    expect(a.challenge.nonce).not.toBe(b.challenge.nonce);
+  });
+
+  it('refuses a wrong HMAC and closes with 4001', async () => {
+    const creds = await pairDevice('admin');
+    const c = await connect();
+    const wrong = { ...creds, deviceKey: Buffer.alloc(32, 7).toString('base64url') };
+    await expect(c.authenticate(wrong)).rejects.toMatchObject({
+      code: 'denied',
+      message: expect.stringMatching(/wrong HMAC/),
+    });
+    expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.auth_failed', reason: 'wrong HMAC' }),
+    );
+    expect(api.calls).toHaveLength(0);
+  });
+
+  it('refuses an unknown device id', async () => {
+    const c = await connect();
+    const fake = {
+      deviceId: 'nobody',
+      deviceKey: Buffer.alloc(32).toString('base64url'),
+      serverId: 'srv-test',
+      role: 'admin' as const,
+    };
+    await expect(c.authenticate(fake)).rejects.toMatchObject({ code: 'denied' });
+    expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
+  });
+
+  it('refuses a replayed answer on a new connection', async () => {
+    const creds = await pairDevice('admin');
+    const victim = await connect();
+    const hmac = computeAuthHmac(
+      Buffer.from(creds.deviceKey, 'base64url'),
+      victim.challenge.nonce,
+      'srv-test',
+    );
+    const answer = JSON.stringify({
+      type: 'auth',
+      deviceId: creds.deviceId,
+      nonce: victim.challenge.nonce,
+      hmac,
+    });
+    victim.sendRaw(answer);
+    await expect(victim.call('status')).resolves.toBeTruthy();
+
+    const attacker = await connect();
+    const frames: unknown[] = [];
+    attacker.on('protocol-error', (e) => frames.push(e));
+    attacker.sendRaw(answer);
+    expect((await attacker.closed).code).toBe(CLOSE_CODES.authFailed);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.auth_failed', reason: expect.stringMatching(/nonce/) }),
+    );
+  });
+
+  it('refuses an answer stolen in flight and used on another connection, and the owner still succeeds', async () => {
+    const creds = await pairDevice('operator');
+    const owner = await connect();
+    const hmac = computeAuthHmac(
+      Buffer.from(creds.deviceKey, 'base64url'),
+      owner.challenge.nonce,
+      'srv-test',
+    );
+    const attacker = await connect();
+    attacker.sendRaw(
+      JSON.stringify({ type: 'auth', deviceId: creds.deviceId, nonce: owner.challenge.nonce, hmac }),
+    );
+    expect((await attacker.closed).code).toBe(CLOSE_CODES.authFailed);
+    await expect(owner.authenticate(creds)).resolves.toMatchObject({ role: 'operator' });
+  });
+
+  it('refuses a second answer on the same connection', async () => {
+    const creds = await pairDevice('viewer');
+    const c = await authed(creds);
+    const errors: { code: string }[] = [];
+    c.on('protocol-error', (e) => errors.push(e));
+    const hmac = computeAuthHmac(Buffer.from(creds.deviceKey, 'base64url'), c.challenge.nonce, 'srv-test');
+    c.sendRaw(JSON.stringify({ type: 'auth', deviceId: creds.deviceId, nonce: c.challenge.nonce, hmac }));
+    await c.call('status');
+    expect(errors).toEqual([expect.objectContaining({ code: 'invalidState' })]);
+  });
+
+  it('refuses an answer that comes after 10 s (injected clock)', async () => {
+    const creds = await pairDevice('admin');
+    const c = await connect();
+    clock.t += 10_001;
+    await expect(c.authenticate(creds)).rejects.toMatchObject({ message: expect.stringMatching(/expired/) });
+    expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
+  });
+
+  it('accepts an answer at exactly 10 s', async () => {
+    const creds = await pairDevice('admin');
+    const c = await connect();
+    clock.t += 10_000;
+    await expect(c.authenticate(creds)).resolves.toMatchObject({ deviceId: creds.deviceId });
+  });
+
+  it('closes a connection that never answers (real timer, short limit)', async () => {
+    await server.close();
+    store.close();
+    await startServer({ authTimeoutMs: 200 });
+    const c = await connect();
+    expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
+  });
+
+  it('refuses credentials made for another server id', async () => {
+    const creds = await pairDevice('admin');
+    const c = await connect();
+    await expect(c.authenticate({ ...creds, serverId: 'other' })).rejects.toMatchObject({ code: 'denied' });
+  });
+
+  it('a revoked device cannot authenticate', async () => {
+    const creds = await pairDevice('admin');
+    store.revokeDevice(creds.deviceId, 'test');
+    const c = await connect();
+    await expect(c.authenticate(creds)).rejects.toMatchObject({ message: expect.stringMatching(/revoked/) });
+  });
+});
+
+describe('protocol errors', () => {
+  it('answers a method call before auth with a typed error and never reaches the API', async () => {
+    const c = await connect();
+    await expect(c.call('status')).rejects.toMatchObject({
+      code: 'denied',
+      message: expect.stringMatching(/not authenticated/),
+    });
+    await expect(c.call('exec', { command: 'id' })).rejects.toMatchObject({ code: 'denied' });
+    expect(api.calls).toHaveLength(0);
+  });
+
+  it('closes with 4008 after 5 protocol errors', async () => {
+    const c = await connect();
+    for (let i = 0; i < 4; i++) await expect(c.call('status')).rejects.toMatchObject({ code: 'denied' });
+    await expect(c.call('status')).rejects.toBeInstanceOf(CoworkError);
+    expect((await c.closed).code).toBe(CLOSE_CODES.protocolAbuse);
+  });
+
+  it('answers malformed JSON, wrong shapes, binary frames, unknown methods and bad params with typed errors', async () => {
+    const c = await authed(await pairDevice('admin'));
+    const errors: { code: string; message: string }[] = [];
+    c.on('protocol-error', (e) => errors.push(e));
+    c.sendRaw('{not json');
+    c.sendRaw(JSON.stringify({ type: 'req', id: 'x', method: 'status', params: {}, extra: 1 }));
+    c.sendRaw(Buffer.from([1, 2, 3]), { binary: true });
+    await expect(c.call('nope')).rejects.toMatchObject({
+      code: 'notFound',
+      message: expect.stringMatching(/unknown method/),
+    });
+    expect(errors.map((e) => e.code)).toEqual(['invalidArgument', 'invalidArgument']);
+    await expect(c.call('tasks.get', { id: 5 })).rejects.toMatchObject({ code: 'invalidArgument' });
+    expect((await c.closed).code).toBe(CLOSE_CODES.protocolAbuse);
+    expect(api.calls).toHaveLength(0);
+  });
+
+  it('rejects unknown keys in params (strict schemas)', async () => {
+    const c = await authed(await pairDevice('admin'));
+    await expect(c.call('exec', { command: 'id', context: 'local' })).rejects.toMatchObject({
+      code: 'invalidArgument',
+    });
+    expect(api.calls).toHaveLength(0);
+  });
+
+  it('answers an oversized frame with limitExceeded and a huge one with close 1009', async () => {
+    await server.close();
+    store.close();
+    await startServer({ maxFrameBytes: 1024 });
+    const c = await authed(await pairDevice('admin'));
+    const errors: { code: string }[] = [];
+    c.on('protocol-error', (e) => errors.push(e));
+    c.sendRaw(
+      JSON.stringify({ type: 'req', id: 'big', method: 'exec', params: { command: 'x'.repeat(2000) } }),
+    );
+    await expect(c.call('status')).resolves.toBeTruthy();
+    expect(errors).toEqual([expect.objectContaining({ code: 'limitExceeded' })]);
+    expect(api.calls.map((x) => x.method)).toEqual(['status']);
+    c.sendRaw('x'.repeat(5000));
+    expect((await c.closed).code).toBe(1009);
+  });
+
+  it('accepts a frame at the default 1 MiB limit and refuses one above it', async () => {
+    const c = await authed(await pairDevice('admin'));
+    const errors: { code: string }[] = [];
+    c.on('protocol-error', (e) => errors.push(e));
+    const frame = (n: number) =>
+      JSON.stringify({
+        type: 'req',
+        id: 'a',
+        method: 'exec',
+        params: { command: 'id', stdin: 'y'.repeat(n) },
+      });
+    const fits = 1024 * 1024 - frame(0).length;
+    c.sendRaw(frame(fits));
+    c.sendRaw(frame(fits + 1));
+    await expect(c.call('status')).resolves.toBeTruthy();
+    expect(api.calls.map((x) => x.method)).toEqual(['exec', 'status']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'limitExceeded' })]);
+  });
+});
+
+describe('lockouts', () => {
+  async function failAuth(creds: DeviceCredentials) {
+    const c = await connect();
+    await c.authenticate({ ...creds, deviceKey: Buffer.alloc(32, 1).toString('base64url') }).catch(() => {});
+    return (await c.closed).code;
+  }
+
+  it('refuses an IP after 5 failed authentications and lets it back after 5 minutes', async () => {
+    const creds = await pairDevice('admin');
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push(await failAuth(creds));
+    expect(codes).toEqual([4001, 4001, 4001, 4001, CLOSE_CODES.lockedOut]);
+    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.lockout', scope: 'auth', key: 'auth:ip:127.0.0.1' }),
+    );
+    clock.t += 5 * 60_000 - 1;
+    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+    clock.t += 1;
+    const c = await authed(creds);
+    await expect(c.call('status')).resolves.toBeTruthy();
+  });
+
+  it('a success resets the failure count', async () => {
+    const creds = await pairDevice('admin');
+    for (let i = 0; i < 4; i++) await failAuth(creds);
+    await (await authed(creds)).close();
+    for (let i = 0; i < 4; i++) expect(await failAuth(creds)).toBe(4001);
+  });
+
+  it('keeps an IP lockout across a server restart (same SQLite file)', async () => {
+    const creds = await pairDevice('admin');
+    for (let i = 0; i < 5; i++) await failAuth(creds);
+    await server.close();
+    store.close();
+    await startServer();
+    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+    clock.t += 5 * 60_000;
+    await expect(authed(creds)).resolves.toBeInstanceOf(ControlClient);
+  });
+});
+
+describe('pairing', () => {
+  it('refuses an expired code', async () => {
+    const { code } = store.createPairingCode({ role: 'admin' });
+    clock.t += 5 * 60_000;
+    const c = await connect();
+    await expect(c.pair(code, 'late')).rejects.toMatchObject({ code: 'denied' });
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.pair_failed', reason: 'code expired' }),
+    );
+  });
+
+  it('refuses a used code', async () => {
+    const { code } = store.createPairingCode({ role: 'admin' });
+    await (await connect()).pair(code, 'first');
+    await expect((await connect()).pair(code, 'second')).rejects.toMatchObject({ code: 'denied' });
+    expect(store.listDevices().map((d) => d.name)).toEqual(['first']);
+  });
+
+  it('accepts lowercase input of a valid code', async () => {
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    await expect((await connect()).pair(code.toLowerCase(), 'lc')).resolves.toMatchObject({ role: 'viewer' });
+  });
+
+  it('locks pairing for 15 minutes after 5 wrong codes, across restarts', async () => {
+    const c = await connect();
+    for (let i = 0; i < 4; i++)
+      await expect(c.pair('ZZZZZZ', 'guess')).rejects.toMatchObject({ code: 'denied' });
+    await expect(c.pair('ZZZZZZ', 'guess')).rejects.toMatchObject({ code: 'limitExceeded' });
+    expect((await c.closed).code).toBe(CLOSE_CODES.lockedOut);
+    const { code } = store.createPairingCode({ role: 'admin' });
+    await server.close();
+    store.close();
+    await startServer();
+    const d = await connect();
+    await expect(d.pair(code, 'real')).rejects.toMatchObject({ code: 'limitExceeded' });
+    clock.t += 15 * 60_000 - 5 * 60_000; // the code itself would have expired: make a fresh one after the lock
+    const fresh = store.createPairingCode({ role: 'admin' });
+    clock.t += 5 * 60_000;
+    const e = await connect();
+    await expect(e.pair(fresh.code, 'real')).rejects.toMatchObject({ code: 'denied' }); // expired by now
+    const fresh2 = store.createPairingCode({ role: 'admin' });
+    await expect(e.pair(fresh2.code, 'real')).resolves.toMatchObject({ role: 'admin' });
+  });
+});
+
+describe('revocation', () => {
+  it('closes a live session at once when revoked in-process (4010)', async () => {
+    const creds = await pairDevice('viewer');
+    const c = await authed(creds);
+    await c.call('status');
+    store.revokeDevice(creds.deviceId, 'test');
+    expect((await c.closed).code).toBe(CLOSE_CODES.deviceRevoked);
+  });
+
+  it('closes a live session revoked by another process on the same store file', async () => {
+    const creds = await pairDevice('viewer');
+    const c = await authed(creds);
+    const other = new ControlStore({ file: join(dir, 'devices.sqlite') });
+    other.revokeDevice(creds.deviceId, 'cli');
+    other.close();
+    expect((await c.closed).code).toBe(CLOSE_CODES.deviceRevoked);
+  });
+
+  it('an admin can revoke another device over the API', async () => {
+    const victim = await pairDevice('viewer');
+    const v = await authed(victim);
+    const admin = await authed(await pairDevice('admin'));
+    await admin.call('devices.revoke', { id: victim.deviceId });
+    expect((await v.closed).code).toBe(CLOSE_CODES.deviceRevoked);
+  });
+});
+
+describe('origins and binding', () => {
+  it('refuses a foreign browser origin with 4003 and allows none, listed and own loopback origins', async () => {
+    expect(await refusedCode({ origin: 'https://evil.example' })).toBe(CLOSE_CODES.forbiddenOrigin);
+    const port = new URL(url).port;
+    expect(await refusedCode({ origin: `http://localhost:${Number(port) + 1}` })).toBe(
+      CLOSE_CODES.forbiddenOrigin,
+    );
+    expect(await refusedCode({ origin: 'null' })).toBe(CLOSE_CODES.forbiddenOrigin);
+    await expect(connect({ origin: `http://127.0.0.1:${port}` })).resolves.toBeInstanceOf(ControlClient);
+    await expect(connect()).resolves.toBeInstanceOf(ControlClient);
+    await server.close();
+    store.close();
+    await startServer({ allowedOrigins: ['https://dash.example'] });
+    await expect(connect({ origin: 'https://dash.example' })).resolves.toBeInstanceOf(ControlClient);
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.origin_refused', origin: 'https://evil.example' }),
+    );
+  });
+
+  it('refuses to bind a non-loopback address without allowRemote, warns with it', () => {
+    const base = { api, store, serverId: 's', listen: { host: '0.0.0.0', port: 0 } };
+    expect(() => new ControlServer(base)).toThrow(expect.objectContaining({ code: 'denied' }));
+    const warnings: string[] = [];
+    new ControlServer({ ...base, allowRemote: true, logger: { warn: (m) => warnings.push(m) } });
+    expect(warnings[0]).toMatch(/reachable from other machines WITHOUT TLS/);
+  });
+
+  it('answers plain HTTP with 426', async () => {
+    const res = await fetch(url.replace('ws:', 'http:'));
+    expect(res.status).toBe(426);
+  });
+});
+
+describe('methods', () => {
+  it('runs exec in the gateway context with origin device:<id>', async () => {
+    const creds = await pairDevice('admin');
+    const c = await authed(creds);
+    const out = (await c.call('exec', { command: 'echo hi' })) as { result: { stdout: string } };
+    expect(out.result.stdout).toBe('hi\n');
+    expect(api.calls).toEqual([
+      {
+        method: 'exec',
+        args: [{ command: 'echo hi' }, { id: `device:${creds.deviceId}`, context: 'gateway' }],
+      },
+    ]);
+  });
+
+  it('pushes timeline events to subscribers and stops after unsubscribe or close', async () => {
+    const c = await authed(await pairDevice('viewer'));
+    const got: unknown[] = [];
+    const unsubscribe = await c.subscribe((e) => got.push(e));
+    api.emit({ id: 1, type: 'x' });
+    await c.call('status');
+    expect(got).toEqual([{ id: 1, type: 'x' }]);
+    await unsubscribe();
+    api.emit({ id: 2 });
+    await c.call('status');
+    expect(got).toHaveLength(1);
+    await c.subscribe(() => {});
+    expect(api.subscriberCount).toBe(1);
+    await c.close();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(api.subscriberCount).toBe(0);
+  });
+
+  it('passes API errors through as typed errors', async () => {
+    api.tasksGet = () => {
+      throw new CoworkError('notFound', 'no task x');
+    };
+    const c = await authed(await pairDevice('viewer'));
+    await expect(c.call('tasks.get', { id: 'x' })).rejects.toMatchObject({
+      code: 'notFound',
+      message: 'no task x',
+    });
+    await expect(c.call('status')).resolves.toBeTruthy();
+  });
+});
+
+describe('store file and TLS', () => {
+  it('keeps the device store private (0600)', () => {
+    expect(statSync(join(dir, 'devices.sqlite')).mode & 0o777).toBe(0o600);
+  });
+
+  it('serves wss with a certificate from config', async () => {
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { stdio: 'ignore' },
+    );
+    await server.close();
+    store.close();
+    await startServer({ tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+    expect(url).toMatch(/^wss:/);
+    await expect(ControlClient.connect(url)).rejects.toBeInstanceOf(CoworkError); // untrusted cert
+    const creds = await (async () => {
+      const { code } = store.createPairingCode({ role: 'viewer' });
+      const c = await ControlClient.connect(url, { ca: readFileSync(cert) });
+      openClients.push(c);
+      return await c.pair(code, 'tls');
+    })();
+    const c = await ControlClient.connect(url, { ca: readFileSync(cert) });
+    openClients.push(c);
+    await c.authenticate(creds);
+    await expect(c.call('status')).resolves.toBeTruthy();
+    // A plain ws:// client cannot talk to it.
+    const plain = new WebSocket(url.replace('wss:', 'ws:'));
+    await new Promise((r) => plain.once('close', r).once('error', r));
+  });
+});
