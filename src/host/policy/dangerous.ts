@@ -1,0 +1,216 @@
+import type { CommandAnalysis, Finding, SimpleCommand } from './shell-analysis.js';
+import type { ShellWord } from './words.js';
+import { WRAPPERS } from './wrappers.js';
+
+/**
+ * The built-in dangerous set: denied in every context, whatever the rules say. It works on the
+ * analysed simple commands (quotes resolved, wrappers looked through, paths reduced to names),
+ * so spellings like `'su'do`, `/usr/bin/sudo`, `env X=1 sudo` or `rm -r -f /` are all caught.
+ */
+
+const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit']);
+const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff']);
+/** Commands that run their arguments as another command (beyond the wrappers we unwrap). */
+const RUNNERS = new Set([
+  ...Object.keys(WRAPPERS),
+  'chroot',
+  'unshare',
+  'nsenter',
+  'flock',
+  'script',
+  'parallel',
+  'runuser',
+  'sg',
+  'systemd-run',
+  'strace',
+  'ltrace',
+  'gdb',
+  'valgrind',
+  'firejail',
+  'bwrap',
+  'proot',
+  'fakeroot',
+  'taskset',
+  'chrt',
+  'numactl',
+  'nocache',
+  'cpulimit',
+  'tsp',
+  'at',
+  'batch',
+  'schroot',
+  'dbus-run-session',
+  'xvfb-run',
+  'expect',
+  'watch',
+  'find',
+  'ssh',
+  'tmux',
+  'screen',
+]);
+const BLOCK_DEVICE = /^\/dev\/(sd|vd|hd|xvd|nvme|mmcblk|disk\/|mapper\/|dm-|md|loop|sr|mem$|kmem$|port$)/;
+const DEVICE_WRITERS = new Set([
+  'tee',
+  'cp',
+  'mv',
+  'shred',
+  'wipefs',
+  'sfdisk',
+  'fdisk',
+  'parted',
+  'sgdisk',
+  'gdisk',
+  'blkdiscard',
+  'mkswap',
+  'cat',
+  'install',
+  'badblocks',
+  'hdparm',
+]);
+const HARMLESS_DEV = new Set([
+  '/dev/null',
+  '/dev/zero',
+  '/dev/stdout',
+  '/dev/stderr',
+  '/dev/tty',
+  '/dev/fd/1',
+  '/dev/fd/2',
+]);
+
+function deny(rule: string, reason: string): Finding {
+  return { effect: 'deny', rule, reason };
+}
+
+/** Normalise a path word for comparison: ${HOME} → $HOME, // → /, strip trailing / and /. */
+export function normTarget(text: string): string {
+  let t = text.replace(/\$\{HOME\}/g, '$HOME').replace(/\/{2,}/g, '/');
+  for (let prev = ''; prev !== t; ) {
+    prev = t;
+    t = t.replace(/\/\.$/, '/').replace(/(.)\/$/, '$1');
+  }
+  return t;
+}
+
+/** Targets whose recursive removal (or moving) wipes the system, the home, or the workspace. */
+export function isCatastrophicTarget(text: string): boolean {
+  const t = normTarget(text);
+  if (['*', '.', '..', './*', '../*', '.*', '/workspace/*'].includes(t)) return true;
+  if (/^(~[^/]*|\$HOME)(\/\*?)?$/.test(t)) return true; // ~ ~/ ~/* ~user $HOME $HOME/*
+  if (/^\/[^/]*(\/\*)?$/.test(t)) return true; // /, /*, /etc, /workspace, /usr/*
+  return false;
+}
+
+function shortFlags(args: ShellWord[]): { flags: Set<string>; long: Set<string>; operands: ShellWord[] } {
+  const flags = new Set<string>();
+  const long = new Set<string>();
+  const operands: ShellWord[] = [];
+  let opts = true;
+  for (const w of args) {
+    if (opts && w.text === '--') opts = false;
+    else if (opts && w.text.startsWith('--')) long.add(w.text.split('=')[0] as string);
+    else if (opts && w.text.startsWith('-') && w.text.length > 1 && !w.dynamic)
+      for (const c of w.text.slice(1)) flags.add(c);
+    else operands.push(w);
+  }
+  return { flags, long, operands };
+}
+
+function checkRm(sc: SimpleCommand, out: Finding[]): void {
+  const { flags, long, operands } = shortFlags(sc.argv.slice(1));
+  if (long.has('--no-preserve-root'))
+    out.push(deny('builtin:rm-root', `\`${sc.text}\` removes / (--no-preserve-root)`));
+  const recursive = flags.has('r') || flags.has('R') || long.has('--recursive');
+  if (!recursive) return;
+  for (const w of operands) {
+    if (isCatastrophicTarget(w.text))
+      out.push(deny('builtin:rm-rf', `\`${sc.text}\` recursively removes ${w.text}`));
+    else if (w.dynamic)
+      out.push({
+        effect: 'ask',
+        rule: 'builtin:rm-rf-dynamic',
+        reason: `\`${sc.text}\` recursively removes ${w.text}, which is only known when it runs`,
+      });
+  }
+}
+
+function checkCommand(sc: SimpleCommand, out: Finding[]): void {
+  const name = sc.name;
+  const args = sc.argv.slice(1);
+  if (PRIVILEGE.has(name))
+    out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs ${name}: privilege escalation is never allowed`));
+  if (POWER.has(name)) out.push(deny(`builtin:${name}`, `\`${sc.text}\` would ${name} the machine`));
+  if ((name === 'init' || name === 'telinit') && args.some((w) => /^[06sS]$/.test(w.text)))
+    out.push(deny('builtin:shutdown', `\`${sc.text}\` changes the runlevel (halt/reboot)`));
+  if (
+    name === 'systemctl' &&
+    args.some((w) => /^(poweroff|reboot|halt|kexec|suspend|hibernate)$/.test(w.text))
+  )
+    out.push(deny('builtin:shutdown', `\`${sc.text}\` would stop the machine`));
+  if (/^mkfs(\..*)?$|^mke2fs$|^mkswap$/.test(name))
+    out.push(deny('builtin:mkfs', `\`${sc.text}\` formats a file system`));
+  if (name === 'rm') checkRm(sc, out);
+  if (name === 'dd')
+    for (const w of args) {
+      const m = /^of=(.*)$/.exec(w.text);
+      if (m && (m[1] as string).startsWith('/dev/') && !HARMLESS_DEV.has(m[1] as string))
+        out.push(deny('builtin:dd-device', `\`${sc.text}\` writes to the device ${m[1]}`));
+    }
+  if (DEVICE_WRITERS.has(name) && name !== 'cat')
+    for (const w of args)
+      if (BLOCK_DEVICE.test(w.text))
+        out.push(deny('builtin:device-write', `\`${sc.text}\` writes to the disk device ${w.text}`));
+  if (name === 'chmod') {
+    const { operands } = shortFlags(args);
+    const mode = operands[0]?.text ?? '';
+    if (/^0*777$/.test(mode) || /^(a|ugo|)[+=]rwx$/.test(mode) || /^0*[0-7]777$/.test(mode))
+      out.push(deny('builtin:chmod-777', `\`${sc.text}\` makes files writable by everyone (chmod ${mode})`));
+  }
+  if (name === 'mv' || name === 'chown' || name === 'chmod' || name === 'chgrp') {
+    const { flags, long, operands } = shortFlags(args);
+    const recursiveOrMove = name === 'mv' || flags.has('R') || long.has('--recursive');
+    for (const w of name === 'mv' ? operands : operands.slice(1))
+      if (recursiveOrMove && /^\/\*?$/.test(normTarget(w.text)))
+        out.push(
+          deny(`builtin:${name}-root`, `\`${sc.text}\` ${name === 'mv' ? 'moves' : 'changes'} ${w.text}`),
+        );
+  }
+  // A privileged or power command hidden as an argument of something that runs its arguments.
+  if ((sc.wrappers.length > 0 || RUNNERS.has(name)) && !PRIVILEGE.has(name) && !POWER.has(name))
+    for (const w of sc.words.slice(1))
+      if (
+        PRIVILEGE.has(w.text) ||
+        POWER.has(w.text) ||
+        /^\/(usr\/)?s?bin\/(sudo|su|doas|pkexec)$/.test(w.text)
+      )
+        out.push(
+          deny(
+            `builtin:${w.text.replace(/.*\//, '')}`,
+            `\`${sc.text}\` runs ${w.text}: privilege escalation and power commands are never allowed`,
+          ),
+        );
+}
+
+/** Every built-in dangerous finding for an analysed command line (structural ones come from the analyser). */
+export function dangerousFindings(a: CommandAnalysis): Finding[] {
+  const out: Finding[] = a.findings.filter((f) => f.rule.startsWith('builtin:'));
+  for (const sc of a.commands) checkCommand(sc, out);
+  for (const r of a.redirections) {
+    if (!['>', '>>', '>|', '<>', '&>', '&>>'].includes(r.op)) continue;
+    if (BLOCK_DEVICE.test(r.target.text))
+      out.push(deny('builtin:device-write', `a redirection writes to the disk device ${r.target.text}`));
+  }
+  // the classic spelling, in case it did not parse
+  if (/(\S+)\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}/.test(a.source))
+    out.push(deny('builtin:fork-bomb', 'the command contains a fork bomb'));
+  return dedupe(out);
+}
+
+export function dedupe(findings: Finding[]): Finding[] {
+  const seen = new Set<string>();
+  return findings.filter((f) => {
+    const k = `${f.effect}|${f.rule}|${f.reason}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

@@ -1,0 +1,341 @@
+import { CoworkError } from '../errors.js';
+import { dangerousFindings, dedupe } from './dangerous.js';
+import { checkPath } from './path-guard.js';
+import {
+  parseRule,
+  type Rule,
+  ruleCoversCommand,
+  ruleHitsCommand,
+  ruleMatchesPath,
+  ruleMatchesTool,
+} from './rules.js';
+import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
+import { ShellParser } from './shell-parser.js';
+import type {
+  Decision,
+  Effect,
+  LayerName,
+  PolicyContext,
+  PolicyEngine,
+  PolicyRequest,
+  Risk,
+} from './types.js';
+import { LAYERS } from './types.js';
+
+/** The rule part of the config the engine needs (a ResolvedConfig fits). */
+export interface PolicyRulesConfig {
+  policy?: { allow?: string[]; ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
+  /** Rules from the workspace's .cowork/config.toml: deny/ask/blockedPatterns only (no allow). */
+  workspacePolicy?: { ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
+}
+
+interface Verdict {
+  layer: LayerName;
+  effect: Effect;
+  reason: string;
+  rule?: string;
+}
+
+const SEVERITY: Record<Effect, number> = { allow: 0, ask: 1, deny: 2 };
+const HARMLESS_REDIRECT = /^(\/dev\/(null|stdout|stderr|tty|fd\/[0-9]+)|&?[0-9-])$/;
+const CACHE_SIZE = 1024;
+
+function parseRules(list: string[] | undefined, where: string): Rule[] {
+  return (list ?? []).map((r) => {
+    try {
+      return parseRule(r);
+    } catch (err) {
+      throw CoworkError.from(err, 'invalidArgument', where);
+    }
+  });
+}
+
+function compile(patterns: string[] | undefined, where: string): { source: string; re: RegExp }[] {
+  return (patterns ?? []).map((p) => {
+    try {
+      return { source: p, re: new RegExp(p) };
+    } catch (err) {
+      throw new CoworkError(
+        'invalidArgument',
+        `${where}: blockedPatterns entry ${JSON.stringify(p)} is not a valid regular expression`,
+        err,
+      );
+    }
+  });
+}
+
+/**
+ * The one place a decision is made. Layers in fixed order — guardrails → user → workspace →
+ * context → tool — each may vote; the strictest vote wins (deny > ask > allow), so no layer can
+ * undo another's deny, and rules from the workspace (which the agent can edit) can only add
+ * deny/ask. Analyses of shell text are cached (they do not depend on rules or context).
+ */
+export class RuleBasedPolicyEngine implements PolicyEngine {
+  readonly #analyzer: ShellAnalyzer;
+  readonly #user: { allow: Rule[]; ask: Rule[]; deny: Rule[] };
+  readonly #workspace: { ask: Rule[]; deny: Rule[] };
+  readonly #blocked: { source: string; re: RegExp; from: string }[];
+  readonly #cache = new Map<string, CommandAnalysis>();
+
+  constructor(config: PolicyRulesConfig = {}, parser: ShellParser = new ShellParser()) {
+    this.#analyzer = new ShellAnalyzer(parser);
+    const p = config.policy ?? {};
+    const w = config.workspacePolicy ?? {};
+    this.#user = {
+      allow: parseRules(p.allow, 'policy.allow'),
+      ask: parseRules(p.ask, 'policy.ask'),
+      deny: parseRules(p.deny, 'policy.deny'),
+    };
+    this.#workspace = {
+      ask: parseRules(w.ask, 'workspace policy.ask'),
+      deny: parseRules(w.deny, 'workspace policy.deny'),
+    };
+    this.#blocked = [
+      ...compile(p.blockedPatterns, 'policy').map((b) => ({ ...b, from: 'user' })),
+      ...compile(w.blockedPatterns, 'workspace policy').map((b) => ({ ...b, from: 'workspace' })),
+    ];
+  }
+
+  /** Parse and analyse a shell command line (cached). */
+  analyze(command: string): CommandAnalysis {
+    let a = this.#cache.get(command);
+    if (a) {
+      this.#cache.delete(command);
+      this.#cache.set(command, a);
+      return a;
+    }
+    a = this.#analyzer.analyze(command);
+    if (this.#cache.size >= CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value as string);
+    this.#cache.set(command, a);
+    return a;
+  }
+
+  evaluate(request: PolicyRequest, ctx: PolicyContext): Decision {
+    try {
+      const verdicts =
+        request.kind === 'shell' ? this.#shell(request.command, ctx) : this.#tool(request, ctx);
+      const decision = combine(verdicts);
+      if (decision.effect === 'ask' && request.kind === 'shell' && ctx.approvedForTask?.has(request.command))
+        return {
+          effect: 'allow',
+          layer: 'context',
+          rule: 'approved-for-task',
+          reasons: ['the user approved this exact command for the rest of the task', ...decision.reasons],
+        };
+      return decision;
+    } catch (err) {
+      // Fail closed: a bug in analysis must never turn into an allow.
+      return {
+        effect: 'deny',
+        layer: 'guardrails',
+        rule: 'internal-error',
+        reasons: [`the policy engine failed: ${(err as Error).message}`],
+      };
+    }
+  }
+
+  #shell(command: string, ctx: PolicyContext): Verdict[] {
+    const a = this.analyze(command);
+    const v: Verdict[] = [];
+    // 1. guardrails: built-in dangerous set, blocked patterns, unknowable constructs
+    for (const f of dedupe([
+      ...dangerousFindings(a),
+      ...a.findings.filter((f) => !f.rule.startsWith('builtin:')),
+    ]))
+      v.push({ layer: 'guardrails', effect: f.effect, reason: f.reason, rule: f.rule });
+    for (const b of this.#blocked) {
+      const hit = b.re.test(command) ? command : a.commands.find((sc) => b.re.test(sc.text))?.text;
+      if (hit !== undefined)
+        v.push({
+          layer: 'guardrails',
+          effect: 'deny',
+          reason: `\`${hit}\` matches the blocked pattern /${b.source}/ (${b.from} config)`,
+          rule: `blockedPattern:${b.source}`,
+        });
+    }
+    // 2–3. user and workspace deny/ask rules, on every simple command
+    const ruleVotes = (layer: LayerName, rules: Rule[], effect: Effect) => {
+      for (const r of rules)
+        for (const sc of a.commands)
+          if (ruleHitsCommand(r, sc))
+            v.push({
+              layer,
+              effect,
+              reason: `\`${sc.text}\` matches the ${layer} ${effect} rule ${r.source}`,
+              rule: r.source,
+            });
+    };
+    ruleVotes('user', this.#user.deny, 'deny');
+    ruleVotes('user', this.#user.ask, 'ask');
+    ruleVotes('workspace', this.#workspace.deny, 'deny');
+    ruleVotes('workspace', this.#workspace.ask, 'ask');
+    // 4. context defaults; allow rules only ever lift the agent/gateway default ask
+    if (ctx.context === 'local')
+      v.push({
+        layer: 'context',
+        effect: 'allow',
+        reason: 'commands typed at this machine are allowed unless denied',
+      });
+    else v.push(...this.#coverage(a, ctx));
+    return v;
+  }
+
+  /** Agent/gateway shell: allow only when an allow rule covers every simple command and nothing writes files. */
+  #coverage(a: CommandAnalysis, ctx: PolicyContext): Verdict[] {
+    const uncovered: string[] = [];
+    const used = new Set<string>();
+    for (const sc of a.commands) {
+      const r = this.#user.allow.find((rule) => ruleCoversCommand(rule, sc));
+      if (r) used.add(r.source);
+      else uncovered.push(describeUncovered(sc));
+    }
+    for (const red of a.redirections)
+      if (['>', '>>', '>|', '<>', '&>', '&>>'].includes(red.op) && !HARMLESS_REDIRECT.test(red.target.text))
+        uncovered.push(`the redirection ${red.op} ${red.target.text} writes a file`);
+    if (uncovered.length > 0)
+      return uncovered.map((u) => ({
+        layer: 'context' as const,
+        effect: 'ask' as const,
+        reason: `${u}; the ${ctx.context} needs approval`,
+      }));
+    if (a.commands.length === 0)
+      return [{ layer: 'context', effect: 'allow', reason: 'the command runs nothing' }];
+    const rules = [...used];
+    return [
+      {
+        layer: 'user',
+        effect: 'allow',
+        reason: `every command is covered by the allow rule${rules.length > 1 ? 's' : ''} ${rules.join(', ')}`,
+        rule: rules.join(', '),
+      },
+    ];
+  }
+
+  #tool(req: Extract<PolicyRequest, { kind: 'tool' }>, ctx: PolicyContext): Verdict[] {
+    const v: Verdict[] = [];
+    const paths: { relative: string; access: 'read' | 'write' | 'edit' }[] = [];
+    for (const p of req.paths ?? []) {
+      const c = checkPath(ctx.workspace, p.path, p.access);
+      if (!c.ok)
+        v.push({ layer: 'guardrails', effect: 'deny', reason: `path ${c.reason}`, rule: 'path-guard' });
+      else paths.push({ relative: c.relative, access: p.access });
+    }
+    const votes = (layer: LayerName, rules: Rule[], effect: Effect) => {
+      for (const r of rules) {
+        if (ruleMatchesTool(r, req.tool))
+          v.push({
+            layer,
+            effect,
+            reason: `the tool ${req.tool} matches the ${layer} ${effect} rule ${r.source}`,
+            rule: r.source,
+          });
+        for (const p of paths)
+          if (ruleMatchesPath(r, p.relative, p.access))
+            v.push({
+              layer,
+              effect,
+              reason: `${p.access} of ${p.relative || '.'} matches the ${layer} ${effect} rule ${r.source}`,
+              rule: r.source,
+            });
+      }
+    };
+    votes('user', this.#user.deny, 'deny');
+    votes('user', this.#user.ask, 'ask');
+    votes('workspace', this.#workspace.deny, 'deny');
+    votes('workspace', this.#workspace.ask, 'ask');
+    if (ctx.context === 'gateway' && req.risk === 'system')
+      v.push({
+        layer: 'context',
+        effect: 'deny',
+        reason: `${req.tool} is a system tool, which remote channels may never use`,
+        rule: 'gateway-system',
+      });
+    if (ctx.context === 'local') {
+      v.push({
+        layer: 'context',
+        effect: 'allow',
+        reason: 'tools used at this machine are allowed unless denied',
+      });
+      return v;
+    }
+    const byName = this.#user.allow.find((r) => ruleMatchesTool(r, req.tool));
+    const pathRules = paths.map((p) =>
+      this.#user.allow.find((r) => ruleMatchesPath(r, p.relative, p.access)),
+    );
+    if (byName)
+      v.push({
+        layer: 'user',
+        effect: 'allow',
+        reason: `the tool ${req.tool} is allowed by ${byName.source}`,
+        rule: byName.source,
+      });
+    else if (paths.length > 0 && pathRules.every(Boolean)) {
+      const rules = [...new Set(pathRules.map((r) => (r as Rule).source))];
+      v.push({
+        layer: 'user',
+        effect: 'allow',
+        reason: `every path is allowed by ${rules.join(', ')}`,
+        rule: rules.join(', '),
+      });
+    } else v.push(riskDefault(req.risk, ctx.context, req.tool, paths.length));
+    return v;
+  }
+}
+
+function describeUncovered(sc: SimpleCommand): string {
+  if (sc.name === '' && sc.words.length === 0)
+    return `\`${sc.text}\` sets variables that change what later commands do`;
+  if (sc.assigns.length > 0) return `\`${sc.text}\` sets ${sc.assigns.join(', ')} for the command`;
+  return `\`${sc.text}\` is not covered by an allow rule`;
+}
+
+/** Tool-layer defaults by risk for agent and gateway (local is allowed above). */
+function riskDefault(
+  risk: Risk,
+  context: 'agent' | 'gateway' | 'local',
+  tool: string,
+  pathCount: number,
+): Verdict {
+  const allow = (reason: string): Verdict => ({ layer: 'tool', effect: 'allow', reason });
+  const ask = (reason: string): Verdict => ({ layer: 'tool', effect: 'ask', reason });
+  switch (risk) {
+    case 'read':
+      return allow(`${tool} only reads`);
+    case 'write':
+      if (context === 'gateway')
+        return ask(`${tool} writes files and the request came from a remote channel`);
+      return pathCount > 0
+        ? allow(`${tool} writes only inside the workspace`)
+        : ask(`${tool} writes but names no workspace path`);
+    case 'destructive':
+      return ask(`${tool} is destructive`);
+    case 'network':
+      return ask(`${tool} uses the network`);
+    default:
+      return ask(`${tool} acts on the host system`);
+  }
+}
+
+/** Strictest vote wins; the deciding layer is the first (in layer order) that voted for it. */
+export function combine(verdicts: Verdict[]): Decision {
+  let effect: Effect = 'allow';
+  for (const v of verdicts) if (SEVERITY[v.effect] > SEVERITY[effect]) effect = v.effect;
+  const winners = verdicts
+    .filter((v) => v.effect === effect)
+    .sort((x, y) => LAYERS.indexOf(x.layer) - LAYERS.indexOf(y.layer));
+  const first = winners[0];
+  if (!first)
+    return {
+      effect: 'deny',
+      layer: 'guardrails',
+      rule: 'no-verdict',
+      reasons: ['no layer decided (this is a bug): denied'],
+    };
+  const d: Decision = { effect, layer: first.layer, reasons: [...new Set(winners.map((w) => w.reason))] };
+  if (first.rule !== undefined) d.rule = first.rule;
+  return d;
+}
+
+export function createPolicyEngine(config: PolicyRulesConfig = {}): RuleBasedPolicyEngine {
+  return new RuleBasedPolicyEngine(config);
+}

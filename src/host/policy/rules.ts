@@ -1,0 +1,104 @@
+import { CoworkError } from '../errors.js';
+import { globToRegExp } from './glob.js';
+import type { SimpleCommand } from './shell-analysis.js';
+import { basename } from './wrappers.js';
+
+/**
+ * Rules in Claude Code's shape:
+ *   Bash            any shell command          Bash(git status)   exactly these words
+ *   Bash(git push:*) words starting with these  Read(.env) / Write(.git/**) / Edit(src/**)  workspace paths
+ *   write_file      a tool by name
+ */
+export type Rule =
+  | { source: string; kind: 'bash'; words: string[] | null; prefix: boolean }
+  | { source: string; kind: 'path'; access: 'read' | 'write' | 'edit'; glob: string; re: RegExp }
+  | { source: string; kind: 'tool'; tool: string };
+
+const PATH_KINDS: Record<string, 'read' | 'write' | 'edit'> = { Read: 'read', Write: 'write', Edit: 'edit' };
+
+export function parseRule(source: string): Rule {
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*(?:\((.*)\))?\s*$/s.exec(source);
+  if (!m)
+    throw new CoworkError(
+      'invalidArgument',
+      `policy rule ${JSON.stringify(source)} is not a rule: use Bash(cmd), Bash(prefix:*), Read(glob), Write(glob), Edit(glob) or a tool name`,
+    );
+  const kind = m[1] as string;
+  const body = m[2];
+  if (kind === 'Bash') {
+    if (body === undefined || body.trim() === '*' || body.trim() === ':*')
+      return { source, kind: 'bash', words: null, prefix: true };
+    const prefix = /:\*\s*$/.test(body);
+    const words = body
+      .replace(/:\*\s*$/, '')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    if (words.length === 0)
+      throw new CoworkError('invalidArgument', `policy rule ${JSON.stringify(source)} has no command words`);
+    words[0] = basename(words[0] as string);
+    return { source, kind: 'bash', words, prefix };
+  }
+  const access = PATH_KINDS[kind];
+  if (access) {
+    if (body === undefined || body.trim() === '')
+      throw new CoworkError(
+        'invalidArgument',
+        `policy rule ${JSON.stringify(source)} needs a path glob, e.g. ${kind}(src/**)`,
+      );
+    return { source, kind: 'path', access, glob: body.trim(), re: globToRegExp(body.trim()) };
+  }
+  if (body !== undefined)
+    throw new CoworkError(
+      'invalidArgument',
+      `policy rule ${JSON.stringify(source)}: only Bash, Read, Write and Edit take an argument; name other tools bare`,
+    );
+  return { source, kind: 'tool', tool: kind };
+}
+
+/** Does a Bash rule match this list of words (argv[0] already a basename)? Dynamic words never match a literal. */
+function matchWords(
+  rule: Extract<Rule, { kind: 'bash' }>,
+  argv: { text: string; dynamic: boolean; glob: boolean }[],
+  dynamicArgs: boolean,
+): boolean {
+  if (rule.words === null) return true;
+  if (argv.length < rule.words.length) return false;
+  for (const [i, w] of rule.words.entries()) {
+    const a = argv[i];
+    if (!a || a.dynamic || a.text !== w) return false;
+  }
+  if (rule.prefix) return true;
+  return argv.length === rule.words.length && !dynamicArgs;
+}
+
+/** For deny/ask: match the command as written (wrappers included) or as it runs. */
+export function ruleHitsCommand(rule: Rule, sc: SimpleCommand): boolean {
+  if (rule.kind !== 'bash') return false;
+  if (rule.words === null) return true;
+  if (matchWords(rule, sc.argv, sc.dynamicArgs)) return true;
+  const head = sc.words[0];
+  if (!head) return false;
+  const raw = [{ ...head, text: head.dynamic ? head.text : basename(head.text) }, ...sc.words.slice(1)];
+  return matchWords(rule, raw, sc.dynamicArgs);
+}
+
+/**
+ * For allow: the command as it runs must match, and nothing around it may change what runs
+ * (no variable assignments: `PATH=… ls`, `LD_PRELOAD=… ls`, `GIT_SSH_COMMAND=… git fetch`).
+ */
+export function ruleCoversCommand(rule: Rule, sc: SimpleCommand): boolean {
+  if (rule.kind !== 'bash') return false;
+  if (sc.assigns.length > 0 || sc.name === '') return rule.words === null;
+  return matchWords(rule, sc.argv, sc.dynamicArgs);
+}
+
+export function ruleMatchesPath(rule: Rule, relative: string, access: 'read' | 'write' | 'edit'): boolean {
+  if (rule.kind !== 'path') return false;
+  const kindOk = rule.access === 'read' ? access === 'read' : access !== 'read';
+  return kindOk && rule.re.test(relative);
+}
+
+export function ruleMatchesTool(rule: Rule, tool: string): boolean {
+  return rule.kind === 'tool' && rule.tool === tool;
+}

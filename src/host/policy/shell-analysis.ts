@@ -1,0 +1,517 @@
+import { BIN_OPS, REDIR_OPS, ShellParseError, type ShellParser, type ShNode } from './shell-parser.js';
+import { resolveWord, type ShellWord } from './words.js';
+import { basename, type Unwrapped, unwrap } from './wrappers.js';
+
+/** One simple command found anywhere in a command line. */
+export interface SimpleCommand {
+  /** Words as written (quotes resolved), wrappers included. Empty for a bare assignment. */
+  words: ShellWord[];
+  /** The command that runs after looking through wrappers; argv[0] is a basename. */
+  argv: ShellWord[];
+  /** argv[0] as text ('' for a bare assignment or a dynamic name). */
+  name: string;
+  wrappers: string[];
+  /** Variables set for (or by) this command: `A=1 cmd`, `env A=1 cmd`, `export A=1`. */
+  assigns: string[];
+  /** Receives arguments we cannot see (xargs, find -exec). */
+  dynamicArgs: boolean;
+  /** Depth of `sh -c` / `eval` nesting this command was found at (0 = top level). */
+  depth: number;
+  /** The words joined by spaces, for blockedPatterns and messages. */
+  text: string;
+}
+
+export interface Redirection {
+  op: string;
+  target: ShellWord;
+}
+
+/** Something the analyser itself decided: unknowable constructs (ask) or structural dangers (deny). */
+export interface Finding {
+  effect: 'ask' | 'deny';
+  rule: string;
+  reason: string;
+}
+
+export interface CommandAnalysis {
+  source: string;
+  commands: SimpleCommand[];
+  redirections: Redirection[];
+  findings: Finding[];
+}
+
+const MAX_DEPTH = 3;
+const MAX_SOURCE = 64 * 1024;
+const SHELLS = new Set([
+  'sh',
+  'bash',
+  'dash',
+  'zsh',
+  'ksh',
+  'mksh',
+  'ash',
+  'fish',
+  'busybox',
+  'rbash',
+  'yash',
+  'tcsh',
+  'csh',
+]);
+const INTERPRETERS = new Set([
+  ...SHELLS,
+  'python',
+  'python2',
+  'python3',
+  'perl',
+  'ruby',
+  'node',
+  'nodejs',
+  'php',
+  'lua',
+  'tclsh',
+  'deno',
+  'bun',
+  'osascript',
+  'pwsh',
+]);
+const DOWNLOADERS = new Set([
+  'curl',
+  'wget',
+  'fetch',
+  'aria2c',
+  'http',
+  'https',
+  'xh',
+  'nc',
+  'ncat',
+  'socat',
+]);
+
+/** python3.11 → python3, so interpreter checks see versions too. */
+export function interpreterName(name: string): string {
+  const m = /^(python[23]?|perl|ruby|php|lua|node)[\d.]*$/.exec(name);
+  return m ? (m[1] as string) : name;
+}
+
+function render(words: ShellWord[]): string {
+  return words
+    .map((w) => (/[\s'"]/.test(w.text) || w.text === '' ? JSON.stringify(w.text) : w.text))
+    .join(' ');
+}
+
+/** The analyser: stateless apart from the parser; one per PolicyEngine. */
+export class ShellAnalyzer {
+  constructor(private readonly parser: ShellParser) {}
+
+  analyze(source: string): CommandAnalysis {
+    const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [] };
+    this.#analyzeInto(source, 0, a);
+    return a;
+  }
+
+  #analyzeInto(source: string, depth: number, a: CommandAnalysis): void {
+    if (depth > MAX_DEPTH) {
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:depth',
+        reason: `commands nested more than ${MAX_DEPTH} levels deep (sh -c / eval) are not analysed`,
+      });
+      return;
+    }
+    if (source.length > MAX_SOURCE) {
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:size',
+        reason: 'the command is longer than 64 KiB and is not analysed',
+      });
+      return;
+    }
+    if (source.includes('\0')) {
+      a.findings.push({ effect: 'ask', rule: 'analysis:nul', reason: 'the command contains a NUL byte' });
+      return;
+    }
+    let file: ShNode;
+    try {
+      file = this.parser.parse(source);
+    } catch (err) {
+      const msg = err instanceof ShellParseError ? err.message : String(err);
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:parse-error',
+        reason: `the command does not parse as a shell command (${msg})`,
+      });
+      return;
+    }
+    this.parser.walk(file, (node, type) => {
+      if (type === 'Stmt') this.#stmt(node, depth, a);
+      else if (type === 'DeclClause') this.#decl(node, depth, a);
+      else if (type === 'FuncDecl') this.#funcDecl(node, a);
+      else if (type === 'ForClause' || type === 'WordIter') this.#loopVar(node, type, depth, a);
+      else if (type === 'ArithmCmd' || type === 'LetClause') this.#pseudo('let', [], depth, a);
+      else if (
+        type === 'BinaryCmd' &&
+        (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
+      )
+        this.#pipeline(node, a);
+      return true;
+    });
+  }
+
+  #words(list: unknown): ShellWord[] {
+    return ((list as ShNode[]) ?? []).map((w) => resolveWord(this.parser, w));
+  }
+
+  #stmt(stmt: ShNode, depth: number, a: CommandAnalysis): void {
+    const redirs = ((stmt.Redirs as ShNode[]) ?? []).map((r) => ({
+      node: r,
+      op: REDIR_OPS[r.Op as number] ?? '?',
+    }));
+    for (const r of redirs) {
+      if (r.op === '<<' || r.op === '<<-') continue; // heredoc bodies are walked for substitutions
+      if (r.node.Word)
+        a.redirections.push({ op: r.op, target: resolveWord(this.parser, r.node.Word as ShNode) });
+    }
+    const cmd = stmt.Cmd as ShNode | null;
+    if (!cmd || this.parser.type(cmd) !== 'CallExpr') return;
+    const words = this.#words(cmd.Args);
+    const assigns = ((cmd.Assigns as ShNode[]) ?? []).map((as) =>
+      String((as.Name as ShNode | null)?.Value ?? '?'),
+    );
+    const sc = this.#simple(words, assigns, depth, a);
+    if (!sc) return;
+    // stdin of an interpreter: heredoc / here-string with a static body is analysed as its script
+    const stdin = redirs.find((r) => ['<<', '<<-', '<<<', '<'].includes(r.op));
+    this.#interpreterInput(sc, stdin, depth, a);
+  }
+
+  #simple(
+    words: ShellWord[],
+    assigns: string[],
+    depth: number,
+    a: CommandAnalysis,
+  ): SimpleCommand | undefined {
+    if (words.length === 0) {
+      a.commands.push({
+        words,
+        argv: [],
+        name: '',
+        wrappers: [],
+        assigns,
+        dynamicArgs: false,
+        depth,
+        text: assigns.map((n) => `${n}=…`).join(' '),
+      });
+      return undefined;
+    }
+    const u: Unwrapped = unwrap(words);
+    const head = u.argv[0];
+    const sc: SimpleCommand = {
+      words,
+      argv: u.argv,
+      name: head && !head.dynamic ? head.text : '',
+      wrappers: u.wrappers,
+      assigns: [...assigns, ...u.assigns],
+      dynamicArgs: u.dynamicArgs,
+      depth,
+      text: [...assigns.map((n) => `${n}=…`), render(words)].join(' '),
+    };
+    a.commands.push(sc);
+    if (u.unknowable)
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:unknowable',
+        reason: `in \`${sc.text}\`: ${u.unknowable}`,
+      });
+    if (!head || head.dynamic)
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:dynamic-command',
+        reason: `the command name in \`${sc.text}\` is only known when it runs`,
+      });
+    else if (head.glob)
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:glob-command',
+        reason: `the command name \`${head.text}\` is a glob pattern`,
+      });
+    else this.#nested(sc, depth, a);
+    return sc;
+  }
+
+  /** sh -c STRING, eval ARGS, watch ARGS, find -exec CMD ;, su -c: analyse the inner command line. */
+  #nested(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
+    const name = sc.name;
+    const args = sc.argv.slice(1);
+    if (SHELLS.has(name)) {
+      const script = shellDashC(args);
+      if (script === undefined) return;
+      if (script === null || script.dynamic) {
+        const dl = script ? this.#hasDownloaderInside(script) : false;
+        a.findings.push(
+          dl
+            ? {
+                effect: 'deny',
+                rule: 'builtin:download-exec',
+                reason: `\`${sc.text}\` runs a downloaded script`,
+              }
+            : {
+                effect: 'ask',
+                rule: 'analysis:dynamic-script',
+                reason: `\`${sc.text}\` runs a command string that is only known when it runs`,
+              },
+        );
+        return;
+      }
+      this.#analyzeInto(script.text, depth + 1, a);
+    } else if (name === 'eval' || name === 'watch') {
+      const rest = name === 'watch' ? skipWatchOptions(args) : args;
+      if (rest.some((w) => w.dynamic)) {
+        a.findings.push({
+          effect: 'ask',
+          rule: 'analysis:dynamic-script',
+          reason: `\`${sc.text}\` evaluates text that is only known when it runs`,
+        });
+        return;
+      }
+      this.#analyzeInto(rest.map((w) => w.text).join(' '), depth + 1, a);
+    } else if (name === 'trap') {
+      const action = args[0];
+      if (!action || action.text === '-' || action.text.startsWith('-') || args.length < 2) return;
+      if (action.dynamic)
+        a.findings.push({
+          effect: 'ask',
+          rule: 'analysis:dynamic-script',
+          reason: `\`${sc.text}\` sets a trap whose text is only known when it runs`,
+        });
+      else this.#analyzeInto(action.text, depth + 1, a);
+    } else if (name === 'find') {
+      for (let i = 0; i < args.length; i++) {
+        if (!['-exec', '-execdir', '-ok', '-okdir'].includes((args[i] as ShellWord).text)) continue;
+        let j = i + 1;
+        while (j < args.length && ![';', '+'].includes((args[j] as ShellWord).text)) j++;
+        const inner = args.slice(i + 1, j);
+        if (inner.length > 0) {
+          const sub = this.#simple(inner, [], depth, a);
+          if (sub) sub.dynamicArgs = true;
+        }
+        i = j;
+      }
+    }
+  }
+
+  #hasDownloaderInside(word: ShellWord): boolean {
+    return /\b(curl|wget)\b/.test(word.text);
+  }
+
+  /** An interpreter fed by a pipe / heredoc / file: its script is the data, so look at it. */
+  #interpreterInput(
+    sc: SimpleCommand,
+    stdin: { node: ShNode; op: string } | undefined,
+    depth: number,
+    a: CommandAnalysis,
+  ): void {
+    const name = interpreterName(sc.name);
+    if (!INTERPRETERS.has(name) && name !== 'source' && name !== '.') return;
+    const args = sc.argv.slice(1);
+    const firstOperand = args.find((w) => !w.text.startsWith('-') || w.dynamic);
+    if (firstOperand?.dynamic) {
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:dynamic-script',
+        reason: `\`${sc.text}\` runs a script that is only known when it runs`,
+      });
+      return;
+    }
+    const readsStdin =
+      firstOperand === undefined ||
+      firstOperand.text === '-' ||
+      firstOperand.text === '/dev/stdin' ||
+      args.some((w) => w.text === '-s');
+    if (!readsStdin || !stdin || SHELLS.has(name) === false) {
+      if (readsStdin && stdin && stdin.op !== '<')
+        a.findings.push({
+          effect: 'ask',
+          rule: 'analysis:interpreter-stdin',
+          reason: `\`${sc.text}\` runs a script given on its standard input`,
+        });
+      return;
+    }
+    if (stdin.op === '<') {
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:interpreter-stdin',
+        reason: `\`${sc.text}\` runs a script read from a file`,
+      });
+      return;
+    }
+    const body = (stdin.op === '<<<' ? stdin.node.Word : stdin.node.Hdoc) as ShNode | null;
+    const text = body ? resolveWord(this.parser, body) : undefined;
+    if (!text || text.dynamic)
+      a.findings.push({
+        effect: 'ask',
+        rule: 'analysis:dynamic-script',
+        reason: `\`${sc.text}\` runs a script whose text is only known when it runs`,
+      });
+    else this.#analyzeInto(text.text, depth + 1, a);
+  }
+
+  /** `for PATH in …` assigns a variable like `PATH=…` does. */
+  #loopVar(node: ShNode, type: string, depth: number, a: CommandAnalysis): void {
+    if (type !== 'WordIter') return;
+    const name = String((node.Name as ShNode | null)?.Value ?? '');
+    if (name) this.#pseudo('', [name], depth, a);
+  }
+
+  /** A construct that is not a simple command but changes state: no rule can cover it. */
+  #pseudo(name: string, assigns: string[], depth: number, a: CommandAnalysis): void {
+    const words = name ? [{ text: name, dynamic: false, glob: false, params: [] }] : [];
+    a.commands.push({
+      words,
+      argv: words,
+      name,
+      wrappers: [],
+      assigns,
+      dynamicArgs: false,
+      depth,
+      text: name || assigns.map((n) => `${n}=…`).join(' '),
+    });
+  }
+
+  #decl(node: ShNode, depth: number, a: CommandAnalysis): void {
+    const variant = String((node.Variant as ShNode | null)?.Value ?? 'declare');
+    const names = ((node.Args as ShNode[]) ?? []).map((as) =>
+      String((as.Name as ShNode | null)?.Value ?? ''),
+    );
+    const word: ShellWord = { text: variant, dynamic: false, glob: false, params: [] };
+    a.commands.push({
+      words: [word],
+      argv: [word],
+      name: variant,
+      wrappers: [],
+      assigns: names.filter(Boolean),
+      dynamicArgs: false,
+      depth,
+      text: `${variant} ${names.join(' ')}`.trim(),
+    });
+  }
+
+  /** A function that calls itself in a pipe or in the background: a fork bomb. */
+  #funcDecl(node: ShNode, a: CommandAnalysis): void {
+    const fname = String((node.Name as ShNode | null)?.Value ?? '');
+    let selfCall = false;
+    let spawns = false;
+    this.parser.walk(node.Body as ShNode, (n, t) => {
+      if (t === 'CallExpr') {
+        const first = ((n.Args as ShNode[]) ?? [])[0];
+        if (first && resolveWord(this.parser, first).text === fname) selfCall = true;
+      } else if (t === 'Stmt' && n.Background) spawns = true;
+      else if (
+        t === 'BinaryCmd' &&
+        BIN_OPS[n.Op as number]?.startsWith('|') &&
+        BIN_OPS[n.Op as number] !== '||'
+      )
+        spawns = true;
+      return true;
+    });
+    if (selfCall && spawns)
+      a.findings.push({
+        effect: 'deny',
+        rule: 'builtin:fork-bomb',
+        reason: `function \`${fname}\` calls itself in a pipe or in the background (a fork bomb)`,
+      });
+  }
+
+  /** `curl … | sh`: any stage that downloads, followed by a stage that is a shell reading stdin. */
+  #pipeline(node: ShNode, a: CommandAnalysis): void {
+    const stages: ShNode[] = [];
+    const flatten = (stmt: ShNode) => {
+      const c = stmt.Cmd as ShNode | null;
+      if (c && this.parser.type(c) === 'BinaryCmd' && ['|', '|&'].includes(BIN_OPS[c.Op as number] ?? '')) {
+        flatten(c.X as ShNode);
+        flatten(c.Y as ShNode);
+      } else stages.push(stmt);
+    };
+    flatten(node.X as ShNode);
+    flatten(node.Y as ShNode);
+    let downloaded = false;
+    for (const [i, stage] of stages.entries()) {
+      const names = this.#commandNames(stage);
+      if (i > 0) {
+        const interp = names.find((n) => n.interp && n.readsStdin);
+        if (interp) {
+          if (downloaded)
+            a.findings.push({
+              effect: 'deny',
+              rule: 'builtin:curl-pipe-shell',
+              reason: `downloaded content is piped into \`${interp.name}\``,
+            });
+          else
+            a.findings.push({
+              effect: 'ask',
+              rule: 'analysis:pipe-to-interpreter',
+              reason: `output is piped into \`${interp.name}\`, which runs it as a program`,
+            });
+        }
+      }
+      if (names.some((n) => DOWNLOADERS.has(n.name))) downloaded = true;
+    }
+  }
+
+  #commandNames(stmt: ShNode): { name: string; interp: boolean; readsStdin: boolean }[] {
+    const out: { name: string; interp: boolean; readsStdin: boolean }[] = [];
+    this.parser.walk(stmt, (n, t) => {
+      if (t !== 'CallExpr') return true;
+      const u = unwrap(this.#words(n.Args));
+      const head = u.argv[0];
+      if (!head || head.dynamic) return true;
+      const name = interpreterName(head.text);
+      const args = u.argv.slice(1);
+      const operand = args.find((w) => !w.text.startsWith('-') || w.dynamic);
+      const dashC = SHELLS.has(name) && shellDashC(args) !== undefined;
+      const readsStdin =
+        !dashC &&
+        (operand === undefined ||
+          operand.text === '-' ||
+          operand.text === '/dev/stdin' ||
+          args.some((w) => w.text === '-s'));
+      out.push({ name, interp: INTERPRETERS.has(name) || name === 'source' || name === '.', readsStdin });
+      return true;
+    });
+    return out;
+  }
+}
+
+/**
+ * For a shell's arguments: undefined = no -c; null = -c without a string; else the -c string.
+ * Handles clusters such as -ec, -lc and options before it (-o pipefail, +e, --norc).
+ */
+export function shellDashC(args: ShellWord[]): ShellWord | null | undefined {
+  let hasC = false;
+  for (let i = 0; i < args.length; i++) {
+    const t = (args[i] as ShellWord).text;
+    if ((args[i] as ShellWord).dynamic) return hasC ? (args[i] as ShellWord) : undefined;
+    if (t === '--') return hasC ? (args[i + 1] ?? null) : undefined;
+    if ((t === '-o' || t === '+o' || t === '-O' || t === '+O') && i + 1 < args.length) {
+      i++;
+      continue;
+    }
+    if (/^[-+][A-Za-z]+$/.test(t)) {
+      if (t.startsWith('-') && t.includes('c')) hasC = true;
+      continue;
+    }
+    if (t.startsWith('--')) continue;
+    return hasC ? (args[i] as ShellWord) : undefined;
+  }
+  return hasC ? null : undefined;
+}
+
+function skipWatchOptions(args: ShellWord[]): ShellWord[] {
+  let i = 0;
+  while (i < args.length && (args[i] as ShellWord).text.startsWith('-')) {
+    const t = (args[i] as ShellWord).text;
+    i += t === '-n' || t === '--interval' || t === '-q' || t === '--equexit' ? 2 : 1;
+  }
+  return args.slice(i);
+}
+
+export { basename };
