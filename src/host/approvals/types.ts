@@ -21,6 +21,11 @@ export interface Verdict {
   by: string;
 }
 
+/** What `request` resolves with: the verdict plus the approval's id (absent if none was created). */
+export interface ApprovalOutcome extends Verdict {
+  id?: string;
+}
+
 export interface PendingApproval extends ApprovalRequest {
   id: string; // short, typeable (e.g. 'a7k2')
   createdAt: number; // epoch ms
@@ -29,7 +34,10 @@ export interface PendingApproval extends ApprovalRequest {
 
 export interface ApprovalBroker {
   /** Resolves with the first answer; a timeout (default 5 min) or abort resolves as deny. */
-  request(req: ApprovalRequest, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Verdict>;
+  request(
+    req: ApprovalRequest,
+    opts?: { timeoutMs?: number; signal?: AbortSignal },
+  ): Promise<ApprovalOutcome>;
   list(): PendingApproval[];
   /** Throws CoworkError('invalidState', 'already answered') for a second answer, 'notFound' for unknown ids. */
   answer(id: string, verdict: Verdict): void;

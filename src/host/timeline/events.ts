@@ -98,11 +98,13 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     id: z.string(),
     tool: z.string(),
     command: z.string().optional(),
+    inputExcerpt: z.string().optional(),
     cwd: z.string().optional(),
     risk: z.enum(RISKS),
     context: z.enum(POLICY_CONTEXTS),
     reasons: z.array(z.string()),
     expiresAt: ms,
+    ...excerptMeta,
   }),
   ev('approval.answered', {
     id: z.string(),

@@ -9,13 +9,13 @@ import type { TaskRecord } from './timeline.js';
 export function formatEvent(e: StoredEvent, opts: { utc?: boolean } = {}): string {
   const d = new Date(e.ts);
   const time = opts.utc ? d.toISOString().slice(11, 19) : d.toTimeString().slice(0, 8);
-  return `${time}  ${(e.taskId ?? '-').padEnd(8)}  ${e.type.padEnd(18)} ${clean(describe(e))}`;
+  return `${time}  ${(e.taskId ?? '-').padEnd(8)}  ${e.type.padEnd(18)} ${escapeControl(describe(e))}`;
 }
 
 export function formatTask(t: TaskRecord): string {
   const status = t.status.padEnd(9);
   const summary = t.summary ? `  — ${t.summary}` : '';
-  return clean(
+  return escapeControl(
     `${t.id}  ${status} ${t.createdAt.replace('T', ' ').slice(0, 19)}  ${t.origin}  ${t.title}${summary}`,
   );
 }
@@ -108,8 +108,11 @@ function bytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-/** Newlines and other control characters become visible escapes; one event stays one line. */
-function clean(s: string): string {
+/**
+ * Newlines and other control characters become visible escapes, so one event stays one line and
+ * text that came from the guest or the model cannot move the cursor or recolour the terminal.
+ */
+export function escapeControl(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';

@@ -17,7 +17,7 @@ export {
   usageSchema,
 } from './events.js';
 export { capUtf8 } from './excerpt.js';
-export { formatEvent, formatTask } from './format.js';
+export { escapeControl, formatEvent, formatTask } from './format.js';
 export { newTaskId, shortId, TASK_ID_PATTERN } from './ids.js';
 export { SCHEMA_VERSION } from './schema.js';
 export {
