@@ -9,21 +9,16 @@ import type {
   TaskSummary,
 } from '../control/api.js';
 import { CoworkError } from '../errors.js';
-import type { Decision, PolicyRequest } from '../policy/types.js';
+import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
 import type { Sandbox } from './sandbox.js';
-
-/** What the controller needs from the policy engine: one decision per request (may parse asynchronously). */
-export interface PolicyDecider {
-  decide(request: PolicyRequest, ctx: { context: Origin['context']; taskId?: string; approvedForTask?: ReadonlySet<string> }): Promise<Decision>;
-}
 
 export interface ControllerDeps {
   workspace: string;
   stateDir: string;
   sandbox: Sandbox;
-  policy: PolicyDecider;
+  policy: PolicyEngine;
   approvals: ApprovalBroker;
   timeline: Timeline;
   approvalTimeoutMs: number;
@@ -98,7 +93,12 @@ export class Controller implements ControllerApi {
     const approved = taskId ? this.taskApprovals.get(taskId) : undefined;
     let decision: Decision;
     try {
-      decision = await this.deps.policy.decide(request, { context: origin.context, taskId, approvedForTask: approved });
+      decision = this.deps.policy.evaluate(request, {
+        context: origin.context,
+        workspace: this.deps.workspace,
+        taskId,
+        approvedForTask: approved,
+      });
     } catch (err) {
       // Fail closed: a policy that cannot decide denies.
       decision = { effect: 'deny', reasons: [`policy could not decide: ${(err as Error).message}`], layer: 'guardrails' };

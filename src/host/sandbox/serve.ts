@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
 import { loadConfig } from '../config/index.js';
+import { createPolicyEngine } from '../policy/index.js';
 import { LocalControlServer } from '../control/local-server.js';
 import { CoworkError } from '../errors.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
@@ -11,7 +12,6 @@ import { createDriver } from '../vm/index.js';
 import { Controller } from './controller.js';
 import { localHandlers } from './handlers.js';
 import { SandboxLock } from './lock.js';
-import { createPolicyDecider } from './policy-adapter.js';
 import { Sandbox } from './sandbox.js';
 import { resolveWorkspace } from './workspace.js';
 
@@ -88,6 +88,8 @@ export async function startController(opts: StartOptions): Promise<RunningContro
 
   try {
     reconcileAfterRestart(timeline);
+    // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
+    const policy = createPolicyEngine(config);
     const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) => parseAccel(v));
     const driver = createDriver();
     const probe = await driver.probe({ accel });
@@ -127,7 +129,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       workspace,
       stateDir,
       sandbox,
-      policy: createPolicyDecider(config, workspace),
+      policy,
       approvals,
       timeline,
       approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
