@@ -292,6 +292,22 @@ describe('kernel command line', () => {
     );
   });
 
+  it('under tcg on an x86_64 host, pins the TSC rate so a busy host cannot stall calibration', () => {
+    expect(one(buildQemuArgs(spec(), host({ tscKhz: 2596148 })).args, '-append')).toBe(
+      'console=ttyS0 quiet panic=-1 cowork.root=/dev/vda cowork.share=9p tsc_early_khz=2596148',
+    );
+  });
+
+  it('does not pin the TSC under kvm, for aarch64 guests, or when the rate is unknown', () => {
+    expect(one(buildQemuArgs(spec(), host({ accel: 'kvm', tscKhz: 2596148 })).args, '-append')).not.toContain(
+      'tsc',
+    );
+    const arm = spec({ image: { ...spec().image, arch: 'aarch64' } });
+    expect(one(buildQemuArgs(arm, host({ tscKhz: 2596148 })).args, '-append')).not.toContain('tsc');
+    expect(one(buildQemuArgs(spec(), host({ tscKhz: undefined })).args, '-append')).not.toContain('tsc');
+    expect(one(buildQemuArgs(spec(), host({ tscKhz: 1.5 })).args, '-append')).not.toContain('tsc');
+  });
+
   it('refuses kernel words with spaces (they would split into several)', () => {
     expectInvalid(() => buildQemuArgs(spec({ kernelArgs: ['a b'] }), host()), /kernel argument/);
   });

@@ -33,6 +33,13 @@ export interface QemuHostConfig {
   ninePSecurityModel: NinePSecurityModel;
   /** Overrides the default `qemu-system-<arch>` binary name. */
   qemuBinary?: string;
+  /**
+   * The host's TSC frequency in kHz (x86_64 hosts). Under TCG the guest TSC runs at the host's
+   * rate; when the host is busy the guest's PIT calibration fails, the kernel marks the TSC
+   * unstable and then waits forever for a tick (seen here under load: stuck at "tsc: Marking
+   * TSC unstable"). `tsc_early_khz=` skips that calibration.
+   */
+  tscKhz?: number;
 }
 
 export interface QemuCommand {
@@ -181,15 +188,30 @@ function netArgs(spec: VmSpec, host: QemuHostConfig): string[] {
 }
 
 /** Kernel command line per docs/guest-contract.md; spec.kernelArgs come last. */
-export function kernelCmdline(spec: VmSpec, shareMode: ShareMode): string {
-  const console = spec.image.arch === 'x86_64' ? 'ttyS0' : 'ttyAMA0';
+export function kernelCmdline(
+  spec: VmSpec,
+  shareMode: ShareMode,
+  timing: { accel?: Accel; hostArch?: Arch; tscKhz?: number } = {},
+): string {
+  const x86 = spec.image.arch === 'x86_64';
   const words = [
-    `console=${console}`,
+    `console=${x86 ? 'ttyS0' : 'ttyAMA0'}`,
     'quiet',
     'panic=-1',
     'cowork.root=/dev/vda',
     `cowork.share=${shareMode}`,
   ];
+  const tsc = timing.tscKhz;
+  if (
+    x86 &&
+    timing.accel === 'tcg' &&
+    timing.hostArch === 'x86_64' &&
+    tsc &&
+    Number.isInteger(tsc) &&
+    tsc > 0
+  ) {
+    words.push(`tsc_early_khz=${tsc}`);
+  }
   return [...words, ...(spec.kernelArgs ?? [])].join(' ');
 }
 
@@ -217,7 +239,7 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     '-initrd',
     spec.image.initrd,
     '-append',
-    kernelCmdline(spec, host.shareMode),
+    kernelCmdline(spec, host.shareMode, host),
     // The root disk is the first virtio-blk device (/dev/vda) and is never writable.
     '-drive',
     `id=root,file=${escapeOptionValue(spec.image.rootfs)},format=raw,if=none,readonly=on`,

@@ -1,0 +1,348 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoworkError } from '../../errors.js';
+import { ConsoleWatcher, consoleTail } from '../console-watch.js';
+import type {
+  Accel,
+  Arch,
+  DriverCapabilities,
+  ProbeResult,
+  ShareMode,
+  VmDriver,
+  VmHandle,
+  VmSpec,
+} from '../driver.js';
+import { type ResolvedAccel, resolveAccel } from './accel.js';
+import { buildQemuArgs, type NinePSecurityModel, qemuBinaryFor } from './args.js';
+import { QemuVmHandle } from './handle.js';
+import {
+  findExecutable,
+  findSetpriv,
+  findVirtiofsd,
+  freeLoopbackPort,
+  hostArch,
+  hostTscKhz,
+  qemuVersion,
+} from './host-facts.js';
+import { QmpClient } from './qmp.js';
+import { spawnVirtiofsd } from './virtiofsd.js';
+
+export interface QemuDriverOptions {
+  /** Where the accelerator verdict is remembered (accel.json); usually HostPaths.stateDir. */
+  stateDir: string;
+  /** Overrides `qemu-system-<arch>` (looked up on PATH). */
+  qemuBinary?: string;
+  /** Candidate virtiofsd paths; default: Debian's and Fedora's locations. */
+  virtiofsdPaths?: string[];
+  /** A guest kernel for probe()'s KVM check (start() always uses the spec's kernel). */
+  probeKernel?: string;
+  probeTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+const SETUP_FIX = 'bash scripts/setup-host.sh';
+const READY_RE = /COWORK-READY(?:\s+(\{.*\}))?/;
+const FATAL_RE = /COWORK-FATAL\s*(.*)/;
+const PORT_IN_USE_RE = /could not set up host forwarding rule|hostfwd.*(?:in use|failed)/i;
+const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+const MAX_PORT_ATTEMPTS = 3;
+/** sun_path is 108 bytes on Linux, 104 on macOS. */
+const MAX_SOCKET_PATH = 100;
+
+export class QemuDriver implements VmDriver {
+  readonly name = 'qemu' as const;
+  readonly capabilities: DriverCapabilities = {
+    shareModes: ['9p', 'virtiofs'],
+    accels: ['auto', 'kvm', 'hvf', 'tcg'],
+    tcpForwarding: true,
+    gracefulShutdown: true,
+  };
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly hostArch: Arch = hostArch();
+
+  constructor(private readonly opts: QemuDriverOptions) {
+    this.env = opts.env ?? process.env;
+  }
+
+  private binaryFor(arch: Arch): string {
+    return this.opts.qemuBinary ?? qemuBinaryFor(arch);
+  }
+
+  async probe(opts: { accel?: Accel } = {}): Promise<ProbeResult> {
+    const name = this.binaryFor(this.hostArch);
+    const binary = await findExecutable(name, this.env);
+    const pkg = this.hostArch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-arm';
+    if (!binary) {
+      return {
+        ok: false,
+        reason: `${name} is not installed`,
+        fix: `${SETUP_FIX}  (or: sudo apt-get install ${pkg})`,
+      };
+    }
+    const version = await qemuVersion(binary);
+    if (!version) {
+      return {
+        ok: false,
+        reason: `${binary} --version failed`,
+        fix: `reinstall QEMU: sudo apt-get install --reinstall ${pkg}`,
+      };
+    }
+    const share = await this.resolveShareMode('auto');
+    const details: Record<string, string> = {
+      qemu: binary,
+      qemuVersion: version,
+      shareMode: share.mode,
+      shareReason: share.reason,
+    };
+    if (share.virtiofsd) details.virtiofsd = share.virtiofsd;
+    try {
+      const verdict = await resolveAccel(
+        opts.accel ?? 'auto',
+        this.accelContext(binary, version, this.hostArch, this.opts.probeKernel),
+      );
+      return { ok: true, accel: verdict.accel, accelReason: verdict.reason, details };
+    } catch (err) {
+      const e = CoworkError.from(err, 'unsupported');
+      return { ok: false, reason: e.message, fix: 'use --accel tcg (or COWORK_VM_ACCEL=tcg)', details };
+    }
+  }
+
+  private accelContext(qemuBinary: string, version: string, guestArch: Arch, kernel?: string) {
+    return {
+      platform: process.platform,
+      hostArch: this.hostArch,
+      guestArch,
+      qemuBinary,
+      qemuVersion: version,
+      stateDir: this.opts.stateDir,
+      kernel,
+      env: this.env,
+      probeTimeoutMs: this.opts.probeTimeoutMs,
+    };
+  }
+
+  /** virtiofs needs virtiofsd and (Debian 12's C virtiofsd) root; otherwise 9p works for anyone. */
+  private async resolveShareMode(
+    preferred: ShareMode | 'auto',
+  ): Promise<{ mode: ShareMode; reason: string; virtiofsd?: string }> {
+    if (preferred === '9p') return { mode: '9p', reason: 'requested' };
+    if (process.platform !== 'linux') return { mode: '9p', reason: 'virtiofsd runs only on Linux hosts' };
+    const virtiofsd = await findVirtiofsd(this.opts.virtiofsdPaths);
+    if (!virtiofsd) return { mode: '9p', reason: 'virtiofsd not found (package qemu-system-common)' };
+    if (process.getuid?.() !== 0)
+      return { mode: '9p', reason: 'virtiofsd needs root; using 9p as an ordinary user', virtiofsd };
+    return { mode: 'virtiofs', reason: `virtiofsd at ${virtiofsd}`, virtiofsd };
+  }
+
+  async start(
+    spec: VmSpec,
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void } = {},
+  ): Promise<VmHandle> {
+    opts.signal?.throwIfAborted();
+    const binaryName = this.binaryFor(spec.image.arch);
+    const binary = await findExecutable(binaryName, this.env);
+    if (!binary) throw new CoworkError('unavailable', `${binaryName} is not installed — run: ${SETUP_FIX}`);
+    await checkReadable(spec);
+    const version = (await qemuVersion(binary)) ?? 'unknown';
+    const verdict = await resolveAccel(
+      spec.accel,
+      this.accelContext(binary, version, spec.image.arch, spec.image.kernel),
+    );
+    opts.onProgress?.(`accelerator: ${verdict.accel} (${verdict.reason})`);
+    const share = await this.resolveShareMode(spec.shareMode ?? 'auto');
+    opts.onProgress?.(`workspace share: ${share.mode} (${share.reason})`);
+    await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    const sockDir = await socketDir(spec.runDir);
+    let lastErr: CoworkError | undefined;
+    for (let attempt = 1; attempt <= MAX_PORT_ATTEMPTS; attempt++) {
+      try {
+        const handle = await this.boot(spec, { binary, accel: verdict.accel, share, sockDir }, opts);
+        if (sockDir.temporary)
+          void handle.exited.then(() => rm(sockDir.path, { recursive: true, force: true }));
+        return handle;
+      } catch (err) {
+        lastErr = CoworkError.from(err, 'unavailable');
+        if (!(err instanceof PortInUse)) break;
+        opts.onProgress?.(
+          `host port was taken before QEMU bound it; retrying (${attempt}/${MAX_PORT_ATTEMPTS})`,
+        );
+      }
+    }
+    if (sockDir.temporary) await rm(sockDir.path, { recursive: true, force: true });
+    throw lastErr ?? new CoworkError('internal', 'QEMU start failed without an error');
+  }
+
+  private async boot(
+    spec: VmSpec,
+    ctx: {
+      binary: string;
+      accel: ResolvedAccel;
+      share: { mode: ShareMode; virtiofsd?: string };
+      sockDir: SocketDir;
+    },
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void },
+  ): Promise<VmHandle> {
+    const hostPorts: Record<number, number> = {};
+    for (const gp of spec.guestPorts) hostPorts[gp] = await freeLoopbackPort();
+    const consoleLogPath = join(spec.runDir, 'console.log');
+    const stderrPath = join(spec.runDir, 'qemu.stderr.log');
+    const qmpSocketPath = join(ctx.sockDir.path, 'qmp.sock');
+    const virtiofsSocketPath = join(ctx.sockDir.path, 'virtiofs.sock');
+    await Promise.all([consoleLogPath, qmpSocketPath, virtiofsSocketPath].map((p) => rm(p, { force: true })));
+    const ninePSecurityModel: NinePSecurityModel = process.getuid?.() === 0 ? 'passthrough' : 'none';
+    const cmd = buildQemuArgs(spec, {
+      hostArch: this.hostArch,
+      accel: ctx.accel,
+      shareMode: ctx.share.mode,
+      hostPorts,
+      qmpSocketPath,
+      consoleLogPath,
+      virtiofsSocketPath: ctx.share.mode === 'virtiofs' ? virtiofsSocketPath : undefined,
+      ninePSecurityModel,
+      qemuBinary: ctx.binary,
+      tscKhz: await hostTscKhz(),
+    });
+    const setpriv = await findSetpriv();
+    const wrap = (bin: string, args: string[]): [string, string[]] =>
+      setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
+
+    let virtiofsd: ChildProcess | undefined;
+    if (ctx.share.mode === 'virtiofs' && ctx.share.virtiofsd) {
+      virtiofsd = await spawnVirtiofsd({
+        binary: ctx.share.virtiofsd,
+        socketPath: virtiofsSocketPath,
+        sharedDir: spec.workspace.hostPath,
+        logPath: join(spec.runDir, 'virtiofsd.log'),
+        wrap,
+      });
+    }
+    const errFile = await open(stderrPath, 'w');
+    const [bin, args] = wrap(cmd.binary, cmd.args);
+    const qemu = spawn(bin, args, { stdio: ['ignore', 'ignore', errFile.fd], detached: false });
+    await errFile.close();
+    const pidFiles = [join(spec.runDir, 'qemu.pid'), join(spec.runDir, 'virtiofsd.pid')];
+    if (qemu.pid) await writeFile(pidFiles[0]!, `${qemu.pid}\n`);
+    if (virtiofsd?.pid) await writeFile(pidFiles[1]!, `${virtiofsd.pid}\n`);
+    const handle = new QemuVmHandle({
+      qemu,
+      virtiofsd,
+      consoleLogPath,
+      cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath],
+      info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts },
+    });
+    const spawnFailure = new Promise<Error>((resolve) => qemu.once('error', resolve));
+    try {
+      await waitForReady(handle, {
+        consoleLogPath,
+        spawnFailure,
+        timeoutMs: spec.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS,
+        ...opts,
+      });
+    } catch (err) {
+      if (handle.state === 'starting') await handle.stop({ graceful: false });
+      const stderr = (await readFile(stderrPath, 'utf8').catch(() => '')).trim();
+      if (PORT_IN_USE_RE.test(stderr)) throw new PortInUse(stderr);
+      const e = CoworkError.from(err, 'unavailable');
+      const detail = stderr ? `\nQEMU said: ${stderr.split('\n').slice(-3).join('\n')}` : '';
+      throw new CoworkError(e.code, `${e.message}${detail}`, err);
+    }
+    const qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 5000 }).catch(() => undefined);
+    handle.markRunning(qmp);
+    return handle;
+  }
+}
+
+class PortInUse extends CoworkError {
+  constructor(stderr: string) {
+    super(
+      'unavailable',
+      `a host port for forwarding was already in use (QEMU: ${stderr.split('\n').pop()}) — try again`,
+    );
+  }
+}
+
+interface SocketDir {
+  path: string;
+  temporary: boolean;
+}
+
+/** Unix socket paths must be short; use runDir when it fits, else a private temp dir. */
+async function socketDir(runDir: string): Promise<SocketDir> {
+  if (join(runDir, 'virtiofs.sock').length <= MAX_SOCKET_PATH) return { path: runDir, temporary: false };
+  const path = await mkdtemp(join(tmpdir(), 'cowork-vm-'));
+  await chmod(path, 0o700);
+  return { path, temporary: true };
+}
+
+async function checkReadable(spec: VmSpec): Promise<void> {
+  for (const [what, p] of [
+    ['kernel', spec.image.kernel],
+    ['initrd', spec.image.initrd],
+    ['rootfs', spec.image.rootfs],
+  ] as const) {
+    const s = await stat(p).catch(() => undefined);
+    if (!s?.isFile())
+      throw new CoworkError(
+        'notFound',
+        `guest ${what} ${p} is missing — rebuild the image: cowork-vm image build`,
+      );
+  }
+  for (const share of [spec.workspace, spec.seed]) {
+    const s = await stat(share.hostPath).catch(() => undefined);
+    if (!s?.isDirectory())
+      throw new CoworkError('notFound', `share "${share.tag}" folder ${share.hostPath} does not exist`);
+  }
+}
+
+/**
+ * Resolves on the guest's COWORK-READY line; rejects on COWORK-FATAL, QEMU exiting, the boot
+ * timeout or the abort signal — each with the last console lines so the user sees why.
+ */
+async function waitForReady(
+  handle: QemuVmHandle,
+  o: {
+    consoleLogPath: string;
+    spawnFailure: Promise<Error>;
+    timeoutMs: number;
+    signal?: AbortSignal;
+    onProgress?: (line: string) => void;
+  },
+): Promise<void> {
+  let watcher: ConsoleWatcher | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = async (code: CoworkError['code'], msg: string): Promise<void> => {
+        await watcher?.poll();
+        const tail = await consoleTail(o.consoleLogPath, 15);
+        reject(new CoworkError(code, tail ? `${msg}\nlast console lines:\n${tail}` : msg));
+      };
+      watcher = new ConsoleWatcher(o.consoleLogPath, (line) => {
+        o.onProgress?.(line);
+        if (READY_RE.test(line)) resolve();
+        const fatal = FATAL_RE.exec(line);
+        if (fatal) void fail('unavailable', `the guest failed to boot: ${fatal[1] || 'COWORK-FATAL'}`);
+      });
+      watcher.start();
+      void o.spawnFailure.then((err) => reject(CoworkError.from(err, 'unavailable', 'cannot run QEMU')));
+      void handle.exited.then(async (info) => {
+        await watcher?.poll(); // the ready line may have landed just before the exit
+        const how = info.signal ? `signal ${info.signal}` : `code ${info.code}`;
+        await fail('unavailable', `QEMU exited during boot (${how})`);
+      });
+      timer = setTimeout(
+        () => void fail('timeout', `the guest did not report ready within ${o.timeoutMs} ms`),
+        o.timeoutMs,
+      );
+      onAbort = () => void fail('cancelled', 'start was cancelled');
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  } finally {
+    watcher?.stop();
+    clearTimeout(timer);
+    if (onAbort) o.signal?.removeEventListener('abort', onAbort);
+  }
+}

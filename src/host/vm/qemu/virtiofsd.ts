@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { open, readFile, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoworkError } from '../../errors.js';
+
+/**
+ * Starts virtiofsd (Debian 12: the C one in qemu-system-common, root only) for the workspace and
+ * resolves once its vhost-user socket exists, so QEMU can connect. virtiofsd serves one VM and
+ * exits when QEMU disconnects; the handle kills it anyway when QEMU is gone.
+ */
+
+export interface VirtiofsdOptions {
+  binary: string;
+  socketPath: string;
+  sharedDir: string;
+  logPath: string;
+  /** Wraps the command (e.g. setpriv --pdeathsig) so it dies with the host process. */
+  wrap: (bin: string, args: string[]) => [string, string[]];
+  timeoutMs?: number;
+}
+
+/** fuse-style `-o` values are comma separated; a backslash escapes a comma or a backslash. */
+export function escapeFuseOption(value: string): string {
+  return value.replace(/[\\,]/g, (c) => `\\${c}`);
+}
+
+export function virtiofsdArgs(o: Pick<VirtiofsdOptions, 'socketPath' | 'sharedDir'>): string[] {
+  // cache=none: the host may edit workspace files at any time; the guest must see them at once.
+  return [
+    `--socket-path=${o.socketPath}`,
+    '-o',
+    `source=${escapeFuseOption(o.sharedDir)}`,
+    '-o',
+    'cache=none',
+  ];
+}
+
+export async function spawnVirtiofsd(o: VirtiofsdOptions): Promise<ChildProcess> {
+  const log = await open(o.logPath, 'w');
+  const [bin, args] = o.wrap(o.binary, virtiofsdArgs(o));
+  const child = spawn(bin, args, { stdio: ['ignore', 'ignore', log.fd], detached: false });
+  await log.close();
+  let failure: string | undefined;
+  child.once('error', (err) => {
+    failure = `cannot run ${o.binary}: ${err.message}`;
+  });
+  child.once('exit', (code, signal) => {
+    failure ??= `virtiofsd exited (${signal ?? `code ${code}`})`;
+  });
+  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  while (Date.now() < deadline) {
+    if (failure) break;
+    const s = await stat(o.socketPath).catch(() => undefined);
+    if (s?.isSocket()) return child;
+    await sleep(25);
+  }
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  const text = (await readFile(o.logPath, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+  throw new CoworkError(
+    'unavailable',
+    `virtiofsd did not start (${failure ?? 'no socket within the timeout'}): ${text || 'no output'} — ` +
+      'set shareMode to 9p to work without it',
+  );
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { parseQemuVersion, parseTscKhz } from '../../src/host/vm/qemu/host-facts.js';
+import { escapeFuseOption, virtiofsdArgs } from '../../src/host/vm/qemu/virtiofsd.js';
+
+describe('host facts parsing', () => {
+  it('reads the QEMU version from --version output', () => {
+    expect(
+      parseQemuVersion('QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright'),
+    ).toBe('7.2.22');
+    expect(parseQemuVersion('QEMU emulator version 9.0\n')).toBe('9.0');
+    expect(parseQemuVersion('something else')).toBeUndefined();
+  });
+
+  it('reads the TSC rate only for constant_tsc CPUs', () => {
+    const cpu =
+      'model name\t: AMD EPYC\ncpu MHz\t\t: 2596.148\nflags\t\t: fpu tsc constant_tsc nonstop_tsc\n';
+    expect(parseTscKhz(cpu)).toBe(2596148);
+    expect(parseTscKhz(cpu.replace(' constant_tsc', ''))).toBeUndefined();
+    expect(parseTscKhz('flags : constant_tsc\n')).toBeUndefined();
+  });
+});
+
+describe('virtiofsd arguments', () => {
+  it('escapes commas and backslashes in the shared folder so no option can be injected', () => {
+    expect(escapeFuseOption('/w/a,b\\c')).toBe('/w/a\\,b\\\\c');
+    expect(virtiofsdArgs({ socketPath: '/r/v.sock', sharedDir: '/w/x,sandbox=none' })).toEqual([
+      '--socket-path=/r/v.sock',
+      '-o',
+      'source=/w/x\\,sandbox=none',
+      '-o',
+      'cache=none',
+    ]);
+  });
+});
