@@ -196,6 +196,26 @@ describe('SSRF guard', () => {
     expect(dialled).toEqual([]);
   });
 
+  it('is not fooled by userinfo, fragments or backslashes around an allowed name', async () => {
+    for (const target of [
+      'http://site.test@127.0.0.1/',
+      'http://example.test:80@10.0.0.1/',
+      'http://127.0.0.1#@example.test/',
+      'http://127.0.0.1\\@example.test/',
+    ]) {
+      const res = await rawRequest(target);
+      expect([400, 403], target).toContain(res.status);
+    }
+    for (const authority of [
+      'example.test@127.0.0.1:443',
+      'example.test:443@127.0.0.1:443',
+      'example.test/x:443',
+    ]) {
+      expect((await connectVia(port, authority)).status, authority).toBe(400);
+    }
+    expect(dialled).toEqual([]);
+  });
+
   it('refuses guarded addresses on any port a rule allows', async () => {
     for (const target of ['127.0.0.1:22', '10.0.0.1:8080', '[::1]:22', 'localhost:8080']) {
       expect((await connectVia(port, target)).status, target).toBe(403);

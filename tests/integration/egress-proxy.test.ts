@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApprovalRequest, Verdict } from '../../src/host/approvals/types.js';
 import {
@@ -10,6 +13,7 @@ import {
   type EgressProxyOptions,
 } from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
+import { Timeline } from '../../src/host/timeline/index.js';
 import {
   closeServer,
   connectVia,
@@ -23,52 +27,63 @@ import {
 } from '../helpers/egress.js';
 
 // The proxy for real, on loopback: a local origin and a local TLS server reached under `.test`
-// names through the test resolver. Every event goes through the strict timeline schema.
+// names through the test resolver. Every event is checked against the proxy's event schema and
+// recorded in a real Timeline (SQLite file), whose strict schema must accept it.
 
 let origin: { server: http.Server; port: number; seen: SeenRequest[] };
 let tlsEcho: Awaited<ReturnType<typeof startTlsEcho>>;
 let cert: { key: Buffer; cert: Buffer };
 const proxies: EgressProxy[] = [];
+const recordErrors: CoworkError[] = [];
+let timeline: Timeline;
+let timelineDir: string;
 
 beforeAll(async () => {
   origin = await startOrigin();
   cert = selfSignedCert('secure.test');
   tlsEcho = await startTlsEcho(cert);
+  timelineDir = mkdtempSync(join(tmpdir(), 'egress-timeline-'));
+  timeline = Timeline.open(join(timelineDir, 'timeline.db'));
 });
 afterAll(async () => {
   await closeServer(origin.server);
   await closeServer(tlsEcho.server);
+  timeline.close();
+  rmSync(timelineDir, { recursive: true, force: true });
 });
 afterEach(async () => {
   await Promise.all(proxies.splice(0).map((p) => p.close()));
   origin.seen.length = 0;
+  expect(recordErrors.splice(0)).toEqual([]);
 });
+
+const newTask = () => timeline.createTask({ title: 'egress test', context: 'agent', origin: 'test' }).id;
 
 async function startProxy(opts: Partial<EgressProxyOptions> = {}) {
   const events: EgressEvent[] = [];
-  const timeline: { taskId: string | null; event: unknown }[] = [];
   const proxy = new EgressProxy({
     testResolve: { 'site.test': '127.0.0.1', 'secure.test': '127.0.0.1', 'ask.test': '127.0.0.1' },
     allowTestResolve: true,
     onEvent: (e) => events.push(EgressEventSchema.parse(e)),
-    timeline: { record: (taskId, event) => timeline.push({ taskId, event }) },
+    timeline,
+    onRecordError: (err) => recordErrors.push(err),
     ...opts,
   });
   proxies.push(proxy);
   const { port } = await proxy.start();
   // Events are recorded when a connection finishes; wait for the n-th one.
   const eventAt = async (n: number): Promise<EgressEvent> => {
-    for (let i = 0; i < 200 && events.length <= n; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 1500 && events.length <= n; i++) await new Promise((r) => setTimeout(r, 10));
     const e = events[n];
     if (!e) throw new CoworkError('timeout', `no egress event #${n}; got ${JSON.stringify(events)}`);
     return e;
   };
-  return { proxy, port, events, timeline, eventAt };
+  return { proxy, port, events, eventAt };
 }
 
 describe('allowed traffic', () => {
   it('forwards plain HTTP to an allowed host, stripping hop-by-hop and proxy headers', async () => {
-    const { port, eventAt, timeline } = await startProxy({ rules: { allow: [`site.test:${origin.port}`] } });
+    const { port, eventAt } = await startProxy({ rules: { allow: [`site.test:${origin.port}`] } });
     const res = await proxyRequest(port, `http://site.test:${origin.port}/hello?q=1`, {
       method: 'POST',
       headers: {
@@ -106,7 +121,13 @@ describe('allowed traffic', () => {
       bytesOut: 7,
     });
     expect(e.bytesIn).toBe(Buffer.byteLength(res.body));
-    expect(timeline[0]).toMatchObject({ taskId: null, event: { type: 'egress.request', decision: 'allow' } });
+    const stored = timeline.query({ types: ['egress.request'] }).at(-1);
+    expect(stored).toMatchObject({
+      taskId: null,
+      type: 'egress.request',
+      data: { decision: 'allow', status: 200 },
+    });
+    expect(stored?.data).toMatchObject({ host: 'site.test', bytesOut: 7 });
   });
 
   it('opens a CONNECT tunnel to an allowed host and relays TLS untouched', async () => {
@@ -216,32 +237,36 @@ describe('asking through the ApprovalBroker', () => {
   it('an approve-once verdict lets that request through and the next one asks again', async () => {
     const broker = new ScriptedBroker(() => ({ kind: 'approve-once', by: 'device:test' }));
     const { port, proxy, eventAt } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
-    proxy.setTask('t-abc');
+    const task = newTask();
+    proxy.setTask(task);
     expect((await proxyRequest(port, url())).status).toBe(200);
     expect((await proxyRequest(port, url())).status).toBe(200);
     expect(broker.asked).toHaveLength(2);
     expect(broker.asked[0]).toMatchObject<Partial<ApprovalRequest>>({
-      taskId: 't-abc',
+      taskId: task,
       tool: 'egress',
       command: 'GET http://ask.test/',
       risk: 'network',
     });
-    expect(await eventAt(0)).toMatchObject({ taskId: 't-abc', stage: 'approval', approvedBy: 'device:test' });
+    expect(await eventAt(0)).toMatchObject({ taskId: task, stage: 'approval', approvedBy: 'device:test' });
+    await eventAt(1);
+    expect(timeline.query({ taskId: task, types: ['egress.request'] })).toHaveLength(2);
   });
 
   it('approve-task allows the host for the rest of that task only', async () => {
     const broker = new ScriptedBroker(() => ({ kind: 'approve-task', by: 'terminal' }));
     const { port, proxy } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
-    proxy.setTask('t-1');
+    const [t1, t2] = [newTask(), newTask()];
+    proxy.setTask(t1);
     expect((await proxyRequest(port, url())).status).toBe(200);
     expect((await connectVia(port, 'ask.test:443')).status).toBe(200);
     expect(broker.asked).toHaveLength(1);
-    expect([...proxy.approvedHosts('t-1')]).toEqual(['ask.test']);
-    proxy.setTask('t-2');
+    expect([...proxy.approvedHosts(t1)]).toEqual(['ask.test']);
+    proxy.setTask(t2);
     expect((await proxyRequest(port, url())).status).toBe(200);
     expect(broker.asked).toHaveLength(2);
-    proxy.endTask('t-1');
-    expect(proxy.approvedHosts('t-1').size).toBe(0);
+    proxy.endTask(t1);
+    expect(proxy.approvedHosts(t1).size).toBe(0);
   });
 
   it('a deny verdict is a 403 carrying the user message', async () => {
@@ -260,9 +285,9 @@ describe('asking through the ApprovalBroker', () => {
   it('concurrent requests for one host share one question', async () => {
     let release: (v: Verdict) => void = () => undefined;
     const broker = new ScriptedBroker(() => new Promise<Verdict>((r) => (release = r)));
-    const { port } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
+    const { port, proxy } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
     const all = Promise.all([1, 2, 3].map(() => proxyRequest(port, url())));
-    for (let i = 0; i < 100 && broker.asked.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    while (proxy.waitingForApproval < 3) await new Promise((r) => setTimeout(r, 5));
     release({ kind: 'approve-once', by: 'test' });
     expect((await all).map((r) => r.status)).toEqual([200, 200, 200]);
     expect(broker.asked).toHaveLength(1);

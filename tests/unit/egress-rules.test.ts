@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules, decideEgress, parseRule } from '../../src/host/egress/index.js';
+import {
+  compileRules,
+  decideEgress,
+  egressOptionsFromConfig,
+  parseRule,
+} from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 
 const effect = (
@@ -156,5 +161,21 @@ describe('egress rule syntax', () => {
   it('rejects unknown keys and wrong types', () => {
     expect(() => compileRules({ allow: 'example.com' } as never)).toThrow(CoworkError);
     expect(() => compileRules({ allow: [], extra: 1 } as never)).toThrow(CoworkError);
+  });
+});
+
+describe('egressOptionsFromConfig', () => {
+  it('maps the [egress] section and keeps the deny-by-default of an empty one', () => {
+    expect(egressOptionsFromConfig(undefined)).toEqual({ rules: { allow: [], deny: [], ask: false } });
+    const opts = egressOptionsFromConfig({
+      allow: ['.example.com'],
+      deny: ['bad.example.com'],
+      ask: true,
+      testResolve: { 'a.test': '127.0.0.1' },
+    });
+    expect(opts.testResolve).toEqual({ 'a.test': '127.0.0.1' });
+    expect(decideEgress('example.com', 443, opts.rules).effect).toBe('allow');
+    expect(decideEgress('bad.example.com', 443, opts.rules).effect).toBe('deny');
+    expect(decideEgress('other.test', 443, opts.rules).effect).toBe('ask');
   });
 });

@@ -1,6 +1,13 @@
 export { benchEgress } from './bench.js';
 export { denyMessage } from './deny-message.js';
-export { type EgressEvent, EgressEventSchema, type EgressTimelineSink } from './events.js';
+export {
+  type EgressEvent,
+  EgressEventSchema,
+  type EgressTimelineSink,
+  type TimelineEgressEvent,
+  toTimelineEvent,
+} from './events.js';
+export { type EgressConfigSection, egressOptionsFromConfig } from './from-config.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
 export { blockedAddressReason, parseIPv4Loose, parseIPv6, parseIp } from './ip-address.js';
 export {

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ApprovalBroker } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
-import type { EgressEvent, EgressTimelineSink } from './events.js';
+import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
 import { hostPortText, type NormalizedHost } from './host.js';
 import {
@@ -24,6 +24,9 @@ export type Dialer = (target: { address: string; family: 4 | 6; port: number }) 
 export const defaultDialer: Dialer = ({ address, family, port }) =>
   net.connect({ host: address, port, family });
 
+const defaultRecordError = (err: CoworkError): void =>
+  process.emitWarning(err.message, 'CoworkEgressWarning');
+
 export interface EgressProxyOptions {
   /** `[egress]` allow / deny / ask. Absent = deny everything. */
   rules?: EgressRulesInput | EgressRules;
@@ -41,7 +44,10 @@ export interface EgressProxyOptions {
   lookup?: LookupFn;
   dial?: Dialer;
   onEvent?: (event: EgressEvent) => void;
+  /** Receives every event in the timeline's `egress.request` shape (pass the Timeline). */
   timeline?: EgressTimelineSink;
+  /** Called when onEvent or the timeline throws (default: a process warning). */
+  onRecordError?: (err: CoworkError) => void;
   /** Policy context shown with approvals (default 'agent'). */
   context?: PolicyContextName;
   approvalTimeoutMs?: number;
@@ -144,6 +150,22 @@ export class EgressProxy {
     this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
       openTunnel(this.runtime, req, socket, head, this.taskId),
     );
+    // WebSockets and other upgrades travel through CONNECT (browsers tunnel ws:// that way too).
+    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+      const body =
+        'cowork-vm egress proxy: protocol upgrades over plain HTTP are not forwarded; use CONNECT.\n';
+      socket.on('error', () => socket.destroy());
+      socket.end(
+        `HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
+          `Connection: close\r\n\r\n${body}`,
+      );
+      const reason = 'protocol upgrade over plain HTTP (not forwarded)';
+      this.record({
+        ...{ type: 'egress.request', taskId: this.taskId, kind: 'http', method: req.method ?? 'GET' },
+        ...{ host: '', port: 0, decision: 'deny', stage: 'invalid', reason, status: 501 },
+        ...{ bytesIn: 0, bytesOut: 0, durationMs: 0 },
+      });
+    });
     this.server.on('clientError', (_err, socket: Duplex) => {
       if (socket.writable)
         socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -195,6 +217,11 @@ export class EgressProxy {
   endTask(taskId: string | null): void {
     this.approvals.endTask(taskId);
     if (this.taskId === taskId) this.taskId = null;
+  }
+
+  /** Requests now held until a user answers an approval. */
+  get waitingForApproval(): number {
+    return this.approvals.waiting;
   }
 
   approvedHosts(taskId: string | null): ReadonlySet<string> {
@@ -250,11 +277,19 @@ export class EgressProxy {
   }
 
   private record(event: EgressEvent): void {
-    try {
-      this.opts.onEvent?.(event);
-      this.opts.timeline?.record(event.taskId, event);
-    } catch {
-      // A broken sink must not take the proxy down; the request itself was already decided.
+    // A broken sink must not take the proxy down (the request was already decided), but the
+    // failure is reported, never swallowed.
+    for (const sink of [
+      () => this.opts.onEvent?.(event),
+      () => this.opts.timeline?.record(event.taskId, toTimelineEvent(event)),
+    ]) {
+      try {
+        sink();
+      } catch (err) {
+        (this.opts.onRecordError ?? defaultRecordError)(
+          CoworkError.from(err, 'internal', 'egress event not recorded'),
+        );
+      }
     }
   }
 

@@ -9,6 +9,7 @@ import type { ApprovalBroker, ApprovalRequest, Verdict } from '../approvals/type
 export class TaskApprovals {
   private readonly approved = new Map<string, Set<string>>();
   private readonly pending = new Map<string, Promise<Verdict>>();
+  private waitingCount = 0;
 
   constructor(
     private readonly broker: ApprovalBroker | undefined,
@@ -32,6 +33,11 @@ export class TaskApprovals {
   /** Forgets a finished task's approvals. */
   endTask(taskId: string | null): void {
     this.approved.delete(taskKey(taskId));
+  }
+
+  /** Requests now waiting for an answer (several may share one question). */
+  get waiting(): number {
+    return this.waitingCount;
   }
 
   get hasBroker(): boolean {
@@ -60,7 +66,12 @@ export class TaskApprovals {
         .finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
-    return p;
+    this.waitingCount += 1;
+    try {
+      return await p;
+    } finally {
+      this.waitingCount -= 1;
+    }
   }
 }
 
