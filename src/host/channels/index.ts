@@ -1,0 +1,9 @@
+export {
+  ChannelAccess,
+  type ChannelSecurity,
+  type ChannelSecurityInput,
+  type ChannelUser,
+  channelSecuritySchema,
+} from './access.js';
+export { FixedWindowLimiter } from './rate-limit.js';
+export { TelegramChannel, type TelegramChannelOptions } from './telegram.js';
