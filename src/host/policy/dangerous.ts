@@ -1,4 +1,5 @@
-import type { CommandAnalysis, Finding, SimpleCommand } from './shell-analysis.js';
+import { posix } from 'node:path';
+import { type CommandAnalysis, type Finding, interpreterName, type SimpleCommand } from './shell-analysis.js';
 import type { ShellWord } from './words.js';
 import { WRAPPERS } from './wrappers.js';
 
@@ -43,7 +44,6 @@ const RUNNERS = new Set([
   'xvfb-run',
   'expect',
   'watch',
-  'find',
   'ssh',
   'tmux',
   'screen',
@@ -84,6 +84,7 @@ function deny(rule: string, reason: string): Finding {
 /** Normalise a path word for comparison: ${HOME} → $HOME, // → /, strip trailing / and /. */
 export function normTarget(text: string): string {
   let t = text.replace(/\$\{HOME\}/g, '$HOME').replace(/\/{2,}/g, '/');
+  if (t.includes('..')) t = posix.normalize(t);
   for (let prev = ''; prev !== t; ) {
     prev = t;
     t = t.replace(/\/\.$/, '/').replace(/(.)\/$/, '$1');
@@ -133,6 +134,56 @@ function checkRm(sc: SimpleCommand, out: Finding[]): void {
   }
 }
 
+/** `find / -delete`, `find ~ -exec rm …`: recursive removal by another name. */
+function checkFind(sc: SimpleCommand, out: Finding[]): void {
+  const args = sc.argv.slice(1);
+  const firstExpr = args.findIndex((w) => /^[-(!]/.test(w.text));
+  // `find . -name '*.pyc' -delete` is routine; only system, home and workspace roots count here.
+  const roots = (firstExpr < 0 ? args : args.slice(0, firstExpr)).filter((w) =>
+    /^[/~$]/.test(normTarget(w.text)),
+  );
+  const removes = args.some(
+    (w, i) => w.text === '-delete' || (w.text.startsWith('-exec') && args[i + 1]?.text === 'rm'),
+  );
+  if (removes && roots.some((w) => isCatastrophicTarget(w.text)))
+    out.push(
+      deny('builtin:rm-rf', `\`${sc.text}\` deletes everything under ${roots.map((w) => w.text).join(' ')}`),
+    );
+}
+
+/** Inline programs (python -c, perl -e, node -e …) that spell out a privileged or wiping command. */
+const INLINE_CODE_FLAG: Record<string, string> = {
+  python: '-c',
+  python2: '-c',
+  python3: '-c',
+  perl: '-e',
+  ruby: '-e',
+  node: '-e',
+  php: '-r',
+};
+const INLINE_DANGER =
+  /\b(sudo|doas|pkexec)\b|\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(\/|~|\$HOME)(\s|\*|'|"|$)|\bmkfs\b|\b(shutdown|reboot|poweroff)\b/;
+function checkInlineCode(sc: SimpleCommand, out: Finding[]): void {
+  const flag = INLINE_CODE_FLAG[interpreterName(sc.name)] as string;
+  const args = sc.argv.slice(1);
+  for (const [i, w] of args.entries()) {
+    if (
+      w.text !== flag &&
+      !(w.text.startsWith('-') && !w.text.startsWith('--') && w.text.endsWith(flag.slice(1)))
+    )
+      continue;
+    const code = args[i + 1];
+    if (code && INLINE_DANGER.test(code.text))
+      out.push(
+        deny(
+          'builtin:inline-code',
+          `\`${sc.text}\` runs inline code that calls a privileged or destructive command`,
+        ),
+      );
+    return;
+  }
+}
+
 function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   const name = sc.name;
   const args = sc.argv.slice(1);
@@ -175,7 +226,15 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
         );
   }
   // A privileged or power command hidden as an argument of something that runs its arguments.
-  if ((sc.wrappers.length > 0 || RUNNERS.has(name)) && !PRIVILEGE.has(name) && !POWER.has(name))
+  if (name === 'find') checkFind(sc, out);
+  if (INLINE_CODE_FLAG[interpreterName(name)]) checkInlineCode(sc, out);
+  const lookupOnly = name === 'command' && sc.words.some((w) => w.text === '-v' || w.text === '-V');
+  if (
+    (sc.wrappers.length > 0 || RUNNERS.has(name)) &&
+    !PRIVILEGE.has(name) &&
+    !POWER.has(name) &&
+    !lookupOnly
+  )
     for (const w of sc.words.slice(1))
       if (
         PRIVILEGE.has(w.text) ||

@@ -10,10 +10,11 @@ import { basename } from './wrappers.js';
  *   write_file      a tool by name
  */
 export type Rule =
-  | { source: string; kind: 'bash'; words: string[] | null; prefix: boolean }
+  | { source: string; kind: 'bash'; words: string[] | null; prefix: boolean; path?: string }
   | { source: string; kind: 'path'; access: 'read' | 'write' | 'edit'; glob: string; re: RegExp }
   | { source: string; kind: 'tool'; tool: string };
 
+const SYSTEM_BIN = /^\/(usr\/)?(local\/)?s?bin\/[^/]+$/;
 const PATH_KINDS: Record<string, 'read' | 'write' | 'edit'> = { Read: 'read', Write: 'write', Edit: 'edit' };
 
 export function parseRule(source: string): Rule {
@@ -36,8 +37,11 @@ export function parseRule(source: string): Rule {
       .filter(Boolean);
     if (words.length === 0)
       throw new CoworkError('invalidArgument', `policy rule ${JSON.stringify(source)} has no command words`);
-    words[0] = basename(words[0] as string);
-    return { source, kind: 'bash', words, prefix };
+    const path = words[0] as string;
+    words[0] = basename(path);
+    return path.includes('/')
+      ? { source, kind: 'bash', words, prefix, path }
+      : { source, kind: 'bash', words, prefix };
   }
   const access = PATH_KINDS[kind];
   if (access) {
@@ -90,6 +94,11 @@ export function ruleHitsCommand(rule: Rule, sc: SimpleCommand): boolean {
 export function ruleCoversCommand(rule: Rule, sc: SimpleCommand): boolean {
   if (rule.kind !== 'bash') return false;
   if (sc.assigns.length > 0 || sc.name === '') return rule.words === null;
+  if (rule.words !== null) {
+    // `Bash(ls:*)` trusts the system's ls, not ./ls or /tmp/ls written by the agent.
+    if (rule.path !== undefined ? sc.path !== rule.path : sc.path.includes('/') && !SYSTEM_BIN.test(sc.path))
+      return false;
+  }
   return matchWords(rule, sc.argv, sc.dynamicArgs);
 }
 

@@ -10,6 +10,8 @@ export interface SimpleCommand {
   argv: ShellWord[];
   /** argv[0] as text ('' for a bare assignment or a dynamic name). */
   name: string;
+  /** The running command's name as written, path included (`/tmp/ls`, `./gradlew`, `git`). */
+  path: string;
   wrappers: string[];
   /** Variables set for (or by) this command: `A=1 cmd`, `env A=1 cmd`, `export A=1`. */
   assigns: string[];
@@ -195,6 +197,7 @@ export class ShellAnalyzer {
         words,
         argv: [],
         name: '',
+        path: '',
         wrappers: [],
         assigns,
         dynamicArgs: false,
@@ -209,6 +212,7 @@ export class ShellAnalyzer {
       words,
       argv: u.argv,
       name: head && !head.dynamic ? head.text : '',
+      path: u.path,
       wrappers: u.wrappers,
       assigns: [...assigns, ...u.assigns],
       dynamicArgs: u.dynamicArgs,
@@ -300,7 +304,7 @@ export class ShellAnalyzer {
   }
 
   #hasDownloaderInside(word: ShellWord): boolean {
-    return /\b(curl|wget)\b/.test(word.text);
+    return (word.substCommands ?? []).some((n) => DOWNLOADERS.has(n));
   }
 
   /** An interpreter fed by a pipe / heredoc / file: its script is the data, so look at it. */
@@ -315,6 +319,14 @@ export class ShellAnalyzer {
     const args = sc.argv.slice(1);
     const firstOperand = args.find((w) => !w.text.startsWith('-') || w.dynamic);
     if (firstOperand?.dynamic) {
+      if (this.#hasDownloaderInside(firstOperand)) {
+        a.findings.push({
+          effect: 'deny',
+          rule: 'builtin:download-exec',
+          reason: `\`${sc.text}\` runs a downloaded script`,
+        });
+        return;
+      }
       a.findings.push({
         effect: 'ask',
         rule: 'analysis:dynamic-script',
@@ -369,6 +381,7 @@ export class ShellAnalyzer {
       words,
       argv: words,
       name,
+      path: name,
       wrappers: [],
       assigns,
       dynamicArgs: false,
@@ -387,6 +400,7 @@ export class ShellAnalyzer {
       words: [word],
       argv: [word],
       name: variant,
+      path: variant,
       wrappers: [],
       assigns: names.filter(Boolean),
       dynamicArgs: false,

@@ -10,6 +10,8 @@ export interface ShellWord {
   glob: boolean;
   /** Simple parameters used, e.g. ['HOME']. */
   params: string[];
+  /** Names of the commands run inside $(…), `…`, <(…) and >(…) in this word. */
+  substCommands?: string[];
 }
 
 const ANSI_SIMPLE: Record<string, string> = {
@@ -144,6 +146,14 @@ function appendParts(parser: ShellParser, parts: ShNode[], quoted: boolean, out:
         // CmdSubst, ArithmExp, ProcSubst, ExtGlob, BraceExp and anything newer: not knowable statically.
         out.dynamic = true;
         out.text += '$(…)';
+        if (t === 'CmdSubst' || t === 'ProcSubst') {
+          const names = (out.substCommands ??= []);
+          parser.walk(part, (n, nt) => {
+            const first = nt === 'CallExpr' ? ((n.Args as ShNode[]) ?? [])[0] : undefined;
+            if (first) names.push(resolveWord(parser, first).text.replace(/.*\//, ''));
+            return true;
+          });
+        }
     }
   }
 }

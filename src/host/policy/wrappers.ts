@@ -66,6 +66,8 @@ export const WRAPPERS: Record<string, WrapperSpec> = {
 export interface Unwrapped {
   /** The command that actually runs, argv[0] reduced to its basename. */
   argv: ShellWord[];
+  /** argv[0] as written (with its path), before reduction to a basename. */
+  path: string;
   /** Wrapper names looked through, outermost first. */
   wrappers: string[];
   /** Environment assignments made by wrappers (env NAME=value). */
@@ -150,7 +152,7 @@ function skipOptions(spec: WrapperSpec, words: ShellWord[], start: number, out: 
 
 /** Look through wrappers (nested any number of times) to the command that runs. */
 export function unwrap(words: ShellWord[]): Unwrapped {
-  const out: Unwrapped = { argv: words, wrappers: [], assigns: [], dynamicArgs: false };
+  const out: Unwrapped = { argv: words, path: '', wrappers: [], assigns: [], dynamicArgs: false };
   let cur = words;
   for (let guard = 0; guard < 32 && cur.length > 0; guard++) {
     const head = cur[0] as ShellWord;
@@ -165,6 +167,7 @@ export function unwrap(words: ShellWord[]): Unwrapped {
     cur = cur.slice(at);
   }
   const first = cur[0];
+  out.path = first?.text ?? '';
   out.argv = first && !first.dynamic ? [{ ...first, text: basename(first.text) }, ...cur.slice(1)] : cur;
   return out;
 }
