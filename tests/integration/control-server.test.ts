@@ -17,6 +17,7 @@ import {
   type SecurityEvent,
 } from '../../src/host/control/index.js';
 import { CoworkError } from '../../src/host/errors.js';
+import { Timeline } from '../../src/host/timeline/index.js';
 
 /** The seam, not the thing under test: records every call the control API makes. */
 class RecordingApi implements ControllerApi {
@@ -631,5 +632,44 @@ describe('store file and TLS', () => {
     // A plain ws:// client cannot talk to it.
     const plain = new WebSocket(url.replace('wss:', 'ws:'));
     await new Promise((r) => plain.once('close', r).once('error', r));
+  });
+});
+
+describe('timeline', () => {
+  it('records failures and lockouts in the real Timeline passed as the recorder', async () => {
+    await server.close();
+    store.close();
+    const timeline = Timeline.open(join(dir, 'timeline.sqlite'));
+    try {
+      store = new ControlStore({ file: join(dir, 'devices.sqlite'), clock, recorder: timeline });
+      server = new ControlServer({
+        api,
+        store,
+        listen: { host: '127.0.0.1', port: 0 },
+        serverId: 'srv-test',
+        clock,
+        recorder: timeline,
+      });
+      url = (await server.start()).url;
+      const creds = await pairDevice('admin');
+      for (let i = 0; i < 5; i++) {
+        const c = await connect();
+        await c
+          .authenticate({ ...creds, deviceKey: Buffer.alloc(32, 9).toString('base64url') })
+          .catch(() => {});
+        await c.closed;
+      }
+      expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+      const types = timeline.query({}).map((e) => e.type);
+      expect(types.filter((t) => t === 'control.auth_failed')).toHaveLength(5);
+      expect(types).toContain('control.paired');
+      expect(types).toContain('control.lockout');
+      expect(types).toContain('control.refused_locked');
+    } finally {
+      await server.close();
+      store.close();
+      timeline.close();
+      await startServer();
+    }
   });
 });
