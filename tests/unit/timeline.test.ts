@@ -372,7 +372,7 @@ describe('formatEvent', () => {
       bytesOut: 6,
       durationMs: 3,
     },
-    { type: 'auth.lockout', remote: '127.0.0.1', failures: 5, untilMs: 99 },
+    { type: 'control.lockout', scope: 'auth', key: '127.0.0.1', until: 99 },
   ];
 
   it('renders every sample as exactly one line with its type', () => {
@@ -387,7 +387,7 @@ describe('formatEvent', () => {
     expect(lines[2]).toContain('DENY by guardrails builtin:sudo: sudo is never allowed');
     expect(lines[4]).toContain('killed by KILL in 1.5s');
     expect(lines[5]).toContain('15/100000 tokens, $0.0001/$1, 1/50 iterations');
-    expect(lines[7]).toContain('failures=5');
+    expect(lines[7]).toContain('scope=auth key=127.0.0.1 until=99');
   });
 
   it('makes control characters visible so recorded text cannot drive the terminal', () => {

@@ -56,7 +56,6 @@ export const budgetFiguresSchema = z.strictObject({
 });
 
 const verdictKind = z.enum(['approve-once', 'approve-task', 'deny']);
-const remote = z.string().optional();
 
 function ev<T extends string, S extends z.core.$ZodLooseShape>(type: T, shape: S) {
   return z.strictObject({ type: z.literal(type), ...shape });
@@ -178,6 +177,14 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     port: z.number().int().min(0).max(65535),
     decision: z.enum(['allow', 'ask', 'deny']),
     reason: z.string().optional(),
+    /** Proxy details (egress/events.ts): which stage decided, the rule, the dialled address. */
+    kind: z.enum(['http', 'connect']).optional(),
+    url: z.string().optional(),
+    stage: z.string().optional(),
+    rule: z.string().optional(),
+    approvedBy: z.string().optional(),
+    address: z.string().optional(),
+    error: z.string().optional(),
     status: z.number().int().optional(),
     bytesIn: count,
     bytesOut: count,
@@ -189,17 +196,25 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     outcome: z.string(),
     detail: z.string().optional(),
   }),
-  // control API (issue 6)
-  ev('auth.failure', { remote, deviceId: z.string().optional(), reason: z.string() }),
-  ev('auth.lockout', { remote, failures: count, untilMs: ms }),
-  ev('pairing.started', { pairingId: z.string(), remote, expiresAt: ms }),
-  ev('pairing.completed', { pairingId: z.string(), deviceId: z.string(), name: z.string(), remote }),
-  ev('pairing.failed', { pairingId: z.string().optional(), remote, reason: z.string() }),
-  ev('pairing.expired', { pairingId: z.string() }),
-  ev('device.connected', { deviceId: z.string(), remote }),
-  ev('device.disconnected', { deviceId: z.string(), reason: z.string().optional() }),
-  ev('device.revoked', { deviceId: z.string(), by: z.string() }),
-  ev('device.renamed', { deviceId: z.string(), name: z.string(), by: z.string() }),
+  // control API and channels (issue 6): the same shapes as control/events.ts securityEventSchema,
+  // so the Timeline can be passed as its SecurityRecorder (tests/unit/timeline-vocabulary.test.ts).
+  ev('control.auth_ok', { ip: z.string(), deviceId: z.string() }),
+  ev('control.auth_failed', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
+  ev('control.pair_failed', { identity: z.string(), reason: z.string() }),
+  ev('control.paired', {
+    identity: z.string(),
+    deviceId: z.string(),
+    name: z.string(),
+    role: z.string(),
+    channel: z.string(),
+  }),
+  ev('control.lockout', { scope: z.enum(['auth', 'pair']), key: z.string(), until: z.number() }),
+  ev('control.refused_locked', { scope: z.enum(['auth', 'pair']), key: z.string() }),
+  ev('control.device_revoked', { deviceId: z.string(), by: z.string() }),
+  ev('control.protocol_error', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
+  ev('control.origin_refused', { ip: z.string(), origin: z.string() }),
+  ev('channel.refused', { channel: z.string(), user: z.string(), reason: z.string() }),
+  ev('channel.open_mode', { channel: z.string() }),
   // secrets: names only, never values (strict objects reject any other field)
   ev('secret.set', { name: z.string() }),
   ev('secret.deleted', { name: z.string() }),

@@ -91,7 +91,7 @@ function describe(e: StoredEvent): string {
     case 'error':
       return `${e.data.code}: ${e.data.message}${e.data.where ? ` (${e.data.where})` : ''}`;
     default:
-      // auth.*, pairing.*, device.*: their fields are short and flat.
+      // control.* and channel.*: their fields are short and flat.
       return Object.entries(e.data)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
