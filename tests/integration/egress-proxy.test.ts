@@ -293,6 +293,38 @@ describe('asking through the ApprovalBroker', () => {
     expect(broker.asked).toHaveLength(1);
   });
 
+  it('a client that leaves during the approval gets nothing dialled on its behalf', async () => {
+    let release: (v: Verdict) => void = () => undefined;
+    const broker = new ScriptedBroker(() => new Promise<Verdict>((r) => (release = r)));
+    const dialled: number[] = [];
+    const { port, proxy, eventAt } = await startProxy({
+      rules: { ask: true },
+      broker,
+      dial: ({ port: p }) => {
+        dialled.push(p);
+        return net.connect(origin.port, '127.0.0.1');
+      },
+    });
+    for (const request of [
+      'GET http://ask.test/ HTTP/1.1\r\nHost: ask.test\r\n\r\n',
+      'CONNECT ask.test:443 HTTP/1.1\r\n\r\n',
+    ]) {
+      const before = proxy.waitingForApproval;
+      const client = net.connect(port, '127.0.0.1', () => client.write(request));
+      while (proxy.waitingForApproval === before) await new Promise((r) => setTimeout(r, 5));
+      client.destroy();
+      await new Promise((r) => setTimeout(r, 50)); // let the proxy see the close
+      release({ kind: 'approve-once', by: 'test' });
+      while (proxy.waitingForApproval > 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await eventAt(0)).toMatchObject({ kind: 'http', error: expect.stringContaining('client closed') });
+    expect(await eventAt(1)).toMatchObject({
+      kind: 'connect',
+      error: expect.stringContaining('client closed'),
+    });
+    expect(dialled).toEqual([]);
+  });
+
   it('ask without a broker is a denial', async () => {
     const { port } = await startProxy({ rules: { ask: true }, dial: viaOrigin() });
     const res = await proxyRequest(port, url());

@@ -86,6 +86,21 @@ export async function forwardHttp(
     return;
   }
 
+  const { ok: _ok, family: _family, ...allowed } = auth;
+  if (res.destroyed || req.destroyed) {
+    // The client left while the request was being decided (e.g. during an approval): dial nothing.
+    const error = 'the client closed the connection before the request was forwarded';
+    rt.record({
+      ...common,
+      ...allowed,
+      decision: 'allow',
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+      error,
+    });
+    return;
+  }
   let bytesOut = 0;
   let bytesIn = 0;
   let status: number | undefined;
@@ -103,7 +118,6 @@ export async function forwardHttp(
     agent: rt.agent,
   });
   upstream.setTimeout(rt.idleTimeoutMs, () => upstream.destroy(new Error('upstream timed out')));
-  const { ok: _ok, family: _family, ...allowed } = auth;
   let recorded = false;
   const finish = () => {
     if (recorded) return;

@@ -51,12 +51,32 @@ export async function openTunnel(
   };
   const common = { ...base, host: host.host, port };
 
+  // While the target is decided (an approval can take minutes) keep reading the client, so
+  // that a client that goes away is noticed; bytes it sends early are held, up to a cap.
+  const early: Buffer[] = [head];
+  let earlyBytes = head.length;
+  let gone = false;
+  const hold = (d: Buffer) => {
+    earlyBytes += d.length;
+    if (earlyBytes > EARLY_DATA_CAP) client.destroy();
+    else early.push(d);
+  };
+  client.on('data', hold);
+  client.once('end', () => {
+    gone = true;
+  });
+  client.once('close', () => {
+    gone = true;
+  });
+
   let auth: Authorization;
   try {
     auth = await rt.authorize(target, taskId);
   } catch (err) {
     auth = { ok: false, status: 502, stage: 'resolve', reason: `the proxy failed to decide: ${String(err)}` };
   }
+  client.off('data', hold);
+  client.pause(); // nothing may be dropped between now and the pipe to the upstream
   if (!auth.ok) {
     endWith(client, auth.status, denyMessage({ ...auth, what: target.what, host: host.host, port }));
     const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
@@ -71,9 +91,23 @@ export async function openTunnel(
     });
     return;
   }
-  if (client.destroyed) return;
-
   const { ok: _ok, family: _family, ...allowed } = auth;
+  if (gone || client.destroyed) {
+    client.destroy();
+    // The client left while the tunnel was being decided (e.g. during an approval): dial nothing.
+    const error = 'the client closed the connection before the tunnel was opened';
+    rt.record({
+      ...common,
+      ...allowed,
+      decision: 'allow',
+      bytesIn: 0,
+      bytesOut: 0,
+      durationMs: elapsed(),
+      error,
+    });
+    return;
+  }
+
   const upstream = rt.dial({ address: auth.address, family: auth.family, port });
   rt.track(upstream);
   let connected = false;
@@ -118,11 +152,13 @@ export async function openTunnel(
     connected = true;
     upstream.setTimeout(rt.idleTimeoutMs);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) upstream.write(head);
+    for (const chunk of early) if (chunk.length > 0) upstream.write(chunk);
     upstream.pipe(client);
     client.pipe(upstream);
   });
 }
+
+const EARLY_DATA_CAP = 64 * 1024;
 
 function endWith(socket: Duplex, status: 400 | 403 | 502, body: string): void {
   const text = status === 403 ? 'Forbidden' : status === 400 ? 'Bad Request' : 'Bad Gateway';
