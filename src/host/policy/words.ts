@@ -147,7 +147,8 @@ function appendParts(parser: ShellParser, parts: ShNode[], quoted: boolean, out:
         out.dynamic = true;
         out.text += '$(…)';
         if (t === 'CmdSubst' || t === 'ProcSubst') {
-          const names = (out.substCommands ??= []);
+          if (!out.substCommands) out.substCommands = [];
+          const names = out.substCommands;
           parser.walk(part, (n, nt) => {
             const first = nt === 'CallExpr' ? ((n.Args as ShNode[]) ?? [])[0] : undefined;
             if (first) names.push(resolveWord(parser, first).text.replace(/.*\//, ''));

@@ -125,7 +125,8 @@ function skipOptions(spec: WrapperSpec, words: ShellWord[], start: number, out: 
       i += consumesNext ? 2 : 1;
       continue;
     }
-    if (/^-\d+$/.test(t) && spec === WRAPPERS.nice) {
+    if (/^-\d+$/.test(t)) {
+      // nice -5 (an adjustment), xargs -0 (a flag): one word either way
       i++;
       continue;
     }
