@@ -1,5 +1,15 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +31,8 @@ export interface TestSshd {
   workDir: string;
   /** sshd's own log (stderr, -e) so far. */
   log(): string;
+  /** Resolves with the log once it matches `re` (sshd writes asynchronously); rejects after timeoutMs. */
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<string>;
   /** A fresh TCP stream to this sshd, like VmHandle.connect(22). */
   connect(): Promise<Socket>;
   /** Kills every per-connection sshd process (and the user's processes under them); the listener stays. */
@@ -141,7 +153,9 @@ export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
   const configPath = join(dir, 'sshd_config');
   writeFileSync(configPath, `${config}\n`);
 
-  const proc: ChildProcess = spawn(SSHD_PATH, ['-D', '-e', '-f', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc: ChildProcess = spawn(SSHD_PATH, ['-D', '-e', '-f', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => {
     log += d.toString();
@@ -168,6 +182,21 @@ export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
     user,
     workDir,
     log: () => log,
+    waitForLog: (re, timeoutMs = 10_000) =>
+      new Promise((resolve, reject) => {
+        if (re.test(log)) return resolve(log);
+        const timer = setTimeout(() => {
+          proc.stderr?.off('data', check);
+          reject(new Error(`sshd log never matched ${re}:\n${log}`));
+        }, timeoutMs);
+        const check = () => {
+          if (!re.test(log)) return;
+          clearTimeout(timer);
+          proc.stderr?.off('data', check);
+          resolve(log);
+        };
+        proc.stderr?.on('data', check);
+      }),
     connect: () =>
       new Promise((resolve, reject) => {
         const s = tcpConnect({ host: '127.0.0.1', port }, () => {

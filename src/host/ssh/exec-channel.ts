@@ -7,8 +7,12 @@ import type { ExecOptions, ExecResult } from './types.js';
 
 /** What one exec needs from the session: a way to open the channel and to kill a process group. */
 export interface ExecTransport {
-  /** Opens an exec channel running `line` through the login shell. */
-  open(line: string): Promise<ClientChannel>;
+  /**
+   * Opens an exec channel running `line` through the login shell. `setup` MUST be called
+   * synchronously in ssh2's callback: the exit status and close can arrive in the same read
+   * as the exec confirmation, and an 'exit' emitted before a listener exists is lost.
+   */
+  open(line: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel>;
   /** Kills the guest process group/session led by `pid` (via a second channel). */
   killGroup(pid: number): Promise<void>;
   /** Registers a callback run if the connection drops; returns an unregister function. */
@@ -133,32 +137,46 @@ export function runExecChannel(
       opts.signal.addEventListener('abort', onAbort, { once: true });
     }
 
-    transport.open(line).then(
-      (ch) => {
-        channel = ch;
-        if (settled) {
-          ch.close();
-          return;
-        }
-        ch.on('data', (d: Buffer) => stdout.push(d));
-        ch.stderr.on('data', (d: Buffer) => {
-          const out = marker.push(d);
-          if (out.length) stderr.push(out);
-          if (stopping && !killSent) kill();
-        });
-        ch.on('exit', (code: number | null, signal?: string) => {
-          exit = { code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null };
-        });
-        ch.on('close', finish);
-        ch.stderr.on('close', finish);
-        ch.on('error', () => undefined); // surfaced through 'close' / connection loss
-        if (opts.stdin !== undefined) ch.end(opts.stdin);
-        else ch.end();
-        if (opts.timeoutMs !== undefined) timers.push(setTimeout(() => stop('timeout'), opts.timeoutMs));
-        if (stopping) kill();
-      },
-      (err: unknown) =>
+    const setup = (ch: ClientChannel) => {
+      channel = ch;
+      ch.on('data', (d: Buffer) => stdout.push(d));
+      ch.stderr.on('data', (d: Buffer) => {
+        const out = marker.push(d);
+        if (out.length) stderr.push(out);
+        if (stopping && !killSent) kill();
+      });
+      ch.on('exit', (code: number | null, signal?: string) => {
+        exit = { code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null };
+      });
+      ch.on('close', finish);
+      ch.stderr.on('close', finish);
+      ch.on('error', () => undefined); // surfaced through 'close' / connection loss
+      if (settled) {
+        ch.close(); // the connection was lost or the caller gave up while the channel opened
+        return;
+      }
+      sendStdin(ch, opts.stdin);
+      if (opts.timeoutMs !== undefined) timers.push(setTimeout(() => stop('timeout'), opts.timeoutMs));
+      if (stopping) kill();
+    };
+    transport
+      .open(line, setup)
+      .catch((err: unknown) =>
         fail(CoworkError.from(err, 'unavailable', 'could not start the command in the guest')),
-    );
+      );
   });
+}
+
+/**
+ * Sends stdin, then EOF, WITHOUT ending the Writable side. ch.end() would let Node's
+ * autoDestroy call ssh2's Channel.destroy() as soon as the guest's EOF arrives, which sends
+ * CHANNEL_CLOSE before sshd has reported the exit status — the status is then lost (seen
+ * here in ~1% of execs). ssh2 ends the Writable itself when the server closes the channel.
+ */
+function sendStdin(ch: ClientChannel, stdin: string | Buffer | undefined): void {
+  if (stdin === undefined || stdin.length === 0) {
+    ch.eof();
+    return;
+  }
+  ch.write(stdin, () => ch.eof());
 }

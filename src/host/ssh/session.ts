@@ -26,7 +26,7 @@ export interface SshGuestSessionOptions {
   /** Called when an established connection drops (not on close()). The next call reconnects. */
   onDisconnect?: (err: CoworkError) => void;
   /** Whether the VM still runs, e.g. `() => handle.state === 'running'`; when false, calls fail at once. */
-  isAlive?: () => boolean;
+  isVmAlive?: () => boolean;
   /** Working directory when exec gets none. Default /workspace. */
   defaultCwd?: string;
   /** Shell that runs commands; default the user's login shell. */
@@ -115,7 +115,7 @@ export class SshGuestSession implements GuestSession {
         killGraceMs: this.opts.killGraceMs ?? 5000,
       };
       const transport = {
-        open: (line: string) => conn.exec(line),
+        open: (line: string, setup: (ch: ClientChannel) => void) => conn.exec(line, setup),
         killGroup: (pid: number) => this.killGroup(conn, pid),
         onLost: (fail: (err: CoworkError) => void) => conn.onLost(fail),
       };
@@ -183,11 +183,16 @@ export class SshGuestSession implements GuestSession {
   private async killGroup(conn: SshConnection, pid: number): Promise<void> {
     const release = await this.killSlots.acquire();
     try {
-      const ch: ClientChannel = await conn.exec(killGroupCommand(pid));
-      ch.resume();
-      ch.stderr.resume();
-      ch.end();
-      await new Promise<void>((resolve) => ch.once('close', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        conn
+          .exec(killGroupCommand(pid), (ch) => {
+            ch.once('close', () => resolve());
+            ch.resume();
+            ch.stderr.resume();
+            ch.eof();
+          })
+          .catch(reject);
+      });
     } finally {
       release();
     }
@@ -247,7 +252,7 @@ export class SshGuestSession implements GuestSession {
   }
 
   private assertVmAlive(): void {
-    if (this.opts.isAlive && !this.opts.isAlive()) {
+    if (this.opts.isVmAlive && !this.opts.isVmAlive()) {
       throw new CoworkError(
         'unavailable',
         'the VM is not running, so the guest cannot be reached; start the sandbox again',

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { CoworkError } from '../errors.js';
 import { fingerprintOf, publicKeyBlob } from './keys.js';
@@ -14,6 +15,9 @@ export interface ConnectSshOptions {
   /** Called once when the established connection ends for any reason other than end(). */
   onClose: (conn: SshConnection, err: CoworkError) => void;
 }
+
+/** Channel-open retries (10, 20, 40 … 200 ms apart: about 2 s in all). */
+const OPEN_ATTEMPTS = 15;
 
 const LOST =
   'connection to the guest lost while the command ran; it may or may not have finished — check its effects before running it again';
@@ -52,40 +56,83 @@ export class SshConnection {
     return () => this.lostHandlers.delete(fail);
   }
 
-  exec(line: string): Promise<ClientChannel> {
+  /**
+   * Opens an exec channel. `setup` runs synchronously in ssh2's callback, before any later packet
+   * can emit events. A refused channel *open* (no exec request was sent, so nothing ran) is
+   * retried briefly: sshd frees a finished session only in its next main-loop pass, so an open
+   * right after another channel closed can hit MaxSessions for a moment.
+   */
+  async exec(line: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel> {
+    let wait = 10;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.execOnce(line, setup);
+      } catch (err) {
+        const refusedOpen = (err as { reason?: unknown }).reason !== undefined;
+        if (!refusedOpen || !this.alive || attempt >= OPEN_ATTEMPTS) {
+          const hint = refusedOpen
+            ? " (sshd refused a new session: is its MaxSessions lower than the session's maxSessions?)"
+            : '';
+          throw channelError(err, hint);
+        }
+        await delay(wait);
+        wait = Math.min(wait * 2, 200);
+      }
+    }
+  }
+
+  private execOnce(line: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel> {
     return new Promise((resolve, reject) => {
       try {
-        this.client.exec(line, (err, ch) => (err ? reject(channelError(err)) : resolve(ch)));
+        this.client.exec(line, (err, ch) => {
+          if (err) return reject(err);
+          setup(ch);
+          resolve(ch);
+        });
       } catch (err) {
-        reject(channelError(err));
+        reject(err);
       }
     });
   }
 
+  /** The connection's one SFTP channel, opened on first use (refused opens retried like exec). */
   sftp(): Promise<SFTPWrapper> {
     if (!this.sftpChannel) {
-      const opening = new Promise<SFTPWrapper>((resolve, reject) => {
-        try {
-          this.client.sftp((err, sftp) => {
-            if (err)
-              return reject(
-                CoworkError.from(err, 'unavailable', 'cannot open the SFTP channel to the guest'),
-              );
-            sftp.once('close', () => {
-              if (this.sftpChannel === opening) this.sftpChannel = undefined;
-            });
-            resolve(sftp);
-          });
-        } catch (err) {
-          reject(CoworkError.from(err, 'unavailable', 'cannot open the SFTP channel to the guest'));
-        }
-      });
-      opening.catch(() => {
-        if (this.sftpChannel === opening) this.sftpChannel = undefined;
-      });
+      const opening = this.openSftp();
       this.sftpChannel = opening;
+      opening.then(
+        (sftp) =>
+          sftp.once('close', () => {
+            if (this.sftpChannel === opening) this.sftpChannel = undefined;
+          }),
+        () => {
+          if (this.sftpChannel === opening) this.sftpChannel = undefined;
+        },
+      );
     }
     return this.sftpChannel;
+  }
+
+  private async openSftp(): Promise<SFTPWrapper> {
+    let wait = 10;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await new Promise<SFTPWrapper>((resolve, reject) => {
+          try {
+            this.client.sftp((err, sftp) => (err ? reject(err) : resolve(sftp)));
+          } catch (err) {
+            reject(err);
+          }
+        });
+      } catch (err) {
+        const refusedOpen = (err as { reason?: unknown }).reason !== undefined;
+        if (!refusedOpen || !this.alive || attempt >= OPEN_ATTEMPTS) {
+          throw CoworkError.from(err, 'unavailable', 'cannot open the SFTP channel to the guest');
+        }
+        await delay(wait);
+        wait = Math.min(wait * 2, 200);
+      }
+    }
   }
 
   forward(host: string, port: number): Promise<Duplex> {
@@ -120,9 +167,9 @@ export class SshConnection {
   }
 }
 
-function channelError(err: unknown): CoworkError {
+function channelError(err: unknown, hint = ''): CoworkError {
   const msg = err instanceof Error ? err.message : String(err);
-  return new CoworkError('unavailable', `could not open a channel to the guest: ${msg}`, err);
+  return new CoworkError('unavailable', `could not open a channel to the guest: ${msg}${hint}`, err);
 }
 
 /**
