@@ -127,7 +127,13 @@ describe('allowed traffic', () => {
       type: 'egress.request',
       data: { decision: 'allow', status: 200 },
     });
-    expect(stored?.data).toMatchObject({ host: 'site.test', bytesOut: 7 });
+    expect(stored?.data).toMatchObject({
+      host: 'site.test',
+      bytesOut: 7,
+      kind: 'http',
+      stage: 'allow-list',
+      address: '127.0.0.1',
+    });
   });
 
   it('opens a CONNECT tunnel to an allowed host and relays TLS untouched', async () => {

@@ -43,43 +43,14 @@ export const EgressEventSchema = z
 export type EgressEvent = z.infer<typeof EgressEventSchema>;
 
 /**
- * The event as the timeline's `egress.request` schema (src/host/timeline/events.ts) takes it:
- * that schema is strict and smaller, so the proxy-only details (stage, rule, dialled address,
- * URL, approver, error) are folded into `reason`.
+ * The event as the timeline's strict `egress.request` schema (src/host/timeline/events.ts)
+ * takes it: everything but `taskId`, which is the record's own column.
  */
-export interface TimelineEgressEvent {
-  type: 'egress.request';
-  method: string;
-  host: string;
-  port: number;
-  decision: 'allow' | 'deny';
-  reason: string;
-  status?: number;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-}
+export type TimelineEgressEvent = Omit<EgressEvent, 'taskId'>;
 
 export function toTimelineEvent(e: EgressEvent): TimelineEgressEvent {
-  const details = [
-    e.url ? `url ${e.url}` : undefined,
-    e.rule ? `rule ${JSON.stringify(e.rule)}` : undefined,
-    e.address ? `address ${e.address}` : undefined,
-    e.approvedBy ? `approved by ${e.approvedBy}` : undefined,
-    e.error ? `error: ${e.error}` : undefined,
-  ].filter((d): d is string => d !== undefined);
-  return {
-    type: 'egress.request',
-    method: e.method,
-    host: e.host,
-    port: e.port,
-    decision: e.decision,
-    reason: `${e.stage}: ${e.reason}${details.length > 0 ? ` (${details.join('; ')})` : ''}`,
-    ...(e.status === undefined ? {} : { status: e.status }),
-    bytesIn: e.bytesIn,
-    bytesOut: e.bytesOut,
-    durationMs: e.durationMs,
-  };
+  const { taskId: _taskId, ...event } = e;
+  return event;
 }
 
 /** The part of the Timeline (src/host/timeline) the proxy needs: `Timeline` itself fits. */
