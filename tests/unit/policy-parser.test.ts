@@ -1,3 +1,4 @@
+/* biome-ignore-all lint/suspicious/noTemplateCurlyInString: shell text, not templates */
 import { describe, expect, it } from 'vitest';
 import { createPolicyEngine } from '../../src/host/policy/index.js';
 import { BIN_OPS, PROC_SUBST_OPS, REDIR_OPS, ShellParser } from '../../src/host/policy/shell-parser.js';
@@ -93,7 +94,6 @@ describe('quotes, escapes and names are resolved', () => {
     expect(c?.argv.map((w) => [w.text, w.dynamic, w.glob])).toEqual([
       ['x', false, false],
       ['$HOME', true, false],
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell text
       ['${…}', true, false],
       ['{a,b}', true, false],
       ['*.ts', false, true],
