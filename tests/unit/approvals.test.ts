@@ -225,6 +225,9 @@ describe('MemoryApprovalBroker', () => {
 
   it('keeps working when a frontend listener throws', async () => {
     const broker = new MemoryApprovalBroker();
+    broker.on('pending', (p) => {
+      (p as { command?: string }).command = 'ls'; // a frontend cannot rewrite what others are shown
+    });
     broker.on('pending', () => {
       throw new Error('broken dashboard');
     });
@@ -233,6 +236,7 @@ describe('MemoryApprovalBroker', () => {
     broker.off('answered', listener);
     const v = broker.request(req());
     await tick();
+    expect(broker.list()[0]?.command).toBe('rm -rf build');
     broker.answer(broker.list()[0]!.id, { kind: 'approve-task', by: 'terminal' });
     await expect(v).resolves.toMatchObject({ kind: 'approve-task' });
     expect(listener).not.toHaveBeenCalled();

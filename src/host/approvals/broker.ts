@@ -67,12 +67,14 @@ export class MemoryApprovalBroker implements ApprovalBroker {
     if (opts.signal?.aborted) return { kind: 'deny', by: 'abort', message: 'the request was cancelled' };
 
     const createdAt = this.now();
-    const approval: PendingApproval = {
+    // Frozen: every frontend sees the same object, and none can change what the others show.
+    const approval: PendingApproval = Object.freeze({
       ...req,
+      reasons: Object.freeze([...req.reasons]) as string[],
       id: this.newId(),
       createdAt,
       expiresAt: createdAt + timeoutMs,
-    };
+    });
     // Durable before anyone can see or answer it: a restart then finds it and denies it.
     this.timeline?.record(req.taskId ?? null, {
       type: 'approval.asked',

@@ -92,6 +92,8 @@ export class Timeline {
   private readonly capBytes: number;
   private readonly now: () => number;
   private readonly listeners = new Set<EventListener>();
+  /** Prepared statements by SQL text: the same few run on every record and poll. */
+  private readonly statements = new Map<string, Database.Statement>();
   private closed = false;
 
   private constructor(file: string, db: Database.Database, opts: TimelineOptions) {
@@ -151,11 +153,9 @@ export class Timeline {
       const id = newTaskId();
       try {
         const event = this.db.transaction(() => {
-          this.db
-            .prepare(
-              'INSERT INTO tasks (id, title, context, origin, status, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-            )
-            .run(id, t.title, t.context, t.origin, 'running', ts);
+          this.sql(
+            'INSERT INTO tasks (id, title, context, origin, status, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(id, t.title, t.context, t.origin, 'running', ts);
           return this.insertEvent(id, { type: 'task.started', ...t }, ts);
         })();
         this.emit(event);
@@ -176,9 +176,12 @@ export class Timeline {
         if (task.status !== 'running') {
           throw new CoworkError('invalidState', `task ${id} has already finished (${task.status})`);
         }
-        this.db
-          .prepare('UPDATE tasks SET status = ?, summary = ?, finished_at = ? WHERE id = ?')
-          .run(result.outcome, result.summary ?? null, ts, id);
+        this.sql('UPDATE tasks SET status = ?, summary = ?, finished_at = ? WHERE id = ?').run(
+          result.outcome,
+          result.summary ?? null,
+          ts,
+          id,
+        );
         const data = result.summary === undefined ? {} : { summary: result.summary };
         return this.insertEvent(id, { type: 'task.finished', outcome: result.outcome, ...data }, ts);
       })
@@ -199,7 +202,7 @@ export class Timeline {
 
   getTask(id: string): TaskRecord {
     this.assertOpen();
-    const row = this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+    const row = this.sql('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
     if (!row) throw new CoworkError('notFound', `no task ${id} — run \`cowork-vm timeline\` to list tasks`);
     return toTask(row);
   }
@@ -210,10 +213,11 @@ export class Timeline {
     const limit = opts.limit ?? 20;
     const rows = (
       opts.status
-        ? this.db
-            .prepare('SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC, rowid DESC LIMIT ?')
-            .all(opts.status, limit)
-        : this.db.prepare('SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit)
+        ? this.sql('SELECT * FROM tasks WHERE status = ? ORDER BY created_at DESC, rowid DESC LIMIT ?').all(
+            opts.status,
+            limit,
+          )
+        : this.sql('SELECT * FROM tasks ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit)
     ) as TaskRow[];
     return rows.map(toTask);
   }
@@ -268,10 +272,10 @@ export class Timeline {
     let rows: EventRow[];
     if (q.last !== undefined) {
       const sql = `SELECT * FROM (SELECT * FROM events ${clause} ORDER BY id DESC LIMIT ?) ORDER BY id ASC`;
-      rows = this.db.prepare(sql).all(...args, q.last) as EventRow[];
+      rows = this.sql(sql).all(...args, q.last) as EventRow[];
     } else {
       const sql = `SELECT * FROM events ${clause} ORDER BY id ASC LIMIT ?`;
-      rows = this.db.prepare(sql).all(...args, q.limit ?? 1000) as EventRow[];
+      rows = this.sql(sql).all(...args, q.limit ?? 1000) as EventRow[];
     }
     return rows.map(toStored);
   }
@@ -279,7 +283,7 @@ export class Timeline {
   /** Highest event id so far (0 when empty): start `follow` from here to see only new events. */
   lastEventId(): number {
     this.assertOpen();
-    const row = this.db.prepare('SELECT MAX(id) AS id FROM events').get() as { id: number | null };
+    const row = this.sql('SELECT MAX(id) AS id FROM events').get() as { id: number | null };
     return row.id ?? 0;
   }
 
@@ -327,11 +331,24 @@ export class Timeline {
     this.db.close();
   }
 
+  private sql(text: string): Database.Statement {
+    let stmt = this.statements.get(text);
+    if (!stmt) {
+      if (this.statements.size >= 200) this.statements.clear(); // query() builds SQL per filter shape
+      stmt = this.db.prepare(text);
+      this.statements.set(text, stmt);
+    }
+    return stmt;
+  }
+
   private insertEvent(taskId: string | null, event: TimelineEvent, ts: number): StoredEvent {
     const { type, ...data } = event;
-    const info = this.db
-      .prepare('INSERT INTO events (ts, task_id, type, data) VALUES (?, ?, ?, ?)')
-      .run(ts, taskId, type, JSON.stringify(data));
+    const info = this.sql('INSERT INTO events (ts, task_id, type, data) VALUES (?, ?, ?, ?)').run(
+      ts,
+      taskId,
+      type,
+      JSON.stringify(data),
+    );
     return { id: Number(info.lastInsertRowid), ts, taskId, type, data } as StoredEvent;
   }
 
