@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryApprovalBroker, reconcileAfterRestart } from '../../src/host/approvals/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 
 /**
@@ -62,13 +63,34 @@ if (mode === 'self') process.kill(process.pid, 'SIGKILL');
 if (mode === 'slow') tl.finishTask(t.id, { outcome: 'completed', summary: 'done' });
 `;
 
+/** A controller that asks two approvals, sees one answered, and dies with the other pending. */
+const APPROVALS_CHILD = `
+import { appendFileSync } from 'node:fs';
+import { Timeline } from './src/host/timeline/index.js';
+import { MemoryApprovalBroker } from './src/host/approvals/index.js';
+const [file, log] = process.argv.slice(2);
+const tl = Timeline.open(file);
+const t = tl.createTask({ title: 'deploy', context: 'agent', origin: 'test' });
+const broker = new MemoryApprovalBroker({ timeline: tl });
+broker.on('pending', (p) => appendFileSync(log, 'asked ' + p.id + '\\n'));
+const req = { taskId: t.id, tool: 'shell', risk: 'destructive', context: 'agent', reasons: ['not allowed'] };
+const answered = broker.request({ ...req, command: 'make' });
+void broker.request({ ...req, command: 'git push --force' });
+broker.answer(broker.list()[0].id, { kind: 'approve-once', by: 'cli' });
+await answered;
+appendFileSync(log, 'task ' + t.id + '\\n');
+process.kill(process.pid, 'SIGKILL');
+`;
+
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'cowork-timeline-crash-'));
   transpileGraph('src/host/timeline/index.ts', work);
+  transpileGraph('src/host/approvals/index.ts', work);
   writeFileSync(join(work, 'package.json'), '{"type":"module"}');
   symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'));
   childScript = join(work, 'child.mjs');
   writeFileSync(childScript, CHILD);
+  writeFileSync(join(work, 'approvals-child.mjs'), APPROVALS_CHILD);
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -175,5 +197,46 @@ describe('Timeline across processes', () => {
     expect(r.stderr()).toBe('');
     expect(exit.code).toBe(0);
     expect(got).toEqual(['task.started', ...Array(20).fill('exec.started'), 'task.finished']);
+  });
+});
+
+describe('approvals across a controller crash', () => {
+  it('denies, by restart, the approval a SIGKILLed controller left pending, and only that one', async () => {
+    const file = join(work, 'approvals', 'timeline.db');
+    const log = join(work, 'approvals.log');
+    writeFileSync(log, '');
+    const child = spawn(process.execPath, [join(work, 'approvals-child.mjs'), file, log], {
+      cwd: work,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (c) => {
+      stderr += c;
+    });
+    const exit = await new Promise<NodeJS.Signals | null>((res) => child.on('exit', (_c, sig) => res(sig)));
+    expect(stderr).toBe('');
+    expect(exit).toBe('SIGKILL');
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    const [approvedId, pendingId] = lines.filter((l) => l.startsWith('asked ')).map((l) => l.slice(6));
+    const taskId = lines.find((l) => l.startsWith('task '))?.slice(5);
+
+    const tl = Timeline.open(file);
+    try {
+      expect(reconcileAfterRestart(tl)).toEqual([pendingId]);
+      const outcomes = tl
+        .query({ taskId, types: ['approval.answered'] })
+        .map((e) => (e.type === 'approval.answered' ? [e.data.id, e.data.verdict, e.data.by] : []));
+      expect(outcomes).toEqual([
+        [approvedId, 'approve-once', 'cli'],
+        [pendingId, 'deny', 'restart'],
+      ]);
+      // A new broker knows nothing of the dead one's approvals: nobody can approve it now.
+      const broker = new MemoryApprovalBroker({ timeline: tl });
+      expect(() => broker.answer(pendingId!, { kind: 'approve-once', by: 'cli' })).toThrow(
+        /no pending approval/,
+      );
+    } finally {
+      tl.close();
+    }
   });
 });
