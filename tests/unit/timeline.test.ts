@@ -264,6 +264,43 @@ describe('Timeline.subscribe and follow', () => {
     expect(got).toEqual(['task.started', 'exec.started', 'task.finished']);
   });
 
+  it('ends a follow of a task that finished earlier, and notices the end even when filtering types', async () => {
+    const t = task();
+    tl.record(t.id, { type: 'exec.started', command: 'ls' });
+    tl.finishTask(t.id, { outcome: 'failed' });
+    const late: StoredEvent[] = [];
+    for await (const e of tl.follow({
+      taskId: t.id,
+      afterId: tl.lastEventId(),
+      intervalMs: 5,
+      untilTaskFinished: true,
+    })) {
+      late.push(e);
+    }
+    expect(late).toEqual([]);
+
+    const u = task();
+    const got: string[] = [];
+    const done = (async () => {
+      for await (const e of tl.follow({
+        taskId: u.id,
+        types: ['exec.*'],
+        intervalMs: 5,
+        untilTaskFinished: true,
+      })) {
+        got.push(e.type);
+      }
+    })();
+    tl.record(u.id, { type: 'exec.started', command: 'make' });
+    tl.record(u.id, { type: 'policy.decision', effect: 'allow', reasons: [], layer: 'user' });
+    tl.finishTask(u.id, { outcome: 'completed' });
+    await done;
+    expect(got).toEqual(['exec.started']);
+    await expect(async () => {
+      for await (const _ of tl.follow({ untilTaskFinished: true })) break;
+    }).rejects.toMatchObject({ code: 'invalidArgument' });
+  });
+
   it('stops following when the signal aborts', async () => {
     const ac = new AbortController();
     const got: number[] = [];

@@ -296,7 +296,9 @@ export class Timeline {
 
   /**
    * Poll for new events by id — works across processes (the CLI's `--follow`). Ends when the
-   * signal aborts, or, with `untilTaskFinished`, after yielding that task's task.finished.
+   * signal aborts, or, with `untilTaskFinished` (needs `taskId`), once that task has finished:
+   * after yielding its task.finished, or at once if it finished before `afterId`. `types` filters
+   * what is yielded; the task's end is noticed either way.
    */
   async *follow(
     opts: Omit<EventQuery, 'last' | 'limit'> & {
@@ -305,16 +307,23 @@ export class Timeline {
       untilTaskFinished?: boolean;
     },
   ): AsyncGenerator<StoredEvent> {
+    const { signal, taskId, types, untilTaskFinished } = opts;
+    if (untilTaskFinished && taskId === undefined) {
+      throw new CoworkError('invalidArgument', 'follow: untilTaskFinished needs a taskId');
+    }
+    const wanted = types && types.length > 0 ? typeMatcher(types) : () => true;
+    const queryTypes =
+      untilTaskFinished && types && types.length > 0 ? [...types, 'task.finished' as const] : types;
     let afterId = opts.afterId ?? 0;
-    const { signal } = opts;
     while (!signal?.aborted && !this.closed) {
-      const batch = this.query({ taskId: opts.taskId, types: opts.types, afterId, limit: 500 });
+      const batch = this.query({ taskId, types: queryTypes, afterId, limit: 500 });
       for (const e of batch) {
         afterId = e.id;
-        yield e;
-        if (opts.untilTaskFinished && e.type === 'task.finished' && e.taskId === opts.taskId) return;
+        if (wanted(e.type)) yield e;
+        if (untilTaskFinished && e.type === 'task.finished' && e.taskId === taskId) return;
       }
       if (batch.length < 500) {
+        if (untilTaskFinished && this.getTask(taskId!).status !== 'running') return;
         try {
           await sleep(opts.intervalMs ?? 250, undefined, { signal });
         } catch {
@@ -370,6 +379,10 @@ export class Timeline {
     this.assertOpen();
     if (this.readonly) throw new CoworkError('invalidState', `timeline ${this.file} was opened read-only`);
   }
+}
+
+function typeMatcher(types: NonNullable<EventQuery['types']>): (type: string) => boolean {
+  return (type) => types.some((t) => (t.endsWith('.*') ? type.startsWith(t.slice(0, -1)) : type === t));
 }
 
 function toTask(r: TaskRow): TaskRecord {
