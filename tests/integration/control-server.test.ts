@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { PendingApproval, Verdict } from '../../src/host/approvals/types.js';
+import { controlSchema } from '../../src/host/config/schema.js';
 import type { ControllerApi, Origin } from '../../src/host/control/api.js';
 import {
   CLOSE_CODES,
@@ -12,7 +13,9 @@ import {
   ControlServer,
   ControlStore,
   computeAuthHmac,
+  controlServerFromConfig,
   type DeviceCredentials,
+  parseListen,
   type Role,
   type SecurityEvent,
 } from '../../src/host/control/index.js';
@@ -671,5 +674,30 @@ describe('timeline', () => {
       timeline.close();
       await startServer();
     }
+  });
+});
+
+describe('from config', () => {
+  it('is off without control.listen, and serves with it (server id from the store)', async () => {
+    expect(controlServerFromConfig(controlSchema.parse({}), { api, store })).toBeUndefined();
+    const s2 = controlServerFromConfig(controlSchema.parse({ listen: '127.0.0.1:0', maxFrameBytes: 2048 }), {
+      api,
+      store,
+    })!;
+    const { url: u2 } = await s2.start();
+    try {
+      const c = await ControlClient.connect(u2);
+      expect(c.challenge.serverId).toBe(store.serverId());
+      await c.close();
+    } finally {
+      await s2.close();
+    }
+  });
+
+  it('parses HOST:PORT', () => {
+    expect(parseListen('127.0.0.1:7077')).toEqual({ host: '127.0.0.1', port: 7077 });
+    expect(parseListen('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(() => parseListen('127.0.0.1')).toThrow(expect.objectContaining({ code: 'invalidArgument' }));
+    expect(() => parseListen('h:70000')).toThrow(expect.objectContaining({ code: 'invalidArgument' }));
   });
 });

@@ -168,3 +168,14 @@ describe('devices', () => {
     expect(listDevices({}, paths)).toEqual([]);
   });
 });
+
+describe('server id', () => {
+  it('is generated once and survives reopening the store', () => {
+    const id = store.serverId();
+    expect(id).toMatch(/^cvm-[0-9a-f]{16}$/);
+    expect(store.serverId()).toBe(id);
+    store.close();
+    store = new ControlStore({ file: join(dir, 'sub', 'devices.sqlite'), clock });
+    expect(store.serverId()).toBe(id);
+  });
+});

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PendingApproval, Verdict } from '../../src/host/approvals/types.js';
-import { type ChannelSecurityInput, TelegramChannel } from '../../src/host/channels/index.js';
+import {
+  type ChannelSecurityInput,
+  TelegramChannel,
+  telegramChannelFromConfig,
+} from '../../src/host/channels/index.js';
+import { telegramSchema } from '../../src/host/config/schema.js';
 import type { ControllerApi, Origin } from '../../src/host/control/api.js';
 import { ControlStore, type SecurityEvent } from '../../src/host/control/index.js';
 import { CoworkError } from '../../src/host/errors.js';
@@ -353,5 +358,22 @@ describe('approvals', () => {
     });
     await tg.waitFor(() => tg.sentTo(alice.id).find((m) => m.text?.includes('all green')), 'result');
     expect(tg.sent.some((m) => m.text?.includes('secret'))).toBe(false);
+  });
+});
+
+describe('from config', () => {
+  it('is off unless enabled, and honours apiRoot and allowlist from [channels.telegram]', async () => {
+    expect(telegramChannelFromConfig(telegramSchema.parse({}), { api, store, token: TOKEN })).toBeUndefined();
+    const cfg = telegramSchema.parse({
+      enabled: true,
+      mode: 'allowlist',
+      allowlist: [alice.id],
+      apiRoot: `${apiRoot}/`,
+    });
+    channel = telegramChannelFromConfig(cfg, { api, store, token: TOKEN })!;
+    await channel.start();
+    await say(alice, '/status');
+    await say(mallory, '/status');
+    expect(tg.sent.map((m) => m.chat.id)).toEqual([alice.id]);
   });
 });

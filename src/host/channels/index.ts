@@ -5,5 +5,6 @@ export {
   type ChannelUser,
   channelSecuritySchema,
 } from './access.js';
+export { telegramChannelFromConfig } from './from-config.js';
 export { FixedWindowLimiter } from './rate-limit.js';
 export { TelegramChannel, type TelegramChannelOptions } from './telegram.js';

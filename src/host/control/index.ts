@@ -16,6 +16,7 @@ export {
   securityEventSchema,
   systemClock,
 } from './events.js';
+export { controlServerFromConfig, parseListen } from './from-config.js';
 export { type LockoutPolicy, LockoutTable } from './lockouts.js';
 export { METHOD_NAMES, METHODS, type MethodName, prepareCall, ROLE_RANK, roleAllows } from './methods.js';
 export { isLoopbackHost, originAllowed } from './net.js';

@@ -23,8 +23,8 @@ export interface ControlServerOptions {
   maxFrameBytes?: number;
   /** Exact origins (e.g. 'https://dash.example') browsers may connect from, besides the server's own loopback origin. */
   allowedOrigins?: string[];
-  /** Stable id of this controller; bound into every HMAC answer. */
-  serverId: string;
+  /** Stable id of this controller, bound into every HMAC answer; default: the store's serverId(). */
+  serverId?: string;
   clock?: Clock;
   recorder?: SecurityRecorder;
   authTimeoutMs?: number;
@@ -69,7 +69,7 @@ export class ControlServer {
       nonces: new NonceRegistry<ControlSession>(),
       clock: opts.clock ?? systemClock,
       recorder: opts.recorder,
-      serverId: opts.serverId,
+      serverId: opts.serverId ?? opts.store.serverId(),
       authTimeoutMs: opts.authTimeoutMs ?? AUTH_TIMEOUT_MS,
       maxFrameBytes,
       maxProtocolErrors: opts.maxProtocolErrors ?? 5,

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS devices_channel_user ON devices(channel, channel_user)
   WHERE channel_user IS NOT NULL AND revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairing_codes (
   code TEXT PRIMARY KEY,
   role TEXT NOT NULL,
@@ -124,6 +125,17 @@ export class ControlStore {
     this.recorder = opts.recorder;
     this.db = openPrivateDb(opts.file);
     this.lockouts = new LockoutTable(this.db, this.clock, this.recorder);
+  }
+
+  /**
+   * This host's control-API identity, generated once and kept in the store: every HMAC answer is
+   * bound to it, so credentials paired here are useless against another host.
+   */
+  serverId(): string {
+    const fresh = `cvm-${randomBytes(8).toString('hex')}`;
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('server_id', ?)").run(fresh);
+    return (this.db.prepare("SELECT value FROM meta WHERE key = 'server_id'").get() as { value: string })
+      .value;
   }
 
   /** A fresh single-use code (6 chars, no I/O/0/1) valid for 5 minutes; pairing grants `role`. */
