@@ -27,6 +27,26 @@ export interface PolicyRulesConfig {
   policy?: { allow?: string[]; ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
   /** Rules from the workspace's .cowork/config.toml: deny/ask/blockedPatterns only (no allow). */
   workspacePolicy?: { ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
+  /** Egress host lists: a network tool whose input names a URL on an allowed host needs no approval. */
+  egress?: { allow?: string[]; deny?: string[] };
+}
+
+/** `example.com` matches itself; `*.example.com` matches its subdomains (not itself). Port ignored. */
+export function hostMatches(host: string, pattern: string): boolean {
+  const h = host.toLowerCase().replace(/\.$/, '');
+  const p = pattern.toLowerCase().replace(/:\d+$/, '');
+  return p.startsWith('*.') ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
+}
+
+function urlHost(input: unknown): string | undefined {
+  const url = input && typeof input === 'object' ? (input as { url?: unknown }).url : undefined;
+  if (typeof url !== 'string') return undefined;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.hostname.replace(/^\[|\]$/g, '') : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Verdict {
@@ -45,7 +65,7 @@ function parseRules(list: string[] | undefined, where: string): Rule[] {
     try {
       return parseRule(r);
     } catch (err) {
-      throw CoworkError.from(err, 'invalidArgument', where);
+      throw new CoworkError('invalidArgument', `${where}: ${(err as Error).message}`, err);
     }
   });
 }
@@ -76,9 +96,11 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   readonly #workspace: { ask: Rule[]; deny: Rule[] };
   readonly #blocked: { source: string; re: RegExp; from: string }[];
   readonly #cache = new Map<string, CommandAnalysis>();
+  readonly #egress: { allow: string[]; deny: string[] };
 
   constructor(config: PolicyRulesConfig = {}, parser: ShellParser = new ShellParser()) {
     this.#analyzer = new ShellAnalyzer(parser);
+    this.#egress = { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [] };
     const p = config.policy ?? {};
     const w = config.workspacePolicy ?? {};
     this.#user = {
@@ -250,6 +272,8 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
         reason: `${req.tool} is a system tool, which remote channels may never use`,
         rule: 'gateway-system',
       });
+    const netDeny = this.#network(req);
+    if (netDeny?.effect === 'deny') v.push(netDeny);
     if (ctx.context === 'local') {
       v.push({
         layer: 'context',
@@ -277,8 +301,40 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
         reason: `every path is allowed by ${rules.join(', ')}`,
         rule: rules.join(', '),
       });
-    } else v.push(riskDefault(req.risk, ctx.context, req.tool, paths.length));
+    } else {
+      const net = this.#network(req);
+      v.push(
+        net?.effect === 'allow' && ctx.context === 'agent'
+          ? net
+          : riskDefault(req.risk, ctx.context, req.tool, paths.length),
+      );
+    }
+
     return v;
+  }
+
+  /** Agent network tools: a URL on an egress-allowed host is allowed, on a denied host denied (the proxy enforces too). */
+  #network(req: Extract<PolicyRequest, { kind: 'tool' }>): Verdict | undefined {
+    if (req.risk !== 'network') return undefined;
+    const host = urlHost(req.input);
+    if (host === undefined) return undefined;
+    const denied = this.#egress.deny.find((p) => hostMatches(host, p));
+    if (denied)
+      return {
+        layer: 'tool',
+        effect: 'deny',
+        reason: `${host} is on the egress deny list (${denied})`,
+        rule: `egress.deny:${denied}`,
+      };
+    const allowed = this.#egress.allow.find((p) => hostMatches(host, p));
+    if (allowed)
+      return {
+        layer: 'tool',
+        effect: 'allow',
+        reason: `${host} is on the egress allow list (${allowed})`,
+        rule: `egress.allow:${allowed}`,
+      };
+    return undefined;
   }
 }
 
