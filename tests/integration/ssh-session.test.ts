@@ -281,7 +281,9 @@ describe('reconnect', () => {
       expect(err.message).toMatch(/connection to the guest lost/);
       expect(disconnects.length).toBe(1);
       expect(s.connected).toBe(false);
-      expect((await s.exec('echo back')).stdout).toBe('back\n');
+      // Several callers at once share one reconnect.
+      const again = await Promise.all([1, 2, 3, 4, 5].map((i) => s.exec(`echo back${i}`)));
+      expect(again.map((r) => r.stdout)).toEqual([1, 2, 3, 4, 5].map((i) => `back${i}\n`));
       expect(s.connected).toBe(true);
       expect(connections.get(sshd)).toBe(before + 1);
     } finally {
@@ -364,6 +366,8 @@ describe('files over SFTP', () => {
     );
     expect((await session.readFile(`${sshd.workDir}/ten`, { maxBytes: 10 })).toString()).toBe('0123456789');
     expect((await rejection(session.readFile(sshd.workDir))).code).toBe('invalidArgument');
+    expect((await rejection(session.writeFile(sshd.workDir, 'x'))).code).toBe('invalidArgument');
+    expect((await rejection(session.writeFile(`${sshd.workDir}/no/such/dir/f`, 'x'))).code).toBe('notFound');
     if (sshd.user === 'cowork-test') {
       expect((await rejection(session.readFile('/etc/shadow'))).code).toBe('denied');
       expect((await rejection(session.writeFile('/etc/cowork-should-not-exist', 'x'))).code).toBe('denied');

@@ -156,16 +156,17 @@ export async function sftpWriteFile(
       `mode must be an integer between 0 and 0o7777, got ${opts.mode}`,
     );
   }
-  let mode = opts.mode;
-  if (mode === undefined) {
-    mode = await sftpStat(sftp, path).then(
-      (st) => (st.type === 'file' ? st.mode : 0o644),
-      (err: CoworkError) => {
-        if (err.code === 'notFound') return 0o644;
-        throw err;
-      },
+  const existing = await sftpStat(sftp, path).catch((err: CoworkError) => {
+    if (err.code === 'notFound') return undefined;
+    throw err;
+  });
+  if (existing?.type === 'directory') {
+    throw new CoworkError(
+      'invalidArgument',
+      `${path} in the guest is a directory; give a file path to write`,
     );
   }
+  const mode = opts.mode ?? (existing?.type === 'file' ? existing.mode : 0o644);
   const tmp = posix.join(
     posix.dirname(path),
     `.${posix.basename(path)}.cowork-${randomBytes(6).toString('hex')}.tmp`,
