@@ -1,5 +1,5 @@
 import type { StoredEvent } from './events.js';
-import type { TaskRecord } from './timeline.js';
+import type { TaskRecord } from './records.js';
 
 /**
  * One human line per event for `cowork-vm timeline`: time, task, type, then what matters for

@@ -19,12 +19,6 @@ export {
 export { capUtf8 } from './excerpt.js';
 export { escapeControl, formatEvent, formatTask } from './format.js';
 export { newTaskId, shortId, TASK_ID_PATTERN } from './ids.js';
+export type { EventListener, EventQuery, TaskRecord, TaskStatus } from './records.js';
 export { SCHEMA_VERSION } from './schema.js';
-export {
-  type EventListener,
-  type EventQuery,
-  type TaskRecord,
-  type TaskStatus,
-  Timeline,
-  type TimelineOptions,
-} from './timeline.js';
+export { Timeline, type TimelineOptions } from './timeline.js';

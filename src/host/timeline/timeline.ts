@@ -5,31 +5,23 @@ import Database from 'better-sqlite3';
 import { z } from 'zod';
 import { CoworkError } from '../errors.js';
 import { POLICY_CONTEXTS, type PolicyContextName } from '../policy/types.js';
-import {
-  type EventType,
-  type StoredEvent,
-  type TaskOutcome,
-  type TimelineEvent,
-  timelineEventSchema,
-} from './events.js';
+import { type StoredEvent, type TaskOutcome, type TimelineEvent, timelineEventSchema } from './events.js';
 import { capExcerpts } from './excerpt.js';
 import { newTaskId } from './ids.js';
+import {
+  describeType,
+  type EventListener,
+  type EventQuery,
+  type EventRow,
+  parseOrThrow,
+  type TaskRecord,
+  type TaskRow,
+  type TaskStatus,
+  toStored,
+  toTask,
+  typeMatcher,
+} from './records.js';
 import { migrate } from './schema.js';
-
-export type TaskStatus = 'running' | TaskOutcome;
-
-/** A task as the CLI and the control API show it (same shape as control/api.ts TaskSummary). */
-export interface TaskRecord {
-  id: string;
-  title: string;
-  context: PolicyContextName;
-  origin: string;
-  status: TaskStatus;
-  outcome?: TaskOutcome;
-  summary?: string;
-  createdAt: string; // ISO 8601
-  finishedAt?: string;
-}
 
 export interface TimelineOptions {
   /** Open for reading only (the CLI's `timeline` command while a controller writes). */
@@ -42,43 +34,11 @@ export interface TimelineOptions {
   now?: () => number;
 }
 
-export interface EventQuery {
-  taskId?: string;
-  /** Only events with id > afterId (for polling / --follow). */
-  afterId?: number;
-  /** Exact types, or a family such as 'approval.*'. */
-  types?: (EventType | `${string}.*`)[];
-  /** At most this many, oldest first. Default 1000. */
-  limit?: number;
-  /** The newest `last` matching events (still returned oldest first). */
-  last?: number;
-}
-
-export type EventListener = (event: StoredEvent) => void;
-
 const createTaskSchema = z.strictObject({
   title: z.string().min(1),
   context: z.enum(POLICY_CONTEXTS),
   origin: z.string().min(1),
 });
-
-interface TaskRow {
-  id: string;
-  title: string;
-  context: string;
-  origin: string;
-  status: string;
-  summary: string | null;
-  created_at: number;
-  finished_at: number | null;
-}
-interface EventRow {
-  id: number;
-  ts: number;
-  task_id: string | null;
-  type: string;
-  data: string;
-}
 
 /**
  * The task timeline: one SQLite file per sandbox, WAL mode, every `record` its own committed
@@ -379,38 +339,4 @@ export class Timeline {
     this.assertOpen();
     if (this.readonly) throw new CoworkError('invalidState', `timeline ${this.file} was opened read-only`);
   }
-}
-
-function typeMatcher(types: NonNullable<EventQuery['types']>): (type: string) => boolean {
-  return (type) => types.some((t) => (t.endsWith('.*') ? type.startsWith(t.slice(0, -1)) : type === t));
-}
-
-function toTask(r: TaskRow): TaskRecord {
-  const status = r.status as TaskStatus;
-  return {
-    id: r.id,
-    title: r.title,
-    context: r.context as PolicyContextName,
-    origin: r.origin,
-    status,
-    ...(status !== 'running' ? { outcome: status } : {}),
-    ...(r.summary !== null ? { summary: r.summary } : {}),
-    createdAt: new Date(r.created_at).toISOString(),
-    ...(r.finished_at !== null ? { finishedAt: new Date(r.finished_at).toISOString() } : {}),
-  };
-}
-
-function toStored(r: EventRow): StoredEvent {
-  return { id: r.id, ts: r.ts, taskId: r.task_id, type: r.type, data: JSON.parse(r.data) } as StoredEvent;
-}
-
-function describeType(event: unknown): string {
-  const t = (event as { type?: unknown } | null)?.type;
-  return typeof t === 'string' ? t : '(no type)';
-}
-
-function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(value);
-  if (!r.success) throw new CoworkError('invalidArgument', `${what} is invalid: ${z.prettifyError(r.error)}`);
-  return r.data;
 }
