@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
+import { EXEC_TAG, killExecCommand } from '../../src/host/ssh/command.js';
 import { ensureSandboxKeys, type SandboxKeys, SshGuestSession } from '../../src/host/ssh/index.js';
 import { startSshd, type TestSshd } from '../helpers/sshd.js';
 
@@ -175,6 +176,20 @@ describe('exec', () => {
     const r = await session.exec('set -m; sleep 987657 & sleep 987658', { timeoutMs: 300 });
     expect(r.timedOut).toBe(true);
     expect(await guestProcesses("'sleep 98765[78]'")).toBe('');
+  });
+
+  it('on timeout also kills processes that left the session (setsid), found by their env tag', async () => {
+    const r = await session.exec('setsid sleep 987660 & sleep 987661', { timeoutMs: 300 });
+    expect(r.timedOut).toBe(true);
+    expect(await guestProcesses("'sleep 98766[01]'")).toBe('');
+  });
+
+  it('the tag-only kill (used when the pid line never arrived) finds the tagged processes', async () => {
+    const tag = 'abcdefabcdef0123';
+    await session.exec(`env ${EXEC_TAG}=${tag} setsid sleep 987662 >/dev/null 2>&1 < /dev/null &`);
+    expect(await guestProcesses("'sleep 98766[2]'")).not.toBe('');
+    expect((await session.exec(killExecCommand({ nonce: tag }))).exitCode).toBe(0);
+    expect(await guestProcesses("'sleep 98766[2]'")).toBe('');
   });
 
   it('cancels through an AbortSignal: rejects cancelled and kills the process', async () => {

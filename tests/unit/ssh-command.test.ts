@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
-import { killGroupCommand, PID_MARKER, shellQuote, wrapCommand } from '../../src/host/ssh/command.js';
+import {
+  EXEC_TAG,
+  killExecCommand,
+  PID_MARKER,
+  shellQuote,
+  wrapCommand,
+} from '../../src/host/ssh/command.js';
 
 const nonce = '0123456789abcdef';
 
@@ -51,14 +57,16 @@ describe('wrapCommand', () => {
     const line = wrapCommand('echo hi', { cwd: '/workspace', env: { A: '1', B_2: "x'y" }, nonce });
     expect(line).toBe(
       `printf '${PID_MARKER} %s %s\\n' ${nonce} "$$" >&2; cowork_shell="\${SHELL:-/bin/sh}"; ` +
-        `cd -- '/workspace' && export A='1' B_2='x'\\''y' && exec "$cowork_shell" -c 'echo hi'`,
+        `cd -- '/workspace' && export A='1' B_2='x'\\''y' ${EXEC_TAG}=${nonce} && exec "$cowork_shell" -c 'echo hi'`,
     );
   });
 
-  it('omits export without env and honours an explicit shell', () => {
+  it('exports only the tag without env, puts the tag last, and honours an explicit shell', () => {
     const line = wrapCommand("echo 'q'", { cwd: '/w', nonce, shell: '/bin/bash' });
     expect(line).toContain(`cowork_shell='/bin/bash'`);
-    expect(line).not.toContain('export');
+    expect(line).toContain(`&& export ${EXEC_TAG}=${nonce} &&`);
+    const override = wrapCommand('true', { cwd: '/w', nonce, env: { [EXEC_TAG]: 'mine' } });
+    expect(override).toContain(`export ${EXEC_TAG}='mine' ${EXEC_TAG}=${nonce} &&`);
     expect(line.endsWith(`exec "$cowork_shell" -c 'echo '\\''q'\\'''`)).toBe(true);
   });
 
@@ -72,16 +80,27 @@ describe('wrapCommand', () => {
   });
 });
 
-describe('killGroupCommand', () => {
-  it('kills the group, the pid and the session', () => {
-    expect(killGroupCommand(1234)).toBe(
-      'kill -KILL -- -1234 2>/dev/null; kill -KILL 1234 2>/dev/null; pkill -KILL -s 1234 2>/dev/null; true',
+describe('killExecCommand', () => {
+  const tagged = (sig: string) =>
+    `for f in /proc/[0-9]*/environ; do grep -qzxF '${EXEC_TAG}=${nonce}' "$f" 2>/dev/null || continue; ` +
+    `p=\${f#/proc/}; kill -${sig} "\${p%/environ}" 2>/dev/null; done`;
+
+  it('kills the group, the pid and the session, then tagged processes twice', () => {
+    expect(killExecCommand({ pid: 1234, nonce })).toBe(
+      'kill -KILL -- -1234 2>/dev/null; kill -KILL 1234 2>/dev/null; pkill -KILL -s 1234 2>/dev/null; ' +
+        `${tagged('KILL')}; ${tagged('KILL')}; true`,
     );
-    expect(killGroupCommand(77, 'TERM')).toContain('kill -TERM -- -77');
+    expect(killExecCommand({ pid: 77, nonce }, 'TERM')).toContain('kill -TERM -- -77');
   });
 
-  it('refuses pids 0, 1, negatives, fractions and odd signal names', () => {
-    for (const pid of [0, 1, -5, 2.5, Number.NaN]) expect(() => killGroupCommand(pid)).toThrow(CoworkError);
-    expect(() => killGroupCommand(100, 'KILL; reboot')).toThrow(CoworkError);
+  it('without a pid kills only tagged processes', () => {
+    expect(killExecCommand({ nonce })).toBe(`${tagged('KILL')}; ${tagged('KILL')}; true`);
+  });
+
+  it('refuses pids 0, 1, negatives, fractions, odd nonces and odd signal names', () => {
+    for (const pid of [0, 1, -5, 2.5, Number.NaN])
+      expect(() => killExecCommand({ pid, nonce })).toThrow(CoworkError);
+    expect(() => killExecCommand({ nonce: "x'; reboot; '" })).toThrow(CoworkError);
+    expect(() => killExecCommand({ pid: 100, nonce }, 'KILL; reboot')).toThrow(CoworkError);
   });
 });

@@ -12,6 +12,13 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a JS template
 const LOGIN_SHELL = '"${SHELL:-/bin/sh}"';
 
+/**
+ * Environment variable carrying the exec's nonce. Every process the command starts inherits
+ * it, including ones that left the process group and session (setsid, daemons), so a kill can
+ * find them in /proc/<pid>/environ.
+ */
+export const EXEC_TAG = 'COWORK_EXEC_ID';
+
 /** Prefix of the line the wrapper prints on stderr before running the command. */
 export const PID_MARKER = 'COWORK-EXEC-PID';
 
@@ -53,32 +60,42 @@ export function wrapCommand(command: string, opts: WrapOptions): string {
     `cowork_shell=${opts.shell === undefined ? LOGIN_SHELL : shellQuote(opts.shell, 'shell')}`,
   ];
   const chain = [`cd -- ${shellQuote(opts.cwd, 'cwd')}`];
-  const env = Object.entries(opts.env ?? {});
-  if (env.length > 0) {
-    const assigns = env.map(([name, value]) => {
-      if (!ENV_NAME.test(name)) {
-        throw new CoworkError(
-          'invalidArgument',
-          `environment variable name ${JSON.stringify(name)} is not valid; use letters, digits and _ (not first a digit)`,
-        );
-      }
-      return `${name}=${shellQuote(value, `environment variable ${name}`)}`;
-    });
-    chain.push(`export ${assigns.join(' ')}`);
-  }
+  const assigns = Object.entries(opts.env ?? {}).map(([name, value]) => {
+    if (!ENV_NAME.test(name)) {
+      throw new CoworkError(
+        'invalidArgument',
+        `environment variable name ${JSON.stringify(name)} is not valid; use letters, digits and _ (not first a digit)`,
+      );
+    }
+    return `${name}=${shellQuote(value, `environment variable ${name}`)}`;
+  });
+  // Last, so the caller's env cannot override it: the tag every descendant inherits.
+  assigns.push(`${EXEC_TAG}=${opts.nonce}`);
+  chain.push(`export ${assigns.join(' ')}`);
   chain.push(`exec "$cowork_shell" -c ${shellQuote(command, 'command')}`);
   return `${parts.join('; ')}; ${chain.join(' && ')}`;
 }
 
-/** The command that kills an exec's process group and session (pid = pgid = sid, see wrapCommand). */
-export function killGroupCommand(pid: number, signal = 'KILL'): string {
-  if (!Number.isSafeInteger(pid) || pid <= 1)
+/**
+ * The command that kills everything one exec started: the process group and session led by
+ * `pid` (pid = pgid = sid, see wrapCommand) when the pid is known, then — twice, to catch
+ * children forked during the first pass — every process of this user whose environment carries
+ * the exec's tag (processes that escaped with setsid, or all of them when the pid is unknown).
+ */
+export function killExecCommand(target: { pid?: number; nonce: string }, signal = 'KILL'): string {
+  const { pid, nonce } = target;
+  if (pid !== undefined && (!Number.isSafeInteger(pid) || pid <= 1)) {
     throw new CoworkError('internal', `refusing to kill pid ${pid}`);
+  }
+  if (!/^[0-9a-f]{8,64}$/.test(nonce)) throw new CoworkError('internal', 'exec nonce must be lowercase hex');
   if (!/^[A-Z0-9]+$/.test(signal)) throw new CoworkError('internal', `bad signal name ${signal}`);
-  // The group first (one syscall, atomic for the group), then the pid itself in case the
-  // server did not make it a group leader, then stragglers that changed group but not session.
-  return (
-    `kill -${signal} -- -${pid} 2>/dev/null; kill -${signal} ${pid} 2>/dev/null; ` +
-    `pkill -${signal} -s ${pid} 2>/dev/null; true`
-  );
+  const group =
+    pid === undefined
+      ? ''
+      : `kill -${signal} -- -${pid} 2>/dev/null; kill -${signal} ${pid} 2>/dev/null; ` +
+        `pkill -${signal} -s ${pid} 2>/dev/null; `;
+  const tagged =
+    `for f in /proc/[0-9]*/environ; do grep -qzxF '${EXEC_TAG}=${nonce}' "$f" 2>/dev/null || continue; ` +
+    `p=\${f#/proc/}; kill -${signal} "\${p%/environ}" 2>/dev/null; done`;
+  return `${group}${tagged}; ${tagged}; true`;
 }

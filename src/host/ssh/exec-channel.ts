@@ -13,8 +13,8 @@ export interface ExecTransport {
    * as the exec confirmation, and an 'exit' emitted before a listener exists is lost.
    */
   open(line: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel>;
-  /** Kills the guest process group/session led by `pid` (via a second channel). */
-  killGroup(pid: number): Promise<void>;
+  /** Kills what the exec started (its group/session when `pid` is known, and every process tagged with `nonce`). */
+  kill(target: { pid?: number; nonce: string }): Promise<void>;
   /** Registers a callback run if the connection drops; returns an unregister function. */
   onLost(fail: (err: CoworkError) => void): () => void;
 }
@@ -68,17 +68,16 @@ export function runExecChannel(
     };
     const unregister = transport.onLost(fail);
 
+    const sendKill = () => {
+      killSent = true;
+      // A failed kill (e.g. the connection dropped) surfaces through close / connection loss.
+      void transport.kill({ pid: marker.pid, nonce }).catch(() => undefined);
+    };
     const kill = () => {
       if (killSent || !stopping || !channel) return;
-      if (marker.pid !== undefined) {
-        killSent = true;
-        void transport.killGroup(marker.pid).catch(() => channel?.signal('KILL'));
-      } else if (marker.done) {
-        // No pid line (server without setsid or odd shell): signal the session process only.
-        killSent = true;
-        channel.signal('KILL');
-      }
-      // else: wait for the pid line; stderr's handler calls kill() again.
+      // Without the pid line yet, wait for it (stderr's handler calls kill() again) unless the
+      // filter gave up on it; the tag in the environment still finds the processes then.
+      if (marker.pid !== undefined || marker.done) sendKill();
     };
     const stop = (why: StopReason) => {
       if (stopping || settled) return;
@@ -87,10 +86,7 @@ export function runExecChannel(
       // Whatever happens to the kill, do not wait forever for the guest to confirm it.
       timers.push(
         setTimeout(() => {
-          if (!killSent && channel) {
-            killSent = true;
-            channel.signal('KILL');
-          }
+          if (!killSent && channel) sendKill();
           channel?.close();
         }, settings.killGraceMs),
       );

@@ -4,7 +4,7 @@ import type { ClientChannel, SFTPWrapper } from 'ssh2';
 import { utils } from 'ssh2';
 import { CoworkError } from '../errors.js';
 import { ChannelSlots } from './channel-slots.js';
-import { killGroupCommand } from './command.js';
+import { killExecCommand } from './command.js';
 import { runExecChannel } from './exec-channel.js';
 import { fingerprintOf } from './keys.js';
 import { sftpList, sftpReadFile, sftpStat, sftpWriteFile } from './sftp.js';
@@ -116,7 +116,7 @@ export class SshGuestSession implements GuestSession {
       };
       const transport = {
         open: (line: string, setup: (ch: ClientChannel) => void) => conn.exec(line, setup),
-        killGroup: (pid: number) => this.killGroup(conn, pid),
+        kill: (target: { pid?: number; nonce: string }) => this.killExec(conn, target),
         onLost: (fail: (err: CoworkError) => void) => conn.onLost(fail),
       };
       return await runExecChannel(transport, command, opts, settings, startedAt);
@@ -180,12 +180,12 @@ export class SshGuestSession implements GuestSession {
     return fn(sftp);
   }
 
-  private async killGroup(conn: SshConnection, pid: number): Promise<void> {
+  private async killExec(conn: SshConnection, target: { pid?: number; nonce: string }): Promise<void> {
     const release = await this.killSlots.acquire();
     try {
       await new Promise<void>((resolve, reject) => {
         conn
-          .exec(killGroupCommand(pid), (ch) => {
+          .exec(killExecCommand(target), (ch) => {
             ch.once('close', () => resolve());
             ch.resume();
             ch.stderr.resume();
