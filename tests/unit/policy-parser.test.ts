@@ -1,6 +1,8 @@
 /* biome-ignore-all lint/suspicious/noTemplateCurlyInString: shell text, not templates */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createPolicyEngine } from '../../src/host/policy/index.js';
+import { type CommandAnalysis, ShellAnalyzer } from '../../src/host/policy/shell-analysis.js';
 import { BIN_OPS, PROC_SUBST_OPS, REDIR_OPS, ShellParser } from '../../src/host/policy/shell-parser.js';
 import { decodeAnsiC } from '../../src/host/policy/words.js';
 
@@ -166,5 +168,94 @@ describe('command strings are analysed recursively, with a depth limit', () => {
 
   it('caches analyses by text', () => {
     expect(engine.analyze('ls -la')).toBe(engine.analyze('ls -la'));
+  });
+});
+
+describe('the parser-free fast path agrees with mvdan/sh', () => {
+  const parser = new ShellParser();
+  const fast = new ShellAnalyzer(parser);
+  const slow = new ShellAnalyzer(parser);
+  slow.fastPath = false;
+  const view = (a: CommandAnalysis) => ({
+    commands: a.commands.map((c) => [
+      c.words.map((w) => w.text),
+      c.argv.map((w) => w.text),
+      c.name,
+      c.path,
+      c.wrappers,
+      c.assigns,
+      c.dynamicArgs,
+      c.depth,
+    ]),
+    findings: a.findings.map((f) => f.rule),
+    redirections: a.redirections.length,
+  });
+  const word = fc.oneof(
+    fc.constantFrom(
+      'ls',
+      'git',
+      'status',
+      'sudo',
+      'env',
+      'timeout',
+      '5',
+      'nice',
+      '-n',
+      'bash',
+      '-c',
+      'x',
+      'rm',
+      '-rf',
+      '/',
+      '/usr/bin/sudo',
+      'A=1',
+      'if',
+      'then',
+      'fi',
+      'xargs',
+      '-0',
+      'find',
+      '.',
+      '-exec',
+      'eval',
+      'echo',
+      '--',
+      'dd',
+      'of=/dev/sda',
+      '%1',
+      ':',
+      'a.b',
+      'c,d',
+      'e+f',
+      '@x',
+    ),
+    fc.stringMatching(/^[A-Za-z0-9_./:@%+,=-]{1,6}$/),
+  );
+  const sep = fc.constantFrom(' ', '  ', '\t', ' && ', '&&', ' || ', '; ', ';', ' ;', ' | ', ' & ', '\n');
+  const line = fc
+    .array(fc.tuple(word, sep), { minLength: 1, maxLength: 7 })
+    .map((xs) => xs.map(([w, s]) => w + s).join(''));
+
+  it('on random plain command lists', () => {
+    fc.assert(
+      fc.property(line, (src) => {
+        expect(view(fast.analyze(src))).toEqual(view(slow.analyze(src)));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it.each([
+    'git status',
+    'ls -la src && npm test',
+    'a;b || c',
+    '',
+    'if true',
+    'A=1 ls',
+    'x;',
+    'timeout 5 sudo id',
+    'bash -c ls',
+  ])('on %j', (src) => {
+    expect(view(fast.analyze(src))).toEqual(view(slow.analyze(src)));
   });
 });

@@ -89,6 +89,32 @@ const DOWNLOADERS = new Set([
   'socat',
 ]);
 
+const PLAIN_LIST = /^[A-Za-z0-9_./:@%+,=\- \t]*((&&|\|\||;)[A-Za-z0-9_./:@%+,=\- \t]*)*$/;
+const RESERVED = new Set([
+  'if',
+  'then',
+  'else',
+  'elif',
+  'fi',
+  'do',
+  'done',
+  'case',
+  'esac',
+  'while',
+  'until',
+  'for',
+  'in',
+  'function',
+  'select',
+  'time',
+  'coproc',
+  '!',
+  '{',
+  '}',
+  '[[',
+  ']]',
+]);
+
 /** python3.11 → python3, so interpreter checks see versions too. */
 export function interpreterName(name: string): string {
   const m = /^(python[23]?|perl|ruby|php|lua|node)[\d.]*$/.exec(name);
@@ -104,6 +130,33 @@ function render(words: ShellWord[]): string {
 /** The analyser: stateless apart from the parser; one per PolicyEngine. */
 export class ShellAnalyzer {
   constructor(private readonly parser: ShellParser) {}
+
+  /** Use the parser-free path for plain command lists (on by default; tests compare both). */
+  fastPath = true;
+
+  /**
+   * Parser-free analysis for the commonest shape: plain words joined by `&&`, `||` or `;`. The
+   * alphabet leaves bash nothing to interpret (no quotes, expansions, globs, tildes, braces,
+   * comments, redirections, pipes or background), so splitting on blanks is exactly what bash
+   * does. Anything else — or a reserved word or assignment in command position — goes to mvdan/sh.
+   */
+  #plainList(source: string, depth: number, a: CommandAnalysis): boolean {
+    if (!PLAIN_LIST.test(source)) return false;
+    const segments = source.split(/&&|\|\||;/);
+    const lists: ShellWord[][] = [];
+    for (const seg of segments) {
+      const words = seg.split(/[ \t]+/).filter(Boolean);
+      const head = words[0];
+      if (head === undefined) {
+        if (seg.trim() === '' && segments.length > 1) return false; // `a &&` or `;;`: let the parser judge
+        continue;
+      }
+      if (RESERVED.has(head) || head.includes('=')) return false;
+      lists.push(words.map((text) => ({ text, dynamic: false, glob: false, params: [] })));
+    }
+    for (const words of lists) this.#simple(words, [], depth, a);
+    return true;
+  }
 
   analyze(source: string): CommandAnalysis {
     const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [] };
@@ -132,6 +185,7 @@ export class ShellAnalyzer {
       a.findings.push({ effect: 'ask', rule: 'analysis:nul', reason: 'the command contains a NUL byte' });
       return;
     }
+    if (this.fastPath && this.#plainList(source, depth, a)) return;
     let file: ShNode;
     try {
       file = this.parser.parse(source);
