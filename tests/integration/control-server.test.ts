@@ -367,8 +367,15 @@ describe('protocol errors', () => {
     c.sendRaw(
       JSON.stringify({ type: 'req', id: 'big', method: 'exec', params: { command: 'x'.repeat(2000) } }),
     );
+    // The oversized frame is not parsed, so its answer carries id null: a call would never be matched.
+    await expect(c.call('exec', { command: 'x'.repeat(2000) }, { timeoutMs: 300 })).rejects.toMatchObject({
+      code: 'timeout',
+    });
     await expect(c.call('status')).resolves.toBeTruthy();
-    expect(errors).toEqual([expect.objectContaining({ code: 'limitExceeded' })]);
+    expect(errors).toEqual([
+      expect.objectContaining({ code: 'limitExceeded' }),
+      expect.objectContaining({ code: 'limitExceeded' }),
+    ]);
     expect(api.calls.map((x) => x.method)).toEqual(['status']);
     c.sendRaw('x'.repeat(5000));
     expect((await c.closed).code).toBe(1009);
@@ -533,6 +540,18 @@ describe('origins and binding', () => {
     const warnings: string[] = [];
     new ControlServer({ ...base, allowRemote: true, logger: { warn: (m) => warnings.push(m) } });
     expect(warnings[0]).toMatch(/reachable from other machines WITHOUT TLS/);
+  });
+
+  it('refuses connections beyond maxConnections with 1013 and accepts again once one closes', async () => {
+    await server.close();
+    store.close();
+    await startServer({ maxConnections: 2 });
+    const a = await connect();
+    await connect();
+    expect(await refusedCode()).toBe(CLOSE_CODES.tryAgainLater);
+    await a.close();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(connect()).resolves.toBeInstanceOf(ControlClient);
   });
 
   it('answers plain HTTP with 426', async () => {

@@ -177,14 +177,34 @@ export class ControlClient extends EventEmitter {
     return { deviceId: frame.deviceId, role: frame.role, name: frame.name };
   }
 
-  /** Calls a method; rejects with the server's CoworkError (code and message) on failure. */
-  call(method: string, params?: unknown): Promise<unknown> {
+  /**
+   * Calls a method; rejects with the server's CoworkError (code and message) on failure, or with
+   * 'timeout' after `timeoutMs` if given (long calls such as exec have no default limit).
+   */
+  call(method: string, params?: unknown, opts: { timeoutMs?: number } = {}): Promise<unknown> {
     const id = randomUUID();
     return new Promise((resolve, reject) => {
       if (this.closeInfo) {
         return reject(new CoworkError('unavailable', `control connection closed (${this.closeInfo.code})`));
       }
-      this.pending.set(id, { resolve, reject });
+      const timer =
+        opts.timeoutMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.pending.delete(id);
+              reject(new CoworkError('timeout', `no answer to '${method}' within ${opts.timeoutMs} ms`));
+            }, opts.timeoutMs);
+      const done = () => clearTimeout(timer);
+      this.pending.set(id, {
+        resolve: (v) => {
+          done();
+          resolve(v);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
       this.ws.send(JSON.stringify({ type: 'req', id, method, ...(params !== undefined ? { params } : {}) }));
     });
   }

@@ -21,6 +21,8 @@ export const CLOSE_CODES = {
   lockedOut: 4009,
   /** The device was revoked while connected. */
   deviceRevoked: 4010,
+  /** The server has too many open connections (standard "Try Again Later"). */
+  tryAgainLater: 1013,
   /** The server is shutting down. */
   shuttingDown: 1001,
 } as const;

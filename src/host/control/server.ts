@@ -29,6 +29,8 @@ export interface ControlServerOptions {
   recorder?: SecurityRecorder;
   authTimeoutMs?: number;
   maxProtocolErrors?: number;
+  /** Open connections allowed at once, authenticated or not (default 64); more are closed with 1013. */
+  maxConnections?: number;
   /** How often to look for devices revoked by another process (e.g. `cowork-vm devices revoke`). */
   revocationSweepMs?: number;
   logger?: { warn(message: string): void };
@@ -149,6 +151,10 @@ export class ControlServer {
         origin: String(origin).slice(0, 200),
       });
       ws.close(CLOSE_CODES.forbiddenOrigin, 'origin not allowed');
+      return;
+    }
+    if (this.sessions.size >= (this.opts.maxConnections ?? 64)) {
+      ws.close(CLOSE_CODES.tryAgainLater, 'too many open connections; try again later');
       return;
     }
     if (this.opts.store.lockouts.lockedUntil(`auth:ip:${ip}`) !== undefined) {
