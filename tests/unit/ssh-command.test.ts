@@ -82,7 +82,7 @@ describe('wrapCommand', () => {
 
 describe('killExecCommand', () => {
   const tagged = (sig: string) =>
-    `for f in /proc/[0-9]*/environ; do grep -qzxF '${EXEC_TAG}=${nonce}' "$f" 2>/dev/null || continue; ` +
+    `for f in $(grep -lzxF '${EXEC_TAG}=${nonce}' /proc/[0-9]*/environ 2>/dev/null); do ` +
     `p=\${f#/proc/}; kill -${sig} "\${p%/environ}" 2>/dev/null; done`;
 
   it('kills the group, the pid and the session, then tagged processes twice', () => {

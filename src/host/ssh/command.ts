@@ -94,8 +94,9 @@ export function killExecCommand(target: { pid?: number; nonce: string }, signal 
       ? ''
       : `kill -${signal} -- -${pid} 2>/dev/null; kill -${signal} ${pid} 2>/dev/null; ` +
         `pkill -${signal} -s ${pid} 2>/dev/null; `;
+  // One grep over all environ files (forks are slow under TCG); -z: NUL-separated entries.
   const tagged =
-    `for f in /proc/[0-9]*/environ; do grep -qzxF '${EXEC_TAG}=${nonce}' "$f" 2>/dev/null || continue; ` +
+    `for f in $(grep -lzxF '${EXEC_TAG}=${nonce}' /proc/[0-9]*/environ 2>/dev/null); do ` +
     `p=\${f#/proc/}; kill -${signal} "\${p%/environ}" 2>/dev/null; done`;
   return `${group}${tagged}; ${tagged}; true`;
 }
