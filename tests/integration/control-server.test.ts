@@ -46,8 +46,9 @@ class RecordingApi implements ControllerApi {
       tasks: { running: 0 },
     } as const;
   }
-  async exec(req: { command: string }, origin: Origin) {
+  async exec(req: { command: string }, origin: Origin, opts?: { onStdout?: (c: Buffer) => void }) {
     this.rec('exec', req, origin);
+    opts?.onStdout?.(Buffer.from('hi\n'));
     return {
       decision: { effect: 'allow' as const, reasons: [], layer: 'context' as const },
       result: {
@@ -572,6 +573,23 @@ describe('methods', () => {
         args: [{ command: 'echo hi' }, { id: `device:${creds.deviceId}`, context: 'gateway' }],
       },
     ]);
+  });
+
+  it('streams exec output as exec.output events when asked', async () => {
+    const c = await authed(await pairDevice('admin'));
+    const got: unknown[] = [];
+    c.on('event', (f: { event: string; data: unknown }) => got.push(f));
+    await c.call('exec', { command: 'echo hi', stream: true });
+    expect(got).toEqual([
+      {
+        type: 'event',
+        event: 'exec.output',
+        data: { requestId: expect.any(String), stream: 'stdout', data: 'hi\n' },
+      },
+    ]);
+    expect(api.calls[0]?.args[0]).toEqual({ command: 'echo hi' });
+    await c.call('exec', { command: 'echo hi' });
+    expect(got).toHaveLength(1);
   });
 
   it('pushes timeline events to subscribers and stops after unsubscribe or close', async () => {

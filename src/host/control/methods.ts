@@ -32,6 +32,10 @@ export interface MethodContext {
   subscribeTimeline(): boolean;
   unsubscribeTimeline(): boolean;
   signal: AbortSignal;
+  /** Pushes an `event` frame to this connection only. */
+  emit(event: string, data: unknown): void;
+  /** The id of the request being served (so pushed events can be matched to it). */
+  requestId: string;
 }
 
 interface MethodSpec<S extends z.ZodType> {
@@ -120,9 +124,19 @@ export const METHODS = {
         .max(1024 * 1024)
         .optional(),
       taskId: z.string().min(1).max(128).optional(),
+      /** Push output as `exec.output` events ({ requestId, stream, data }) while the command runs. */
+      stream: z.boolean().optional(),
     }),
     // Always the gateway context: c.origin is built by the server, never taken from the client.
-    run: (p, c) => c.api.exec(p, c.origin, { signal: c.signal }),
+    run: (p, c) => {
+      const { stream, ...req } = p;
+      const push = (name: 'stdout' | 'stderr') => (chunk: Buffer) =>
+        c.emit('exec.output', { requestId: c.requestId, stream: name, data: chunk.toString('utf8') });
+      const opts = stream
+        ? { signal: c.signal, onStdout: push('stdout'), onStderr: push('stderr') }
+        : { signal: c.signal };
+      return c.api.exec(req, c.origin, opts);
+    },
   }),
   'devices.list': method({ minRole: 'admin', params: empty, run: (_p, c) => c.devices.list() }),
   'devices.revoke': method({

@@ -250,14 +250,14 @@ export class ControlSession {
       return;
     }
     try {
-      const result = await call.run(this.methodContext(device.id));
+      const result = await call.run(this.methodContext(device.id, frame.id));
       this.send({ type: 'res', id: frame.id, ok: true, result: result ?? null });
     } catch (err) {
       this.send({ type: 'res', id: frame.id, ok: false, error: CoworkError.from(err).toJSON() });
     }
   }
 
-  private methodContext(deviceId: string): MethodContext {
+  private methodContext(deviceId: string, requestId: string): MethodContext {
     const { store, api } = this.deps;
     return {
       api,
@@ -277,6 +277,8 @@ export class ControlSession {
         return had;
       },
       signal: this.abort.signal,
+      emit: (event, data) => this.send({ type: 'event', event, data }),
+      requestId,
     };
   }
 
