@@ -361,6 +361,24 @@ describe('approvals', () => {
   });
 });
 
+describe('startup', () => {
+  it('fails closed with a clear error when the bot token is rejected', async () => {
+    const bad = new TelegramChannel({
+      api,
+      store,
+      token: '1:wrong',
+      apiRoot,
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    await expect(bad.start()).rejects.toMatchObject({ code: 'unavailable' });
+    await bad.stop();
+  });
+
+  it('refuses to construct without a token', () => {
+    expect(() => new TelegramChannel({ api, store, token: '', apiRoot })).toThrow(/secrets set telegram/);
+  });
+});
+
 describe('from config', () => {
   it('is off unless enabled, and honours apiRoot and allowlist from [channels.telegram]', async () => {
     expect(telegramChannelFromConfig(telegramSchema.parse({}), { api, store, token: TOKEN })).toBeUndefined();
