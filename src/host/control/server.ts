@@ -85,7 +85,12 @@ export class ControlServer {
       ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onPlainHttp)
       : createHttpServer(onPlainHttp);
     // Frames between maxFrameBytes and this hard cap get a typed error; beyond it ws closes with 1009.
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: maxFrameBytes * 4 });
+    // No permessage-deflate: a small compressed frame must not inflate into a huge one.
+    this.wss = new WebSocketServer({
+      server: this.http,
+      maxPayload: maxFrameBytes * 4,
+      perMessageDeflate: false,
+    });
     this.wss.on('connection', (ws, req) => this.onConnection(ws, req));
   }
 
