@@ -1,3 +1,4 @@
+/* biome-ignore-all lint/suspicious/noTemplateCurlyInString: shell text, not templates */
 import { describe, expect, it } from 'vitest';
 import { createPolicyEngine, type Decision, type PolicyContextName } from '../../src/host/policy/index.js';
 
@@ -517,4 +518,32 @@ describe('more spellings of the dangerous set', () => {
   ])('no false alarm for %j in local', (command) => {
     expect(decide(command, 'local').effect).toBe('allow');
   });
+});
+
+describe('Read/Write rules also trip on shell commands that name the files', () => {
+  it.each([
+    ['cat .env', 'Read(.env)'],
+    ['cat ./.env', 'Read(.env)'],
+    ['cat /workspace/.env', 'Read(.env)'],
+    ['cat config/.env', 'Read(.env)'],
+    ['grep KEY .env', 'Read(.env)'],
+    ['cp .env /tmp/x', 'Read(.env)'],
+    ['base64 < .env', 'Read(.env)'],
+    ['ls && cat src/../.env', 'Read(.env)'],
+    ['echo x > .git/config', 'Write(.git/**)'],
+    ['tee .git/hooks/pre-commit < x', 'Write(.git/**)'],
+    ['sed -i s/a/b/ .git/config', 'Write(.git/**)'],
+    ['cp evil .git/hooks/post-checkout', 'Write(.git/**)'],
+    ['echo x >> /workspace/.git/HEAD', 'Write(.git/**)'],
+  ])('%j is denied by %s for everyone', (command, rule) => {
+    for (const context of ['local', 'agent', 'gateway'] as const)
+      expect(decide(command, context)).toMatchObject({ effect: 'deny', layer: 'user', rule });
+  });
+
+  it.each(['echo .env', 'cat .env.example', 'cat .git/config', 'ls .git', 'git log -- .envrc'])(
+    '%j is not',
+    (command) => {
+      expect(decide(command, 'local').effect).toBe('allow');
+    },
+  );
 });

@@ -8,6 +8,7 @@ import {
   ruleHitsCommand,
   ruleMatchesPath,
   ruleMatchesTool,
+  shellPathHit,
 } from './rules.js';
 import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
 import { ShellParser } from './shell-parser.js';
@@ -177,7 +178,15 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     }
     // 2–3. user and workspace deny/ask rules, on every simple command
     const ruleVotes = (layer: LayerName, rules: Rule[], effect: Effect) => {
-      for (const r of rules)
+      for (const r of rules) {
+        const path = shellPathHit(r, a);
+        if (path)
+          v.push({
+            layer,
+            effect,
+            reason: `${path}, which matches the ${layer} ${effect} rule ${r.source}`,
+            rule: r.source,
+          });
         for (const sc of a.commands)
           if (ruleHitsCommand(r, sc))
             v.push({
@@ -186,6 +195,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
               reason: `\`${sc.text}\` matches the ${layer} ${effect} rule ${r.source}`,
               rule: r.source,
             });
+      }
     };
     ruleVotes('user', this.#user.deny, 'deny');
     ruleVotes('user', this.#user.ask, 'ask');

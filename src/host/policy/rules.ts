@@ -1,6 +1,7 @@
+import { posix } from 'node:path';
 import { CoworkError } from '../errors.js';
 import { globToRegExp } from './glob.js';
-import type { SimpleCommand } from './shell-analysis.js';
+import type { CommandAnalysis, SimpleCommand } from './shell-analysis.js';
 import { basename } from './wrappers.js';
 
 /**
@@ -110,4 +111,67 @@ export function ruleMatchesPath(rule: Rule, relative: string, access: 'read' | '
 
 export function ruleMatchesTool(rule: Rule, tool: string): boolean {
   return rule.kind === 'tool' && rule.tool === tool;
+}
+
+const FILE_WRITERS = new Set([
+  'tee',
+  'cp',
+  'mv',
+  'rm',
+  'touch',
+  'sed',
+  'truncate',
+  'ln',
+  'chmod',
+  'chown',
+  'dd',
+  'install',
+  'mkdir',
+  'rmdir',
+  'rsync',
+  'unlink',
+  'shred',
+  'patch',
+]);
+const NOT_FILE_ARGS = new Set(['echo', 'printf']);
+const WRITE_REDIRS = new Set(['>', '>>', '>|', '<>', '&>', '&>>']);
+
+/** A shell word as a workspace-relative path, or undefined if it is not one we can place. */
+function workspaceRelative(text: string): string | undefined {
+  let t = text;
+  if (t === '/workspace' || t.startsWith('/workspace/'))
+    t = t.slice('/workspace'.length).replace(/^\/+/, '') || '.';
+  else if (t.startsWith('/') || t.startsWith('~') || t === '') return undefined;
+  const norm = posix.normalize(t);
+  return norm === '..' || norm.startsWith('../') ? undefined : norm;
+}
+
+/**
+ * Best effort for shell commands: a Read(glob) deny/ask rule also catches a command that names a
+ * matching file (`cat .env`, `cp .env x`, `< .env`); Write/Edit(glob) catch file-writing commands
+ * (`tee`, `cp`, `sed -i` …) and output redirections. Globs and expansions in the command are not
+ * expanded, so this is a tripwire; the file tools' path checks are the guarantee.
+ */
+export function shellPathHit(rule: Rule, a: CommandAnalysis): string | undefined {
+  if (rule.kind !== 'path') return undefined;
+  const hit = (text: string) => {
+    const rel = workspaceRelative(text);
+    return rel !== undefined && rule.re.test(rel);
+  };
+  for (const sc of a.commands) {
+    if (NOT_FILE_ARGS.has(sc.name) || (rule.access !== 'read' && !FILE_WRITERS.has(sc.name))) continue;
+    for (const w of sc.argv.slice(1)) {
+      if (w.dynamic || w.glob) continue;
+      const t = w.text.startsWith('-')
+        ? w.text.slice(w.text.indexOf('=') + 1 || w.text.length)
+        : w.text.replace(/^(of|if)=/, '');
+      if (t && hit(t)) return `\`${sc.text}\` names ${t}`;
+    }
+  }
+  for (const r of a.redirections) {
+    const relevant = rule.access === 'read' ? r.op === '<' || r.op === '<>' : WRITE_REDIRS.has(r.op);
+    if (relevant && !r.target.dynamic && hit(r.target.text))
+      return `the redirection ${r.op} ${r.target.text}`;
+  }
+  return undefined;
 }
