@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { hostMatches } from '../../src/host/policy/engine.js';
 import {
   checkPolicy,
   createPolicyEngine,
@@ -7,6 +6,7 @@ import {
   matchesGlob,
   parseRule,
 } from '../../src/host/policy/index.js';
+import { hostMatches } from '../../src/host/policy/tool-policy.js';
 
 describe('rules', () => {
   it('parses every rule shape', () => {

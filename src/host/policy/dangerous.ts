@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
-import { type CommandAnalysis, type Finding, interpreterName, type SimpleCommand } from './shell-analysis.js';
+import type { CommandAnalysis, Finding, SimpleCommand } from './shell-analysis.js';
+import { interpreterName } from './shell-vocab.js';
 import type { ShellWord } from './words.js';
 import { WRAPPERS } from './wrappers.js';
 

@@ -1,27 +1,11 @@
 import { CoworkError } from '../errors.js';
 import { dangerousFindings, dedupe } from './dangerous.js';
-import { checkPath } from './path-guard.js';
-import {
-  parseRule,
-  type Rule,
-  ruleCoversCommand,
-  ruleHitsCommand,
-  ruleMatchesPath,
-  ruleMatchesTool,
-  shellPathHit,
-} from './rules.js';
+import { parseRule, type Rule, ruleCoversCommand, ruleHitsCommand, shellPathHit } from './rules.js';
 import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
 import { ShellParser } from './shell-parser.js';
-import type {
-  Decision,
-  Effect,
-  LayerName,
-  PolicyContext,
-  PolicyEngine,
-  PolicyRequest,
-  Risk,
-} from './types.js';
-import { LAYERS } from './types.js';
+import { toolVerdicts } from './tool-policy.js';
+import type { Decision, Effect, LayerName, PolicyContext, PolicyEngine, PolicyRequest } from './types.js';
+import { combine, type Verdict } from './verdicts.js';
 
 /** The rule part of the config the engine needs (a ResolvedConfig fits). */
 export interface PolicyRulesConfig {
@@ -32,32 +16,6 @@ export interface PolicyRulesConfig {
   egress?: { allow?: string[]; deny?: string[] };
 }
 
-/** `example.com` matches itself; `*.example.com` matches its subdomains (not itself). Port ignored. */
-export function hostMatches(host: string, pattern: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, '');
-  const p = pattern.toLowerCase().replace(/:\d+$/, '');
-  return p.startsWith('*.') ? h.endsWith(p.slice(1)) && h.length > p.length - 1 : h === p;
-}
-
-function urlHost(input: unknown): string | undefined {
-  const url = input && typeof input === 'object' ? (input as { url?: unknown }).url : undefined;
-  if (typeof url !== 'string') return undefined;
-  try {
-    const u = new URL(url);
-    return u.protocol === 'http:' || u.protocol === 'https:' ? u.hostname.replace(/^\[|\]$/g, '') : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-interface Verdict {
-  layer: LayerName;
-  effect: Effect;
-  reason: string;
-  rule?: string;
-}
-
-const SEVERITY: Record<Effect, number> = { allow: 0, ask: 1, deny: 2 };
 const HARMLESS_REDIRECT = /^(\/dev\/(null|stdout|stderr|tty|fd\/[0-9]+)|&?[0-9-])$/;
 const CACHE_SIZE = 1024;
 
@@ -136,7 +94,13 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   evaluate(request: PolicyRequest, ctx: PolicyContext): Decision {
     try {
       const verdicts =
-        request.kind === 'shell' ? this.#shell(request.command, ctx) : this.#tool(request, ctx);
+        request.kind === 'shell'
+          ? this.#shell(request.command, ctx)
+          : toolVerdicts(request, ctx, {
+              user: this.#user,
+              workspace: this.#workspace,
+              egress: this.#egress,
+            });
       const decision = combine(verdicts);
       if (decision.effect === 'ask' && request.kind === 'shell' && ctx.approvedForTask?.has(request.command))
         return {
@@ -242,110 +206,6 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
       },
     ];
   }
-
-  #tool(req: Extract<PolicyRequest, { kind: 'tool' }>, ctx: PolicyContext): Verdict[] {
-    const v: Verdict[] = [];
-    const paths: { relative: string; access: 'read' | 'write' | 'edit' }[] = [];
-    for (const p of req.paths ?? []) {
-      const c = checkPath(ctx.workspace, p.path, p.access);
-      if (!c.ok)
-        v.push({ layer: 'guardrails', effect: 'deny', reason: `path ${c.reason}`, rule: 'path-guard' });
-      else paths.push({ relative: c.relative, access: p.access });
-    }
-    const votes = (layer: LayerName, rules: Rule[], effect: Effect) => {
-      for (const r of rules) {
-        if (ruleMatchesTool(r, req.tool))
-          v.push({
-            layer,
-            effect,
-            reason: `the tool ${req.tool} matches the ${layer} ${effect} rule ${r.source}`,
-            rule: r.source,
-          });
-        for (const p of paths)
-          if (ruleMatchesPath(r, p.relative, p.access))
-            v.push({
-              layer,
-              effect,
-              reason: `${p.access} of ${p.relative || '.'} matches the ${layer} ${effect} rule ${r.source}`,
-              rule: r.source,
-            });
-      }
-    };
-    votes('user', this.#user.deny, 'deny');
-    votes('user', this.#user.ask, 'ask');
-    votes('workspace', this.#workspace.deny, 'deny');
-    votes('workspace', this.#workspace.ask, 'ask');
-    if (ctx.context === 'gateway' && req.risk === 'system')
-      v.push({
-        layer: 'context',
-        effect: 'deny',
-        reason: `${req.tool} is a system tool, which remote channels may never use`,
-        rule: 'gateway-system',
-      });
-    const netDeny = this.#network(req);
-    if (netDeny?.effect === 'deny') v.push(netDeny);
-    if (ctx.context === 'local') {
-      v.push({
-        layer: 'context',
-        effect: 'allow',
-        reason: 'tools used at this machine are allowed unless denied',
-      });
-      return v;
-    }
-    const byName = this.#user.allow.find((r) => ruleMatchesTool(r, req.tool));
-    const pathRules = paths.map((p) =>
-      this.#user.allow.find((r) => ruleMatchesPath(r, p.relative, p.access)),
-    );
-    if (byName)
-      v.push({
-        layer: 'user',
-        effect: 'allow',
-        reason: `the tool ${req.tool} is allowed by ${byName.source}`,
-        rule: byName.source,
-      });
-    else if (paths.length > 0 && pathRules.every(Boolean)) {
-      const rules = [...new Set(pathRules.map((r) => (r as Rule).source))];
-      v.push({
-        layer: 'user',
-        effect: 'allow',
-        reason: `every path is allowed by ${rules.join(', ')}`,
-        rule: rules.join(', '),
-      });
-    } else {
-      const net = this.#network(req);
-      v.push(
-        net?.effect === 'allow' && ctx.context === 'agent'
-          ? net
-          : riskDefault(req.risk, ctx.context, req.tool, paths.length),
-      );
-    }
-
-    return v;
-  }
-
-  /** Agent network tools: a URL on an egress-allowed host is allowed, on a denied host denied (the proxy enforces too). */
-  #network(req: Extract<PolicyRequest, { kind: 'tool' }>): Verdict | undefined {
-    if (req.risk !== 'network') return undefined;
-    const host = urlHost(req.input);
-    if (host === undefined) return undefined;
-    const denied = this.#egress.deny.find((p) => hostMatches(host, p));
-    if (denied)
-      return {
-        layer: 'tool',
-        effect: 'deny',
-        reason: `${host} is on the egress deny list (${denied})`,
-        rule: `egress.deny:${denied}`,
-      };
-    const allowed = this.#egress.allow.find((p) => hostMatches(host, p));
-    if (allowed)
-      return {
-        layer: 'tool',
-        effect: 'allow',
-        reason: `${host} is on the egress allow list (${allowed})`,
-        rule: `egress.allow:${allowed}`,
-      };
-    return undefined;
-  }
 }
 
 function describeUncovered(sc: SimpleCommand): string {
@@ -355,52 +215,7 @@ function describeUncovered(sc: SimpleCommand): string {
   return `\`${sc.text}\` is not covered by an allow rule`;
 }
 
-/** Tool-layer defaults by risk for agent and gateway (local is allowed above). */
-function riskDefault(
-  risk: Risk,
-  context: 'agent' | 'gateway' | 'local',
-  tool: string,
-  pathCount: number,
-): Verdict {
-  const allow = (reason: string): Verdict => ({ layer: 'tool', effect: 'allow', reason });
-  const ask = (reason: string): Verdict => ({ layer: 'tool', effect: 'ask', reason });
-  switch (risk) {
-    case 'read':
-      return allow(`${tool} only reads`);
-    case 'write':
-      if (context === 'gateway')
-        return ask(`${tool} writes files and the request came from a remote channel`);
-      return pathCount > 0
-        ? allow(`${tool} writes only inside the workspace`)
-        : ask(`${tool} writes but names no workspace path`);
-    case 'destructive':
-      return ask(`${tool} is destructive`);
-    case 'network':
-      return ask(`${tool} uses the network`);
-    default:
-      return ask(`${tool} acts on the host system`);
-  }
-}
-
-/** Strictest vote wins; the deciding layer is the first (in layer order) that voted for it. */
-export function combine(verdicts: Verdict[]): Decision {
-  let effect: Effect = 'allow';
-  for (const v of verdicts) if (SEVERITY[v.effect] > SEVERITY[effect]) effect = v.effect;
-  const winners = verdicts
-    .filter((v) => v.effect === effect)
-    .sort((x, y) => LAYERS.indexOf(x.layer) - LAYERS.indexOf(y.layer));
-  const first = winners[0];
-  if (!first)
-    return {
-      effect: 'deny',
-      layer: 'guardrails',
-      rule: 'no-verdict',
-      reasons: ['no layer decided (this is a bug): denied'],
-    };
-  const d: Decision = { effect, layer: first.layer, reasons: [...new Set(winners.map((w) => w.reason))] };
-  if (first.rule !== undefined) d.rule = first.rule;
-  return d;
-}
+export { combine };
 
 export function createPolicyEngine(config: PolicyRulesConfig = {}): RuleBasedPolicyEngine {
   return new RuleBasedPolicyEngine(config);
