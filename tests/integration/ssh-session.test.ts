@@ -427,8 +427,16 @@ describe('forward', () => {
 describe('close', () => {
   it('rejects commands in flight and every later call', async () => {
     const s = await open(sshd, keys);
-    const inflight = s.exec('echo started; sleep 30', { onStdout: () => void s.close() });
+    let closing: Promise<void> | undefined;
+    const inflight = s.exec('echo started; sleep 987663', {
+      onStdout: () => {
+        closing ??= s.close();
+      },
+    });
     expect((await rejection(inflight)).code).toBe('cancelled');
+    await closing;
+    // closing a channel does not stop its command; close() kills what was still running
+    expect(await guestProcesses("'sleep 98766[3]'")).toBe('');
     expect(s.connected).toBe(false);
     expect((await rejection(s.exec('true'))).code).toBe('invalidState');
     expect((await rejection(s.readFile('/etc/hostname'))).code).toBe('invalidState');

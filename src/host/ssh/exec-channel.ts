@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { ClientChannel } from 'ssh2';
 import { CoworkError } from '../errors.js';
 import { wrapCommand } from './command.js';
@@ -20,6 +19,8 @@ export interface ExecTransport {
 }
 
 export interface ExecSettings {
+  /** Random lowercase hex naming this exec: the pid line's key and the env tag of its processes. */
+  nonce: string;
   cwd: string;
   shell?: string;
   maxOutputBytes: number;
@@ -41,7 +42,7 @@ export function runExecChannel(
   settings: ExecSettings,
   startedAt: number,
 ): Promise<ExecResult> {
-  const nonce = randomBytes(8).toString('hex');
+  const { nonce } = settings;
   const line = wrapCommand(command, { cwd: settings.cwd, env: opts.env, nonce, shell: settings.shell });
   return new Promise<ExecResult>((resolve, reject) => {
     const stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout);

@@ -1,7 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ClientChannel, SFTPWrapper } from 'ssh2';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
+
+// ssh2 is CommonJS and `utils` is not statically detectable as a named export under Node ESM.
+const { utils } = ssh2;
+
 import { CoworkError } from '../errors.js';
 import { ChannelSlots } from './channel-slots.js';
 import { killExecCommand } from './command.js';
@@ -52,6 +57,8 @@ export class SshGuestSession implements GuestSession {
   private conn: SshConnection | undefined;
   private connecting: Promise<SshConnection> | undefined;
   private closed = false;
+  /** Nonces of execs in flight (see wrapCommand), so close() can kill what they started. */
+  private readonly running = new Set<string>();
   private readonly execSlots: ChannelSlots;
   private readonly killSlots = new ChannelSlots(1);
   private readonly sftpSlots = new ChannelSlots(1);
@@ -106,9 +113,12 @@ export class SshGuestSession implements GuestSession {
     }
     const startedAt = performance.now();
     const release = await this.execSlots.acquire(opts.signal);
+    const nonce = randomBytes(8).toString('hex');
+    this.running.add(nonce);
     try {
       const conn = await this.connection();
       const settings = {
+        nonce,
         cwd: opts.cwd ?? this.opts.defaultCwd ?? '/workspace',
         shell: this.opts.shell,
         maxOutputBytes,
@@ -121,6 +131,7 @@ export class SshGuestSession implements GuestSession {
       };
       return await runExecChannel(transport, command, opts, settings, startedAt);
     } finally {
+      this.running.delete(nonce);
       release();
     }
   }
@@ -159,7 +170,34 @@ export class SshGuestSession implements GuestSession {
     this.sftpSlots.close(err);
     const conn = this.conn ?? (await this.connecting?.catch(() => undefined));
     this.conn = undefined;
-    await conn?.end(new CoworkError('cancelled', 'the guest session was closed while the command ran'));
+    const reason = new CoworkError('cancelled', 'the guest session was closed while the command ran');
+    conn?.abandonInFlight(reason);
+    if (conn?.alive && this.running.size > 0) await this.killRunning(conn);
+    await conn?.end(reason);
+  }
+
+  /**
+   * Closing a channel does not stop its command (no pty, so no SIGHUP): kill what is still
+   * running, by env tag, before hanging up. Bounded, because close() must not hang.
+   */
+  private async killRunning(conn: SshConnection): Promise<void> {
+    const line = [...this.running].map((nonce) => killExecCommand({ nonce })).join('; ');
+    const done = new Promise<void>((resolve) => {
+      conn
+        .exec(line, (ch) => {
+          ch.once('close', () => resolve());
+          ch.resume();
+          ch.stderr.resume();
+          ch.eof();
+        })
+        .catch(() => resolve());
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.opts.killGraceMs ?? 5000);
+    });
+    await Promise.race([done, limit]);
+    clearTimeout(timer);
   }
 
   private assertOpen(): void {

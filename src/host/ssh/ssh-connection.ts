@@ -153,12 +153,17 @@ export class SshConnection {
     });
   }
 
+  /** Rejects every call in flight with `reason` (their channels stay open until end()). */
+  abandonInFlight(reason: CoworkError): void {
+    for (const fail of [...this.lostHandlers]) fail(reason);
+    this.lostHandlers.clear();
+  }
+
   /** Ends the connection; channels in flight reject with `reason`. */
   async end(reason: CoworkError): Promise<void> {
     if (!this.alive) return;
     this.ending = true;
-    for (const fail of [...this.lostHandlers]) fail(reason);
-    this.lostHandlers.clear();
+    this.abandonInFlight(reason);
     const closed = new Promise<void>((resolve) => this.client.once('close', () => resolve()));
     this.client.end();
     const timer = setTimeout(() => this.client.destroy(), 2000);
