@@ -337,6 +337,26 @@ describe('approvals', () => {
     expect(tg.callbackAnswers.map((a) => a.text)).toEqual(Array(3).fill('You cannot answer approvals.'));
   });
 
+  it('takes the buttons off when the approval is answered elsewhere; viewers get no buttons', async () => {
+    await startChannel();
+    await pairUser(alice, 'operator');
+    await pairUser(mallory, 'viewer');
+    api.pending = [approval('d4')];
+    const msg = await tg.waitFor(
+      () => tg.sentTo(alice.id).find((m) => m.text?.includes('d4')),
+      'approval message',
+    );
+    await say(mallory, '/approvals');
+    const viewerCopy = tg.sentTo(mallory.id).find((m) => m.text?.includes('d4'))!;
+    expect(viewerCopy.reply_markup).toBeUndefined();
+    api.pending = []; // answered at the terminal
+    const edit = await tg.waitFor(
+      () => tg.edits.find((e) => e.message_id === msg.message_id),
+      'retired message',
+    );
+    expect(edit.text).toMatch(/no longer pending/);
+  });
+
   it('posts progress and the result of a task started from a chat, and /cancel cancels it', async () => {
     await startChannel();
     await pairUser(alice, 'operator');

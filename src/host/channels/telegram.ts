@@ -1,4 +1,5 @@
 import { Bot, type Context, InlineKeyboard } from 'grammy';
+import type { Message } from 'grammy/types';
 import type { PendingApproval } from '../approvals/types.js';
 import type { ControllerApi, Origin } from '../control/api.js';
 import { type Clock, type SecurityRecorder, systemClock } from '../control/events.js';
@@ -35,7 +36,8 @@ export class TelegramChannel {
   private readonly access: ChannelAccess;
   private readonly api: ControllerApi;
   private readonly logger: { warn(message: string): void };
-  private readonly announced = new Set<string>();
+  /** Approvals already posted → the messages they were posted as (retired when no longer pending). */
+  private readonly announced = new Map<string, { chat: number; messageId: number; text: string }[]>();
   /** Tasks started from a chat → that chat, for progress and results. */
   private readonly taskChats = new Map<string, number>();
   private readonly lastTaskOfChat = new Map<number, string>();
@@ -176,7 +178,7 @@ export class TelegramChannel {
       else if (cmd === 'status') await ctx.reply(formatStatus(await this.api.status()));
       else if (cmd === 'run') await this.onRun(ctx, uid, arg);
       else if (cmd === 'cancel') await this.onCancel(ctx, uid, arg);
-      else if (cmd === 'approvals') await this.onApprovals(ctx);
+      else if (cmd === 'approvals') await this.onApprovals(ctx, user);
     } catch (err) {
       await ctx.reply(clip(`/${cmd} failed: ${CoworkError.from(err).message}`));
     }
@@ -203,15 +205,36 @@ export class TelegramChannel {
     await ctx.reply(`Cancelling task ${id}.`);
   }
 
-  private async onApprovals(ctx: Context): Promise<void> {
+  private async onApprovals(ctx: Context, user: ChannelUser): Promise<void> {
     const pending = this.api.approvalsList();
     if (pending.length === 0) {
       await ctx.reply('No pending approvals.');
       return;
     }
+    const canAnswer = this.allowed(user, 'approvals.answer');
     for (const a of pending) {
-      this.announced.add(a.id);
-      await ctx.reply(formatApproval(a, this.access.now()), { reply_markup: this.buttons(a.id) });
+      const text = formatApproval(a, this.access.now());
+      const msg = await ctx.reply(text, canAnswer ? { reply_markup: this.buttons(a.id) } : {});
+      if (canAnswer) this.track(a.id, { chat: msg.chat.id, messageId: msg.message_id, text });
+    }
+  }
+
+  private track(id: string, post: { chat: number; messageId: number; text: string }): void {
+    const posts = this.announced.get(id) ?? [];
+    posts.push(post);
+    this.announced.set(id, posts);
+  }
+
+  /** Takes the buttons off a posted approval that is no longer pending. */
+  private async retire(post: { chat: number; messageId: number; text: string }): Promise<void> {
+    try {
+      await this.bot.api.editMessageText(
+        post.chat,
+        post.messageId,
+        clip(`${post.text}\n\n→ no longer pending (answered elsewhere or expired)`),
+      );
+    } catch (err) {
+      this.logger.warn(`telegram: cannot update an approval message: ${CoworkError.from(err).message}`);
     }
   }
 
@@ -238,6 +261,13 @@ export class TelegramChannel {
     } catch (err) {
       await ctx.answerCallbackQuery({ text: clip(CoworkError.from(err).message, 190) });
       return;
+    }
+    const pressed = ctx.callbackQuery?.message;
+    if (pressed) {
+      const rest = (this.announced.get(id!) ?? []).filter(
+        (p) => !(p.chat === pressed.chat.id && p.messageId === pressed.message_id),
+      );
+      this.announced.set(id!, rest);
     }
     const who = ctx.from?.username ? `@${ctx.from.username}` : uid;
     await ctx.answerCallbackQuery({ text: kind === 'deny' ? 'Denied' : 'Approved' });
@@ -268,24 +298,32 @@ export class TelegramChannel {
       return;
     }
     const live = new Set(pending.map((a) => a.id));
-    for (const id of this.announced) if (!live.has(id)) this.announced.delete(id);
+    for (const [id, posts] of this.announced) {
+      if (live.has(id)) continue;
+      this.announced.delete(id);
+      for (const post of posts) await this.retire(post);
+    }
     const operators = this.access.notifiableUsers((r) => roleAllows(r, METHODS['approvals.answer'].minRole));
     for (const a of pending) {
       if (this.announced.has(a.id)) continue;
-      this.announced.add(a.id);
+      this.announced.set(a.id, []);
       const chats = new Set<number>(operators.map(Number));
       const taskChat = a.taskId ? this.taskChats.get(a.taskId) : undefined;
       if (taskChat !== undefined) chats.add(taskChat);
-      for (const chat of chats)
-        await this.send(chat, formatApproval(a, this.access.now()), this.buttons(a.id));
+      const text = formatApproval(a, this.access.now());
+      for (const chat of chats) {
+        const msg = await this.send(chat, text, this.buttons(a.id));
+        if (msg) this.track(a.id, { chat, messageId: msg.message_id, text });
+      }
     }
   }
 
-  private async send(chatId: number, text: string, keyboard?: InlineKeyboard): Promise<void> {
+  private async send(chatId: number, text: string, keyboard?: InlineKeyboard): Promise<Message | undefined> {
     try {
-      await this.bot.api.sendMessage(chatId, text, keyboard ? { reply_markup: keyboard } : {});
+      return await this.bot.api.sendMessage(chatId, text, keyboard ? { reply_markup: keyboard } : {});
     } catch (err) {
       this.logger.warn(`telegram: cannot post to chat ${chatId}: ${CoworkError.from(err).message}`);
+      return undefined;
     }
   }
 }
