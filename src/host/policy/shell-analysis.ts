@@ -1,4 +1,5 @@
 import { BIN_OPS, REDIR_OPS, ShellParseError, type ShellParser, type ShNode } from './shell-parser.js';
+import { forkBombFindings, pipelineFindings } from './shell-structure.js';
 import {
   DOWNLOADERS,
   INTERPRETERS,
@@ -134,14 +135,14 @@ export class ShellAnalyzer {
     this.parser.walk(file, (node, type) => {
       if (type === 'Stmt') this.#stmt(node, depth, a);
       else if (type === 'DeclClause') this.#decl(node, depth, a);
-      else if (type === 'FuncDecl') this.#funcDecl(node, a);
+      else if (type === 'FuncDecl') forkBombFindings(this.parser, node, a);
       else if (type === 'ForClause' || type === 'WordIter') this.#loopVar(node, type, depth, a);
       else if (type === 'ArithmCmd' || type === 'LetClause') this.#pseudo('let', [], depth, a);
       else if (
         type === 'BinaryCmd' &&
         (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
       )
-        this.#pipeline(node, a);
+        pipelineFindings(this.parser, node, a);
       return true;
     });
   }
@@ -394,91 +395,6 @@ export class ShellAnalyzer {
       depth,
       text: `${variant} ${names.join(' ')}`.trim(),
     });
-  }
-
-  /** A function that calls itself in a pipe or in the background: a fork bomb. */
-  #funcDecl(node: ShNode, a: CommandAnalysis): void {
-    const fname = String((node.Name as ShNode | null)?.Value ?? '');
-    let selfCall = false;
-    let spawns = false;
-    this.parser.walk(node.Body as ShNode, (n, t) => {
-      if (t === 'CallExpr') {
-        const first = ((n.Args as ShNode[]) ?? [])[0];
-        if (first && resolveWord(this.parser, first).text === fname) selfCall = true;
-      } else if (t === 'Stmt' && n.Background) spawns = true;
-      else if (
-        t === 'BinaryCmd' &&
-        BIN_OPS[n.Op as number]?.startsWith('|') &&
-        BIN_OPS[n.Op as number] !== '||'
-      )
-        spawns = true;
-      return true;
-    });
-    if (selfCall && spawns)
-      a.findings.push({
-        effect: 'deny',
-        rule: 'builtin:fork-bomb',
-        reason: `function \`${fname}\` calls itself in a pipe or in the background (a fork bomb)`,
-      });
-  }
-
-  /** `curl … | sh`: any stage that downloads, followed by a stage that is a shell reading stdin. */
-  #pipeline(node: ShNode, a: CommandAnalysis): void {
-    const stages: ShNode[] = [];
-    const flatten = (stmt: ShNode) => {
-      const c = stmt.Cmd as ShNode | null;
-      if (c && this.parser.type(c) === 'BinaryCmd' && ['|', '|&'].includes(BIN_OPS[c.Op as number] ?? '')) {
-        flatten(c.X as ShNode);
-        flatten(c.Y as ShNode);
-      } else stages.push(stmt);
-    };
-    flatten(node.X as ShNode);
-    flatten(node.Y as ShNode);
-    let downloaded = false;
-    for (const [i, stage] of stages.entries()) {
-      const names = this.#commandNames(stage);
-      if (i > 0) {
-        const interp = names.find((n) => n.interp && n.readsStdin);
-        if (interp) {
-          if (downloaded)
-            a.findings.push({
-              effect: 'deny',
-              rule: 'builtin:curl-pipe-shell',
-              reason: `downloaded content is piped into \`${interp.name}\``,
-            });
-          else
-            a.findings.push({
-              effect: 'ask',
-              rule: 'analysis:pipe-to-interpreter',
-              reason: `output is piped into \`${interp.name}\`, which runs it as a program`,
-            });
-        }
-      }
-      if (names.some((n) => DOWNLOADERS.has(n.name))) downloaded = true;
-    }
-  }
-
-  #commandNames(stmt: ShNode): { name: string; interp: boolean; readsStdin: boolean }[] {
-    const out: { name: string; interp: boolean; readsStdin: boolean }[] = [];
-    this.parser.walk(stmt, (n, t) => {
-      if (t !== 'CallExpr') return true;
-      const u = unwrap(this.#words(n.Args));
-      const head = u.argv[0];
-      if (!head || head.dynamic) return true;
-      const name = interpreterName(head.text);
-      const args = u.argv.slice(1);
-      const operand = args.find((w) => !w.text.startsWith('-') || w.dynamic);
-      const dashC = SHELLS.has(name) && shellDashC(args) !== undefined;
-      const readsStdin =
-        !dashC &&
-        (operand === undefined ||
-          operand.text === '-' ||
-          operand.text === '/dev/stdin' ||
-          args.some((w) => w.text === '-s'));
-      out.push({ name, interp: INTERPRETERS.has(name) || name === 'source' || name === '.', readsStdin });
-      return true;
-    });
-    return out;
   }
 }
 
