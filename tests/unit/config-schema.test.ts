@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -294,6 +294,28 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ env, workspace })).toThrowError(
       /\.cowork\/config\.toml: guardrails\.maxIterationsPerTask = 1 is out of range/,
     );
+  });
+
+  it('a workspace config that is a symlink (to a host file) is refused', () => {
+    const { env, workspace } = setup(undefined, undefined);
+    const secret = join(dir, 'secret.toml');
+    writeFileSync(secret, 'token = "hunter2"');
+    symlinkSync(secret, join(workspace, '.cowork', 'config.toml'));
+    expect(() => loadConfig({ env, workspace })).toThrowError(/is a symbolic link/);
+    try {
+      loadConfig({ env, workspace });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('hunter2');
+    }
+  });
+
+  it('a .cowork folder that is a symlink is refused', () => {
+    const { env, workspace } = setup(undefined, undefined);
+    rmSync(join(workspace, '.cowork'), { recursive: true });
+    mkdirSync(join(dir, 'elsewhere'));
+    writeFileSync(join(dir, 'elsewhere', 'config.toml'), '');
+    symlinkSync(join(dir, 'elsewhere'), join(workspace, '.cowork'));
+    expect(() => loadConfig({ env, workspace })).toThrowError(/\.cowork is a symbolic link/);
   });
 
   it('workspace testResolve is ignored with a warning, never honoured', () => {

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
@@ -130,6 +130,26 @@ function readConfigFile(file: string, required: boolean): string | undefined {
   return readFileSync(file, 'utf8');
 }
 
+/**
+ * The workspace is writable by the agent: a `.cowork` or `config.toml` that is a symlink could
+ * make us read (and quote in errors) a host file outside it, so it must be a plain file.
+ */
+function refuseSymlinks(...paths: string[]): void {
+  for (const p of paths) {
+    let link = false;
+    try {
+      link = lstatSync(p).isSymbolicLink();
+    } catch {
+      continue;
+    }
+    if (link)
+      throw new CoworkError(
+        'invalidArgument',
+        `config ${p} is a symbolic link; the workspace config must be a regular file inside the workspace`,
+      );
+  }
+}
+
 const IGNORED_WORKSPACE_SECTIONS = ['vm', 'control', 'channels', 'pricing', 'agent'] as const;
 
 /** Apply a workspace config on top of the user's: it may only add deny/ask rules and lower limits. */
@@ -203,6 +223,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
   if (opts.workspace === undefined) return { config: empty, warnings: [], sources };
 
   const wsFile = join(opts.workspace, '.cowork', 'config.toml');
+  refuseSymlinks(join(opts.workspace, '.cowork'), wsFile);
   const wsText = readConfigFile(wsFile, false);
   if (wsText === undefined) return { config: empty, warnings: [], sources };
   sources.workspace = wsFile;

@@ -107,11 +107,14 @@ export const agentSchema = z.strictObject({
   maxOutputTokens: ranged(1, 128_000).default(8192),
 });
 
-/** `example.com`, `*.example.com`, `api.example.com:443`, an IPv4 literal or `[::1]`. */
+/**
+ * `example.com`, `*.example.com` (subdomains only), `.example.com` (domain and subdomains),
+ * `api.example.com:443`, an IPv4 literal or `[::1]`. src/host/egress/rules.ts gives the semantics.
+ */
 const hostPattern = z
   .string({ error: 'must be a host name string' })
-  .regex(/^(\*\.)?([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, {
-    error: 'is not a host pattern (example.com, *.example.com, host:port)',
+  .regex(/^(\*\.|\.)?([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/, {
+    error: 'is not a host pattern (example.com, *.example.com, .example.com, host:port)',
   });
 
 const ipLiteral = z
