@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import {
+  defaultTools,
+  editFileTool,
+  guestPath,
+  listDirectoryTool,
+  readFileTool,
+  searchCommand,
+  searchFilesTool,
+  shellQuote,
+  shellTool,
+  ToolRegistry,
+  toolJsonSchema,
+  writeFileTool,
+} from '../../src/host/tools/index.js';
+import { execResult, RecordingToolContext } from './agent-test-context.js';
+
+describe('guest paths', () => {
+  it('resolves relative paths under /workspace and normalises dot segments', () => {
+    expect(guestPath('src/a.ts')).toBe('/workspace/src/a.ts');
+    expect(guestPath('./src/../b.ts')).toBe('/workspace/b.ts');
+    expect(guestPath('/workspace/x')).toBe('/workspace/x');
+    // escapes are normalised (so the path guard sees the real target), not hidden
+    expect(guestPath('../../etc/passwd')).toBe('/etc/passwd');
+  });
+
+  it('rejects empty paths and NUL bytes', () => {
+    expect(() => guestPath('  ')).toThrow(/empty/);
+    expect(() => guestPath('a\0b')).toThrow(/NUL/);
+  });
+
+  it('quotes words so the guest shell sees them literally', () => {
+    expect(shellQuote("it's $(rm -rf /)")).toBe(`'it'\\''s $(rm -rf /)'`);
+  });
+});
+
+describe('file tools through the ToolContext', () => {
+  it('write_file asks the policy with the resolved path, then writes through the session', async () => {
+    const ctx = new RecordingToolContext();
+    const r = await writeFileTool.run({ path: 'src/new/a.txt', content: 'hi' }, ctx);
+    expect(r).toMatchObject({ content: 'Wrote 2 bytes to src/new/a.txt.', filesChanged: ['src/new/a.txt'] });
+    expect(ctx.authorizeCalls).toEqual([
+      {
+        kind: 'tool',
+        tool: 'write_file',
+        risk: 'write',
+        input: { path: 'src/new/a.txt', content: 'hi' },
+        paths: [{ path: '/workspace/src/new/a.txt', access: 'write' }],
+      },
+    ]);
+    expect(ctx.session.files.get('/workspace/src/new/a.txt')?.toString()).toBe('hi');
+  });
+
+  it('a denied write touches nothing and tells the model why', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.policy = () => ({ allowed: false, reason: 'path escapes the workspace' });
+    const r = await writeFileTool.run({ path: '../../etc/cron.d/x', content: 'evil' }, ctx);
+    expect(r).toMatchObject({ isError: true, denied: true });
+    expect(r.content).toContain('path escapes the workspace');
+    expect(ctx.authorizeCalls[0]).toMatchObject({ paths: [{ path: '/etc/cron.d/x', access: 'write' }] });
+    expect(ctx.session.files.size).toBe(0);
+    expect(ctx.session.execs).toHaveLength(0);
+  });
+
+  it('write_file refuses content over maxFileSizeMB before asking anyone', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.maxFileSizeMB = 0.001; // 1048 bytes
+    const r = await writeFileTool.run({ path: 'big.txt', content: 'x'.repeat(2000) }, ctx);
+    expect(r.isError).toBe(true);
+    expect(r.content).toContain('over the 0.001 MB file limit');
+    expect(ctx.session.files.size).toBe(0);
+  });
+
+  it('edit_file replaces exactly one match and refuses ambiguous or missing ones', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.session.files.set('/workspace/a.ts', Buffer.from('let x = 1;\nlet y = 1;\n'));
+    const ambiguous = await editFileTool.run(
+      { path: 'a.ts', old_string: '= 1', new_string: '= 2', replace_all: false },
+      ctx,
+    );
+    expect(ambiguous).toMatchObject({ isError: true });
+    expect(ambiguous.content).toContain('occurs 2 times');
+    const missing = await editFileTool.run(
+      { path: 'a.ts', old_string: 'zzz', new_string: '', replace_all: false },
+      ctx,
+    );
+    expect(missing.content).toContain('was not found');
+    expect(ctx.session.files.get('/workspace/a.ts')?.toString()).toBe('let x = 1;\nlet y = 1;\n');
+
+    const ok = await editFileTool.run(
+      { path: 'a.ts', old_string: 'let y = 1', new_string: 'let y = $&2', replace_all: false },
+      ctx,
+    );
+    expect(ok).toMatchObject({ content: 'Replaced 1 occurrence in a.ts.', filesChanged: ['a.ts'] });
+    // `$&` is inserted literally, not as a regex replacement pattern
+    expect(ctx.session.files.get('/workspace/a.ts')?.toString()).toBe('let x = 1;\nlet y = $&2;\n');
+    expect(ctx.authorizeCalls.at(-1)).toMatchObject({ paths: [{ path: '/workspace/a.ts', access: 'edit' }] });
+
+    const all = await editFileTool.run(
+      { path: 'a.ts', old_string: 'let', new_string: 'const', replace_all: true },
+      ctx,
+    );
+    expect(all.content).toBe('Replaced 2 occurrences in a.ts.');
+  });
+
+  it('edit_file refuses a result over maxFileSizeMB', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.maxFileSizeMB = 0.001;
+    ctx.session.files.set('/workspace/a.txt', Buffer.from('AB'));
+    const r = await editFileTool.run(
+      { path: 'a.txt', old_string: 'A', new_string: 'x'.repeat(2000), replace_all: false },
+      ctx,
+    );
+    expect(r.isError).toBe(true);
+    expect(ctx.session.files.get('/workspace/a.txt')?.toString()).toBe('AB');
+  });
+
+  it('read_file reads through the session, with line windows, and refuses oversize files', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.session.files.set('/workspace/n.txt', Buffer.from('one\ntwo\nthree\nfour'));
+    expect((await readFileTool.run({ path: 'n.txt' }, ctx)).content).toBe('one\ntwo\nthree\nfour');
+    expect((await readFileTool.run({ path: 'n.txt', offset: 2, limit: 2 }, ctx)).content).toBe(
+      '[lines 2-3 of 4]\ntwo\nthree',
+    );
+    const missing = await readFileTool.run({ path: 'nope.txt' }, ctx);
+    expect(missing).toMatchObject({ isError: true });
+    ctx.maxFileSizeMB = 0.000001;
+    const big = await readFileTool.run({ path: 'n.txt' }, ctx);
+    expect(big.content).toContain('over the 0.000001 MB file limit');
+    expect(ctx.authorizeCalls.every((c) => c.kind === 'tool' && c.risk === 'read')).toBe(true);
+  });
+
+  it('list_directory lists through the session', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.session.dirs.add('/workspace/src');
+    ctx.session.files.set('/workspace/README.md', Buffer.from('hello'));
+    const r = await listDirectoryTool.run({ path: '.' }, ctx);
+    expect(r.content).toBe('README.md  5\nsrc/');
+  });
+
+  it('search_files runs grep in the guest with every model-supplied word quoted', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.session.execHandler = async () => execResult({ stdout: '/workspace/a.ts:3:const x = 1\n' });
+    const input = {
+      pattern: "x'; rm -rf / #",
+      path: 'src',
+      glob: '*.ts',
+      ignore_case: true,
+      max_results: 10,
+    };
+    const r = await searchFilesTool.run(input, ctx);
+    expect(r.content).toBe('a.ts:3:const x = 1');
+    const cmd = ctx.session.execs[0]?.command;
+    expect(cmd).toBe(
+      `grep -rnIE --color=never -i --include='*.ts' -e 'x'\\''; rm -rf / #' -- '/workspace/src' | head -n 11`,
+    );
+    expect(cmd).toBe(searchCommand(input));
+    expect(ctx.session.execs[0]?.opts?.signal).toBe(ctx.signal);
+  });
+});
+
+describe('shell tool', () => {
+  it('goes through ctx.execShell (never the session) and reports exit code and output', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.shell = async () => execResult({ exitCode: 2, stdout: 'out', stderr: 'err' });
+    const r = await shellTool.run({ command: 'make', cwd: 'sub' }, ctx);
+    expect(r.content).toBe('Exit code: 2\nstdout:\nout\nstderr:\nerr');
+    expect(r.isError).toBe(false);
+    expect(ctx.shellCalls[0]).toMatchObject({
+      command: 'make',
+      opts: { cwd: '/workspace/sub', timeoutMs: 120_000 },
+    });
+    expect(ctx.session.execs).toHaveLength(0);
+  });
+
+  it('abridges huge output, keeping head and tail', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.shell = async () => execResult({ stdout: `HEAD${'x'.repeat(100_000)}TAIL` });
+    const r = await shellTool.run({ command: 'cat big' }, ctx);
+    expect(r.content.length).toBeLessThan(31_000);
+    expect(r.content).toContain('HEAD');
+    expect(r.content).toContain('TAIL');
+    expect(r.content).toContain('characters omitted');
+  });
+});
+
+describe('registry', () => {
+  it('generates object JSON schemas from zod for every default tool', () => {
+    for (const t of defaultTools()) {
+      const s = toolJsonSchema(t);
+      expect(s.type).toBe('object');
+      expect(s.additionalProperties).toBe(false);
+    }
+    const edit = toolJsonSchema(editFileTool);
+    expect(edit.required).toEqual(['path', 'old_string', 'new_string']);
+  });
+
+  it('refuses duplicate and invalid tool names', () => {
+    expect(() => new ToolRegistry([shellTool, shellTool])).toThrow(/registered twice/);
+    expect(() => new ToolRegistry([{ ...shellTool, name: 'bad name' }])).toThrow(/not valid/);
+  });
+});
