@@ -5,6 +5,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type AgentEvent, runAgentTask } from '../../src/host/agent/index.js';
 import { CoworkError } from '../../src/host/errors.js';
+import { BudgetTracker, type BudgetTrackerOptions } from '../../src/host/guardrails/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { defaultTools } from '../../src/host/tools/index.js';
 import {
@@ -15,7 +16,7 @@ import {
   text,
   toolUse,
 } from '../helpers/anthropic-api.js';
-import { execResult, RecordingToolContext, ScriptedBudget } from './agent-test-context.js';
+import { execResult, RecordingToolContext } from './agent-test-context.js';
 
 const KEY = 'sk-ant-api03-unit-test-key-DO-NOT-LEAK-7f3a9c';
 
@@ -39,7 +40,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function run(opts: { budget?: ScriptedBudget; events?: AgentEvent[]; sleeps?: number[]; key?: string } = {}) {
+function run(opts: { budget?: BudgetTracker; events?: AgentEvent[]; sleeps?: number[]; key?: string } = {}) {
   const client = new Anthropic({ apiKey: opts.key ?? KEY, baseURL: api.baseURL });
   return runAgentTask({
     prompt: 'create hello.py that prints hello, run it, then finish',
@@ -47,7 +48,7 @@ function run(opts: { budget?: ScriptedBudget; events?: AgentEvent[]; sleeps?: nu
     client,
     tools: defaultTools(),
     ctx,
-    budget: opts.budget ?? new ScriptedBudget(),
+    budget: opts.budget ?? budget(),
     timeline,
     onEvent: (e) => opts.events?.push(e),
     sleep: async (ms) => {
@@ -55,6 +56,9 @@ function run(opts: { budget?: ScriptedBudget; events?: AgentEvent[]; sleeps?: nu
     },
   });
 }
+
+const budget = (limits: Omit<BudgetTrackerOptions, 'model'> = {}) =>
+  new BudgetTracker({ model: 'claude-sonnet-4-5', ...limits });
 
 const types = () => timeline.query({ taskId }).map((e) => e.type);
 
@@ -248,7 +252,7 @@ describe('agent loop against the local Messages API', () => {
 
   it('stops at the iteration limit before the call that would exceed it', async () => {
     for (let i = 0; i < 5; i++) api.enqueue(reply([toolUse('shell', { command: `echo ${i}` })]));
-    const result = await run({ budget: new ScriptedBudget({ maxIterations: 2 }) });
+    const result = await run({ budget: budget({ maxIterations: 2 }) });
     expect(result.outcome).toBe('limit');
     expect(result.limit).toBe('maxIterationsPerTask');
     expect(result.iterations).toBe(2);
@@ -264,7 +268,7 @@ describe('agent loop against the local Messages API', () => {
       reply([toolUse('shell', { command: 'echo 2' })], { input_tokens: 500, output_tokens: 100 }),
       reply([text('never')]),
     );
-    const result = await run({ budget: new ScriptedBudget({ maxTokens: 1000 }) });
+    const result = await run({ budget: budget({ maxTokens: 1000 }) });
     expect(result.outcome).toBe('limit');
     expect(result.limit).toBe('maxTokensPerTask');
     expect(ctx.shellCalls.map((c) => c.command)).toEqual(['echo 1']);
@@ -281,7 +285,7 @@ describe('agent loop against the local Messages API', () => {
       reply([toolUse('shell', { command: 'echo 1' })], { input_tokens: 100_000, output_tokens: 0 }),
       reply([toolUse('shell', { command: 'echo 2' })], { input_tokens: 100_000, output_tokens: 0 }),
     );
-    const result = await run({ budget: new ScriptedBudget({ maxCostUsd: 0.5 }) });
+    const result = await run({ budget: budget({ maxCostUsd: 0.5 }) });
     expect(result.outcome).toBe('limit');
     expect(result.limit).toBe('maxCostPerTask');
     expect(result.costUsd).toBeCloseTo(0.6);

@@ -1,6 +1,7 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import { CoworkError } from '../errors.js';
+import { limitBreachOf } from '../guardrails/index.js';
 import { ToolRegistry } from '../tools/registry.js';
 import type { ToolContext, ToolResult } from '../tools/types.js';
 import { limitFromFigures } from './limits.js';
@@ -77,7 +78,7 @@ export async function runAgentTask(opts: RunAgentTaskOptions): Promise<AgentResu
     return result;
   };
   const onLimit = (err: CoworkError): AgentResult => {
-    const hit = limitFromFigures(opts.budget.figures());
+    const hit = limitBreachOf(err) ?? limitFromFigures(opts.budget.figures());
     if (hit) opts.timeline.record(taskId, { type: 'task.limit', ...hit, message: err.message });
     return finish('limit', err.message, hit?.name);
   };
