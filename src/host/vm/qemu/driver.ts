@@ -221,6 +221,8 @@ export class QemuDriver implements VmDriver {
     const errFile = await open(stderrPath, 'w');
     const [bin, args] = wrap(cmd.binary, cmd.args);
     const qemu = spawn(bin, args, { stdio: ['ignore', 'ignore', errFile.fd], detached: false });
+    // Listen before any await: a spawn failure is emitted on the next tick.
+    const spawnFailure = new Promise<Error>((resolve) => qemu.once('error', resolve));
     await errFile.close();
     const pidFiles = [join(spec.runDir, 'qemu.pid'), join(spec.runDir, 'virtiofsd.pid')];
     if (qemu.pid) await writeFile(pidFiles[0]!, `${qemu.pid}\n`);
@@ -232,7 +234,6 @@ export class QemuDriver implements VmDriver {
       cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath],
       info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts },
     });
-    const spawnFailure = new Promise<Error>((resolve) => qemu.once('error', resolve));
     try {
       await waitForReady(handle, {
         consoleLogPath,

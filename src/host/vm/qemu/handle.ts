@@ -44,7 +44,10 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
     // covers SIGKILL of the host; this covers normal exits where setpriv is unavailable).
     process.once('exit', this.onHostExit);
     this.exited = new Promise<VmExitInfo>((resolve) => {
+      let finished = false;
       const finish = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
+        if (finished) return;
+        finished = true;
         process.off('exit', this.onHostExit);
         this.qmp?.close();
         if (parts.virtiofsd && parts.virtiofsd.exitCode === null && parts.virtiofsd.signalCode === null) {
@@ -68,6 +71,10 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
         void finish(parts.qemu.exitCode, parts.qemu.signalCode);
       } else {
         parts.qemu.once('exit', (code, signal) => void finish(code, signal));
+        // A process that could not be spawned never emits 'exit'.
+        parts.qemu.once('error', () => {
+          if (parts.qemu.pid === undefined) void finish(null, null);
+        });
       }
     });
   }

@@ -93,7 +93,6 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmProbeResult> {
     const child = spawn(opts.qemuBinary, probeArgs(opts, logPath), {
       stdio: ['ignore', 'ignore', errFile.fd],
     });
-    await errFile.close();
     const exited = new Promise<void>((resolve) => {
       child.once('exit', (code, signal) => {
         exit = { code, signal };
@@ -104,6 +103,8 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmProbeResult> {
         resolve();
       });
     });
+    // Listeners are attached first: a spawn failure is emitted on the next tick.
+    await errFile.close();
     const deadline = Date.now() + timeoutMs;
     let seen = false;
     while (!exit && !spawnError && Date.now() < deadline) {

@@ -39,7 +39,6 @@ export async function spawnVirtiofsd(o: VirtiofsdOptions): Promise<ChildProcess>
   const log = await open(o.logPath, 'w');
   const [bin, args] = o.wrap(o.binary, virtiofsdArgs(o));
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', log.fd], detached: false });
-  await log.close();
   let failure: string | undefined;
   child.once('error', (err) => {
     failure = `cannot run ${o.binary}: ${err.message}`;
@@ -47,6 +46,7 @@ export async function spawnVirtiofsd(o: VirtiofsdOptions): Promise<ChildProcess>
   child.once('exit', (code, signal) => {
     failure ??= `virtiofsd exited (${signal ?? `code ${code}`})`;
   });
+  await log.close(); // only after the listeners: a spawn failure is emitted on the next tick
   const deadline = Date.now() + (o.timeoutMs ?? 10_000);
   while (Date.now() < deadline) {
     if (failure) break;
