@@ -1,0 +1,170 @@
+import Anthropic from '@anthropic-ai/sdk';
+import type { ExecOutcome, ExecRequest, Origin } from '../control/api.js';
+import { CoworkError } from '../errors.js';
+import { BudgetTracker, type PriceOverride } from '../guardrails/index.js';
+import type { Decision, PolicyRequest } from '../policy/types.js';
+import { resolveAnthropicKey } from '../secrets/anthropic-key.js';
+import type { SecretStore } from '../secrets/types.js';
+import type { GuestSession } from '../ssh/types.js';
+import type { Timeline } from '../timeline/index.js';
+import { defaultTools } from '../tools/registry.js';
+import type { AnyTool, ToolContext, ToolEvent } from '../tools/types.js';
+import { DEFAULT_MODEL, runAgentTask } from './loop.js';
+import type { AgentEvent, AgentResult, RetryPolicy } from './types.js';
+
+/** The controller's enforcement path, as the agent uses it (the sandbox Controller satisfies it). */
+export interface EnforcementPath {
+  authorize(
+    request: PolicyRequest,
+    origin: Origin,
+    taskId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ allowed: boolean; decision: Decision; reason?: string }>;
+  exec(
+    req: ExecRequest,
+    origin: Origin,
+    opts?: { signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void },
+  ): Promise<ExecOutcome>;
+}
+
+export interface AgentTaskRunnerOptions {
+  controller: EnforcementPath;
+  session: GuestSession;
+  /** Host path of the workspace. */
+  workspace: string;
+  timeline: Timeline;
+  secrets: SecretStore;
+  limits: { maxTokens?: number; maxCostUsd?: number; maxIterations?: number; maxFileSizeMB: number };
+  model?: string;
+  maxOutputTokens?: number;
+  pricing?: Readonly<Record<string, PriceOverride>>;
+  tools?: AnyTool[];
+  /** Where the Messages API is (tests: the local stand-in). Default: the SDK's. */
+  baseURL?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Live events per task, for terminals and control-API clients. */
+  onEvent?: (taskId: string, event: AgentEvent) => void;
+  /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface RunningTask {
+  abort: AbortController;
+  done: Promise<AgentResult | undefined>;
+}
+
+/**
+ * Starts agent tasks inside the controller (the TaskRunner the Controller dispatches
+ * tasks.start/cancel to). Each task gets its own budget, abort signal and ToolContext whose
+ * tool calls go through the controller's one enforcement path in the policy context 'agent'
+ * (or 'gateway' when a remote channel started it — never 'local': the model is not the user).
+ * The API key is resolved here, on the host, and handed only to the SDK client.
+ */
+export class AgentTaskRunner {
+  readonly #opts: AgentTaskRunnerOptions;
+  readonly #tasks = new Map<string, RunningTask>();
+
+  constructor(opts: AgentTaskRunnerOptions) {
+    this.#opts = opts;
+  }
+
+  async start(
+    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    origin: Origin,
+  ): Promise<{ id: string }> {
+    const o = this.#opts;
+    const model = req.model ?? o.model ?? DEFAULT_MODEL;
+    const env = o.env ?? process.env;
+    // Before the task exists: a missing key or an unpriced model with a cost budget is the caller's to fix.
+    const { key, source } = await resolveAnthropicKey(o.secrets, {
+      ANTHROPIC_API_KEY: req.apiKeyOverride ?? env.ANTHROPIC_API_KEY,
+    });
+    const budget = new BudgetTracker({
+      model,
+      maxTokens: o.limits.maxTokens,
+      maxCostUsd: o.limits.maxCostUsd,
+      maxIterations: o.limits.maxIterations,
+      pricing: o.pricing,
+    });
+    const context = origin.context === 'gateway' ? 'gateway' : 'agent';
+    const task = o.timeline.createTask({ title: titleOf(req.prompt), context, origin: origin.id });
+    const id = task.id;
+    o.timeline.record(id, { type: 'secret.used', name: 'anthropic', purpose: `model calls (${source})` });
+    const abort = new AbortController();
+    const toolOrigin: Origin = { id: `task:${id}`, context };
+    const ctx = this.#toolContext(id, toolOrigin, abort.signal);
+    const client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+    const done = runAgentTask({
+      prompt: req.prompt,
+      model,
+      client,
+      tools: o.tools ?? defaultTools(),
+      ctx,
+      budget,
+      timeline: o.timeline,
+      signal: abort.signal,
+      maxTokensPerCall: o.maxOutputTokens,
+      retry: o.retry,
+      onEvent: (e) => o.onEvent?.(id, e),
+    })
+      .then((result) => {
+        o.timeline.finishTask(id, { outcome: result.outcome, summary: result.summary });
+        return result;
+      })
+      .catch((err: unknown) => {
+        const e = CoworkError.from(err);
+        o.timeline.finishTask(id, { outcome: e.code === 'denied' ? 'denied' : 'failed', summary: e.message });
+        return undefined;
+      })
+      .finally(() => this.#tasks.delete(id));
+    this.#tasks.set(id, { abort, done });
+    return { id };
+  }
+
+  cancel(id: string, origin: Origin): void {
+    const t = this.#tasks.get(id);
+    if (!t)
+      throw new CoworkError('notFound', `task ${id} is not running — list tasks with \`cowork-vm timeline\``);
+    t.abort.abort(origin.id);
+  }
+
+  running(): number {
+    return this.#tasks.size;
+  }
+
+  /** Resolves when the task ends (undefined when it failed with an error); for tests and shutdown. */
+  async wait(id: string): Promise<AgentResult | undefined> {
+    return this.#tasks.get(id)?.done;
+  }
+
+  /** Cancels every running task and waits for each to record its end. */
+  async dispose(): Promise<void> {
+    const all = [...this.#tasks.values()];
+    for (const t of all) t.abort.abort('shutdown');
+    await Promise.all(all.map((t) => t.done));
+  }
+
+  #toolContext(taskId: string, origin: Origin, signal: AbortSignal): ToolContext {
+    const o = this.#opts;
+    return {
+      taskId,
+      signal,
+      session: o.session,
+      workspace: o.workspace,
+      maxFileSizeMB: o.limits.maxFileSizeMB,
+      authorize: (req) => o.controller.authorize(req, origin, taskId, signal),
+      execShell: (command, x) =>
+        o.controller.exec(
+          { command, cwd: x?.cwd, timeoutMs: x?.timeoutMs, maxOutputBytes: x?.maxOutputBytes, taskId },
+          origin,
+          { signal: x?.signal ?? signal, onStdout: x?.onStdout, onStderr: x?.onStderr },
+        ),
+      record: (event: ToolEvent) => o.timeline.record(taskId, event as Parameters<Timeline['record']>[1]),
+    };
+  }
+}
+
+function titleOf(prompt: string): string {
+  const line = prompt.trim().split('\n')[0] ?? '';
+  return line.length > 80 ? `${line.slice(0, 77)}…` : line || 'agent task';
+}
