@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
-import { KeychainSecretStore } from '../../host/secrets/index.js';
+import { KeychainSecretStore, SECRET_NAME } from '../../host/secrets/index.js';
 import { action, addExamples, printJson } from '../common.js';
 
 /** Reads a value without echoing it (TTY), or all of stdin (pipe), trimming one trailing newline. */
@@ -49,8 +49,14 @@ export function register(program: Command): void {
     .argument('<name>', 'secret name, e.g. anthropic or telegram')
     .action(
       action(async (name: string) => {
+        const valid = SECRET_NAME.safeParse(name);
+        if (!valid.success)
+          throw new CoworkError(
+            'invalidArgument',
+            `invalid secret name "${name}": ${valid.error.issues[0]?.message}`,
+          );
         const store = new KeychainSecretStore();
-        // Validate the name and reach the keychain before asking for the value.
+        // Reach the keychain before asking for the value.
         await store.list();
         const value = await readSecretValue(name);
         if (value.trim() === '') throw new CoworkError('invalidArgument', 'empty value — nothing was stored');
