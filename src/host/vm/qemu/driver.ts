@@ -40,6 +40,8 @@ export interface QemuDriverOptions {
   probeKernel?: string;
   probeTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Picks a host port for each forwarded guest port (default: a free 127.0.0.1 port). */
+  allocatePort?: () => Promise<number>;
 }
 
 const SETUP_FIX = 'bash scripts/setup-host.sh';
@@ -185,7 +187,7 @@ export class QemuDriver implements VmDriver {
     opts: { signal?: AbortSignal; onProgress?: (line: string) => void },
   ): Promise<VmHandle> {
     const hostPorts: Record<number, number> = {};
-    for (const gp of spec.guestPorts) hostPorts[gp] = await freeLoopbackPort();
+    for (const gp of spec.guestPorts) hostPorts[gp] = await (this.opts.allocatePort ?? freeLoopbackPort)();
     const consoleLogPath = join(spec.runDir, 'console.log');
     const stderrPath = join(spec.runDir, 'qemu.stderr.log');
     const qmpSocketPath = join(ctx.sockDir.path, 'qmp.sock');

@@ -50,9 +50,7 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
         finished = true;
         process.off('exit', this.onHostExit);
         this.qmp?.close();
-        if (parts.virtiofsd && parts.virtiofsd.exitCode === null && parts.virtiofsd.signalCode === null) {
-          parts.virtiofsd.kill('SIGKILL');
-        }
+        if (parts.virtiofsd) await reap(parts.virtiofsd);
         await Promise.all(
           parts.cleanupPaths.map((p) => rm(p, { force: true, recursive: true }).catch(() => {})),
         );
@@ -172,4 +170,14 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }
+}
+
+/** Ends a helper process and waits (briefly) until it is really gone. */
+async function reap(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([gone, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+  clearTimeout(timer);
 }
