@@ -131,6 +131,7 @@ describe('a booted guest', () => {
     vm.on('exit', (i) => exits.push(i));
     const info = await vm.stop({ graceful: true, timeoutMs: 20_000 });
     expect(info.state).toBe('stopped');
+    expect(info.consoleTail).toContain('cowork-init: powering off'); // the ACPI power button arrived
     expect(vm.state).toBe('stopped');
     expect(await vm.exited).toEqual(info);
     expect(exits).toEqual([info]);
@@ -181,6 +182,29 @@ describe('a guest that dies', () => {
     } finally {
       blocker.close();
     }
+  });
+});
+
+describe('a virtiofs guest whose virtiofsd dies', () => {
+  it('is ended as crashed, saying why (fail closed: the workspace would hang)', async () => {
+    const d = await dirs('qemu-vfsd');
+    const vm = await new QemuDriver({ stateDir: d.stateDir }).start(
+      guestSpec(d, image, { shareMode: 'virtiofs' }),
+    );
+    if (process.getuid?.() !== 0) {
+      // Debian's virtiofsd needs root: an ordinary user gets 9p instead, never a failed start.
+      expect(vm.info.shareMode).toBe('9p');
+      await vm.stop({ graceful: false });
+      return;
+    }
+    expect(vm.info.shareMode).toBe('virtiofs');
+    const vfsdPid = Number(readFileSync(join(d.runDir, 'virtiofsd.pid'), 'utf8'));
+    expect(processAlive(vfsdPid)).toBe(true);
+    process.kill(vfsdPid, 'SIGKILL');
+    const info = await vm.exited;
+    expect(info.state).toBe('crashed');
+    expect(info.consoleTail).toMatch(/\[host\] virtiofsd \(workspace share\) exited \(SIGKILL\)/);
+    expect(processesMentioning(d.root)).toEqual([]);
   });
 });
 

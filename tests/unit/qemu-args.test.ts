@@ -121,6 +121,10 @@ describe('buildQemuArgs: no stdin, no window, console and QMP to files', () => {
     expect(one(args, '-display')).toBe('none');
   });
 
+  it('uses modern virtio-mmio (vhost-user-fs refuses legacy devices)', () => {
+    expect(one(args, '-global')).toBe('virtio-mmio.force-legacy=false');
+  });
+
   it('sends the serial console to a file chardev and never to stdio', () => {
     expect(one(args, '-serial')).toBe('chardev:con');
     expect(values(args, '-chardev')).toContain('file,id=con,path=/state/run/console.log');

@@ -228,6 +228,11 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     'none',
     // A guest reboot (panic=-1, or `reboot`) ends QEMU instead of looping: the driver sees the exit.
     '-no-reboot',
+    // virtio-mmio defaults to the legacy (v1) interface, which vhost-user backends refuse
+    // (virtiofsd: "virtio legacy devices aren't supported by libvhost-user" and the workspace
+    // hangs). Modern (v2) virtio-mmio works for every device we attach.
+    '-global',
+    'virtio-mmio.force-legacy=false',
     '-chardev',
     `file,id=con,path=${escapeOptionValue(host.consoleLogPath)}`,
     '-serial',

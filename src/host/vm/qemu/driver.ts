@@ -232,6 +232,7 @@ export class QemuDriver implements VmDriver {
     const handle = new QemuVmHandle({
       qemu,
       virtiofsd,
+      virtiofsdLogPath: join(spec.runDir, 'virtiofsd.log'),
       consoleLogPath,
       cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath],
       info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts },
@@ -318,9 +319,9 @@ async function waitForReady(
   let onAbort: (() => void) | undefined;
   try {
     await new Promise<void>((resolve, reject) => {
-      const fail = async (code: CoworkError['code'], msg: string): Promise<void> => {
+      const fail = async (code: CoworkError['code'], msg: string, hostNote = ''): Promise<void> => {
         await watcher?.poll();
-        const tail = await consoleTail(o.consoleLogPath, 15);
+        const tail = (await consoleTail(o.consoleLogPath, 15)) + hostNote;
         reject(new CoworkError(code, tail ? `${msg}\nlast console lines:\n${tail}` : msg));
       };
       watcher = new ConsoleWatcher(o.consoleLogPath, (line) => {
@@ -334,7 +335,8 @@ async function waitForReady(
       void handle.exited.then(async (info) => {
         await watcher?.poll(); // the ready line may have landed just before the exit
         const how = info.signal ? `signal ${info.signal}` : `code ${info.code}`;
-        await fail('unavailable', `QEMU exited during boot (${how})`);
+        const hostNote = info.consoleTail.match(/\n\[host\] .*$/)?.[0] ?? '';
+        await fail('unavailable', `QEMU exited during boot (${how})`, hostNote);
       });
       timer = setTimeout(
         () => void fail('timeout', `the guest did not report ready within ${o.timeoutMs} ms`),

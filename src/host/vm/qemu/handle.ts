@@ -13,6 +13,7 @@ import type { QmpClient } from './qmp.js';
 export interface QemuProcessParts {
   qemu: ChildProcess;
   virtiofsd?: ChildProcess;
+  virtiofsdLogPath?: string;
   consoleLogPath: string;
   /** Files (or a private socket folder) to delete once QEMU is gone. */
   cleanupPaths: string[];
@@ -35,6 +36,7 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
   readonly consoleLogPath: string;
   readonly info: QemuProcessParts['info'];
   private readonly onHostExit = (): void => this.killSync();
+  private helperFailure: string | undefined;
 
   constructor(private readonly parts: QemuProcessParts) {
     super();
@@ -43,6 +45,7 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
     // Last line of defence if the host process exits without stopping us (setpriv's pdeathsig
     // covers SIGKILL of the host; this covers normal exits where setpriv is unavailable).
     process.once('exit', this.onHostExit);
+    if (parts.virtiofsd) this.watchVirtiofsd(parts.virtiofsd);
     this.exited = new Promise<VmExitInfo>((resolve) => {
       let finished = false;
       const finish = async (code: number | null, signal: NodeJS.Signals | null): Promise<void> => {
@@ -56,12 +59,9 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
         );
         const state = this.stopRequested ? 'stopped' : 'crashed';
         this._state = state;
-        const info: VmExitInfo = {
-          state,
-          code,
-          signal,
-          consoleTail: await consoleTail(parts.consoleLogPath),
-        };
+        const tail = await consoleTail(parts.consoleLogPath);
+        const note = this.helperFailure ? `\n[host] ${this.helperFailure}` : '';
+        const info: VmExitInfo = { state, code, signal, consoleTail: tail + note };
         resolve(info);
         this.emit('exit', info);
       };
@@ -74,6 +74,22 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
           if (parts.qemu.pid === undefined) void finish(null, null);
         });
       }
+    });
+  }
+
+  /**
+   * Without virtiofsd the workspace hangs every guest process that touches it: fail closed by
+   * ending the VM (state 'crashed') instead of leaving a guest that can no longer work.
+   */
+  private watchVirtiofsd(virtiofsd: ChildProcess): void {
+    virtiofsd.once('exit', (code, signal) => {
+      if (this.stopRequested || this.isGone()) return;
+      void (async () => {
+        const log = this.parts.virtiofsdLogPath ? await consoleTail(this.parts.virtiofsdLogPath, 3) : '';
+        const how = signal ?? `code ${code}`;
+        this.helperFailure = `virtiofsd (workspace share) exited (${how}) while the VM ran: ${log.replace(/\n/g, ' | ')}`;
+        this.killSync();
+      })();
     });
   }
 
