@@ -46,17 +46,19 @@ packages() {
 include=$(packages "$name" | sort -u | paste -sd, -)
 
 # Root-only steps (unpacking a tree with other owners, mke2fs of it) run directly as root, or
-# in a user namespace with subordinate ids as an ordinary user.
+# in a user namespace with subordinate ids as an ordinary user (mmdebstrap's unshare mode needs
+# the same). Checked up front so a non-root build fails in a second with what to do.
+if [ "$(id -u)" != 0 ] && ! unshare --map-root-user --map-auto true 2>/dev/null; then
+  me=$(id -un 2>/dev/null || id -u)
+  echo "build-image: building the image as a non-root user needs mmdebstrap's unshare mode: user" >&2
+  echo "  namespaces with subordinate ids (util-linux >= 2.38 'unshare --map-auto', uidmap, and" >&2
+  echo "  entries for $me in /etc/subuid and /etc/subgid). This host does not offer that. Either:" >&2
+  echo "    sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $me" >&2
+  echo "  or run the image build as root (sudo). Running the VM afterwards does not need root." >&2
+  exit 77
+fi
 as_root() {
-  if [ "$(id -u)" = 0 ]; then sh -c "$1"; return; fi
-  if ! unshare --map-root-user --map-auto true 2>/dev/null; then
-    echo "build-image: building as a non-root user needs user namespaces with subordinate ids" >&2
-    echo "  (util-linux >= 2.38 'unshare --map-auto', entries for $(id -un) in /etc/subuid and /etc/subgid)." >&2
-    echo "  Either add them (sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $(id -un))" >&2
-    echo "  or run the image build as root." >&2
-    exit 77
-  fi
-  unshare --map-root-user --map-auto -- sh -c "$1"
+  if [ "$(id -u)" = 0 ]; then sh -c "$1"; else unshare --map-root-user --map-auto -- sh -c "$1"; fi
 }
 
 t_stage=0
