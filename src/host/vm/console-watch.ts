@@ -1,4 +1,4 @@
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 
 /**
  * Follows the guest console log file QEMU writes (a file chardev) and hands out complete
@@ -60,8 +60,20 @@ export class ConsoleWatcher {
   }
 }
 
-/** The last `lines` lines of the console log, for error messages and VmExitInfo. */
+/** The last `lines` lines of the console log (from its last 64 KiB), for errors and VmExitInfo. */
 export async function consoleTail(path: string, lines = 20): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text.replace(/\r/g, '').trimEnd().split('\n').slice(-lines).join('\n');
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return '';
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, TAIL_BYTES);
+    const buf = Buffer.alloc(len);
+    const { bytesRead } = await fh.read(buf, 0, len, size - len);
+    const text = buf.subarray(0, bytesRead).toString('utf8');
+    return text.replace(/\r/g, '').trimEnd().split('\n').slice(-lines).join('\n');
+  } finally {
+    await fh.close();
+  }
 }
+
+const TAIL_BYTES = 64 * 1024;
