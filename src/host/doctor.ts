@@ -26,7 +26,7 @@ export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv }
   const checks: DoctorCheck[] = [];
   const setup = 'bash scripts/setup-host.sh (in the cowork-vm folder)';
 
-  const driver = createDriver();
+  const driver = await createDriver(process.platform, { paths: hostPaths(env) });
   const probe = await driver.probe({ accel: opts.accel ?? 'auto' });
   checks.push({
     name: `hypervisor (${driver.name})`,

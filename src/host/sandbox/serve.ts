@@ -88,10 +88,11 @@ export async function startController(opts: StartOptions): Promise<RunningContro
 
   try {
     reconcileAfterRestart(timeline);
+    timeline.abandonRunningTasks('the controller restarted');
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
     const policy = createPolicyEngine(config);
     const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) => parseAccel(v));
-    const driver = createDriver();
+    const driver = await createDriver(process.platform, { paths });
     const probe = await driver.probe({ accel });
     if (!probe.ok) {
       throw new CoworkError('unavailable', `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`);
