@@ -1,5 +1,4 @@
 import { execFileSync } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -203,17 +202,22 @@ export function tlsOverTunnel(
 }
 
 /** A scripted ApprovalBroker: answers each request with `answer(req)` and remembers what it was asked. */
-export class ScriptedBroker extends EventEmitter implements ApprovalBroker {
+export class ScriptedBroker implements ApprovalBroker {
   readonly asked: ApprovalRequest[] = [];
-  constructor(private readonly answerFor: (req: ApprovalRequest) => Verdict | Promise<Verdict>) {
-    super();
-  }
+  constructor(private readonly answerFor: (req: ApprovalRequest) => Verdict | Promise<Verdict>) {}
   async request(req: ApprovalRequest): Promise<Verdict> {
     this.asked.push(req);
     return this.answerFor(req);
   }
   list(): PendingApproval[] {
     return [];
+  }
+  // It never has pending approvals to announce, so listeners are accepted and never called.
+  on(): this {
+    return this;
+  }
+  off(): this {
+    return this;
   }
   answer(): void {
     throw new CoworkError('invalidState', 'ScriptedBroker answers by script');
