@@ -88,7 +88,7 @@ describe('sandbox core against a real QEMU guest', () => {
     expect(r.stdout.trim().split('\n').at(-1)).not.toBe(hostHostname);
   });
 
-  it('has no egress: a host server on 127.0.0.1 is not reachable via 10.0.2.2', async () => {
+  it('has no egress except the proxy: a host server on 127.0.0.1 is not reachable via 10.0.2.2', async () => {
     let hits = 0;
     const server: Server = createServer((_req, res) => {
       hits++;
@@ -98,12 +98,16 @@ describe('sandbox core against a real QEMU guest', () => {
     const port = (server.address() as AddressInfo).port;
     try {
       const r = await run(
-        `curl -sS -m 5 http://10.0.2.2:${port}/ 2>&1; echo "curl=$?"; ` +
+        `curl --noproxy '*' -sS -m 5 http://10.0.2.2:${port}/ 2>&1; echo "curl=$?"; ` +
           `python3 -c "import socket; s=socket.socket(); s.settimeout(4); s.connect(('10.0.2.2', ${port}))" 2>&1; echo "py=$?"`,
       );
       expect(r.stdout).not.toContain('reached');
       expect(r.stdout).not.toContain('curl=0');
       expect(r.stdout).not.toContain('py=0');
+      expect(hits).toBe(0);
+      // Through the proxy (the only route out), with no [egress] rules: refused with a reason.
+      const viaProxy = await run(`curl -s -m 20 -o /dev/null -w '%{http_code}' http://10.0.2.2:${port}/`);
+      expect(viaProxy.stdout).toBe('403');
       expect(hits).toBe(0);
     } finally {
       server.close();

@@ -19,6 +19,8 @@ interface StartFlags {
   share?: ShareMode | 'auto';
   detach?: boolean;
   json?: boolean;
+  listen?: string;
+  allowRemote?: boolean;
   child?: boolean;
 }
 
@@ -33,6 +35,8 @@ export function register(program: Command): void {
     .option('--image <name>', 'guest image variant: base | browser (default base)')
     .option('--accel <accel>', 'accelerator: auto | kvm | hvf | tcg (env COWORK_VM_ACCEL)')
     .addOption(new Option('--share <mode>', 'workspace share').choices(['auto', 'virtiofs', '9p']))
+    .option('--listen <host:port>', 'turn on the WebSocket control API (dashboard, menubar, paired devices)')
+    .option('--allow-remote', 'allow --listen on a non-loopback address (needs TLS in config; prints a warning)')
     .option('-d, --detach', 'start in the background and return once the guest is ready')
     .option('--json', 'with --detach: print the status as JSON when ready')
     .addOption(new Option('--child').hideHelp())
@@ -41,6 +45,7 @@ export function register(program: Command): void {
     'cowork-vm start                 # foreground: live status, approvals prompt here, Ctrl-C stops',
     'cowork-vm start --detach        # background; then: cowork-vm exec -- uname -a',
     'cowork-vm start --workspace ~/src/app --cpus 4 --memory 2048 --accel tcg',
+    'cowork-vm start --detach --listen 127.0.0.1:7420   # then: cowork-vm pair',
   ]);
 }
 
@@ -58,6 +63,9 @@ async function foreground(flags: StartFlags): Promise<void> {
     share: flags.share,
     onProgress: (l) => say(`… ${l}`),
     onWarning: (w) => say(`warning: ${w}`),
+    onNotice: (n) => say(n),
+    listen: flags.listen,
+    allowRemote: flags.allowRemote,
     terminal: interactive ? { input: process.stdin, output: process.stdout } : undefined,
   });
   const st = await running.controller.status();
@@ -106,6 +114,8 @@ async function detach(flags: StartFlags): Promise<void> {
   if (flags.image) args.push('--image', flags.image);
   if (flags.accel) args.push('--accel', flags.accel);
   if (flags.share) args.push('--share', flags.share);
+  if (flags.listen) args.push('--listen', flags.listen);
+  if (flags.allowRemote) args.push('--allow-remote');
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   closeSync(fd);
   child.unref();

@@ -48,6 +48,10 @@ export class Controller implements ControllerApi {
 
   constructor(private readonly deps: ControllerDeps) {}
 
+  setControlListen(url: string | undefined): void {
+    this.deps.controlListen = url;
+  }
+
   markState(state: StatusInfo['state']): void {
     this.state = state;
   }

@@ -3,6 +3,9 @@ import { createInterface } from 'node:readline';
 import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
 import { loadConfig } from '../config/index.js';
 import { createPolicyEngine } from '../policy/index.js';
+import { RemoteAccess } from '../channels/index.js';
+import { EgressProxy } from '../egress/index.js';
+import { KeychainSecretStore } from '../secrets/index.js';
 import { LocalControlServer } from '../control/local-server.js';
 import { CoworkError } from '../errors.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
@@ -28,6 +31,11 @@ export interface StartOptions {
   onWarning?: (line: string) => void;
   /** Foreground terminal frontend for approvals (the `start` terminal, when interactive). */
   terminal?: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream };
+  /** `--listen HOST:PORT`: turn on the WebSocket control API (overrides [control] listen). */
+  listen?: string;
+  allowRemote?: boolean;
+  /** Where remote-access notices go (e.g. the warning for a non-loopback listener). */
+  onNotice?: (line: string) => void;
 }
 
 export interface RunningController {
@@ -40,6 +48,10 @@ export interface RunningController {
   done: Promise<{ reason: 'stopped' | 'crashed'; exit?: VmExitInfo }>;
   shutdown(reason?: string): Promise<void>;
 }
+
+/** Where the guest reaches the egress proxy (QEMU user-net guestfwd; never leaves the host). */
+export const EGRESS_GUEST_ADDRESS = '10.0.2.100';
+export const EGRESS_GUEST_PORT = 3128;
 
 export function controlSocketPath(stateDir: string): string {
   return join(stateDir, 'control.sock');
@@ -97,6 +109,21 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     if (!probe.ok) {
       throw new CoworkError('unavailable', `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`);
     }
+    // The guest's only route out: a proxy on the host's loopback, reached through QEMU's
+    // guestfwd. With no [egress] rules it denies everything (with a 403 that says how to allow).
+    const approvals = new MemoryApprovalBroker({ timeline });
+    const egress = new EgressProxy({
+      rules: { allow: config.egress.allow, deny: config.egress.deny, ask: config.egress.ask },
+      broker: approvals,
+      timeline,
+      testResolve: config.egress.testResolve,
+      env,
+      context: 'agent',
+      approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
+    });
+    const { port: egressPort } = await egress.start();
+    cleanup.push(() => egress.close());
+
     const cpus = opts.cpus ?? config.vm.cpus;
     const memoryMiB = opts.memoryMiB ?? config.vm.memoryMiB;
     const image = opts.image ?? config.vm.image;
@@ -110,6 +137,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       memoryMiB,
       accel,
       share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
+      egress: { hostPort: egressPort, guestAddress: EGRESS_GUEST_ADDRESS, guestPort: EGRESS_GUEST_PORT },
       onProgress: progress,
     });
     cleanup.push(() => sandbox.stop());
@@ -124,7 +152,6 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       bootMs: sandbox.info.bootMs,
     });
 
-    const approvals = new MemoryApprovalBroker({ timeline });
     let requestStop: (reason: string) => void = () => {};
     const controller = new Controller({
       workspace,
@@ -135,6 +162,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       timeline,
       approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
       vmSpec: { driver: driver.name, cpus, memoryMiB },
+      egressPort,
       onStopRequested: () => requestStop('stop requested'),
     });
     if (opts.terminal) {
@@ -152,6 +180,24 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const server = new LocalControlServer(socketPath, localHandlers(controller));
     await server.listen();
     cleanup.push(() => server.close());
+
+    // Remote control (WebSocket API, Telegram): off unless configured or --listen is given.
+    const listen = opts.listen ?? config.control.listen;
+    if (listen || config.channels.telegram.enabled) {
+      const remote = await RemoteAccess.start({
+        config,
+        api: controller,
+        paths,
+        recorder: timeline,
+        secrets: new KeychainSecretStore(),
+        listen,
+        allowRemote: opts.allowRemote,
+        logger: { warn: (m: string) => opts.onNotice?.(`warning: ${m}`) },
+      });
+      cleanup.push(() => remote.close());
+      controller.setControlListen(remote.url);
+      if (remote.url) progress(`control API listening on ${remote.url}`);
+    }
 
     let finished = false;
     let resolveDone: (v: { reason: 'stopped' | 'crashed'; exit?: VmExitInfo }) => void = () => {};
