@@ -1,4 +1,12 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -39,6 +47,38 @@ async function rejection(p: Promise<unknown>): Promise<CoworkError> {
   );
   expect(err).toBeInstanceOf(CoworkError);
   return err as CoworkError;
+}
+
+/**
+ * Stand-in QEMU executables (real processes) for the three behaviours a KVM probe meets:
+ * abort like nested KVM here, hang in early boot, or boot the kernel to its root-mount panic.
+ */
+function standIn(kind: 'abort' | 'hang' | 'boots'): string {
+  const path = join(dir, kind);
+  const body = {
+    abort: 'echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69" >&2\nkill -ABRT $$',
+    hang: 'exec sleep 600',
+    boots: [
+      'for a in "$@"; do case "$a" in file,id=con,path=*) log=$(printf %s "$a" | cut -d= -f3-);; esac; done',
+      'echo "VFS: Unable to mount root fs on unknown-block(0,0)" > "$log"',
+      'exit 0',
+    ].join('\n'),
+  }[kind];
+  writeFileSync(path, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return path;
+}
+
+function processesMentioning(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        return readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 function cacheFile(): string {
@@ -114,14 +154,34 @@ describe('auto', () => {
     expect((await resolveAccel('auto', ctx({ guestArch: 'aarch64' }))).accel).toBe('tcg');
   });
 
-  it('a failed probe yields tcg and is remembered keyed by qemu version and kernel release', async () => {
-    const v = await resolveAccel('auto', ctx());
+  it('a QEMU that aborts under KVM (nested KVM here) yields tcg, remembered by qemu version and kernel release', async () => {
+    const v = await resolveAccel('auto', ctx({ qemuBinary: standIn('abort') }));
     expect(v.accel).toBe('tcg');
-    expect(v.reason).toMatch(/KVM unusable: could not run/);
+    expect(v.reason).toMatch(/KVM unusable: QEMU exited \(SIGABRT\).*failed to set MSR 0x10a/);
     const cache = JSON.parse(readFileSync(cacheFile(), 'utf8'));
     expect(cache.verdicts[`7.2.22|${release()}|x86_64`]).toMatchObject({ accel: 'tcg', payload: 'kernel' });
-    const again = await resolveAccel('auto', ctx());
-    expect(again.reason).toMatch(/remembered/);
+    const again = await resolveAccel('auto', ctx({ qemuBinary: standIn('boots') }));
+    expect(again).toMatchObject({ accel: 'tcg', reason: expect.stringMatching(/remembered/) });
+  });
+
+  it('a guest that hangs under KVM yields tcg after the probe timeout, and the probe QEMU is killed', async () => {
+    const v = await resolveAccel('auto', ctx({ qemuBinary: standIn('hang'), probeTimeoutMs: 300 }));
+    expect(v).toEqual({
+      accel: 'tcg',
+      reason: expect.stringMatching(/no progress within 300 ms \(KVM hangs\)/),
+    });
+    expect(processesMentioning(`${dir}/hang`)).toEqual([]);
+  });
+
+  it('a guest that boots under KVM yields kvm', async () => {
+    const v = await resolveAccel('auto', ctx({ qemuBinary: standIn('boots') }));
+    expect(v).toEqual({ accel: 'kvm', reason: expect.stringMatching(/KVM probe booted kernel/) });
+  });
+
+  it('a QEMU that cannot run says so and is not remembered', async () => {
+    const v = await resolveAccel('auto', ctx());
+    expect(v).toEqual({ accel: 'tcg', reason: expect.stringMatching(/could not run/) });
+    expect(existsSync(cacheFile())).toBe(false);
   });
 
   it('a remembered kernel-level kvm verdict is reused without probing', async () => {
@@ -134,7 +194,7 @@ describe('auto', () => {
   it('a firmware-only kvm pass is probed again once a kernel is available', async () => {
     writeCache({ accel: 'kvm', payload: 'firmware', reason: 'KVM probe booted firmware' });
     expect((await resolveAccel('auto', ctx({ kernel: undefined }))).accel).toBe('kvm');
-    const v = await resolveAccel('auto', ctx());
+    const v = await resolveAccel('auto', ctx({ qemuBinary: standIn('abort') }));
     expect(v.accel).toBe('tcg'); // the (failing) kernel probe ran
     expect(JSON.parse(readFileSync(cacheFile(), 'utf8')).verdicts[`7.2.22|${release()}|x86_64`].payload).toBe(
       'kernel',
@@ -143,7 +203,7 @@ describe('auto', () => {
 
   it('a different QEMU version is probed again', async () => {
     writeCache({ accel: 'kvm', payload: 'kernel', reason: 'ok' });
-    const v = await resolveAccel('auto', ctx({ qemuVersion: '8.0.0' }));
+    const v = await resolveAccel('auto', ctx({ qemuVersion: '8.0.0', qemuBinary: standIn('abort') }));
     expect(v.reason).not.toMatch(/remembered/);
     expect(v.accel).toBe('tcg');
   });
@@ -151,7 +211,7 @@ describe('auto', () => {
   it('a corrupted cache file is ignored and rewritten', async () => {
     writeCache({ accel: 'kvm', payload: 'kernel', reason: 'ok' });
     writeFileSync(cacheFile(), '{not json');
-    expect((await resolveAccel('auto', ctx())).accel).toBe('tcg');
+    expect((await resolveAccel('auto', ctx({ qemuBinary: standIn('abort') }))).accel).toBe('tcg');
     expect(() => JSON.parse(readFileSync(cacheFile(), 'utf8'))).not.toThrow();
   });
 });

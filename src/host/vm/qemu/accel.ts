@@ -138,6 +138,7 @@ async function cachedOrProbe(ctx: AccelContext): Promise<AccelVerdict> {
   const verdict: AccelVerdict = result.ok
     ? { accel: 'kvm', reason: `KVM probe booted ${result.payload}: ${result.detail}` }
     : { accel: 'tcg', reason: `KVM unusable: ${result.detail}` };
+  if (!result.conclusive) return verdict;
   cache.verdicts[key] = {
     ...verdict,
     accel: verdict.accel as 'kvm' | 'tcg',

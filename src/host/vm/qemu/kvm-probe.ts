@@ -17,6 +17,8 @@ export interface KvmProbeResult {
   ok: boolean;
   payload: 'kernel' | 'firmware';
   detail: string;
+  /** False when nothing was learnt about KVM (no payload, QEMU would not run): do not remember it. */
+  conclusive: boolean;
 }
 
 export interface KvmProbeOptions {
@@ -79,6 +81,7 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmProbeResult> {
       ok: false,
       payload,
       detail: 'no kernel to probe with on aarch64; using tcg until an image exists',
+      conclusive: false,
     };
   }
   const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -124,17 +127,28 @@ export async function probeKvm(opts: KvmProbeOptions): Promise<KvmProbeResult> {
       await exited;
     }
     if (spawnError)
-      return { ok: false, payload, detail: `could not run ${opts.qemuBinary}: ${spawnError.message}` };
-    if (seen) return { ok: true, payload, detail: 'guest made progress under KVM' };
+      return {
+        ok: false,
+        payload,
+        detail: `could not run ${opts.qemuBinary}: ${spawnError.message}`,
+        conclusive: false,
+      };
+    if (seen) return { ok: true, payload, detail: 'guest made progress under KVM', conclusive: true };
     const stderr = (await readFile(errPath, 'utf8').catch(() => '')).trim().split('\n').slice(-2).join(' | ');
     if (exit && exit.signal !== 'SIGKILL') {
       return {
         ok: false,
         payload,
         detail: `QEMU exited (${exit.signal ?? `code ${exit.code}`}): ${stderr || 'no output'}`,
+        conclusive: true,
       };
     }
-    return { ok: false, payload, detail: `guest made no progress within ${timeoutMs} ms (KVM hangs)` };
+    return {
+      ok: false,
+      payload,
+      detail: `guest made no progress within ${timeoutMs} ms (KVM hangs)`,
+      conclusive: true,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
