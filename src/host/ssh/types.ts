@@ -17,7 +17,7 @@ export interface ExecOptions {
   stdin?: string | Buffer;
   timeoutMs?: number; // kills the remote process group, then resolves with timedOut: true
   maxOutputBytes?: number; // per stream; default 1 MiB
-  signal?: AbortSignal; // abort kills the remote process
+  signal?: AbortSignal; // abort kills the remote process group, then exec rejects CoworkError('cancelled')
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
 }
