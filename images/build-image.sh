@@ -7,6 +7,8 @@
 # "STAGE-DONE <name> <seconds>" when it ends; everything else is log output.
 # Environment: COWORK_VM_MIRROR (Debian mirror URL), COWORK_VM_SUITE (default bookworm).
 set -euo pipefail
+# mke2fs, resize2fs and e2fsck live in /usr/sbin, which ordinary users often lack in PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 here=$(cd "$(dirname "$0")" && pwd)
 guest="$here/../src/guest"
