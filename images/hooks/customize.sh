@@ -17,6 +17,11 @@ install -D -m 0755 "$guest/acpi-power" "$root/etc/acpi/PWRF/00000080"
 mkdir -p "$root/etc/cowork/authorized_keys" "$root/workspace" "$root/home"
 chmod 0755 "$root/etc/cowork/authorized_keys" "$root/workspace"
 
+# No way up for the agent: no setuid/setgid programs (su, passwd, chfn, mount, …) and a locked
+# root account. The guest has no sudo either (not in any package list).
+find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
+sed -i 's/^root:[^:]*:/root:*:/' "$root/etc/shadow"
+
 # Host keys come from the seed share at every boot; never bake keys into the image.
 rm -f "$root"/etc/ssh/ssh_host_*
 # Nothing in the image may start services on its own (we have no systemd) or let a user in.

@@ -206,6 +206,16 @@ describe('a booted base guest', () => {
     expect(r.out).toMatch(/No such file or directory/); // the seed share is unmounted and gone
   });
 
+  it('has no setuid or setgid programs and a locked root', () => {
+    const r = ssh(
+      guest,
+      'find / -xdev -type f -perm /6000 2>/dev/null; echo end; su -c id root </dev/null 2>&1; echo su=$?',
+    );
+    expect(r.out.split('\n')[0]).toBe('end');
+    expect(r.out).toMatch(/su=1/);
+    expect(r.out).not.toMatch(/uid=0/);
+  });
+
   it('refuses root and other users even with the right key, and offers only publickey', () => {
     expect(ssh(guest, 'true', 'root').code).toBe(255);
     expect(ssh(guest, 'true', 'nobody').code).toBe(255);
