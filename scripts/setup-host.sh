@@ -25,7 +25,8 @@ fi
 # The package that provides the browser is "chromium" on Debian; Ubuntu ships it as a snap.
 browser=chromium
 # qemu-system-common (pulled in by qemu-system-*) carries virtiofsd on Debian 12.
-wanted="$qemu qemu-utils mmdebstrap e2fsprogs cpio gzip zstd xz-utils openssh-client uidmap dbus gnome-keyring libsecret-tools $browser"
+# openssh-server: the GuestSession tests run against a real sshd on the host too.
+wanted="$qemu qemu-utils mmdebstrap e2fsprogs cpio gzip zstd xz-utils openssh-client openssh-server uidmap dbus gnome-keyring libsecret-tools $browser"
 
 missing=""
 for p in $wanted; do
