@@ -54,7 +54,8 @@ describe('sandbox core against a real QEMU guest', () => {
     const r = await run('sleep 317; echo never', { timeoutMs: 2000 });
     expect(r.timedOut).toBe(true);
     expect(r.stdout).not.toContain('never');
-    const ps = await run('pgrep -f "sleep 317" || echo none');
+    // The bracket keeps this command's own command line from matching.
+    const ps = await run('pgrep -f "slee[p] 317" || echo none');
     expect(ps.stdout.trim()).toBe('none');
   });
 
@@ -119,12 +120,14 @@ describe('sandbox core against a real QEMU guest', () => {
     expect(st.state).toBe('running');
     expect(['9p', 'virtiofs']).toContain(st.vm.share);
     expect(st.vm.accel).toBe('tcg');
-    const mounts = await run('grep " /workspace " /proc/mounts');
-    expect(mounts.stdout).toContain(st.vm.share === '9p' ? '9p' : 'virtiofs');
+    // The share itself (a root-owned test workspace is then remapped to the agent with bindfs).
+    const mounts = await run('cat /proc/mounts');
+    const shareLine = mounts.stdout.split('\n').find((l) => l.startsWith('workspace '));
+    expect(shareLine).toContain(st.vm.share === '9p' ? ' 9p ' : ' virtiofs ');
   });
 
   it('gives a clean root on every start while workspace files persist', async () => {
-    await run("echo x > /tmp/scratch; echo y > ~/dotfile; echo keep > /workspace/keep.txt");
+    await run('echo x > /tmp/scratch; echo y > ~/dotfile; echo keep > /workspace/keep.txt');
     await sb.shutdown();
     sb = await startTestSandbox(t);
     const r = await run('ls /tmp/scratch ~/dotfile 2>&1 | grep -c "No such file"; cat /workspace/keep.txt');
