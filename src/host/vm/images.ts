@@ -126,6 +126,8 @@ export class ImageStore {
       progress('manifest', `done in ${seconds.toFixed(1)} s`);
       this.install(tmp, dir, hash);
       return { dir, manifest: readManifest(dir) ?? manifest, built: true };
+    } catch (err) {
+      throw CoworkError.from(err, 'internal', `image build of ${name} (${arch}) failed`);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
