@@ -339,6 +339,42 @@ describe('asking through the ApprovalBroker', () => {
   });
 });
 
+describe('hostile upstreams', () => {
+  it('cost one response, never the proxy', async () => {
+    const replies = [
+      'HTTP/1.1 200 O\u0001K\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nX-Bad: a\u0001b\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nX-Latin: caf\u00e9\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 999 Weird\r\nContent-Length: 2\r\n\r\nok',
+      'garbage\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort',
+    ];
+    let next = 0;
+    const hostile = net.createServer((sock) => {
+      const reply = replies[next++] ?? '';
+      sock.once('data', () => sock.end(Buffer.from(reply, 'latin1')));
+      sock.on('error', () => sock.destroy());
+    });
+    await new Promise<void>((r) => hostile.listen(0, '127.0.0.1', () => r()));
+    const hport = (hostile.address() as net.AddressInfo).port;
+    try {
+      const { port } = await startProxy({
+        rules: { allow: [`127.0.0.1:${hport}`, `site.test:${origin.port}`] },
+      });
+      for (let i = 0; i < replies.length; i++) {
+        const status = await proxyRequest(port, `http://127.0.0.1:${hport}/${i}`).then(
+          (r) => r.status,
+          () => -1, // the proxy cut a response it had started: the client sees a broken message
+        );
+        expect([200, 502, 999, -1], replies[i]).toContain(status);
+      }
+      expect((await proxyRequest(port, `http://site.test:${origin.port}/still-up`)).status).toBe(200);
+    } finally {
+      await closeServer(hostile);
+    }
+  });
+});
+
 describe('construction and lifecycle', () => {
   it('refuses testResolve without the explicit test flag', () => {
     const make = (extra: Partial<EgressProxyOptions>) => () =>

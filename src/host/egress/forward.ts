@@ -138,7 +138,20 @@ export async function forwardHttp(
   upstream.on('response', (up) => {
     status = up.statusCode ?? 502;
     const pairs = endToEndHeaders(up.rawHeaders);
-    res.writeHead(status, up.statusMessage, pairs.flat());
+    try {
+      res.writeHead(status, up.statusMessage, pairs.flat());
+    } catch (err) {
+      // Node refuses some header bytes an upstream can send; that costs this response only.
+      error = `unforwardable response from upstream: ${(err as Error).message}`;
+      up.destroy();
+      sendText(
+        res,
+        502,
+        `cowork-vm egress proxy: ${target.what}: the remote response could not be forwarded.\n`,
+      );
+      status = 502;
+      return;
+    }
     up.on('data', (chunk: Buffer) => {
       bytesIn += chunk.length;
     });
@@ -168,7 +181,8 @@ function sendText(res: http.ServerResponse, status: number, body: string): void 
     res.destroy();
     return;
   }
-  res.writeHead(status, {
+  // The message is explicit: a failed writeHead (bad upstream status text) leaves its text behind.
+  res.writeHead(status, http.STATUS_CODES[status] ?? 'Error', {
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'x-cowork-egress': status === 403 ? 'denied' : 'error',

@@ -46,7 +46,7 @@ export interface EgressProxyOptions {
   onEvent?: (event: EgressEvent) => void;
   /** Receives every event in the timeline's `egress.request` shape (pass the Timeline). */
   timeline?: EgressTimelineSink;
-  /** Called when onEvent or the timeline throws (default: a process warning). */
+  /** Called when onEvent or the timeline throws, or a request fails unexpectedly (default: a process warning). */
   onRecordError?: (err: CoworkError) => void;
   /** Policy context shown with approvals (default 'agent'). */
   context?: PolicyContextName;
@@ -146,9 +146,18 @@ export class EgressProxy {
     };
     this.server = http.createServer({ requestTimeout: 0 });
     this.server.on('connection', (s: net.Socket) => this.track(s));
-    this.server.on('request', (req, res) => forwardHttp(this.runtime, req, res, this.taskId));
+    // A bug or a hostile upstream must cost one connection, never the process.
+    const contain = (socket: Duplex) => (err: unknown) => {
+      socket.destroy();
+      (this.opts.onRecordError ?? defaultRecordError)(
+        CoworkError.from(err, 'internal', 'egress proxy request failed'),
+      );
+    };
+    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
+      forwardHttp(this.runtime, req, res, this.taskId).catch(contain(req.socket)),
+    );
     this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      openTunnel(this.runtime, req, socket, head, this.taskId),
+      openTunnel(this.runtime, req, socket, head, this.taskId).catch(contain(socket)),
     );
     // WebSockets and other upgrades travel through CONNECT (browsers tunnel ws:// that way too).
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
