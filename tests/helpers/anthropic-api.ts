@@ -112,6 +112,11 @@ export class AnthropicApiStandIn {
     return this;
   }
 
+  /** Drops scripted responses that were not used (between tests sharing one server). */
+  clear(): void {
+    this.#queue.length = 0;
+  }
+
   get pending(): number {
     return this.#queue.length;
   }

@@ -83,11 +83,9 @@ export async function runAgentTask(opts: RunAgentTaskOptions): Promise<AgentResu
     return finish('limit', err.message, hit?.name);
   };
   const onCancel = (): AgentResult => {
-    opts.timeline.record(taskId, {
-      type: 'task.cancelled',
-      by: 'signal',
-      reason: String(signal.reason ?? ''),
-    });
+    // The canceller passes who it is as the abort reason (e.g. 'cli', 'terminal').
+    const by = typeof signal.reason === 'string' && signal.reason !== '' ? signal.reason : 'signal';
+    opts.timeline.record(taskId, { type: 'task.cancelled', by });
     return finish('cancelled', 'Task cancelled.');
   };
 
