@@ -128,10 +128,12 @@ function contract(c: DriverCase): void {
     });
   });
 
-  it('a VM that dies without stop() ends as crashed, with exited resolved and one exit event', async () => {
+  it('a VM (9p share) that dies without stop() ends as crashed, with exited resolved and one exit event', async () => {
     const d = await dirs('crash');
     const driver = await c.make(d.stateDir);
     const vm = await driver.start(guestSpec(d, image, { shareMode: '9p' }));
+    expect(vm.info.shareMode).toBe('9p'); // every driver offers 9p
+    expect(await readGreeting(await vm.connect(22))).toMatch(/^SSH-2.0-OpenSSH/);
     expect(vm.pid).toBeGreaterThan(1);
     const events: VmExitInfo[] = [];
     vm.on('exit', (i) => events.push(i));

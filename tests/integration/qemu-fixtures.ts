@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -13,8 +14,6 @@ import type { Duplex } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { CoworkError } from '../../src/host/errors.js';
 import { hostPaths } from '../../src/host/paths.js';
-import { writeSeed } from '../../src/host/sandbox/seed.js';
-import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
 import type { Arch, BootImage, VmSpec } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
 
@@ -56,15 +55,23 @@ export async function guestDirs(prefix: string): Promise<GuestDirs> {
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
   for (const d of [dirs.workspace, dirs.runDir, dirs.stateDir]) mkdirSync(d, { recursive: true });
-  const keys = await ensureSandboxKeys(join(root, 'keys'));
-  writeSeed(dirs.seed, {
-    hostPrivateKey: keys.hostPrivateKey,
-    clientPublicKey: keys.authorizedKeysLine,
-    agentUid: 1000,
-    agentGid: 1000,
-    hostname: prefix,
-  });
+  writeSeed(dirs.seed, join(root, 'keys'), prefix);
   return dirs;
+}
+
+/**
+ * The seed share per docs/guest-contract.md, with keys made by OpenSSH's own ssh-keygen (the
+ * drivers know nothing about SSH; these tests only need a guest whose sshd starts).
+ */
+function writeSeed(seed: string, keyDir: string, hostname: string): void {
+  mkdirSync(seed, { recursive: true, mode: 0o700 });
+  mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+  keygen(join(seed, 'ssh_host_ed25519_key'));
+  rmSync(join(seed, 'ssh_host_ed25519_key.pub'));
+  keygen(join(keyDir, 'client'));
+  writeFileSync(join(seed, 'authorized_keys'), readFileSync(join(keyDir, 'client.pub')));
+  writeFileSync(join(seed, 'guest.env'), `AGENT_UID='1000'\nAGENT_GID='1000'\nHOSTNAME='${hostname}'\n`);
 }
 
 export function guestSpec(dirs: GuestDirs, image: BootImage, over: Partial<VmSpec> = {}): VmSpec {

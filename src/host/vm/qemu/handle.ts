@@ -83,8 +83,12 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
    */
   private watchVirtiofsd(virtiofsd: ChildProcess): void {
     virtiofsd.once('exit', (code, signal) => {
-      if (this.stopRequested || this.isGone()) return;
       void (async () => {
+        // When QEMU dies first, virtiofsd follows it: give QEMU's exit a moment to be seen so
+        // a QEMU crash is not blamed on virtiofsd.
+        await new Promise((r) => setTimeout(r, 500));
+        const qemu = this.parts.qemu;
+        if (this.stopRequested || this.isGone() || qemu.exitCode !== null || qemu.signalCode !== null) return;
         const log = this.parts.virtiofsdLogPath ? await consoleTail(this.parts.virtiofsdLogPath, 3) : '';
         const how = signal ?? `code ${code}`;
         this.helperFailure = `virtiofsd (workspace share) exited (${how}) while the VM ran: ${log.replace(/\n/g, ' | ')}`;
