@@ -18,6 +18,16 @@ describe('host facts parsing', () => {
     expect(parseTscKhz(cpu.replace(' constant_tsc', ''))).toBeUndefined();
     expect(parseTscKhz('flags : constant_tsc\n')).toBeUndefined();
   });
+
+  it('under cpufreq, trusts cpu MHz only with tsc_known_freq, else Intel base_frequency, else nothing', () => {
+    const cpu = 'cpu MHz\t\t: 799.998\nflags\t\t: tsc constant_tsc\n';
+    expect(parseTscKhz(cpu, { scaling: true })).toBeUndefined(); // 800 MHz is the idle clock, not the TSC
+    expect(parseTscKhz(cpu, { scaling: true, baseFrequencyKhz: 2_900_000 })).toBe(2_900_000);
+    expect(parseTscKhz(cpu.replace('constant_tsc', 'constant_tsc tsc_known_freq'), { scaling: true })).toBe(
+      799998,
+    );
+    expect(parseTscKhz(cpu, { scaling: true, baseFrequencyKhz: Number.NaN })).toBeUndefined();
+  });
 });
 
 describe('virtiofsd arguments', () => {

@@ -82,16 +82,38 @@ export function freeLoopbackPort(): Promise<number> {
 }
 
 /**
- * The host TSC frequency in kHz from /proc/cpuinfo ("cpu MHz" of a constant_tsc CPU), or
- * undefined when unknown. A slightly wrong value only makes guest time drift a little.
+ * The host TSC frequency in kHz, or undefined when it cannot be known reliably (then the guest
+ * calibrates itself). "cpu MHz" in /proc/cpuinfo is the TSC rate only when the frequency does not
+ * scale (no cpufreq, typical for VMs like the CI machines) or the kernel says `tsc_known_freq`;
+ * under cpufreq it is the *current* clock, so Intel's `base_frequency` (= TSC rate) is used
+ * instead. A wrong value would make guest time run fast or slow, so guessing is not an option.
  */
-export async function hostTscKhz(cpuinfoPath = '/proc/cpuinfo'): Promise<number | undefined> {
-  const text = await readFile(cpuinfoPath, 'utf8').catch(() => '');
-  return parseTscKhz(text);
+export async function hostTscKhz(
+  cpuinfoPath = '/proc/cpuinfo',
+  cpufreqDir = '/sys/devices/system/cpu/cpu0/cpufreq',
+): Promise<number | undefined> {
+  const cpuinfo = await readFile(cpuinfoPath, 'utf8').catch(() => '');
+  const scaling = await access(cpufreqDir).then(
+    () => true,
+    () => false,
+  );
+  const base = await readFile(join(cpufreqDir, 'base_frequency'), 'utf8').catch(() => undefined);
+  return parseTscKhz(cpuinfo, {
+    scaling,
+    baseFrequencyKhz: base === undefined ? undefined : Number(base.trim()),
+  });
 }
 
-export function parseTscKhz(cpuinfo: string): number | undefined {
+export function parseTscKhz(
+  cpuinfo: string,
+  cpufreq: { scaling: boolean; baseFrequencyKhz?: number } = { scaling: false },
+): number | undefined {
   if (!/\bconstant_tsc\b/.test(cpuinfo)) return undefined;
+  const knownFreq = /\btsc_known_freq\b/.test(cpuinfo);
+  if (cpufreq.scaling && !knownFreq) {
+    const base = cpufreq.baseFrequencyKhz;
+    return base && Number.isInteger(base) && base > 100_000 ? base : undefined;
+  }
   const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(cpuinfo)?.[1]);
   return Number.isFinite(mhz) && mhz > 100 ? Math.round(mhz * 1000) : undefined;
 }
