@@ -159,7 +159,12 @@ export function writeInitramfs(path: string, initScript: string): void {
   const parts: Buffer[] = [];
   const pad = (n: number) => Buffer.alloc((4 - (n % 4)) % 4);
   let ino = 1;
-  const push = (name: string, mode: number, data = Buffer.alloc(0), rdev: [number, number] = [0, 0]) => {
+  const push = (
+    name: string,
+    mode: number,
+    data: Buffer = Buffer.alloc(0),
+    rdev: [number, number] = [0, 0],
+  ) => {
     const fields = [ino++, mode, 0, 0, 1, 0, data.length, 0, 0, rdev[0], rdev[1], name.length + 1, 0];
     const header = `070701${fields.map((f) => f.toString(16).padStart(8, '0')).join('')}`;
     const head = Buffer.concat([Buffer.from(header), Buffer.from(`${name}\0`)]);
