@@ -289,6 +289,11 @@ describe('agent loop against the local Messages API', () => {
     expect(result.outcome).toBe('limit');
     expect(result.limit).toBe('maxCostPerTask');
     expect(result.costUsd).toBeCloseTo(0.6);
+    // each model.call carries its own cost; the budget events carry the running total
+    const calls = timeline
+      .query({ taskId, types: ['model.call'] })
+      .map((e) => (e.data as { costUsd: number }).costUsd);
+    expect(calls.map((c) => Number(c.toFixed(6)))).toEqual([0.3, 0.3]);
     expect(ctx.shellCalls).toHaveLength(1);
   });
 

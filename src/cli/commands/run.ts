@@ -169,8 +169,11 @@ export function register(program: Command): void {
         if (!flags.json) process.stdout.write(`task ${taskId} started — Ctrl-C cancels it\n`);
         for (const e of early.splice(0)) handle(e);
 
+        let interrupted = false;
         const onInt = () => {
-          process.stderr.write(`\ncancelling ${taskId}…\n`);
+          if (interrupted) process.exit(EXIT_CODES.cancelled); // second Ctrl-C: stop waiting
+          interrupted = true;
+          process.stderr.write(`\ncancelling ${taskId}… (Ctrl-C again to stop waiting)\n`);
           void client.call('tasks.cancel', { id: taskId }).catch(() => undefined);
         };
         process.on('SIGINT', onInt);

@@ -118,6 +118,7 @@ export async function runAgentTask(opts: RunAgentTaskOptions): Promise<AgentResu
       for (const k of ['input', 'output', 'cacheWrite', 'cacheRead'] as const)
         state.usage[k] += call.usage[k];
       const { message } = call;
+      const costBefore = opts.budget.figures().costUsd;
       let overBudget: CoworkError | undefined;
       try {
         opts.budget.recordUsage(call.usage);
@@ -133,7 +134,8 @@ export async function runAgentTask(opts: RunAgentTaskOptions): Promise<AgentResu
         stopReason: message.stop_reason ?? null,
         durationMs: Math.round(call.durationMs),
         attempt: call.attempt,
-        costUsd: figures.costUsd,
+        // This call's cost (the budget event carries the running total).
+        costUsd: figures.costUsd === null || costBefore === null ? null : figures.costUsd - costBefore,
       });
       opts.timeline.record(taskId, { type: 'budget', ...figures });
       emit({
