@@ -1,3 +1,4 @@
+export { agentTaskRunnerFromConfig } from './from-config.js';
 export { limitFromFigures } from './limits.js';
 export { DEFAULT_MAX_TOKENS_PER_CALL, DEFAULT_MODEL, runAgentTask } from './loop.js';
 export { callModel, DEFAULT_RETRY, KEY_REJECTED_MESSAGE, retryAfterMs, toModelUsage } from './model-call.js';

@@ -28,7 +28,8 @@ export interface EnforcementPath {
 }
 
 export interface AgentTaskRunnerOptions {
-  controller: EnforcementPath;
+  /** May be attached later with `attach()` (the Controller takes the runner in its constructor). */
+  controller?: EnforcementPath;
   session: GuestSession;
   /** Host path of the workspace. */
   workspace: string;
@@ -63,9 +64,17 @@ interface RunningTask {
 export class AgentTaskRunner {
   readonly #opts: AgentTaskRunnerOptions;
   readonly #tasks = new Map<string, RunningTask>();
+  #controller: EnforcementPath | undefined;
 
   constructor(opts: AgentTaskRunnerOptions) {
     this.#opts = opts;
+    this.#controller = opts.controller;
+  }
+
+  /** Connects the runner to the controller whose enforcement path every tool call takes. */
+  attach(controller: EnforcementPath): this {
+    this.#controller = controller;
+    return this;
   }
 
   async start(
@@ -73,6 +82,9 @@ export class AgentTaskRunner {
     origin: Origin,
   ): Promise<{ id: string }> {
     const o = this.#opts;
+    const controller = this.#controller;
+    if (!controller)
+      throw new CoworkError('internal', 'the agent task runner is not attached to a controller');
     const model = req.model ?? o.model ?? DEFAULT_MODEL;
     const env = o.env ?? process.env;
     // Before the task exists: a missing key or an unpriced model with a cost budget is the caller's to fix.
@@ -92,7 +104,7 @@ export class AgentTaskRunner {
     o.timeline.record(id, { type: 'secret.used', name: 'anthropic', purpose: `model calls (${source})` });
     const abort = new AbortController();
     const toolOrigin: Origin = { id: `task:${id}`, context };
-    const ctx = this.#toolContext(id, toolOrigin, abort.signal);
+    const ctx = this.#toolContext(controller, id, toolOrigin, abort.signal);
     const client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
     const done = runAgentTask({
       prompt: req.prompt,
@@ -144,7 +156,12 @@ export class AgentTaskRunner {
     await Promise.all(all.map((t) => t.done));
   }
 
-  #toolContext(taskId: string, origin: Origin, signal: AbortSignal): ToolContext {
+  #toolContext(
+    controller: EnforcementPath,
+    taskId: string,
+    origin: Origin,
+    signal: AbortSignal,
+  ): ToolContext {
     const o = this.#opts;
     return {
       taskId,
@@ -152,9 +169,9 @@ export class AgentTaskRunner {
       session: o.session,
       workspace: o.workspace,
       maxFileSizeMB: o.limits.maxFileSizeMB,
-      authorize: (req) => o.controller.authorize(req, origin, taskId, signal),
+      authorize: (req) => controller.authorize(req, origin, taskId, signal),
       execShell: (command, x) =>
-        o.controller.exec(
+        controller.exec(
           { command, cwd: x?.cwd, timeoutMs: x?.timeoutMs, maxOutputBytes: x?.maxOutputBytes, taskId },
           origin,
           { signal: x?.signal ?? signal, onStdout: x?.onStdout, onStderr: x?.onStderr },
