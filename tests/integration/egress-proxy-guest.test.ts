@@ -1,9 +1,9 @@
 import type http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryApprovalBroker } from '../../src/host/approvals/index.js';
-import { type EgressEvent, EgressProxy, qemuGuestfwdValue } from '../../src/host/egress/index.js';
+import { type EgressEvent, EgressProxy, egressRelayCommand } from '../../src/host/egress/index.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { Timeline } from '../../src/host/timeline/index.js';
@@ -12,31 +12,11 @@ import { closeServer, type SeenRequest, startOrigin } from '../helpers/egress.js
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
 
 // Egress from a real QEMU guest (TCG): the proxy on host loopback is the guest's only way out,
-// reached through QEMU's guestfwd at 10.0.2.100:3128 with restrict=on. Test sites are `.test`
+// reached through QEMU's guestfwd at 10.0.2.100:3128 (one relay process per connection) with
+// restrict=on. Test sites are `.test`
 // names mapped to 127.0.0.1 by the test resolver; the dialer sends port 80 to the local origin.
 
 const GUEST_PROXY = 'http://10.0.2.100:3128';
-
-// QEMU's `guestfwd=...-tcp:HOST:PORT` form carries a single stream for all guest connections
-// (see src/host/egress/relay.ts). Until the argument builder uses the per-connection `cmd:`
-// relay itself, the builder's output is rewritten here to the form the proxy needs.
-vi.mock('../../src/host/vm/qemu/args.js', async (importOriginal) => {
-  const mod = await importOriginal<typeof import('../../src/host/vm/qemu/args.js')>();
-  return {
-    ...mod,
-    buildQemuArgs: (...params: Parameters<typeof mod.buildQemuArgs>) => {
-      const cmd = mod.buildQemuArgs(...params);
-      const egress = params[0].egress;
-      if (!egress) return cmd;
-      const args = cmd.args.map((a) =>
-        a.startsWith('user,')
-          ? a.replace(/guestfwd=tcp:[^,]*-tcp:127\.0\.0\.1:\d+/, () => qemuGuestfwdValue(egress))
-          : a,
-      );
-      return { ...cmd, args };
-    },
-  };
-});
 
 let t: TestSandboxEnv;
 let sandbox: Sandbox;
@@ -68,6 +48,12 @@ beforeAll(async () => {
     dial: ({ address, port }) => net.connect(port === 80 || port === 443 ? origin.port : port, address),
   });
   const { port: proxyPort } = await proxy.start();
+  const egress = {
+    hostPort: proxyPort,
+    guestAddress: '10.0.2.100',
+    guestPort: 3128,
+    hostCommand: egressRelayCommand(proxyPort),
+  };
   sandbox = await Sandbox.start({
     workspace: t.workspace,
     stateDir,
@@ -78,7 +64,8 @@ beforeAll(async () => {
     memoryMiB: 768,
     accel: 'tcg',
     share: 'auto',
-    egress: { hostPort: proxyPort, guestAddress: '10.0.2.100', guestPort: 3128 },
+    // One relay per guest connection (guestfwd cmd:); QEMU's chardev form carries one stream only.
+    egress,
   });
 });
 

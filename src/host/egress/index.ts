@@ -16,7 +16,7 @@ export {
   EgressProxy,
   type EgressProxyOptions,
 } from './proxy.js';
-export { egressRelayCommand, qemuGuestfwdValue } from './relay.js';
+export { egressRelayCommand } from './relay.js';
 export {
   checkTarget,
   compileTestResolve,

@@ -24,8 +24,8 @@ const RELAY_JS = [
 
 /**
  * The command line for `guestfwd=tcp:ADDR:PORT-cmd:<this>` (libslirp splits it like a shell,
- * without running one). The QEMU option parser still needs its commas doubled: see
- * `qemuGuestfwdValue`.
+ * without running one). Pass it as VmSpec.egress.hostCommand; the QEMU argument builder doubles
+ * its commas for the option parser.
  */
 export function egressRelayCommand(proxyPort: number, nodePath: string = process.execPath): string {
   if (!Number.isInteger(proxyPort) || proxyPort < 1 || proxyPort > 65535) {
@@ -39,13 +39,4 @@ export function egressRelayCommand(proxyPort: number, nodePath: string = process
     );
   }
   return `${nodePath} -e '${RELAY_JS}' ${proxyPort}`;
-}
-
-/** The whole `guestfwd=` value for a -netdev user option list, commas escaped for QEMU. */
-export function qemuGuestfwdValue(
-  egress: { guestAddress: string; guestPort: number; hostPort: number },
-  nodePath?: string,
-): string {
-  const cmd = egressRelayCommand(egress.hostPort, nodePath).replaceAll(',', ',,');
-  return `guestfwd=tcp:${egress.guestAddress}:${egress.guestPort}-cmd:${cmd}`;
 }
