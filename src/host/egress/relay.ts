@@ -38,5 +38,6 @@ export function egressRelayCommand(proxyPort: number, nodePath: string = process
         'install node under a plain path',
     );
   }
-  return `${nodePath} -e '${RELAY_JS}' ${proxyPort}`;
+  // --no-warnings: fd 2 is the guest's connection too, so nothing may be printed there.
+  return `${nodePath} --no-warnings -e '${RELAY_JS}' ${proxyPort}`;
 }
