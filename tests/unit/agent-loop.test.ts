@@ -40,7 +40,15 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function run(opts: { budget?: BudgetTracker; events?: AgentEvent[]; sleeps?: number[]; key?: string } = {}) {
+function run(
+  opts: {
+    budget?: BudgetTracker;
+    events?: AgentEvent[];
+    sleeps?: number[];
+    key?: string;
+    signal?: AbortSignal;
+  } = {},
+) {
   const client = new Anthropic({ apiKey: opts.key ?? KEY, baseURL: api.baseURL });
   return runAgentTask({
     prompt: 'create hello.py that prints hello, run it, then finish',
@@ -51,6 +59,7 @@ function run(opts: { budget?: BudgetTracker; events?: AgentEvent[]; sleeps?: num
     budget: opts.budget ?? budget(),
     timeline,
     onEvent: (e) => opts.events?.push(e),
+    ...(opts.signal ? { signal: opts.signal } : {}),
     sleep: async (ms) => {
       opts.sleeps?.push(ms);
     },
@@ -325,6 +334,33 @@ describe('agent loop against the local Messages API', () => {
     expect(result.outcome).toBe('cancelled');
     expect(sawAbort).toBe(true);
     expect(api.messageRequests).toHaveLength(1);
+  });
+
+  it('a separate abort signal reaches the guest command; the context keeps its own members', async () => {
+    const outer = new AbortController();
+    let seen: AbortSignal | undefined;
+    ctx.shell = (_cmd, o) =>
+      new Promise((resolve) => {
+        seen = o?.signal;
+        o?.signal?.addEventListener('abort', () => resolve(execResult({ exitCode: null, signal: 'KILL' })));
+      });
+    api.enqueue(
+      reply([
+        toolUse('write_file', { path: 'a.txt', content: 'x' }),
+        toolUse('shell', { command: 'sleep 600' }),
+      ]),
+    );
+    const pending = run({ signal: outer.signal });
+    await waitFor(() => ctx.shellCalls.length === 1);
+    outer.abort('terminal');
+    const result = await pending;
+    expect(result.outcome).toBe('cancelled');
+    expect(seen?.aborted).toBe(true);
+    expect(ctx.signal.aborted).toBe(false);
+    // the wrapped context still reached the real session and recorded the authorize call
+    expect(ctx.session.files.get('/workspace/a.txt')?.toString()).toBe('x');
+    expect(ctx.authorizeCalls).toHaveLength(1);
+    expect(timeline.query({ taskId, types: ['task.cancelled'] })[0]?.data).toMatchObject({ by: 'terminal' });
   });
 
   it('never puts the API key into a guest command, a guest file or a message', async () => {

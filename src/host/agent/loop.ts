@@ -20,20 +20,24 @@ interface TaskState {
   started: number;
 }
 
-/** The tools see the task's signal even when the caller passed a separate one. */
+/**
+ * The tools see the task's signal even when the caller passed a separate one. A Proxy keeps
+ * every other member of the caller's context (e.g. the browser tools' `browser()`), bound to
+ * the original object so class methods and private fields keep working.
+ */
 function toolContextFor(ctx: ToolContext, signal: AbortSignal): ToolContext {
   if (signal === ctx.signal) return ctx;
   const combined = AbortSignal.any([ctx.signal, signal]);
-  return {
-    taskId: ctx.taskId,
-    signal: combined,
-    session: ctx.session,
-    workspace: ctx.workspace,
-    maxFileSizeMB: ctx.maxFileSizeMB,
-    authorize: (req) => ctx.authorize(req),
-    execShell: (command, o) => ctx.execShell(command, { ...o, signal: o?.signal ?? combined }),
-    record: (event) => ctx.record(event),
-  };
+  const execShell: ToolContext['execShell'] = (command, o) =>
+    ctx.execShell(command, { ...o, signal: o?.signal ?? combined });
+  return new Proxy(ctx, {
+    get(target, prop) {
+      if (prop === 'signal') return combined;
+      if (prop === 'execShell') return execShell;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 function lastText(message: Anthropic.Message): string {

@@ -43,6 +43,11 @@ export interface AgentTaskRunnerOptions {
   /** Where the Messages API is (tests: the local stand-in). Default: the SDK's. */
   baseURL?: string;
   retry?: Partial<RetryPolicy>;
+  /**
+   * Adds to each task's ToolContext what extra tools need (the browser tools' `browser()` and
+   * `checkUrl()`); pass those tools in `tools`.
+   */
+  extendContext?: (base: ToolContext) => ToolContext;
   /** Live events per task, for terminals and control-API clients. */
   onEvent?: (taskId: string, event: AgentEvent) => void;
   /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
@@ -104,7 +109,8 @@ export class AgentTaskRunner {
     o.timeline.record(id, { type: 'secret.used', name: 'anthropic', purpose: `model calls (${source})` });
     const abort = new AbortController();
     const toolOrigin: Origin = { id: `task:${id}`, context };
-    const ctx = this.#toolContext(controller, id, toolOrigin, abort.signal);
+    const base = this.#toolContext(controller, id, toolOrigin, abort.signal);
+    const ctx = o.extendContext ? o.extendContext(base) : base;
     const client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
     const done = runAgentTask({
       prompt: req.prompt,
