@@ -85,8 +85,15 @@ describe('AgentTaskRunner', () => {
       reply([toolUse('write_file', { path: 'a.txt', content: 'x' }), toolUse('shell', { command: 'ls' })]),
       reply([toolUse('task_complete', { summary: 'done' })]),
     );
+    const live: string[] = [];
+    const unsubscribe = r.subscribe((taskId, e) =>
+      live.push(`${taskId === id ? 'this' : 'other'}:${e.type}`),
+    );
     const { id } = await r.start({ prompt: 'go' }, { id: 'cli', context: 'local' });
     const result = await r.wait(id);
+    unsubscribe();
+    expect(live).toContain('this:tool.call');
+    expect(live.at(-1)).toBe('this:finished');
     expect(result?.outcome).toBe('completed');
     expect(timeline.getTask(id)).toMatchObject({
       status: 'completed',

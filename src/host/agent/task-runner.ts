@@ -70,6 +70,7 @@ export class AgentTaskRunner {
   readonly #opts: AgentTaskRunnerOptions;
   readonly #tasks = new Map<string, RunningTask>();
   #controller: EnforcementPath | undefined;
+  readonly #listeners = new Set<(taskId: string, event: AgentEvent) => void>();
 
   constructor(opts: AgentTaskRunnerOptions) {
     this.#opts = opts;
@@ -123,7 +124,7 @@ export class AgentTaskRunner {
       signal: abort.signal,
       maxTokensPerCall: o.maxOutputTokens,
       retry: o.retry,
-      onEvent: (e) => o.onEvent?.(id, e),
+      onEvent: (e) => this.#emit(id, e),
     })
       .then((result) => {
         o.timeline.finishTask(id, { outcome: result.outcome, summary: result.summary });
@@ -137,6 +138,27 @@ export class AgentTaskRunner {
       .finally(() => this.#tasks.delete(id));
     this.#tasks.set(id, { abort, done });
     return { id };
+  }
+
+  /**
+   * Live events of running tasks (streamed model text, tool calls and results, retries, budget
+   * figures) — what a terminal shows as it happens; the timeline is the durable record.
+   * Returns an unsubscribe function.
+   */
+  subscribe(listener: (taskId: string, event: AgentEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #emit(taskId: string, event: AgentEvent): void {
+    this.#opts.onEvent?.(taskId, event);
+    for (const l of this.#listeners) {
+      try {
+        l(taskId, event);
+      } catch {
+        // A broken listener (a closed socket) must not break the task.
+      }
+    }
   }
 
   cancel(id: string, origin: Origin): void {
