@@ -402,8 +402,9 @@ describe('benchmark', () => {
   it('reports proxy overhead and download throughput as ratios', async () => {
     const { lines } = await benchEgress();
     console.log(lines.join('\n'));
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/per request .* ratio \d+\.\d+x/);
     expect(lines[1]).toMatch(/16 MiB download \d+ MiB\/s via proxy .* ratio \d+\.\d+/);
+    expect(lines[2]).toMatch(/guestfwd relay \d+\.\d ms per request \(ratio \d+x/);
   });
 });
