@@ -76,7 +76,10 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
   });
 
   it('an asked command waits until `approve` from another process, then runs', async () => {
-    const pending = cliAsync(['exec', '--context', 'agent', '--workspace', ws, '--', 'touch /workspace/approved.txt'], t.env);
+    const pending = cliAsync(
+      ['exec', '--context', 'agent', '--workspace', ws, '--', 'touch /workspace/approved.txt'],
+      t.env,
+    );
     const a = await waitForApproval(t.env, ws);
     expect(a.command).toBe('touch /workspace/approved.txt');
     expect(existsSync(join(ws, 'approved.txt'))).toBe(false);
@@ -92,7 +95,10 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
   });
 
   it('`deny` makes the waiting exec exit 126 with the reason', async () => {
-    const pending = cliAsync(['exec', '--context', 'agent', '--workspace', ws, '--', 'touch /workspace/denied.txt'], t.env);
+    const pending = cliAsync(
+      ['exec', '--context', 'agent', '--workspace', ws, '--', 'touch /workspace/denied.txt'],
+      t.env,
+    );
     const a = await waitForApproval(t.env, ws);
     const d = cli(['deny', a.id, '--message', 'not today', '--workspace', ws], t.env);
     expect(d.code, d.stderr).toBe(0);
@@ -114,13 +120,32 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
     const r = cli(['timeline', '--json', '--workspace', ws], t.env);
     expect(r.code, r.stderr).toBe(0);
     const types = new Set((JSON.parse(r.stdout) as { type: string }[]).map((e) => e.type));
-    for (const ty of ['vm.started', 'command.requested', 'policy.decision', 'approval.asked', 'approval.answered', 'exec.started', 'exec.finished']) {
+    for (const ty of [
+      'vm.started',
+      'command.requested',
+      'policy.decision',
+      'approval.asked',
+      'approval.answered',
+      'exec.started',
+      'exec.finished',
+    ]) {
       expect(types, ty).toContain(ty);
     }
   });
 
   it('every command has --help with an example', () => {
-    for (const c of ['start', 'status', 'exec', 'stop', 'approvals', 'approve', 'deny', 'timeline', 'image', 'doctor']) {
+    for (const c of [
+      'start',
+      'status',
+      'exec',
+      'stop',
+      'approvals',
+      'approve',
+      'deny',
+      'timeline',
+      'image',
+      'doctor',
+    ]) {
       const r = cli([c, '--help'], t.env);
       expect(r.code, c).toBe(0);
       expect(r.stdout, c).toContain('Example');

@@ -265,11 +265,20 @@ describe('buildQemuArgs: network', () => {
     );
   });
 
-  it('egress adds exactly one guestfwd to a 127.0.0.1 host port', () => {
-    const s = spec({ egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128 } });
+  it('egress adds exactly one guestfwd, run per connection through the relay command (commas doubled)', () => {
+    const s = spec({
+      egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: 'node -e a,b 38080' },
+    });
     expect(one(buildQemuArgs(s, host()).args, '-netdev')).toBe(
-      'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,guestfwd=tcp:10.0.2.100:3128-tcp:127.0.0.1:38080',
+      'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,guestfwd=tcp:10.0.2.100:3128-cmd:node -e a,,b 38080',
     );
+  });
+
+  it('egress without a per-connection command is refused (the tcp form shares one stream: policy bypass)', () => {
+    const s = spec({ egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128 } });
+    expectInvalid(() => buildQemuArgs(s, host()), /hostCommand/);
+    const multi = spec({ egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: 'a\nb' } });
+    expectInvalid(() => buildQemuArgs(multi, host()), /hostCommand/);
   });
 
   it('egress guest addresses outside the user network or reserved ones are refused', () => {
@@ -281,7 +290,7 @@ describe('buildQemuArgs: network', () => {
       '10.0.2.300',
       '10.0.2.1,x',
     ]) {
-      const s = spec({ egress: { hostPort: 38080, guestAddress, guestPort: 3128 } });
+      const s = spec({ egress: { hostPort: 38080, guestAddress, guestPort: 3128, hostCommand: 'relay' } });
       expectInvalid(() => buildQemuArgs(s, host()), /egress guestAddress/);
     }
     const badPort = spec({ egress: { hostPort: 0, guestAddress: '10.0.2.100', guestPort: 3128 } });

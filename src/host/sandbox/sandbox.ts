@@ -6,7 +6,7 @@ import type { HostPaths } from '../paths.js';
 import { ensureSandboxKeys } from '../ssh/keys.js';
 import { SshGuestSession } from '../ssh/session.js';
 import type { ExecOptions, ExecResult, GuestSession } from '../ssh/types.js';
-import type { Accel, Arch, ShareMode, VmDriver, VmExitInfo, VmHandle } from '../vm/driver.js';
+import type { Accel, Arch, ShareMode, VmDriver, VmExitInfo, VmHandle, VmSpec } from '../vm/driver.js';
 import { ImageStore } from '../vm/images.js';
 import { agentIds, writeSeed } from './seed.js';
 
@@ -21,7 +21,7 @@ export interface SandboxOptions {
   accel: Accel;
   share: ShareMode | 'auto';
   arch?: Arch;
-  egress?: { hostPort: number; guestAddress: string; guestPort: number };
+  egress?: VmSpec['egress'];
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -107,7 +107,7 @@ export class Sandbox extends EventEmitter {
         hostKey: keys.hostPublicKey,
         readyTimeoutMs: 60_000,
         isVmAlive: () => vm.state === 'running',
-        maxSessions: 64,
+        maxSessions: 100, // the guest's sshd_config MaxSessions
       });
     } catch (err) {
       await vm.stop({ graceful: false, timeoutMs: 5000 }).catch(() => {});

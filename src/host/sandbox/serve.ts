@@ -4,7 +4,7 @@ import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } fro
 import { loadConfig } from '../config/index.js';
 import { createPolicyEngine } from '../policy/index.js';
 import { RemoteAccess } from '../channels/index.js';
-import { EgressProxy } from '../egress/index.js';
+import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import { LocalControlServer } from '../control/local-server.js';
 import { CoworkError } from '../errors.js';
@@ -16,6 +16,7 @@ import { Controller } from './controller.js';
 import { localHandlers } from './handlers.js';
 import { SandboxLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
+import { createTaskRunner } from './tasks.js';
 import { resolveWorkspace } from './workspace.js';
 
 export interface StartOptions {
@@ -137,7 +138,12 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       memoryMiB,
       accel,
       share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
-      egress: { hostPort: egressPort, guestAddress: EGRESS_GUEST_ADDRESS, guestPort: EGRESS_GUEST_PORT },
+      egress: {
+        hostPort: egressPort,
+        guestAddress: EGRESS_GUEST_ADDRESS,
+        guestPort: EGRESS_GUEST_PORT,
+        hostCommand: egressRelayCommand(egressPort),
+      },
       onProgress: progress,
     });
     cleanup.push(() => sandbox.stop());
@@ -153,6 +159,16 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     });
 
     let requestStop: (reason: string) => void = () => {};
+    const tasks = createTaskRunner({
+      config,
+      sandbox,
+      workspace,
+      timeline,
+      egress,
+      proxyUrl: `http://${EGRESS_GUEST_ADDRESS}:${EGRESS_GUEST_PORT}`,
+      env,
+    });
+    cleanup.push(() => tasks.dispose());
     const controller = new Controller({
       workspace,
       stateDir,
@@ -163,8 +179,10 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
       vmSpec: { driver: driver.name, cpus, memoryMiB },
       egressPort,
+      tasks,
       onStopRequested: () => requestStop('stop requested'),
     });
+    tasks.attach(controller);
     if (opts.terminal) {
       const rl = createInterface({ input: opts.terminal.input, output: opts.terminal.output });
       const detach = attachTerminalPrompt({

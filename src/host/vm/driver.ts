@@ -39,7 +39,18 @@ export interface VmSpec {
   /** Guest ports the host must be able to reach through `VmHandle.connect` (SSH is 22). */
   guestPorts: number[];
   /** Optional egress proxy on the host that the guest may reach (issue #5). */
-  egress?: { hostPort: number; guestAddress: string; guestPort: number };
+  egress?: {
+    hostPort: number;
+    guestAddress: string;
+    guestPort: number;
+    /**
+     * QEMU: a host command run once per guest connection with that connection on its
+     * stdin/stdout (guestfwd `cmd:`), e.g. egress/relay.ts `egressRelayCommand(hostPort)`.
+     * Required there: QEMU's tcp chardev form carries ONE stream for all guest connections.
+     * VZ ignores it (vsock connections are relayed to hostPort one by one).
+     */
+    hostCommand?: string;
+  };
   /** Folder the driver may use for its own runtime files (console log, QMP socket, pid). */
   runDir: string;
   /** Extra kernel command line words (the driver adds console/root/etc. itself). */
@@ -99,5 +110,8 @@ export interface VmDriver {
   /** Whether this driver can run here, and why not (binary missing, no entitlement, KVM unusable). */
   probe(opts?: { accel?: Accel }): Promise<ProbeResult>;
   /** Boots the spec; MUST resolve only after the guest printed its readiness line. */
-  start(spec: VmSpec, opts?: { signal?: AbortSignal; onProgress?: (line: string) => void }): Promise<VmHandle>;
+  start(
+    spec: VmSpec,
+    opts?: { signal?: AbortSignal; onProgress?: (line: string) => void },
+  ): Promise<VmHandle>;
 }

@@ -123,6 +123,12 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
 
 function checkEgress(egress: NonNullable<VmSpec['egress']>): void {
   checkPort(egress.hostPort, 'egress host port');
+  // QEMU's `guestfwd=…-tcp:HOST:PORT` opens ONE host connection at start and multiplexes every
+  // guest connection into it, so a later request rides an earlier, already-allowed tunnel past
+  // the policy. Only the per-connection `cmd:` form is safe.
+  if (egress.hostCommand === undefined || egress.hostCommand.trim() === '' || /[\0\r\n]/.test(egress.hostCommand)) {
+    throw invalid('egress needs hostCommand (one non-empty line): the tcp guestfwd form shares one stream across connections');
+  }
   checkPort(egress.guestPort, 'egress guest port');
   const m = /^10\.0\.2\.(\d{1,3})$/.exec(egress.guestAddress);
   const last = m ? Number(m[1]) : -1;
@@ -181,8 +187,8 @@ function netArgs(spec: VmSpec, host: QemuHostConfig): string[] {
   for (const gp of spec.guestPorts) netdev.push(`hostfwd=tcp:127.0.0.1:${host.hostPorts[gp]}-:${gp}`);
   if (spec.egress) {
     checkEgress(spec.egress);
-    const { guestAddress, guestPort, hostPort } = spec.egress;
-    netdev.push(`guestfwd=tcp:${guestAddress}:${guestPort}-tcp:127.0.0.1:${hostPort}`);
+    const { guestAddress, guestPort, hostCommand } = spec.egress;
+    netdev.push(`guestfwd=tcp:${guestAddress}:${guestPort}-cmd:${escapeOptionValue(hostCommand!)}`);
   }
   return ['-netdev', netdev.join(','), '-device', 'virtio-net-device,netdev=net0'];
 }
