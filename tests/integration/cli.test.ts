@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, cli, cliAsync } from '../helpers/cli.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
@@ -160,7 +160,7 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
     expect(JSON.parse(st.stdout).state).toBe('stopped');
     const e = cli(['exec', '--workspace', ws, '--', 'true'], t.env);
     expect(e.code).toBe(75);
-    expect(e.stderr).toMatch(/no sandbox is running .* cowork-vm start/);
+    expect(e.stderr).toMatch(/no sandbox is running for .*`cowork-vm start --detach`/);
     expect(readFileSync(join(ws, 'hello.txt'), 'utf8')).toBe('hi\n');
   });
 });
@@ -194,7 +194,10 @@ describe('cowork-vm CLI refuses bad input with one clear line', () => {
   });
 
   it('a missing qemu says how to install it', () => {
-    const env = { ...t.env, PATH: dirname(process.execPath), COWORK_VM_QEMU: '' };
+    // A PATH with node and nothing else (node's own folder may hold qemu too, e.g. /usr/bin).
+    const bin = mkdtempSync(join(tmpdir(), 'noqemu-'));
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const env = { ...t.env, PATH: bin };
     const r = cli(['start', '--workspace', t.workspace], env);
     expect(r.code).toBe(69);
     expect(r.stderr).toMatch(/qemu/i);

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { CoworkError } from '../../host/errors.js';
+import { processAlive, readLock } from '../../host/sandbox/lock.js';
 import { locateSandbox, parseAccel, startController } from '../../host/sandbox/serve.js';
 import type { ShareMode } from '../../host/vm/driver.js';
 import { action, addExamples, humanMs, intOption, printJson } from '../common.js';
@@ -104,9 +105,18 @@ async function statusLine(controller: { status(): Promise<{ pendingApprovals: nu
 /** `start --detach`: run the controller as a background child and wait until it is ready. */
 async function detach(flags: StartFlags): Promise<void> {
   const loc = locateSandbox(flags.workspace);
+  // Refuse before spawning anything: a second child must not even touch the running one's log.
+  const holder = readLock(join(loc.stateDir, 'lock'));
+  if (holder && holder.pid !== process.pid && processAlive(holder.pid)) {
+    throw new CoworkError(
+      'invalidState',
+      `a sandbox is already running for ${loc.workspace} (pid ${holder.pid}) — use \`cowork-vm status\` or \`cowork-vm stop\``,
+    );
+  }
   mkdirSync(loc.stateDir, { recursive: true, mode: 0o700 });
   const logPath = join(loc.stateDir, 'controller.log');
-  const fd = openSync(logPath, 'w', 0o600);
+  const fd = openSync(logPath, 'a', 0o600);
+  let shown = fstatSync(fd).size; // read only what this start writes
   const args = [process.argv[1] ?? '', 'start', '--child', '--workspace', loc.workspace];
   if (flags.config) args.push('--config', flags.config);
   if (flags.cpus) args.push('--cpus', String(flags.cpus));
@@ -119,18 +129,20 @@ async function detach(flags: StartFlags): Promise<void> {
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
   closeSync(fd);
   child.unref();
-  let exited: number | null | undefined;
+  let exited: number | undefined;
   child.once('exit', (code) => (exited = code ?? 1));
 
-  let shown = 0;
   const quiet = Boolean(flags.json);
+  let partial = '';
   for (;;) {
     await new Promise((r) => setTimeout(r, 250));
-    const text = readFileSync(logPath, 'utf8');
-    const lines = text.slice(shown).split('\n');
-    const complete = lines.slice(0, -1);
-    shown += complete.reduce((n, l) => n + l.length + 1, 0);
-    for (const line of complete) {
+    const childDone = exited !== undefined;
+    const buf = readFileSync(logPath);
+    const text = partial + buf.subarray(shown).toString('utf8');
+    shown = buf.length;
+    const lines = text.split('\n');
+    partial = childDone ? '' : (lines.pop() ?? '');
+    for (const line of lines) {
       if (line.startsWith(READY_MARK)) {
         const status = JSON.parse(line.slice(READY_MARK.length));
         if (quiet) printJson(status);
@@ -143,10 +155,9 @@ async function detach(flags: StartFlags): Promise<void> {
         }
         return;
       }
-      if (!quiet && line.trim()) process.stderr.write(`${line}\n`);
+      if (line.trim() && (!quiet || childDone)) process.stderr.write(`${line}\n`);
     }
-    if (exited !== undefined && statSync(logPath).size <= shown) {
-      if (quiet) process.stderr.write(readFileSync(logPath, 'utf8'));
+    if (childDone) {
       process.stderr.write(`cowork-vm: the sandbox did not start (log: ${logPath})\n`);
       process.exit(exited || 1);
     }
