@@ -31,7 +31,11 @@ export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv }
   checks.push({
     name: `hypervisor (${driver.name})`,
     ok: probe.ok,
-    detail: probe.ok ? Object.entries(probe.details ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'usable' : (probe.reason ?? 'unusable'),
+    detail: probe.ok
+      ? probe.details?.qemu
+        ? `${probe.details.qemu} (QEMU ${probe.details.qemuVersion ?? '?'})`
+        : Object.entries(probe.details ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'usable'
+      : (probe.reason ?? 'unusable'),
     fix: probe.ok ? undefined : (probe.fix ?? setup),
   });
   checks.push({
@@ -40,11 +44,12 @@ export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv }
     detail: probe.accel ? `${probe.accel}${probe.accelReason ? ` (${probe.accelReason})` : ''}` : 'not determined',
     fix: probe.accel ? undefined : 'force one with --accel tcg or COWORK_VM_ACCEL=tcg',
   });
-  const share = probe.details?.virtiofsd;
   checks.push({
     name: 'workspace share',
     ok: true,
-    detail: share && !/unavailable|missing|no/i.test(share) ? `virtiofs (${share}), else 9p` : `9p${share ? ` (virtiofsd: ${share})` : ''}`,
+    detail: probe.details?.shareMode
+      ? `${probe.details.shareMode}${probe.details.shareReason ? ` (${probe.details.shareReason})` : ''}`
+      : 'decided at start',
   });
 
   const mm = which('mmdebstrap');
