@@ -107,7 +107,7 @@ async function detach(flags: StartFlags): Promise<void> {
   const loc = locateSandbox(flags.workspace);
   // Refuse before spawning anything: a second child must not even touch the running one's log.
   const holder = readLock(join(loc.stateDir, 'lock'));
-  if (holder && holder.pid !== process.pid && processAlive(holder.pid)) {
+  if (holder && processAlive(holder.pid)) {
     throw new CoworkError(
       'invalidState',
       `a sandbox is already running for ${loc.workspace} (pid ${holder.pid}) — use \`cowork-vm status\` or \`cowork-vm stop\``,

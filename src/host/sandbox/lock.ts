@@ -52,7 +52,7 @@ export class SandboxLock {
           throw new CoworkError('unavailable', `cannot create lock ${file}: ${(err as Error).message}`, err);
         }
         const holder = readLock(file);
-        if (holder && holder.pid !== process.pid && isAlive(holder.pid)) {
+        if (holder && isAlive(holder.pid)) {
           throw new CoworkError(
             'invalidState',
             `a sandbox is already running for ${workspace} (pid ${holder.pid}) — use \`cowork-vm status\` or \`cowork-vm stop\``,
