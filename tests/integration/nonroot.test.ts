@@ -13,7 +13,7 @@ import {
   statSync,
 } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/host/paths.js';
@@ -142,6 +142,12 @@ describe('an ordinary user runs the built CLI (issue 2 item 7)', () => {
     user = createUser();
     root = mkdtempSync(join(tmpdir(), 'cowork-nr-'));
     chmodSync(root, 0o755);
+    for (let d = dirname(root); d !== dirname(d); d = dirname(d)) {
+      if ((statSync(d).mode & 0o001) === 0)
+        throw new Error(
+          `${d} is not searchable by other users: point TMPDIR at a folder that is (e.g. /tmp)`,
+        );
+    }
 
     // The installation, readable by the user wherever the repository lives.
     const app = join(root, 'app');
@@ -193,8 +199,19 @@ describe('an ordinary user runs the built CLI (issue 2 item 7)', () => {
 
   afterAll(() => {
     if (bin && env && user) {
-      const st = asUser(['status', '--json', '--workspace', ws]);
-      if (st.code === 0) asUser(['stop', '--workspace', ws]);
+      if (asUser(['status', '--json', '--workspace', ws]).code === 0) asUser(['stop', '--workspace', ws]);
+      // A stop that failed leaves processes this file started: end exactly those.
+      const left = asUser(['status', '--json', '--workspace', ws]);
+      if (left.code === 0) {
+        const st = JSON.parse(left.stdout) as { pid?: number; vm?: { pid?: number } };
+        for (const pid of [st.vm?.pid, st.pid]) {
+          try {
+            if (pid) process.kill(pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }
+      }
     }
     if (user?.created) sh('userdel', ['-r', '-f', user.name]);
     if (root) rmSync(root, { recursive: true, force: true });
