@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:net';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type CDPSession, chromium, type Page } from 'playwright-core';
 import { CoworkError } from '../errors.js';
 import type { GuestSession } from '../ssh/types.js';
 
@@ -41,6 +41,18 @@ export function chromiumArgs(opts: { proxyUrl: string; profileDir: string; port?
   ];
 }
 
+/** One download as Chromium reports it (CDP Browser.downloadWillBegin / downloadProgress). */
+export interface BrowserDownload {
+  guid: string;
+  url: string;
+  suggestedFilename: string;
+  state: 'inProgress' | 'completed' | 'canceled';
+  receivedBytes: number;
+  totalBytes: number;
+  /** Where the finished file is in the guest (set when completed). */
+  filePath?: string;
+}
+
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -51,13 +63,52 @@ export function shq(s: string): string {
  * (session.forward) behind a listener on the host's loopback — never exposed anywhere else.
  */
 export class GuestBrowser {
+  private readonly tracked = new Map<string, BrowserDownload>();
+
   private constructor(
     private readonly session: GuestSession,
     private readonly server: Server,
     readonly browser: Browser,
     readonly context: BrowserContext,
     private readonly profileDir: string,
-  ) {}
+    cdp: CDPSession,
+  ) {
+    // A download is written as <name>.crdownload and renamed only when Chromium completes it
+    // (seconds after the click under TCG): track its state so tools can wait for it.
+    cdp.on('Browser.downloadWillBegin', (e) => {
+      const { guid, url, suggestedFilename } = e;
+      const start = { state: 'inProgress', receivedBytes: 0, totalBytes: 0 } as const;
+      this.tracked.set(guid, { guid, url, suggestedFilename, ...start });
+    });
+    cdp.on('Browser.downloadProgress', (e) => {
+      const d = this.tracked.get(e.guid);
+      if (!d) return;
+      Object.assign(d, { state: e.state, receivedBytes: e.receivedBytes, totalBytes: e.totalBytes });
+      if (e.filePath) d.filePath = e.filePath;
+    });
+  }
+
+  /** Downloads of this browser, oldest first. */
+  downloads(): BrowserDownload[] {
+    return [...this.tracked.values()].map((d) => ({ ...d }));
+  }
+
+  /**
+   * The downloads after the first `since`: waits up to beginMs for one to begin (0: don't wait),
+   * then until none of them is in progress or timeoutMs has passed.
+   */
+  async waitForDownloads(
+    since: number,
+    opts: { beginMs: number; timeoutMs: number },
+  ): Promise<BrowserDownload[]> {
+    const sleep = () => new Promise((r) => setTimeout(r, 100));
+    const begin = Date.now() + opts.beginMs;
+    while (this.tracked.size <= since && Date.now() < begin) await sleep();
+    const end = Date.now() + opts.timeoutMs;
+    const fresh = () => this.downloads().slice(since);
+    while (fresh().some((d) => d.state === 'inProgress') && Date.now() < end) await sleep();
+    return fresh();
+  }
 
   static async launch(opts: GuestBrowserOptions): Promise<GuestBrowser> {
     const { session } = opts;
@@ -120,7 +171,7 @@ export class GuestBrowser {
     // Downloads go to the workspace in the guest (not to a host folder Playwright would pick).
     const cdp = await browser.newBrowserCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: DOWNLOADS_DIR, eventsEnabled: true });
-    return new GuestBrowser(session, server, browser, context, profileDir);
+    return new GuestBrowser(session, server, browser, context, profileDir, cdp);
   }
 
   async page(): Promise<Page> {

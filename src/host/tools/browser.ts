@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DOWNLOADS_DIR, type GuestBrowser } from '../browser/guest-browser.js';
+import { type BrowserDownload, DOWNLOADS_DIR, type GuestBrowser } from '../browser/guest-browser.js';
 import { abridge } from './abridge.js';
 import type { Tool, ToolContext, ToolResult } from './types.js';
 
@@ -110,6 +110,17 @@ function locate(page: Awaited<ReturnType<GuestBrowser['page']>>, t: { selector?:
   return page.getByRole('button', { name: t.text! }).or(page.getByRole('link', { name: t.text! })).or(page.getByText(t.text!)).first();
 }
 
+function describeDownloads(list: BrowserDownload[]): string {
+  return list
+    .map((d) => {
+      const path = d.filePath ?? `${DOWNLOADS_DIR}/${d.suggestedFilename}`;
+      if (d.state === 'completed') return `Downloaded ${path} (${d.receivedBytes} bytes).`;
+      if (d.state === 'canceled') return `The download of ${d.url} was cancelled.`;
+      return `Still downloading ${path} (${d.receivedBytes} of ${d.totalBytes || '?'} bytes so far).`;
+    })
+    .join('\n');
+}
+
 export const browserClickTool: Tool<z.infer<typeof target>> = {
   name: 'browser_click',
   risk: 'network',
@@ -129,9 +140,18 @@ export const browserClickTool: Tool<z.infer<typeof target>> = {
         const egress = ctx.checkUrl(next);
         if (!egress.allowed) return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
       }
+      const downloadsBefore = b.downloads().length;
+      const urlBefore = page.url();
       await el.click({ timeout: 30_000 });
       await page.waitForLoadState('load', { timeout: 30_000 }).catch(() => {});
-      return { content: `Clicked. Now at ${page.url()} — title: ${await page.title()}` };
+      // A link that did not navigate may have started a download: wait until the file is complete
+      // (it is renamed from .crdownload only then) so the model can use it right away.
+      const started = await b.waitForDownloads(downloadsBefore, {
+        beginMs: href && page.url() === urlBefore ? 3000 : 0,
+        timeoutMs: 60_000,
+      });
+      const downloaded = started.length ? `\n${describeDownloads(started)}` : '';
+      return { content: `Clicked. Now at ${page.url()} — title: ${await page.title()}${downloaded}` };
     });
   },
 };
@@ -221,11 +241,15 @@ export const browserDownloadsTool: Tool<z.infer<typeof empty>> = {
   async run(input, ctx) {
     const denied = await gate(browserDownloadsTool as Tool<unknown>, input, ctx);
     if (denied) return denied;
-    return act(browserDownloadsTool.name, ctx, undefined, async () => {
+    return act(browserDownloadsTool.name, ctx, undefined, async (b) => {
+      const settled = await b.waitForDownloads(0, { beginMs: 0, timeoutMs: 30_000 });
+      const pending = settled.filter((d) => d.state === 'inProgress');
       const entries = await ctx.session.list(DOWNLOADS_DIR).catch(() => []);
       const files = entries.filter((e) => e.type === 'file' && !e.name.endsWith('.crdownload'));
-      if (files.length === 0) return { content: `No downloads yet in ${DOWNLOADS_DIR}.` };
-      return { content: files.map((f) => `${DOWNLOADS_DIR}/${f.name} (${f.size} bytes)`).join('\n') };
+      const lines = files.map((f) => `${DOWNLOADS_DIR}/${f.name} (${f.size} bytes)`);
+      if (pending.length) lines.push(describeDownloads(pending));
+      if (lines.length === 0) return { content: `No downloads yet in ${DOWNLOADS_DIR}.` };
+      return { content: lines.join('\n') };
     });
   },
 };
