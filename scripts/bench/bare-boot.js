@@ -39,15 +39,19 @@ export function writeBareInitramfs(dir) {
   return path;
 }
 
+/** Resolves with { firstLine, marker } (performance.now() stamps) once the marker is on the console. */
 async function waitForMarker(consolePath, qemu, timeoutMs) {
   const deadline = performance.now() + timeoutMs;
+  let firstLine;
   let exited = false;
   qemu.once('exit', () => {
     exited = true;
   });
   while (performance.now() < deadline) {
     const text = await readFile(consolePath, 'utf8').catch(() => '');
-    if (text.includes(BARE_MARKER)) return performance.now();
+    if (firstLine === undefined && text.includes('\n')) firstLine = performance.now();
+    if (text.includes(BARE_MARKER))
+      return { firstLine: firstLine ?? performance.now(), marker: performance.now() };
     if (exited) {
       throw new CoworkError(
         'unavailable',
@@ -62,7 +66,7 @@ async function waitForMarker(consolePath, qemu, timeoutMs) {
 /**
  * Boots the bare guest once. `like` describes the sandbox being compared: { image (BootImage),
  * cpus, memoryMiB, shareMode }. Returns milliseconds from launch (virtiofsd first, as the driver
- * does) to the userspace line.
+ * does) to the userspace line, and to the kernel's first console line.
  */
 export async function bootBare(like, dir, initrd, n) {
   const runDir = join(dir, `bare-${n}`);
@@ -112,8 +116,8 @@ export async function bootBare(like, dir, initrd, n) {
       });
     }
     qemu = spawn(cmd.binary, cmd.args, { stdio: ['ignore', 'ignore', 'ignore'] });
-    const t1 = await waitForMarker(consoleLogPath, qemu, 120_000);
-    return { ms: t1 - t0, cmdline: cmd.args };
+    const t = await waitForMarker(consoleLogPath, qemu, 120_000);
+    return { ms: t.marker - t0, firstLineMs: t.firstLine - t0, cmdline: cmd.args };
   } finally {
     for (const p of [qemu, virtiofsd]) {
       if (p && p.exitCode === null && p.signalCode === null) {

@@ -31,9 +31,15 @@ export async function bootSandbox({ share, log }) {
     COWORK_VM_ACCEL: 'tcg',
   };
   const t0 = performance.now();
+  let firstLineMs;
+  const onProgress = (l) => {
+    // The kernel's first console line (quiet: its first warning) — where QEMU's own start ends.
+    if (firstLineMs === undefined && /^guest: \[/.test(l)) firstLineMs = performance.now() - t0;
+    log(`  ${l}`);
+  };
   let running;
   try {
-    running = await startController({ workspace, env, share, onProgress: (l) => log(`  ${l}`) });
+    running = await startController({ workspace, env, share, onProgress });
   } catch (err) {
     await rm(root, { recursive: true, force: true });
     throw err;
@@ -45,6 +51,7 @@ export async function bootSandbox({ share, log }) {
   return {
     running,
     readyMs,
+    firstLineMs,
     workspace,
     like: {
       image,
@@ -139,10 +146,19 @@ export async function timeFreshSsh(sb, n) {
   return out;
 }
 
-function spawnTimed(bin, args) {
+/** dd's own timing ("… copied, 0.51 s, …") in ms; the wall time when it cannot be read. */
+function ddMs(stderr, wallMs) {
+  const m = /copied, ([0-9.]+) s/.exec(stderr);
+  return m ? Number(m[1]) * 1000 : wallMs;
+}
+
+function hostDd(args) {
   return new Promise((resolve, reject) => {
     const t = performance.now();
-    const p = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('dd', args, {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     let err = '';
     p.stderr.on('data', (c) => {
       err += c;
@@ -150,43 +166,43 @@ function spawnTimed(bin, args) {
     p.once('error', reject);
     p.once('exit', (code) =>
       code === 0
-        ? resolve(performance.now() - t)
-        : reject(new CoworkError('internal', `bench: ${bin} failed: ${err}`)),
+        ? resolve(ddMs(err, performance.now() - t))
+        : reject(new CoworkError('internal', `bench: dd failed on the host: ${err}`)),
     );
   });
+}
+
+async function guestDd(session, args, what) {
+  const t = performance.now();
+  const r = await session.exec(`LC_ALL=C dd ${args}`, { timeoutMs: 300_000 });
+  checkOk(r, what);
+  return ddMs(r.stderr, performance.now() - t);
 }
 
 const count = IO_BYTES / (1024 * 1024);
 
 /**
  * 64 MiB written with dd (1 MiB blocks, conv=fsync) and read back, in the guest through the
- * workspace share and on the host into the same folder. Both shares are mounted cache=none in
- * the guest, so the guest's read goes to the host each time; on both sides the read is served
- * from the host's page cache (the host's caches are not dropped: other work shares this host).
+ * workspace share and on the host into the same folder, each timed by dd itself (so the guest
+ * figure excludes the SSH round trip). Both shares are mounted cache=none in the guest, so the
+ * guest's read goes to the host each time; on both sides the read is served from the host's
+ * page cache (the host's caches are not dropped: other work shares this host).
  */
 export async function timeShareIo(sb, runs) {
   const session = sb.running.sandbox.session;
   const guest = { write: [], read: [] };
   const host = { write: [], read: [] };
   for (let i = 0; i < runs; i++) {
-    const f = `bench-${i}.bin`;
-    let t = performance.now();
-    let r = await session.exec(`dd if=/dev/zero of=/workspace/${f} bs=1M count=${count} conv=fsync`, {
-      timeoutMs: 300_000,
-    });
-    guest.write.push(performance.now() - t);
-    checkOk(r, 'dd write');
-    t = performance.now();
-    r = await session.exec(`dd if=/workspace/${f} of=/dev/null bs=1M`, { timeoutMs: 300_000 });
-    guest.read.push(performance.now() - t);
-    checkOk(r, 'dd read');
-    await rm(join(sb.workspace, f), { force: true });
+    const f = `/workspace/bench-${i}.bin`;
+    const w = await guestDd(session, `if=/dev/zero of=${f} bs=1M count=${count} conv=fsync`, 'dd write');
+    const r = await guestDd(session, `if=${f} of=/dev/null bs=1M`, 'dd read');
+    guest.write.push(w);
+    guest.read.push(r);
+    await rm(join(sb.workspace, `bench-${i}.bin`), { force: true });
 
-    const hf = join(sb.workspace, `host-${f}`);
-    host.write.push(
-      await spawnTimed('dd', ['if=/dev/zero', `of=${hf}`, 'bs=1M', `count=${count}`, 'conv=fsync']),
-    );
-    host.read.push(await spawnTimed('dd', [`if=${hf}`, 'of=/dev/null', 'bs=1M']));
+    const hf = join(sb.workspace, `host-bench-${i}.bin`);
+    host.write.push(await hostDd(['if=/dev/zero', `of=${hf}`, 'bs=1M', `count=${count}`, 'conv=fsync']));
+    host.read.push(await hostDd([`if=${hf}`, 'of=/dev/null', 'bs=1M']));
     await rm(hf, { force: true });
   }
   return { guest, host };
