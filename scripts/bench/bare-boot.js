@@ -6,9 +6,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { egressRelayCommand } from '../../dist/host/egress/index.js';
 import { CoworkError } from '../../dist/host/errors.js';
-import { buildQemuArgs } from '../../dist/host/vm/qemu/index.js';
 // Internals of the QEMU driver, imported so the baseline resolves host facts exactly as it does.
 import { findVirtiofsd, freeLoopbackPort, hostTscKhz } from '../../dist/host/vm/qemu/host-facts.js';
+import { buildQemuArgs } from '../../dist/host/vm/qemu/index.js';
 import { spawnVirtiofsd } from '../../dist/host/vm/qemu/virtiofsd.js';
 import { newcArchive } from './cpio.js';
 
