@@ -31,6 +31,11 @@ export function chromiumArgs(opts: { proxyUrl: string; profileDir: string; port?
     '--disable-sync',
     '--disable-quic',
     '--metrics-recording-only',
+    // Headless pages count as hidden: without these Chromium may throttle the renderer and skip
+    // the compositor frame a screenshot waits for (seen under TCG as "Unable to capture screenshot").
+    '--disable-renderer-backgrounding',
+    '--disable-background-timer-throttling',
+    '--disable-backgrounding-occluded-windows',
     `--proxy-server=${opts.proxyUrl}`,
     // Loopback in the guest is the guest itself; everything else goes to the proxy.
     '--proxy-bypass-list=<-loopback>',

@@ -191,6 +191,21 @@ const shotInput = z
     fullPage: z.boolean().optional(),
   })
   .strict();
+/** A busy (emulated) guest sometimes misses the frame Chromium captures from: try again. */
+async function captureScreenshot(
+  page: Awaited<ReturnType<GuestBrowser['page']>>,
+  fullPage: boolean,
+): Promise<Buffer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.screenshot({ fullPage, timeout: 60_000 });
+    } catch (err) {
+      if (attempt >= 3 || !/Unable to capture screenshot/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 export const browserScreenshotTool: Tool<z.infer<typeof shotInput>> = {
   name: 'browser_screenshot',
   risk: 'network',
@@ -206,7 +221,7 @@ export const browserScreenshotTool: Tool<z.infer<typeof shotInput>> = {
     if (denied) return denied;
     return act(browserScreenshotTool.name, ctx, undefined, async (b) => {
       const page = await b.page();
-      const png = await page.screenshot({ fullPage: input.fullPage ?? false, timeout: 60_000 });
+      const png = await captureScreenshot(page, input.fullPage ?? false);
       const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
       if (dir) await ctx.session.exec(`mkdir -p /workspace/${dir}`, { timeoutMs: 10_000 });
       await ctx.session.writeFile(`/workspace/${rel}`, png);
