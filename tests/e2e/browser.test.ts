@@ -219,6 +219,17 @@ describe('browser tools in a real guest with the real Chromium', () => {
     expect(site.seen.some((r) => r.headers.host?.startsWith('denied.test'))).toBe(false);
   });
 
+  it("Chromium's own requests go through the egress proxy: the site is allowed, an image on a denied host is refused", () => {
+    const egress = timeline.query({ types: ['egress.request'] }).map((e) => (e as { data: Wire }).data);
+    expect(egress).toContainEqual(
+      expect.objectContaining({ host: 'site.test', port: site.port, decision: 'allow' }),
+    );
+    expect(egress).toContainEqual(
+      expect.objectContaining({ host: 'denied.test', port: 80, decision: 'deny' }),
+    );
+    expect(site.seen.map((r) => r.url)).not.toContain('/pixel.png');
+  });
+
   it('the timeline has a browser.action per step with its URL and outcome', () => {
     const actions = timeline
       .query({ taskId, types: ['browser.action'] })

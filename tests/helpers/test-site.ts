@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
  * A tiny web site on the host's loopback for the browser end-to-end test, reached from the
  * guest's Chromium only through the egress proxy (under a `.test` name the test resolver maps
  * to 127.0.0.1). One page with a button that changes the page text, an input field whose value
- * is echoed into the page, and a link to a file served as an attachment.
+ * is echoed into the page, a link to a file served as an attachment, and an image on a host the
+ * egress policy denies (Chromium's own request for it must be refused by the proxy).
  */
 export const SITE_TEXT = {
   heading: 'Browser test page',
@@ -29,6 +30,7 @@ const PAGE = `<!doctype html>
 <input id="name" type="text" oninput="document.getElementById('echo').textContent='Hello, '+this.value"></p>
 <p id="echo"></p>
 <p><a href="/files/${SITE_TEXT.fileName}">${SITE_TEXT.link}</a></p>
+<img alt="" width="1" height="1" src="http://denied.test/pixel.png">
 </body></html>
 `;
 
