@@ -164,22 +164,32 @@ static napi_value Create(napi_env env, napi_callback_info info) {
   return handle;
 }
 
-static napi_value Start(napi_env env, napi_callback_info info) {
+// A VZ operation that completes with an NSError, run on the VM's queue, as a JS promise.
+typedef void (^VzOperation)(VZVirtualMachine *machine, void (^done)(NSError *err));
+
+static napi_value PromiseOf(napi_env env, napi_callback_info info, const char *name, VzOperation op) {
   size_t argc = 1;
   napi_value argv[1], promise;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   Vm *vm = HandleArg(env, argv[0]);
   auto *c = new Completion();
   napi_create_promise(env, &c->deferred, &promise);
-  napi_threadsafe_function fn = OneShot(env, "vz.start");
+  napi_threadsafe_function fn = OneShot(env, name);
+  std::string failure = std::string(name) + " failed";
   dispatch_async(vm->queue, ^{
-    [vm->machine startWithCompletionHandler:^(NSError *err) {
+    op(vm->machine, ^(NSError *err) {
       c->ok = err == nil;
-      if (err) c->error = err.localizedDescription.UTF8String ?: "start failed";
+      if (err) c->error = err.localizedDescription.UTF8String ?: failure;
       Finish(fn, c);
-    }];
+    });
   });
   return promise;
+}
+
+static napi_value Start(napi_env env, napi_callback_info info) {
+  return PromiseOf(env, info, "vz.start", ^(VZVirtualMachine *m, void (^done)(NSError *)) {
+    [m startWithCompletionHandler:done];
+  });
 }
 
 static napi_value RequestStop(napi_env env, napi_callback_info info) {
@@ -197,21 +207,9 @@ static napi_value RequestStop(napi_env env, napi_callback_info info) {
 }
 
 static napi_value Stop(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], promise;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  Vm *vm = HandleArg(env, argv[0]);
-  auto *c = new Completion();
-  napi_create_promise(env, &c->deferred, &promise);
-  napi_threadsafe_function fn = OneShot(env, "vz.stop");
-  dispatch_async(vm->queue, ^{
-    [vm->machine stopWithCompletionHandler:^(NSError *err) {
-      c->ok = err == nil;
-      if (err) c->error = err.localizedDescription.UTF8String ?: "stop failed";
-      Finish(fn, c);
-    }];
+  return PromiseOf(env, info, "vz.stop", ^(VZVirtualMachine *m, void (^done)(NSError *)) {
+    [m stopWithCompletionHandler:done];
   });
-  return promise;
 }
 
 static napi_value Connect(napi_env env, napi_callback_info info) {

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { denyMessage } from './deny-message.js';
 import { endToEndHeaders, headerObject } from './headers.js';
 import { normalizeHost } from './host.js';
-import type { Authorization, EgressTarget, ProxyRuntime } from './proxy.js';
+import { type Authorization, type EgressTarget, type ProxyRuntime, recordDenial } from './proxy.js';
 
 /**
  * Plain-HTTP forwarding: absolute-form requests (`GET http://host/path HTTP/1.1`). The request
@@ -73,16 +73,7 @@ export async function forwardHttp(
   if (!auth.ok) {
     const body = denyMessage({ ...auth, what: target.what, host: host.host, port });
     sendText(res, auth.status, body);
-    const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-    rt.record({
-      ...common,
-      ...rest,
-      decision: 'deny',
-      status,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: elapsed(),
-    });
+    recordDenial(rt, common, auth, elapsed());
     return;
   }
 

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { denyMessage } from './deny-message.js';
 import { parseConnectAuthority } from './host.js';
-import type { Authorization, EgressTarget, ProxyRuntime } from './proxy.js';
+import { type Authorization, type EgressTarget, type ProxyRuntime, recordDenial } from './proxy.js';
 
 /**
  * CONNECT tunnels: the proxy answers 200 only after the target was decided, checked and
@@ -79,16 +79,7 @@ export async function openTunnel(
   client.pause(); // nothing may be dropped between now and the pipe to the upstream
   if (!auth.ok) {
     endWith(client, auth.status, denyMessage({ ...auth, what: target.what, host: host.host, port }));
-    const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-    rt.record({
-      ...common,
-      ...rest,
-      decision: 'deny',
-      status,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: elapsed(),
-    });
+    recordDenial(rt, common, auth, elapsed());
     return;
   }
   const { ok: _ok, family: _family, ...allowed } = auth;
