@@ -119,11 +119,9 @@ describe('browser tools in a real guest with the real Chromium', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     timings.taskMs = Date.now() - t1;
-    const actions = timeline.query({ taskId, types: ['browser.action'] }) as { ts?: number; data: Wire }[];
-    console.log(
-      `browser e2e: boot ${timings.bootMs} ms, task ${timings.taskMs} ms`,
-      actions.map((a) => a.data),
-    );
+    const actions = timeline.query({ taskId, types: ['browser.action'] }) as { data: Wire }[];
+    const steps = actions.map((a) => `${a.data.action}:${a.data.outcome}`).join(' ');
+    console.log(`browser e2e: boot ${timings.bootMs} ms, task ${timings.taskMs} ms — ${steps}`);
   }, 1_200_000);
 
   afterAll(async () => {
