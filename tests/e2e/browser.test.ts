@@ -228,6 +228,13 @@ describe('browser tools in a real guest with the real Chromium', () => {
     expect(site.seen.map((r) => r.url)).not.toContain('/pixel.png');
   });
 
+  it('tools acting on an allowed page are judged by its URL: no approval for snapshot or typing', () => {
+    const asked = timeline
+      .query({ taskId, types: ['approval.asked'] })
+      .map((e) => (e as { data: Wire }).data.tool);
+    for (const name of ['browser_snapshot', 'browser_type', 'browser_click']) expect(asked, name).not.toContain(name);
+  });
+
   it('the timeline has a browser.action per step with its URL and outcome', () => {
     const actions = timeline
       .query({ taskId, types: ['browser.action'] })

@@ -167,6 +167,22 @@ export function register(program: Command): void {
         });
         taskId = started.id;
         if (!flags.json) process.stdout.write(`task ${taskId} started — Ctrl-C cancels it\n`);
+        // The model's text as it streams (the timeline carries everything else).
+        const textStream = flags.json
+          ? undefined
+          : client
+              .call(
+                'tasks.events',
+                { id: taskId },
+                {
+                  signal: sub.signal,
+                  onEvent: (ev) => {
+                    const text = (ev as { text?: unknown }).text;
+                    if (typeof text === 'string') process.stdout.write(text);
+                  },
+                },
+              )
+              .catch(() => undefined);
         for (const e of early.splice(0)) handle(e);
 
         let interrupted = false;
@@ -180,6 +196,7 @@ export function register(program: Command): void {
         const end = await finished.finally(() => process.off('SIGINT', onInt));
         sub.abort();
         await subscription;
+        await textStream;
         client.close();
 
         if (!flags.json) {

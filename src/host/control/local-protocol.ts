@@ -18,6 +18,7 @@ export const LOCAL_METHODS = [
   'tasks.get',
   'tasks.start',
   'tasks.cancel',
+  'tasks.events',
   'timeline.query',
   'timeline.subscribe',
   'stop',

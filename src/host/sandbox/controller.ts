@@ -34,6 +34,8 @@ export interface TaskRunner {
   start(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }>;
   cancel(id: string, origin: Origin): void;
   running(): number;
+  /** Live events (streamed model text…) as they happen; the timeline is the durable record. */
+  subscribe?(listener: (taskId: string, event: { type: string }) => void): () => void;
 }
 
 /**
@@ -223,6 +225,11 @@ export class Controller implements ControllerApi {
   tasksCancel(id: string, origin: Origin): void {
     if (!this.deps.tasks) throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
     this.deps.tasks.cancel(id, origin);
+  }
+
+  /** Live agent events of every task (model text as it streams); returns an unsubscribe function. */
+  taskEvents(listener: (taskId: string, event: { type: string }) => void): () => void {
+    return this.deps.tasks?.subscribe?.(listener) ?? (() => {});
   }
 
   timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[] {

@@ -26,7 +26,9 @@ function parse<T extends z.ZodType>(schema: T, params: unknown): z.infer<T> {
  * the sandbox (socket mode 0600), so the origin is 'cli' and the context is what they asked for
  * (a stricter one is always allowed).
  */
-export function localHandlers(api: ControllerApi): LocalHandlers {
+export function localHandlers(
+  api: ControllerApi & { taskEvents?: (l: (taskId: string, event: { type: string }) => void) => () => void },
+): LocalHandlers {
   const cli = (context: Origin['context'] = 'local'): Origin => ({ id: 'cli', context });
   return {
     status: async (p) => (parse(EmptyParams, p), api.status()),
@@ -54,6 +56,17 @@ export function localHandlers(api: ControllerApi): LocalHandlers {
       const { id } = parse(TaskIdParams, p);
       api.tasksCancel(id, cli());
       return { id };
+    },
+    'tasks.events': async (p, ctx) => {
+      const { id } = parse(TaskIdParams, p);
+      // Only what a terminal needs live: the model's text as it streams.
+      const unsubscribe =
+        api.taskEvents?.((taskId, event) => {
+          if (taskId === id && event.type === 'text') ctx.event(event);
+        }) ?? (() => {});
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      unsubscribe();
+      return null;
     },
     'timeline.query': async (p) => api.timelineQuery(parse(TimelineQueryParams, p)),
     'timeline.subscribe': async (p, ctx) => {

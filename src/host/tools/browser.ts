@@ -24,7 +24,12 @@ function isBrowserCtx(ctx: ToolContext): ctx is BrowserToolContext {
 
 async function gate(tool: Tool<unknown>, input: unknown, ctx: ToolContext, url?: string): Promise<ToolResult | undefined> {
   if (!isBrowserCtx(ctx)) return { content: 'The browser is not available in this sandbox (start it with --image browser).', isError: true };
-  const auth = await ctx.authorize({ kind: 'tool', tool: tool.name, risk: tool.risk, input });
+  // Tools that act on the current page are judged by that page's URL (already allowed when it
+  // was opened), so reading or typing into an allowed site does not ask every time.
+  const pageUrl = url ?? (await (await ctx.browser()).page().then((p) => p.url()).catch(() => undefined));
+  const policyInput =
+    pageUrl && /^https?:/i.test(pageUrl) && input && typeof input === 'object' ? { ...input, url: pageUrl } : input;
+  const auth = await ctx.authorize({ kind: 'tool', tool: tool.name, risk: tool.risk, input: policyInput });
   if (!auth.allowed) {
     ctx.record({ type: 'browser.action', action: tool.name, url, outcome: 'denied', detail: auth.reason });
     return { content: `Denied: ${auth.reason ?? 'policy said no'}.`, isError: true, denied: true };
