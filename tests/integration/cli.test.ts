@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AnthropicApiStandIn, reply, text, toolUse } from '../helpers/anthropic-api.js';
 import { assertBuilt, cli, cliAsync } from '../helpers/cli.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
 
@@ -18,18 +19,41 @@ async function waitForApproval(env: NodeJS.ProcessEnv, ws: string): Promise<{ id
 describe('cowork-vm CLI end to end (built binary, real guest)', () => {
   let t: TestSandboxEnv;
   let ws: string;
+  let api: AnthropicApiStandIn;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     assertBuilt();
+    // The Messages API stand-in (no internet here); the controller's SDK client finds it through
+    // ANTHROPIC_BASE_URL, and `run` passes the key from ANTHROPIC_API_KEY as the explicit override.
+    api = await AnthropicApiStandIn.start({ apiKey: 'sk-ant-cli-test' });
     t = makeTestEnv('cli');
+    t.env.ANTHROPIC_BASE_URL = api.baseURL;
     ws = t.workspace;
     const r = cli(['start', '--detach', '--workspace', ws], t.env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('sandbox running');
   });
-  afterAll(() => {
+  afterAll(async () => {
     cli(['stop', '--workspace', ws], t.env);
+    await api?.close();
     t.cleanup();
+  });
+
+  it('run: the agent streams its text, writes through the guest and ends with a summary', async () => {
+    api.enqueue(
+      reply([text('Writing the note now.'), toolUse('write_file', { path: 'from-run.txt', content: 'made by the agent\n' })]),
+      reply([toolUse('task_complete', { summary: 'wrote from-run.txt' })]),
+    );
+    const r = await cliAsync(['run', '--workspace', ws, 'write a note'], { ...t.env, ANTHROPIC_API_KEY: 'sk-ant-cli-test' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Writing the note now.');
+    expect(r.stdout).toContain('▸ write_file');
+    expect(r.stdout).toMatch(/COMPLETED: wrote from-run.txt/);
+    expect(r.stdout).toMatch(/task t-[a-z0-9]+/);
+    expect(readFileSync(join(ws, 'from-run.txt'), 'utf8')).toBe('made by the agent\n');
+    // The key was used by the host only: it is in no request the guest could see.
+    const guest = cli(['exec', '--workspace', ws, '--', 'env; cat /workspace/* 2>/dev/null'], t.env);
+    expect(guest.stdout).not.toContain('sk-ant-cli-test');
   });
 
   it('exec runs in the guest, writes into the workspace and returns the exit code', () => {
