@@ -16,14 +16,22 @@ const brokenSuites = (r.testResults ?? []).filter(
   (s) => s.status === 'failed' && !(s.assertionResults ?? []).some((a) => a.status === 'failed'),
 );
 const failedSuites = brokenSuites.length;
-const notRun = brokenSuites.reduce((n, s) => n + (s.assertionResults ?? []).filter((a) => a.status !== 'passed').length, 0);
-for (const s of brokenSuites) console.log(`failed outside a test: ${s.name}: ${(s.message ?? '').split('\n')[0]}`);
+const notRun = brokenSuites.reduce(
+  (n, s) => n + (s.assertionResults ?? []).filter((a) => a.status !== 'passed').length,
+  0,
+);
+for (const s of brokenSuites)
+  console.log(`failed outside a test: ${s.name}: ${(s.message ?? '').split('\n')[0]}`);
 const failed = (r.numFailedTests ?? 0) + failedSuites;
 const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0) - notRun;
 if (skipped > 0) {
-  const names = (r.testResults ?? []).filter((s) => !brokenSuites.includes(s)).flatMap((s) =>
-    (s.assertionResults ?? []).filter((a) => a.status === 'pending' || a.status === 'skipped').map((a) => a.fullName),
-  );
+  const names = (r.testResults ?? [])
+    .filter((s) => !brokenSuites.includes(s))
+    .flatMap((s) =>
+      (s.assertionResults ?? [])
+        .filter((a) => a.status === 'pending' || a.status === 'skipped')
+        .map((a) => a.fullName),
+    );
   console.log(`skipped (macOS-only native tests on ${process.platform}): ${names.join(' | ')}`);
 }
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);

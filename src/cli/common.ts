@@ -7,12 +7,15 @@ import { locateSandbox } from '../host/sandbox/serve.js';
 export function fail(err: unknown): never {
   const e = CoworkError.from(err);
   process.stderr.write(`cowork-vm: ${e.message}\n`);
-  if (process.env.COWORK_VM_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error)?.stack ?? e.cause)}\n`);
+  if (process.env.COWORK_VM_DEBUG && e.cause)
+    process.stderr.write(`${String((e.cause as Error)?.stack ?? e.cause)}\n`);
   process.exit(EXIT_CODES[e.code]);
 }
 
 /** Wraps a command action so any thrown error is reported as one clear line. */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(
+  fn: (...args: A) => Promise<void> | void,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await fn(...args);
@@ -27,7 +30,9 @@ export function printJson(value: unknown): void {
 }
 
 /** Connects to the running controller of a workspace. */
-export async function connectController(workspace?: string): Promise<{ client: LocalControlClient; workspace: string }> {
+export async function connectController(
+  workspace?: string,
+): Promise<{ client: LocalControlClient; workspace: string }> {
   const loc = locateSandbox(workspace);
   const client = await LocalControlClient.connect(loc.socketPath, loc.workspace);
   return { client, workspace: loc.workspace };

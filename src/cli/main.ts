@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
-import { fail } from './common.js';
 import { registerCommands } from './commands/index.js';
+import { fail } from './common.js';
 
 /**
  * `cowork-vm`: parsing and printing only. Each command calls one function of src/host; the

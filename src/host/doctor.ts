@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { hostPaths } from './paths.js';
-import { createDriver } from './vm/index.js';
-import { ImageStore } from './vm/images.js';
 import type { Accel } from './vm/driver.js';
+import { ImageStore } from './vm/images.js';
+import { createDriver } from './vm/index.js';
 
 export interface DoctorCheck {
   name: string;
@@ -21,7 +21,9 @@ function which(bin: string): string | undefined {
  * What this host has and lacks for cowork-vm, each with the command that fixes it. The same
  * function serves `cowork-vm doctor` and (later) the dashboard.
  */
-export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv } = {}): Promise<DoctorCheck[]> {
+export async function runDoctor(
+  opts: { accel?: Accel; env?: NodeJS.ProcessEnv } = {},
+): Promise<DoctorCheck[]> {
   const env = opts.env ?? process.env;
   const checks: DoctorCheck[] = [];
   const setup = 'bash scripts/setup-host.sh (in the cowork-vm folder)';
@@ -34,14 +36,18 @@ export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv }
     detail: probe.ok
       ? probe.details?.qemu
         ? `${probe.details.qemu} (QEMU ${probe.details.qemuVersion ?? '?'})`
-        : Object.entries(probe.details ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'usable'
+        : Object.entries(probe.details ?? {})
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ') || 'usable'
       : (probe.reason ?? 'unusable'),
     fix: probe.ok ? undefined : (probe.fix ?? setup),
   });
   checks.push({
     name: 'accelerator',
     ok: Boolean(probe.accel),
-    detail: probe.accel ? `${probe.accel}${probe.accelReason ? ` (${probe.accelReason})` : ''}` : 'not determined',
+    detail: probe.accel
+      ? `${probe.accel}${probe.accelReason ? ` (${probe.accelReason})` : ''}`
+      : 'not determined',
     fix: probe.accel ? undefined : 'force one with --accel tcg or COWORK_VM_ACCEL=tcg',
   });
   checks.push({
@@ -64,12 +70,18 @@ export async function runDoctor(opts: { accel?: Accel; env?: NodeJS.ProcessEnv }
   for (const name of ['base', 'browser']) {
     try {
       const img = await store.resolve(name, undefined, { verify: true });
-      checks.push({ name: `image ${name}`, ok: true, detail: `${img.dir} (kernel ${img.manifest.kernelVersion})` });
+      checks.push({
+        name: `image ${name}`,
+        ok: true,
+        detail: `${img.dir} (kernel ${img.manifest.kernelVersion})`,
+      });
     } catch (err) {
       checks.push({
         name: `image ${name}`,
-        ok: name !== 'base' ? true : false,
-        detail: (err as Error).message.split(' — ')[0] + (name !== 'base' ? ' (only needed for --image browser)' : ''),
+        ok: name !== 'base',
+        detail:
+          (err as Error).message.split(' — ')[0] +
+          (name !== 'base' ? ' (only needed for --image browser)' : ''),
         fix: `cowork-vm image build ${name}`,
       });
     }

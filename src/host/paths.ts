@@ -20,7 +20,8 @@ export function hostPaths(env: NodeJS.ProcessEnv = process.env): HostPaths {
   const mac = process.platform === 'darwin';
   const cacheBase = env.XDG_CACHE_HOME || (mac ? join(home, 'Library', 'Caches') : join(home, '.cache'));
   const stateBase =
-    env.XDG_STATE_HOME || (mac ? join(home, 'Library', 'Application Support') : join(home, '.local', 'state'));
+    env.XDG_STATE_HOME ||
+    (mac ? join(home, 'Library', 'Application Support') : join(home, '.local', 'state'));
   const configBase =
     env.XDG_CONFIG_HOME || (mac ? join(home, 'Library', 'Application Support') : join(home, '.config'));
   return {

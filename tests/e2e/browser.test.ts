@@ -232,7 +232,8 @@ describe('browser tools in a real guest with the real Chromium', () => {
     const asked = timeline
       .query({ taskId, types: ['approval.asked'] })
       .map((e) => (e as { data: Wire }).data.tool);
-    for (const name of ['browser_snapshot', 'browser_type', 'browser_click']) expect(asked, name).not.toContain(name);
+    for (const name of ['browser_snapshot', 'browser_type', 'browser_click'])
+      expect(asked, name).not.toContain(name);
   });
 
   it('the timeline has a browser.action per step with its URL and outcome', () => {

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type RunningController, startController, type StartOptions } from '../../src/host/sandbox/serve.js';
+import { type RunningController, type StartOptions, startController } from '../../src/host/sandbox/serve.js';
 
 /**
  * A throwaway state dir + workspace for one test file. The image cache is the user's real one
@@ -28,6 +28,9 @@ export function makeTestEnv(prefix = 'cvm'): TestSandboxEnv {
   return { root, workspace, env, cleanup: () => rmSync(root, { recursive: true, force: true }) };
 }
 
-export async function startTestSandbox(t: TestSandboxEnv, extra: Partial<StartOptions> = {}): Promise<RunningController> {
+export async function startTestSandbox(
+  t: TestSandboxEnv,
+  extra: Partial<StartOptions> = {},
+): Promise<RunningController> {
   return startController({ workspace: t.workspace, env: t.env, cpus: 2, memoryMiB: 1024, ...extra });
 }

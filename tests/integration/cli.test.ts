@@ -41,10 +41,16 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
 
   it('run: the agent streams its text, writes through the guest and ends with a summary', async () => {
     api.enqueue(
-      reply([text('Writing the note now.'), toolUse('write_file', { path: 'from-run.txt', content: 'made by the agent\n' })]),
+      reply([
+        text('Writing the note now.'),
+        toolUse('write_file', { path: 'from-run.txt', content: 'made by the agent\n' }),
+      ]),
       reply([toolUse('task_complete', { summary: 'wrote from-run.txt' })]),
     );
-    const r = await cliAsync(['run', '--workspace', ws, 'write a note'], { ...t.env, ANTHROPIC_API_KEY: 'sk-ant-cli-test' });
+    const r = await cliAsync(['run', '--workspace', ws, 'write a note'], {
+      ...t.env,
+      ANTHROPIC_API_KEY: 'sk-ant-cli-test',
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('Writing the note now.');
     expect(r.stdout).toContain('▸ write_file');

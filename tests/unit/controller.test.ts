@@ -21,7 +21,15 @@ function fakeSandbox(ran: string[]): Sandbox {
     info: { accel: 'tcg', share: '9p', image: 'base', imageHash: 'h', bootMs: 1, startedAt: '' },
     exec: async (command: string): Promise<ExecResult> => {
       ran.push(command);
-      return { exitCode: 0, signal: null, stdout: 'ok\n', stderr: '', truncated: false, durationMs: 1, timedOut: false };
+      return {
+        exitCode: 0,
+        signal: null,
+        stdout: 'ok\n',
+        stderr: '',
+        truncated: false,
+        durationMs: 1,
+        timedOut: false,
+      };
     },
   } as unknown as Sandbox;
 }
@@ -82,7 +90,11 @@ describe('Controller enforcement path', () => {
     const t2 = timeline.createTask({ title: 'b', context: 'agent', origin: 'test' }).id;
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
     await new Promise((r) => setTimeout(r, 20));
-    controller.approvalsAnswer(controller.approvalsList()[0]!.id, { kind: 'approve-task' }, { id: 'cli', context: 'local' });
+    controller.approvalsAnswer(
+      controller.approvalsList()[0]!.id,
+      { kind: 'approve-task' },
+      { id: 'cli', context: 'local' },
+    );
     expect((await first).result?.exitCode).toBe(0);
     // Same command, same task: no new approval.
     expect((await controller.exec({ command: 'make build', taskId: t1 }, agent)).result?.exitCode).toBe(0);
@@ -90,7 +102,11 @@ describe('Controller enforcement path', () => {
     const other = controller.exec({ command: 'make build', taskId: t2 }, agent);
     await new Promise((r) => setTimeout(r, 20));
     expect(controller.approvalsList()).toHaveLength(1);
-    controller.approvalsAnswer(controller.approvalsList()[0]!.id, { kind: 'deny' }, { id: 'cli', context: 'local' });
+    controller.approvalsAnswer(
+      controller.approvalsList()[0]!.id,
+      { kind: 'deny' },
+      { id: 'cli', context: 'local' },
+    );
     expect((await other).result).toBeUndefined();
     expect(ran).toEqual(['make build', 'make build']);
   });
@@ -99,7 +115,11 @@ describe('Controller enforcement path', () => {
     const t1 = timeline.createTask({ title: 'a', context: 'agent', origin: 'test' }).id;
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
     await new Promise((r) => setTimeout(r, 20));
-    controller.approvalsAnswer(controller.approvalsList()[0]!.id, { kind: 'approve-task' }, { id: 'cli', context: 'local' });
+    controller.approvalsAnswer(
+      controller.approvalsList()[0]!.id,
+      { kind: 'approve-task' },
+      { id: 'cli', context: 'local' },
+    );
     await first;
     const out = await controller.exec({ command: 'make build && sudo id', taskId: t1 }, agent);
     expect(out.decision.effect).toBe('deny');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalControlClient } from '../../src/host/control/local-client.js';
-import { type LocalHandlers, LocalControlServer } from '../../src/host/control/local-server.js';
+import { LocalControlServer, type LocalHandlers } from '../../src/host/control/local-server.js';
 import { CoworkError } from '../../src/host/errors.js';
 
 /** Live Unix-socket tests of the local control protocol (no VM: handlers are the seam here). */
@@ -13,9 +13,19 @@ function handlers(overrides: Partial<LocalHandlers> = {}): LocalHandlers {
     throw new CoworkError('unsupported', 'not in this test');
   };
   const base = Object.fromEntries(
-    ['status', 'exec', 'approvals.list', 'approvals.answer', 'tasks.list', 'tasks.get', 'tasks.start', 'tasks.cancel', 'timeline.query', 'timeline.subscribe', 'stop'].map(
-      (m) => [m, notImpl],
-    ),
+    [
+      'status',
+      'exec',
+      'approvals.list',
+      'approvals.answer',
+      'tasks.list',
+      'tasks.get',
+      'tasks.start',
+      'tasks.cancel',
+      'timeline.query',
+      'timeline.subscribe',
+      'stop',
+    ].map((m) => [m, notImpl]),
   ) as unknown as LocalHandlers;
   return { ...base, ...overrides };
 }
@@ -83,12 +93,21 @@ describe('local control socket', () => {
 
   it('answers malformed JSON and unknown methods with an error and stays usable', async () => {
     const path = await serve(handlers({ status: async () => 'ok' }));
-    expect(JSON.parse(await rawExchange(path, '{nope\n'))).toMatchObject({ ok: false, error: { message: 'malformed JSON' } });
-    const unknown = JSON.parse(await rawExchange(path, '{"type":"req","id":1,"method":"rm -rf","params":{}}\n'));
+    expect(JSON.parse(await rawExchange(path, '{nope\n'))).toMatchObject({
+      ok: false,
+      error: { message: 'malformed JSON' },
+    });
+    const unknown = JSON.parse(
+      await rawExchange(path, '{"type":"req","id":1,"method":"rm -rf","params":{}}\n'),
+    );
     expect(unknown).toMatchObject({ ok: false, error: { code: 'invalidArgument' } });
-    const extra = JSON.parse(await rawExchange(path, '{"type":"req","id":2,"method":"status","params":{},"x":1}\n'));
+    const extra = JSON.parse(
+      await rawExchange(path, '{"type":"req","id":2,"method":"status","params":{},"x":1}\n'),
+    );
     expect(extra.ok).toBe(false);
-    expect(JSON.parse(await rawExchange(path, '{"type":"req","id":3,"method":"status","params":{}}\n'))).toMatchObject({
+    expect(
+      JSON.parse(await rawExchange(path, '{"type":"req","id":3,"method":"status","params":{}}\n')),
+    ).toMatchObject({
       id: 3,
       ok: true,
       result: 'ok',
@@ -121,7 +140,13 @@ describe('local control socket', () => {
     let aborted = false;
     const path = await serve(
       handlers({
-        exec: (_p, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => ((aborted = true), resolve(null)))),
+        exec: (_p, ctx) =>
+          new Promise((resolve) =>
+            ctx.signal.addEventListener('abort', () => {
+              aborted = true;
+              resolve(null);
+            }),
+          ),
       }),
     );
     const c = await LocalControlClient.connect(path, '/w');

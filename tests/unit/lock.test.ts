@@ -19,14 +19,18 @@ describe('SandboxLock', () => {
   it('refuses a second holder while the first one lives', () => {
     const file = join(dir(), 'lock');
     writeFileSync(file, JSON.stringify({ pid: 424242, workspace: '/w', startedAt: '' }));
-    expect(() => SandboxLock.acquire(file, '/w', () => true)).toThrow(/already running for \/w \(pid 424242\)/);
+    expect(() => SandboxLock.acquire(file, '/w', () => true)).toThrow(
+      /already running for \/w \(pid 424242\)/,
+    );
     expect(readLock(file)?.pid).toBe(424242);
   });
 
   it('clears a stale lock left by a dead process', () => {
     const file = join(dir(), 'lock');
     // A real pid that is certainly gone: a child that already exited.
-    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
     const deadPid = Number(child.stdout);
     expect(processAlive(deadPid)).toBe(false);
     writeFileSync(file, JSON.stringify({ pid: deadPid, workspace: '/w', startedAt: '' }));

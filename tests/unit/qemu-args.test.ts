@@ -267,7 +267,12 @@ describe('buildQemuArgs: network', () => {
 
   it('egress adds exactly one guestfwd, run per connection through the relay command (commas doubled)', () => {
     const s = spec({
-      egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: 'node -e a,b 38080' },
+      egress: {
+        hostPort: 38080,
+        guestAddress: '10.0.2.100',
+        guestPort: 3128,
+        hostCommand: 'node -e a,b 38080',
+      },
     });
     expect(one(buildQemuArgs(s, host()).args, '-netdev')).toBe(
       'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,guestfwd=tcp:10.0.2.100:3128-cmd:node -e a,,b 38080',
@@ -277,7 +282,9 @@ describe('buildQemuArgs: network', () => {
   it('egress without a per-connection command is refused (the tcp form shares one stream: policy bypass)', () => {
     const s = spec({ egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128 } });
     expectInvalid(() => buildQemuArgs(s, host()), /hostCommand/);
-    const multi = spec({ egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: 'a\nb' } });
+    const multi = spec({
+      egress: { hostPort: 38080, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: 'a\nb' },
+    });
     expectInvalid(() => buildQemuArgs(multi, host()), /hostCommand/);
   });
 

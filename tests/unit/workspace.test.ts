@@ -24,12 +24,16 @@ describe('workspaceRefusal', () => {
     expect(workspaceRefusal({ realPath: p, home })).toMatch(why);
   });
 
-  it.each([`${home}/src/app`, '/srv/projects/x', '/tmp/ws-123', '/opt/work/app', '/var/tmp/x', '/root/project'])(
-    'accepts %s',
-    (p) => {
-      expect(workspaceRefusal({ realPath: p, home })).toBeUndefined();
-    },
-  );
+  it.each([
+    `${home}/src/app`,
+    '/srv/projects/x',
+    '/tmp/ws-123',
+    '/opt/work/app',
+    '/var/tmp/x',
+    '/root/project',
+  ])('accepts %s', (p) => {
+    expect(workspaceRefusal({ realPath: p, home })).toBeUndefined();
+  });
 
   it('treats a trailing slash like the folder itself', () => {
     expect(workspaceRefusal({ realPath: `${home}/`, home })).toMatch(/home directory/);

@@ -22,7 +22,9 @@ export function register(program: Command): void {
               `      ${what}\n      cwd ${p.cwd ?? '/workspace'} · why: ${p.reasons.join('; ')} · expires in ${left} s\n`,
           );
         }
-        process.stdout.write('answer with: cowork-vm approve ID [--task] | cowork-vm deny ID [--message M]\n');
+        process.stdout.write(
+          'answer with: cowork-vm approve ID [--task] | cowork-vm deny ID [--message M]\n',
+        );
       }),
     );
   addExamples(list, ['cowork-vm approvals', 'cowork-vm approvals --json']);
@@ -52,7 +54,9 @@ export function register(program: Command): void {
     .action(
       action(async (id: string, flags: { workspace?: string; message?: string }) => {
         const { client } = await connectController(flags.workspace);
-        await client.call('approvals.answer', { id, kind: 'deny', message: flags.message }).finally(() => client.close());
+        await client
+          .call('approvals.answer', { id, kind: 'deny', message: flags.message })
+          .finally(() => client.close());
         process.stdout.write(`denied ${id}\n`);
       }),
     );

@@ -6,7 +6,9 @@ import { action, addExamples, printJson } from '../common.js';
 export function register(program: Command): void {
   const cmd = program
     .command('doctor')
-    .description('Check this host: qemu, virtiofsd, mmdebstrap, accelerator verdict, images — with the fix for each')
+    .description(
+      'Check this host: qemu, virtiofsd, mmdebstrap, accelerator verdict, images — with the fix for each',
+    )
     .option('--accel <accel>', 'check this accelerator instead of auto')
     .option('--json', 'print machine-readable JSON')
     .action(
@@ -16,7 +18,9 @@ export function register(program: Command): void {
         if (flags.json) printJson({ ok, checks });
         else {
           for (const c of checks) {
-            process.stdout.write(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}\n${c.fix && !c.ok ? `    fix: ${c.fix}\n` : ''}`);
+            process.stdout.write(
+              `${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}\n${c.fix && !c.ok ? `    fix: ${c.fix}\n` : ''}`,
+            );
           }
           process.stdout.write(ok ? 'all good\n' : 'some checks failed — see the fixes above\n');
         }

@@ -22,11 +22,20 @@ async function readStdin(): Promise<string> {
 export function register(program: Command): void {
   const cmd = program
     .command('exec')
-    .description("Run a command in the sandbox's guest (through the policy engine) and exit with its exit code")
-    .argument('<command...>', "the command; words are joined with spaces and run by the guest's shell, like ssh")
+    .description(
+      "Run a command in the sandbox's guest (through the policy engine) and exit with its exit code",
+    )
+    .argument(
+      '<command...>',
+      "the command; words are joined with spaces and run by the guest's shell, like ssh",
+    )
     .option('-w, --workspace <dir>', 'workspace folder (default: current directory)')
     .option('--json', 'print {exitCode, signal, stdout, stderr, truncated, durationMs} instead of streaming')
-    .option('-t, --timeout <seconds>', 'kill the command after this many seconds (1–86400)', intOption('--timeout', 1, 86_400))
+    .option(
+      '-t, --timeout <seconds>',
+      'kill the command after this many seconds (1–86400)',
+      intOption('--timeout', 1, 86_400),
+    )
     .addOption(
       new Option('--context <context>', 'policy context to evaluate in (agent: ask unless allowed by a rule)')
         .choices(['local', 'agent', 'gateway'])
@@ -34,7 +43,11 @@ export function register(program: Command): void {
     )
     .option('--cwd <dir>', 'working directory in the guest (default /workspace)')
     .option('-i, --stdin', "forward this process's standard input to the command")
-    .option('--max-output <bytes>', 'cap per stream (default 1 MiB)', intOption('--max-output', 1024, 1 << 30))
+    .option(
+      '--max-output <bytes>',
+      'cap per stream (default 1 MiB)',
+      intOption('--max-output', 1024, 1 << 30),
+    )
     .action(
       action(async (words: string[], flags: ExecFlags) => {
         const command = words.join(' ');
@@ -78,8 +91,10 @@ export function register(program: Command): void {
           const { exitCode, signal, stdout, stderr, truncated, durationMs, timedOut } = r;
           printJson({ exitCode, signal, stdout, stderr, truncated, durationMs, timedOut });
         } else {
-          if (r.truncated) process.stderr.write('cowork-vm: output was truncated at the cap (--max-output)\n');
-          if (r.timedOut) process.stderr.write(`cowork-vm: command timed out after ${flags.timeout} s and was killed\n`);
+          if (r.truncated)
+            process.stderr.write('cowork-vm: output was truncated at the cap (--max-output)\n');
+          if (r.timedOut)
+            process.stderr.write(`cowork-vm: command timed out after ${flags.timeout} s and was killed\n`);
         }
         await new Promise((res) => process.stdout.write('', res));
         process.exit(exitStatus(r));
@@ -94,7 +109,11 @@ export function register(program: Command): void {
 }
 
 /** The guest's exit code; 124 on timeout; 128+N when killed by signal N (like a shell). */
-export function exitStatus(r: { exitCode: number | null; signal: string | null; timedOut?: boolean }): number {
+export function exitStatus(r: {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut?: boolean;
+}): number {
   if (r.timedOut) return 124;
   if (r.exitCode !== null) return r.exitCode;
   const n = r.signal ? (constants.signals as Record<string, number>)[`SIG${r.signal}`] : undefined;

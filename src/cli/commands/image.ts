@@ -8,39 +8,57 @@ function mib(bytes: number): string {
 }
 
 export function register(program: Command): void {
-  const image = program.command('image').description('Build, list and remove guest images (cached by recipe hash)');
-  addExamples(image, ['cowork-vm image build', 'cowork-vm image build browser', 'cowork-vm image ls', 'cowork-vm image rm base']);
+  const image = program
+    .command('image')
+    .description('Build, list and remove guest images (cached by recipe hash)');
+  addExamples(image, [
+    'cowork-vm image build',
+    'cowork-vm image build browser',
+    'cowork-vm image ls',
+    'cowork-vm image rm base',
+  ]);
 
   const build = image
     .command('build')
-    .description('Build a guest image from Debian packages (mmdebstrap); skipped when the current recipe is built')
+    .description(
+      'Build a guest image from Debian packages (mmdebstrap); skipped when the current recipe is built',
+    )
     .argument('[name]', 'variant: base | browser', 'base')
     .option('--arch <arch>', 'amd64 | arm64 (default: this host)')
     .option('--force', 'rebuild even when an intact image of this recipe exists')
     .option('-v, --verbose', "show mmdebstrap's own log lines")
     .option('--json', 'print the resulting manifest as JSON')
     .action(
-      action(async (name: string, flags: { arch?: string; force?: boolean; verbose?: boolean; json?: boolean }) => {
-        const store = new ImageStore(hostPaths());
-        const say = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
-        const res = await store.build(name, {
-          arch: flags.arch,
-          force: flags.force,
-          onProgress: (stage, msg) => say(`[${stage}] ${msg}`),
-          onLog: flags.verbose ? (l) => say(`    ${l}`) : undefined,
-        });
-        if (flags.json) return printJson({ dir: res.dir, built: res.built, manifest: res.manifest });
-        const m = res.manifest;
-        const size = Object.values(m.files).reduce((n, f) => n + f.size, 0);
-        say(
-          res.built
-            ? `built ${m.name} (${m.arch}, kernel ${m.kernelVersion}, ${mib(size)}) in ${m.totalSeconds} s → ${res.dir}\n` +
-                `  stages: ${m.stages.map((s) => `${s.name} ${s.seconds} s`).join(' · ')}`
-            : `${m.name} (${m.arch}) is up to date → ${res.dir}`,
-        );
-      }),
+      action(
+        async (
+          name: string,
+          flags: { arch?: string; force?: boolean; verbose?: boolean; json?: boolean },
+        ) => {
+          const store = new ImageStore(hostPaths());
+          const say = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
+          const res = await store.build(name, {
+            arch: flags.arch,
+            force: flags.force,
+            onProgress: (stage, msg) => say(`[${stage}] ${msg}`),
+            onLog: flags.verbose ? (l) => say(`    ${l}`) : undefined,
+          });
+          if (flags.json) return printJson({ dir: res.dir, built: res.built, manifest: res.manifest });
+          const m = res.manifest;
+          const size = Object.values(m.files).reduce((n, f) => n + f.size, 0);
+          say(
+            res.built
+              ? `built ${m.name} (${m.arch}, kernel ${m.kernelVersion}, ${mib(size)}) in ${m.totalSeconds} s → ${res.dir}\n` +
+                  `  stages: ${m.stages.map((s) => `${s.name} ${s.seconds} s`).join(' · ')}`
+              : `${m.name} (${m.arch}) is up to date → ${res.dir}`,
+          );
+        },
+      ),
     );
-  addExamples(build, ['cowork-vm image build', 'cowork-vm image build browser --verbose', 'cowork-vm image build base --force']);
+  addExamples(build, [
+    'cowork-vm image build',
+    'cowork-vm image build browser --verbose',
+    'cowork-vm image build base --force',
+  ]);
 
   const ls = image
     .command('ls')
@@ -50,7 +68,8 @@ export function register(program: Command): void {
       action(async (flags: { json?: boolean }) => {
         const list = new ImageStore(hostPaths()).list();
         if (flags.json) return printJson(list);
-        if (list.length === 0) return void process.stdout.write('no images built — run: cowork-vm image build\n');
+        if (list.length === 0)
+          return void process.stdout.write('no images built — run: cowork-vm image build\n');
         for (const i of list) {
           process.stdout.write(
             `${i.name.padEnd(8)} ${i.arch.padEnd(6)} ${i.hash.slice(0, 12)}  ${mib(i.sizeBytes).padStart(9)}  ${i.builtAt}  ${i.status}\n`,
@@ -68,7 +87,10 @@ export function register(program: Command): void {
     .option('--stale', 'only images of an older recipe')
     .action(
       action(async (name: string, flags: { arch?: string; stale?: boolean }) => {
-        const removed = new ImageStore(hostPaths()).remove(name, { arch: flags.arch, staleOnly: flags.stale });
+        const removed = new ImageStore(hostPaths()).remove(name, {
+          arch: flags.arch,
+          staleOnly: flags.stale,
+        });
         for (const d of removed) process.stdout.write(`removed ${d}\n`);
       }),
     );

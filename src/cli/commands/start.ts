@@ -32,16 +32,25 @@ export function register(program: Command): void {
     .option('-w, --workspace <dir>', 'folder to share read-write at /workspace (default: current directory)')
     .option('-c, --config <file>', 'config file (default: ~/.config/cowork-vm/config.toml)')
     .option('--cpus <n>', 'guest CPUs (1–16, default 2)', intOption('--cpus', 1, 16))
-    .option('--memory <mib>', 'guest memory in MiB (256–16384, default 1024)', intOption('--memory', 256, 16384))
+    .option(
+      '--memory <mib>',
+      'guest memory in MiB (256–16384, default 1024)',
+      intOption('--memory', 256, 16384),
+    )
     .option('--image <name>', 'guest image variant: base | browser (default base)')
     .option('--accel <accel>', 'accelerator: auto | kvm | hvf | tcg (env COWORK_VM_ACCEL)')
     .addOption(new Option('--share <mode>', 'workspace share').choices(['auto', 'virtiofs', '9p']))
     .option('--listen <host:port>', 'turn on the WebSocket control API (dashboard, menubar, paired devices)')
-    .option('--allow-remote', 'allow --listen on a non-loopback address (needs TLS in config; prints a warning)')
+    .option(
+      '--allow-remote',
+      'allow --listen on a non-loopback address (needs TLS in config; prints a warning)',
+    )
     .option('-d, --detach', 'start in the background and return once the guest is ready')
     .option('--json', 'with --detach: print the status as JSON when ready')
     .addOption(new Option('--child').hideHelp())
-    .action(action(async (flags: StartFlags) => (flags.detach && !flags.child ? detach(flags) : foreground(flags))));
+    .action(
+      action(async (flags: StartFlags) => (flags.detach && !flags.child ? detach(flags) : foreground(flags))),
+    );
   addExamples(cmd, [
     'cowork-vm start                 # foreground: live status, approvals prompt here, Ctrl-C stops',
     'cowork-vm start --detach        # background; then: cowork-vm exec -- uname -a',
@@ -83,7 +92,9 @@ async function foreground(flags: StartFlags): Promise<void> {
   const end = await running.done;
   if (ticker) clearInterval(ticker);
   if (end.reason === 'crashed') {
-    const why = end.exit?.signal ? `QEMU was killed by ${end.exit.signal}` : `QEMU exited with code ${end.exit?.code}`;
+    const why = end.exit?.signal
+      ? `QEMU was killed by ${end.exit.signal}`
+      : `QEMU exited with code ${end.exit?.code}`;
     process.stderr.write(`\ncowork-vm: the VM stopped unexpectedly (${why}); workspace files are intact.\n`);
     if (end.exit?.consoleTail) process.stderr.write(`last console lines:\n${end.exit.consoleTail}\n`);
     process.exit(1);
@@ -93,7 +104,9 @@ async function foreground(flags: StartFlags): Promise<void> {
 }
 
 let lastLine = '';
-async function statusLine(controller: { status(): Promise<{ pendingApprovals: number; tasks: { running: number } }> }) {
+async function statusLine(controller: {
+  status(): Promise<{ pendingApprovals: number; tasks: { running: number } }>;
+}) {
   const st = await controller.status();
   const line = `● running · ${st.pendingApprovals} pending approval(s) · ${st.tasks.running} task(s)`;
   if (line !== lastLine) {
@@ -126,7 +139,11 @@ async function detach(flags: StartFlags): Promise<void> {
   if (flags.share) args.push('--share', flags.share);
   if (flags.listen) args.push('--listen', flags.listen);
   if (flags.allowRemote) args.push('--allow-remote');
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: process.env,
+  });
   closeSync(fd);
   child.unref();
   let exited: number | undefined;

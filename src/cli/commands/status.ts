@@ -10,7 +10,9 @@ export const NOT_RUNNING_EXIT = 3;
 export function register(program: Command): void {
   const cmd = program
     .command('status')
-    .description(`Show the sandbox of a workspace: VM state, accelerator, share, approvals (exit ${NOT_RUNNING_EXIT} when none runs)`)
+    .description(
+      `Show the sandbox of a workspace: VM state, accelerator, share, approvals (exit ${NOT_RUNNING_EXIT} when none runs)`,
+    )
     .option('-w, --workspace <dir>', 'workspace folder (default: current directory)')
     .option('--json', 'print machine-readable JSON')
     .action(
@@ -27,7 +29,10 @@ export function register(program: Command): void {
           if (!CoworkError.is(err, 'invalidState')) throw err;
           const loc = locateSandbox(flags.workspace);
           if (flags.json) printJson({ workspace: loc.workspace, state: 'stopped' });
-          else process.stdout.write(`○ no sandbox running for ${loc.workspace} — start one with \`cowork-vm start --detach\`\n`);
+          else
+            process.stdout.write(
+              `○ no sandbox running for ${loc.workspace} — start one with \`cowork-vm start --detach\`\n`,
+            );
           process.exit(NOT_RUNNING_EXIT);
         }
         if (flags.json) return printJson(st);

@@ -24,9 +24,16 @@ export function register(program: Command): void {
         }
         // The controller releases its lock when the VM is gone: wait for that.
         const deadline = Date.now() + Number(flags.timeout) * 1000;
-        while (holder && processAlive(holder.pid) && readLock(join(loc.stateDir, 'lock'))?.pid === holder.pid) {
+        while (
+          holder &&
+          processAlive(holder.pid) &&
+          readLock(join(loc.stateDir, 'lock'))?.pid === holder.pid
+        ) {
           if (Date.now() > deadline) {
-            throw new CoworkError('timeout', `the sandbox (pid ${holder.pid}) did not stop within ${flags.timeout} s — kill it with: kill ${holder.pid}`);
+            throw new CoworkError(
+              'timeout',
+              `the sandbox (pid ${holder.pid}) did not stop within ${flags.timeout} s — kill it with: kill ${holder.pid}`,
+            );
           }
           await new Promise((r) => setTimeout(r, 200));
         }

@@ -26,14 +26,21 @@ export function register(program: Command): void {
     .option('-w, --workspace <dir>', 'workspace folder (default: current directory)')
     .option('--json', 'print events as JSON (one array; with --follow, one JSON object per line)')
     .option('-f, --follow', 'keep printing new events as they happen (Ctrl-C to stop)')
-    .option('-n, --limit <n>', 'show at most the last N events (default 200)', intOption('--limit', 1, 100_000))
+    .option(
+      '-n, --limit <n>',
+      'show at most the last N events (default 200)',
+      intOption('--limit', 1, 100_000),
+    )
     .option('--tasks', 'list tasks instead of events')
     .action(
       action(async (taskId: string | undefined, flags: TimelineFlags) => {
         const loc = locateSandbox(flags.workspace);
         const file = join(loc.stateDir, 'timeline.db');
         if (!existsSync(file)) {
-          throw new CoworkError('notFound', `no timeline yet for ${loc.workspace} — it starts with \`cowork-vm start\``);
+          throw new CoworkError(
+            'notFound',
+            `no timeline yet for ${loc.workspace} — it starts with \`cowork-vm start\``,
+          );
         }
         const tl = Timeline.open(file, { readonly: true });
         try {
@@ -66,5 +73,10 @@ export function register(program: Command): void {
         }
       }),
     );
-  addExamples(cmd, ['cowork-vm timeline', 'cowork-vm timeline t-8f3k2a --json', 'cowork-vm timeline --follow', 'cowork-vm timeline --tasks']);
+  addExamples(cmd, [
+    'cowork-vm timeline',
+    'cowork-vm timeline t-8f3k2a --json',
+    'cowork-vm timeline --follow',
+    'cowork-vm timeline --tasks',
+  ]);
 }

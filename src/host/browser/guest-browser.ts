@@ -126,18 +126,25 @@ export class GuestBrowser {
       { timeoutMs: 30_000, signal: opts.signal },
     );
     if (start.exitCode === 127) {
-      throw new CoworkError('unavailable', 'this guest has no Chromium — start the sandbox with `--image browser` (build it with `cowork-vm image build browser`)');
+      throw new CoworkError(
+        'unavailable',
+        'this guest has no Chromium — start the sandbox with `--image browser` (build it with `cowork-vm image build browser`)',
+      );
     }
-    if (start.exitCode !== 0) throw new CoworkError('unavailable', `could not start Chromium in the guest: ${start.stderr.trim()}`);
+    if (start.exitCode !== 0)
+      throw new CoworkError('unavailable', `could not start Chromium in the guest: ${start.stderr.trim()}`);
 
     // Under TCG Chromium takes a while: wait until DevTools answers inside the guest.
     const deadline = Date.now() + (opts.launchTimeoutMs ?? 120_000);
     let version = '';
     while (Date.now() < deadline) {
-      const probe = await session.exec(`curl -s --max-time 2 http://127.0.0.1:${DEVTOOLS_PORT}/json/version`, {
-        timeoutMs: 10_000,
-        signal: opts.signal,
-      });
+      const probe = await session.exec(
+        `curl -s --max-time 2 http://127.0.0.1:${DEVTOOLS_PORT}/json/version`,
+        {
+          timeoutMs: 10_000,
+          signal: opts.signal,
+        },
+      );
       if (probe.exitCode === 0 && probe.stdout.includes('webSocketDebuggerUrl')) {
         version = probe.stdout;
         break;
@@ -145,8 +152,13 @@ export class GuestBrowser {
       await new Promise((r) => setTimeout(r, 1000));
     }
     if (!version) {
-      const log = await session.exec('tail -n 20 /tmp/chromium.log', { timeoutMs: 5000 }).catch(() => undefined);
-      throw new CoworkError('timeout', `Chromium in the guest did not open DevTools in time:\n${log?.stdout ?? ''}`);
+      const log = await session
+        .exec('tail -n 20 /tmp/chromium.log', { timeoutMs: 5000 })
+        .catch(() => undefined);
+      throw new CoworkError(
+        'timeout',
+        `Chromium in the guest did not open DevTools in time:\n${log?.stdout ?? ''}`,
+      );
     }
     const wsPath = new URL(JSON.parse(version).webSocketDebuggerUrl as string).pathname;
 
@@ -154,7 +166,10 @@ export class GuestBrowser {
       session.forward(DEVTOOLS_PORT).then(
         (remote) => {
           sock.pipe(remote).pipe(sock);
-          const close = () => (sock.destroy(), remote.destroy());
+          const close = () => {
+            sock.destroy();
+            remote.destroy();
+          };
           sock.on('error', close);
           remote.on('error', close);
           sock.on('close', close);
@@ -175,7 +190,11 @@ export class GuestBrowser {
     const context = browser.contexts()[0] ?? (await browser.newContext());
     // Downloads go to the workspace in the guest (not to a host folder Playwright would pick).
     const cdp = await browser.newBrowserCDPSession();
-    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: DOWNLOADS_DIR, eventsEnabled: true });
+    await cdp.send('Browser.setDownloadBehavior', {
+      behavior: 'allow',
+      downloadPath: DOWNLOADS_DIR,
+      eventsEnabled: true,
+    });
     return new GuestBrowser(session, server, browser, context, profileDir, cdp);
   }
 
@@ -187,7 +206,9 @@ export class GuestBrowser {
     await this.browser.close().catch(() => {});
     this.server.close();
     await this.session
-      .exec(`pkill -f -- ${shq(`--user-data-dir=${this.profileDir}`)}; rm -rf ${shq(this.profileDir)}`, { timeoutMs: 10_000 })
+      .exec(`pkill -f -- ${shq(`--user-data-dir=${this.profileDir}`)}; rm -rf ${shq(this.profileDir)}`, {
+        timeoutMs: 10_000,
+      })
       .catch(() => {});
   }
 }

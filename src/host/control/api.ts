@@ -79,7 +79,10 @@ export interface ControllerApi {
   tasksList(opts?: { limit?: number }): TaskSummary[];
   tasksGet(id: string): TaskSummary;
   /** Starts an agent task (issue 4); resolves with its id once started. */
-  tasksStart(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }>;
+  tasksStart(
+    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    origin: Origin,
+  ): Promise<{ id: string }>;
   tasksCancel(id: string, origin: Origin): void;
   timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[];
   /** Live events; returns an unsubscribe function. */

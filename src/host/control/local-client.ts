@@ -23,7 +23,9 @@ export class LocalControlClient {
   private constructor(private readonly sock: Socket) {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => this.onData(d));
-    sock.on('close', () => this.failAll(new CoworkError('unavailable', 'the sandbox controller closed the connection')));
+    sock.on('close', () =>
+      this.failAll(new CoworkError('unavailable', 'the sandbox controller closed the connection')),
+    );
     sock.on('error', () => {});
   }
 
@@ -47,14 +49,22 @@ export class LocalControlClient {
     });
   }
 
-  call<T = unknown>(method: LocalMethod, params: Record<string, unknown> = {}, opts: CallOptions = {}): Promise<T> {
+  call<T = unknown>(
+    method: LocalMethod,
+    params: Record<string, unknown> = {},
+    opts: CallOptions = {},
+  ): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, opts });
       this.sock.write(`${JSON.stringify({ type: 'req', id, method, params })}\n`);
-      opts.signal?.addEventListener('abort', () => this.sock.write(`${JSON.stringify({ type: 'cancel', id })}\n`), {
-        once: true,
-      });
+      opts.signal?.addEventListener(
+        'abort',
+        () => this.sock.write(`${JSON.stringify({ type: 'cancel', id })}\n`),
+        {
+          once: true,
+        },
+      );
     });
   }
 

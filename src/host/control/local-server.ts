@@ -69,7 +69,12 @@ export class LocalControlServer {
     sock.on('data', (data: string) => {
       buf += data;
       if (buf.length > MAX_LOCAL_FRAME_BYTES) {
-        send({ type: 'res', id: 0, ok: false, error: { code: 'invalidArgument', message: 'frame too large' } });
+        send({
+          type: 'res',
+          id: 0,
+          ok: false,
+          error: { code: 'invalidArgument', message: 'frame too large' },
+        });
         sock.destroy();
         return;
       }
@@ -93,7 +98,8 @@ export class LocalControlServer {
     try {
       frame = ClientFrame.parse(JSON.parse(line));
     } catch (err) {
-      const message = err instanceof SyntaxError ? 'malformed JSON' : `invalid frame: ${(err as Error).message}`;
+      const message =
+        err instanceof SyntaxError ? 'malformed JSON' : `invalid frame: ${(err as Error).message}`;
       send({ type: 'res', id: 0, ok: false, error: { code: 'invalidArgument', message } });
       return;
     }
@@ -109,13 +115,15 @@ export class LocalControlServer {
       stream: (stream, chunk) => send({ type: 'stream', id, stream, data: chunk.toString('base64') }),
       event: (event) => send({ type: 'event', id, event }),
     };
-    this.handlers[method](params, ctx).then(
-      (result) => send({ type: 'res', id, ok: true, result: result ?? null }),
-      (err) => {
-        const e = CoworkError.from(err);
-        send({ type: 'res', id, ok: false, error: { code: e.code, message: e.message } });
-      },
-    ).finally(() => inflight.delete(id));
+    this.handlers[method](params, ctx)
+      .then(
+        (result) => send({ type: 'res', id, ok: true, result: result ?? null }),
+        (err) => {
+          const e = CoworkError.from(err);
+          send({ type: 'res', id, ok: false, error: { code: e.code, message: e.message } });
+        },
+      )
+      .finally(() => inflight.delete(id));
   }
 }
 

@@ -88,12 +88,23 @@ export type Authorization =
 /** Records a refused request (HTTP or CONNECT) with the reason the proxy decided on. */
 export function recordDenial(
   rt: Pick<ProxyRuntime, 'record'>,
-  common: Omit<EgressEvent, 'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'>,
+  common: Omit<
+    EgressEvent,
+    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
+  >,
   auth: Extract<Authorization, { ok: false }>,
   durationMs: number,
 ): void {
   const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-  rt.record({ ...common, ...rest, decision: 'deny', status, bytesIn: 0, bytesOut: 0, durationMs } as EgressEvent);
+  rt.record({
+    ...common,
+    ...rest,
+    decision: 'deny',
+    status,
+    bytesIn: 0,
+    bytesOut: 0,
+    durationMs,
+  } as EgressEvent);
 }
 
 /** What the forwarding and tunnelling halves need from the proxy. */

@@ -31,7 +31,10 @@ export interface ControllerDeps {
 }
 
 export interface TaskRunner {
-  start(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }>;
+  start(
+    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    origin: Origin,
+  ): Promise<{ id: string }>;
   cancel(id: string, origin: Origin): void;
   running(): number;
   /** Live events (streamed model text…) as they happen; the timeline is the durable record. */
@@ -107,7 +110,11 @@ export class Controller implements ControllerApi {
       });
     } catch (err) {
       // Fail closed: a policy that cannot decide denies.
-      decision = { effect: 'deny', reasons: [`policy could not decide: ${(err as Error).message}`], layer: 'guardrails' };
+      decision = {
+        effect: 'deny',
+        reasons: [`policy could not decide: ${(err as Error).message}`],
+        layer: 'guardrails',
+      };
     }
     timeline.record(tid, {
       type: 'policy.decision',
@@ -144,14 +151,21 @@ export class Controller implements ControllerApi {
         verdict.by === 'timeout'
           ? 'no answer to the approval request in time (denied by timeout)'
           : `denied by ${verdict.by}${verdict.message ? `: ${verdict.message}` : ''}`;
-      return { allowed: false, decision: { ...decision, effect: 'deny', reasons: [...decision.reasons, why] }, reason: why };
+      return {
+        allowed: false,
+        decision: { ...decision, effect: 'deny', reasons: [...decision.reasons, why] },
+        reason: why,
+      };
     }
     if (verdict.kind === 'approve-task' && taskId && command) {
-      let set = this.taskApprovals.get(taskId);
-      if (!set) this.taskApprovals.set(taskId, (set = new Set()));
+      const set = this.taskApprovals.get(taskId) ?? new Set<string>();
       set.add(command);
+      this.taskApprovals.set(taskId, set);
     }
-    return { allowed: true, decision: { ...decision, effect: 'allow', reasons: [...decision.reasons, `approved by ${verdict.by}`] } };
+    return {
+      allowed: true,
+      decision: { ...decision, effect: 'allow', reasons: [...decision.reasons, `approved by ${verdict.by}`] },
+    };
   }
 
   async exec(
@@ -160,12 +174,27 @@ export class Controller implements ControllerApi {
     opts: { signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void } = {},
   ): Promise<ExecOutcome> {
     if (this.state !== 'running') {
-      throw new CoworkError('unavailable', `the sandbox is ${this.state} — start it again with \`cowork-vm start\``);
+      throw new CoworkError(
+        'unavailable',
+        `the sandbox is ${this.state} — start it again with \`cowork-vm start\``,
+      );
     }
     const { timeline, sandbox } = this.deps;
     const tid = req.taskId ?? null;
-    timeline.record(tid, { type: 'command.requested', tool: 'shell', command: req.command, context: origin.context, origin: origin.id, cwd: req.cwd });
-    const auth = await this.authorize({ kind: 'shell', command: req.command, cwd: req.cwd }, origin, req.taskId, opts.signal);
+    timeline.record(tid, {
+      type: 'command.requested',
+      tool: 'shell',
+      command: req.command,
+      context: origin.context,
+      origin: origin.id,
+      cwd: req.cwd,
+    });
+    const auth = await this.authorize(
+      { kind: 'shell', command: req.command, cwd: req.cwd },
+      origin,
+      req.taskId,
+      opts.signal,
+    );
     if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
 
     timeline.record(tid, { type: 'exec.started', command: req.command, cwd: req.cwd ?? '/workspace' });
@@ -217,13 +246,18 @@ export class Controller implements ControllerApi {
     return toSummary(t);
   }
 
-  async tasksStart(req: { prompt: string; model?: string; apiKeyOverride?: string }, origin: Origin): Promise<{ id: string }> {
-    if (!this.deps.tasks) throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
+  async tasksStart(
+    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    origin: Origin,
+  ): Promise<{ id: string }> {
+    if (!this.deps.tasks)
+      throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
     return this.deps.tasks.start(req, origin);
   }
 
   tasksCancel(id: string, origin: Origin): void {
-    if (!this.deps.tasks) throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
+    if (!this.deps.tasks)
+      throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
     this.deps.tasks.cancel(id, origin);
   }
 

@@ -1,4 +1,5 @@
-import type { LocalHandlers } from '../control/local-server.js';
+import type { z } from 'zod';
+import type { ControllerApi, Origin } from '../control/api.js';
 import {
   AnswerParams,
   EmptyParams,
@@ -8,15 +9,17 @@ import {
   TasksStartParams,
   TimelineQueryParams,
 } from '../control/local-protocol.js';
-import type { ControllerApi, Origin } from '../control/api.js';
+import type { LocalHandlers } from '../control/local-server.js';
 import { CoworkError } from '../errors.js';
-import type { z } from 'zod';
 
 function parse<T extends z.ZodType>(schema: T, params: unknown): z.infer<T> {
   const r = schema.safeParse(params);
   if (!r.success) {
     const first = r.error.issues[0];
-    throw new CoworkError('invalidArgument', `invalid parameters: ${first?.path.join('.') || '(root)'}: ${first?.message}`);
+    throw new CoworkError(
+      'invalidArgument',
+      `invalid parameters: ${first?.path.join('.') || '(root)'}: ${first?.message}`,
+    );
   }
   return r.data;
 }
@@ -31,16 +34,33 @@ export function localHandlers(
 ): LocalHandlers {
   const cli = (context: Origin['context'] = 'local'): Origin => ({ id: 'cli', context });
   return {
-    status: async (p) => (parse(EmptyParams, p), api.status()),
+    status: async (p) => {
+      parse(EmptyParams, p);
+      return api.status();
+    },
     exec: async (p, ctx) => {
       const req = parse(ExecParams, p);
       return api.exec(
-        { command: req.command, cwd: req.cwd, timeoutMs: req.timeoutMs, maxOutputBytes: req.maxOutputBytes, stdin: req.stdin, taskId: req.taskId },
+        {
+          command: req.command,
+          cwd: req.cwd,
+          timeoutMs: req.timeoutMs,
+          maxOutputBytes: req.maxOutputBytes,
+          stdin: req.stdin,
+          taskId: req.taskId,
+        },
         cli(req.context),
-        { signal: ctx.signal, onStdout: (c) => ctx.stream('stdout', c), onStderr: (c) => ctx.stream('stderr', c) },
+        {
+          signal: ctx.signal,
+          onStdout: (c) => ctx.stream('stdout', c),
+          onStderr: (c) => ctx.stream('stderr', c),
+        },
       );
     },
-    'approvals.list': async (p) => (parse(EmptyParams, p), api.approvalsList()),
+    'approvals.list': async (p) => {
+      parse(EmptyParams, p);
+      return api.approvalsList();
+    },
     'approvals.answer': async (p) => {
       const a = parse(AnswerParams, p);
       api.approvalsAnswer(a.id, { kind: a.kind, message: a.message }, cli());
@@ -50,7 +70,10 @@ export function localHandlers(
     'tasks.get': async (p) => api.tasksGet(parse(TaskIdParams, p).id),
     'tasks.start': async (p) => {
       const req = parse(TasksStartParams, p);
-      return api.tasksStart({ prompt: req.prompt, model: req.model, apiKeyOverride: req.apiKeyOverride }, cli(req.context));
+      return api.tasksStart(
+        { prompt: req.prompt, model: req.model, apiKeyOverride: req.apiKeyOverride },
+        cli(req.context),
+      );
     },
     'tasks.cancel': async (p) => {
       const { id } = parse(TaskIdParams, p);
@@ -64,7 +87,9 @@ export function localHandlers(
         api.taskEvents?.((taskId, event) => {
           if (taskId === id && event.type === 'text') ctx.event(event);
         }) ?? (() => {});
-      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
       unsubscribe();
       return null;
     },
@@ -72,7 +97,9 @@ export function localHandlers(
     'timeline.subscribe': async (p, ctx) => {
       parse(EmptyParams, p);
       const unsubscribe = api.timelineSubscribe((e) => ctx.event(e));
-      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise<void>((resolve) =>
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
       unsubscribe();
       return null;
     },

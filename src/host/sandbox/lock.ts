@@ -38,7 +38,11 @@ export class SandboxLock {
     readonly info: LockInfo,
   ) {}
 
-  static acquire(file: string, workspace: string, isAlive: (pid: number) => boolean = processAlive): SandboxLock {
+  static acquire(
+    file: string,
+    workspace: string,
+    isAlive: (pid: number) => boolean = processAlive,
+  ): SandboxLock {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const info: LockInfo = { pid: process.pid, workspace, startedAt: new Date().toISOString() };
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -66,7 +70,10 @@ export class SandboxLock {
         }
       }
     }
-    throw new CoworkError('invalidState', `could not take the sandbox lock ${file} — another start is racing; retry`);
+    throw new CoworkError(
+      'invalidState',
+      `could not take the sandbox lock ${file} — another start is racing; retry`,
+    );
   }
 
   release(): void {

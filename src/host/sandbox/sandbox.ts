@@ -134,13 +134,19 @@ export class Sandbox extends EventEmitter {
   /** Raw guest exec. Callers outside the Controller must not use this (policy is skipped here). */
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (this.vm.state !== 'running') {
-      throw new CoworkError('unavailable', `the VM is ${this.vm.state} — start it again with \`cowork-vm start\``);
+      throw new CoworkError(
+        'unavailable',
+        `the VM is ${this.vm.state} — start it again with \`cowork-vm start\``,
+      );
     }
     try {
       return await this.session.exec(command, opts);
     } catch (err) {
       // A dead VM explains a lost connection better than the SSH error does.
-      const exit = await Promise.race([this.vm.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1500))]);
+      const exit = await Promise.race([
+        this.vm.exited,
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 1500)),
+      ]);
       if (exit) {
         throw new CoworkError(
           'unavailable',

@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
-import { loadConfig } from '../config/index.js';
-import { createPolicyEngine } from '../policy/index.js';
 import { RemoteAccess } from '../channels/index.js';
-import { EgressProxy, egressRelayCommand } from '../egress/index.js';
-import { KeychainSecretStore } from '../secrets/index.js';
+import { loadConfig } from '../config/index.js';
 import { LocalControlServer } from '../control/local-server.js';
+import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
+import { createPolicyEngine } from '../policy/index.js';
+import { KeychainSecretStore } from '../secrets/index.js';
 import { Timeline } from '../timeline/index.js';
 import type { Accel, ShareMode, VmExitInfo } from '../vm/driver.js';
 import { createDriver } from '../vm/index.js';
@@ -65,7 +65,12 @@ export function locateSandbox(workspace?: string, env: NodeJS.ProcessEnv = proce
   return { workspace: ws, stateDir, socketPath: controlSocketPath(stateDir) };
 }
 
-function pick<T>(flag: T | undefined, envValue: string | undefined, configValue: T, parseEnv?: (v: string) => T): T {
+function pick<T>(
+  flag: T | undefined,
+  envValue: string | undefined,
+  configValue: T,
+  parseEnv?: (v: string) => T,
+): T {
   if (flag !== undefined) return flag;
   if (envValue !== undefined && envValue !== '' && parseEnv) return parseEnv(envValue);
   return configValue;
@@ -104,11 +109,16 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     timeline.abandonRunningTasks('the controller restarted');
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
     const policy = createPolicyEngine(config);
-    const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) => parseAccel(v));
+    const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) =>
+      parseAccel(v),
+    );
     const driver = await createDriver(process.platform, { paths });
     const probe = await driver.probe({ accel });
     if (!probe.ok) {
-      throw new CoworkError('unavailable', `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`);
+      throw new CoworkError(
+        'unavailable',
+        `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`,
+      );
     }
     // The guest's only route out: a proxy on the host's loopback, reached through QEMU's
     // guestfwd. With no [egress] rules it denies everything (with a 403 that says how to allow).
@@ -191,7 +201,10 @@ export async function startController(opts: StartOptions): Promise<RunningContro
         output: opts.terminal.output,
         answer: (id, answer) => controller.approvalsAnswer(id, answer, { id: 'terminal', context: 'local' }),
       });
-      cleanup.push(() => (detach(), rl.close()));
+      cleanup.push(() => {
+        detach();
+        rl.close();
+      });
     }
 
     const socketPath = controlSocketPath(stateDir);
@@ -258,5 +271,8 @@ export async function startController(opts: StartOptions): Promise<RunningContro
 
 export function parseAccel(v: string): Accel {
   if (v === 'auto' || v === 'kvm' || v === 'hvf' || v === 'tcg') return v;
-  throw new CoworkError('invalidArgument', `accelerator "${v}" is not one of auto, kvm, hvf, tcg (COWORK_VM_ACCEL / --accel)`);
+  throw new CoworkError(
+    'invalidArgument',
+    `accelerator "${v}" is not one of auto, kvm, hvf, tcg (COWORK_VM_ACCEL / --accel)`,
+  );
 }

@@ -58,7 +58,12 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
           return { allowed: false, reason: `${url} is not a valid URL` };
         }
         const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-        const d = decideEgress(u.hostname.replace(/^\[|\]$/g, ''), port, rules, egress.approvedHosts(base.taskId));
+        const d = decideEgress(
+          u.hostname.replace(/^\[|\]$/g, ''),
+          port,
+          rules,
+          egress.approvedHosts(base.taskId),
+        );
         // 'ask' passes here: the proxy asks the user when the request is actually made.
         return d.effect === 'deny' ? { allowed: false, reason: d.reason } : { allowed: true };
       },

@@ -8,9 +8,33 @@ import { CoworkError } from '../errors.js';
  * folders, and a home directory itself (a subfolder of home is fine).
  */
 const SYSTEM_DIRS = [
-  '/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/opt', '/proc', '/root',
-  '/run', '/sbin', '/srv', '/sys', '/usr', '/var', '/tmp', '/home', '/Users', '/System', '/Library',
-  '/Applications', '/private', '/snap', '/mnt', '/media',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/opt',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/srv',
+  '/sys',
+  '/usr',
+  '/var',
+  '/tmp',
+  '/home',
+  '/Users',
+  '/System',
+  '/Library',
+  '/Applications',
+  '/private',
+  '/snap',
+  '/mnt',
+  '/media',
 ];
 
 export interface WorkspaceRefusalInput {
@@ -22,7 +46,8 @@ export interface WorkspaceRefusalInput {
 export function workspaceRefusal({ realPath, home }: WorkspaceRefusalInput): string | undefined {
   const p = realPath.length > 1 && realPath.endsWith(sep) ? realPath.slice(0, -1) : realPath;
   if (p === '/') return 'the filesystem root cannot be a workspace';
-  if (p === home) return `your home directory (${home}) cannot be a workspace itself — use a project folder inside it`;
+  if (p === home)
+    return `your home directory (${home}) cannot be a workspace itself — use a project folder inside it`;
   // /root is root's home: refused as a system folder only when it is the path itself.
   if (SYSTEM_DIRS.includes(p)) return `${p} is a system folder and cannot be a workspace`;
   for (const sys of ['/bin', '/boot', '/dev', '/etc', '/lib', '/proc', '/sbin', '/sys', '/usr', '/System']) {

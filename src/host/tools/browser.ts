@@ -22,13 +22,31 @@ function isBrowserCtx(ctx: ToolContext): ctx is BrowserToolContext {
   return typeof (ctx as BrowserToolContext).browser === 'function';
 }
 
-async function gate(tool: Tool<unknown>, input: unknown, ctx: ToolContext, url?: string): Promise<ToolResult | undefined> {
-  if (!isBrowserCtx(ctx)) return { content: 'The browser is not available in this sandbox (start it with --image browser).', isError: true };
+async function gate(
+  tool: Tool<unknown>,
+  input: unknown,
+  ctx: ToolContext,
+  url?: string,
+): Promise<ToolResult | undefined> {
+  if (!isBrowserCtx(ctx))
+    return {
+      content: 'The browser is not available in this sandbox (start it with --image browser).',
+      isError: true,
+    };
   // Tools that act on the current page are judged by that page's URL (already allowed when it
   // was opened), so reading or typing into an allowed site does not ask every time.
-  const pageUrl = url ?? (await (await ctx.browser()).page().then((p) => p.url()).catch(() => undefined));
+  const pageUrl =
+    url ??
+    (await (
+      await ctx.browser()
+    )
+      .page()
+      .then((p) => p.url())
+      .catch(() => undefined));
   const policyInput =
-    pageUrl && /^https?:/i.test(pageUrl) && input && typeof input === 'object' ? { ...input, url: pageUrl } : input;
+    pageUrl && /^https?:/i.test(pageUrl) && input && typeof input === 'object'
+      ? { ...input, url: pageUrl }
+      : input;
   const auth = await ctx.authorize({ kind: 'tool', tool: tool.name, risk: tool.risk, input: policyInput });
   if (!auth.allowed) {
     ctx.record({ type: 'browser.action', action: tool.name, url, outcome: 'denied', detail: auth.reason });
@@ -37,7 +55,13 @@ async function gate(tool: Tool<unknown>, input: unknown, ctx: ToolContext, url?:
   if (url && /^https?:/i.test(url)) {
     const egress = ctx.checkUrl(url);
     if (!egress.allowed) {
-      ctx.record({ type: 'browser.action', action: tool.name, url, outcome: 'denied', detail: egress.reason });
+      ctx.record({
+        type: 'browser.action',
+        action: tool.name,
+        url,
+        outcome: 'denied',
+        detail: egress.reason,
+      });
       return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
     }
   }
@@ -66,7 +90,8 @@ const urlInput = z.object({ url: z.string().url().describe('Absolute http(s) URL
 export const browserNavigateTool: Tool<z.infer<typeof urlInput>> = {
   name: 'browser_navigate',
   risk: 'network',
-  description: 'Open a URL in the headless browser (runs in the VM; only hosts the egress policy allows are reachable).',
+  description:
+    'Open a URL in the headless browser (runs in the VM; only hosts the egress policy allows are reachable).',
   input: urlInput,
   describe: (i) => `browser_navigate ${i.url}`,
   async run(input, ctx) {
@@ -77,7 +102,11 @@ export const browserNavigateTool: Tool<z.infer<typeof urlInput>> = {
       const res = await page.goto(input.url, { waitUntil: 'load', timeout: 60_000 });
       const status = res?.status();
       if (status === 403 && (await res?.text())?.includes('egress policy')) {
-        return { content: `Blocked by the egress policy: ${abridge(await res!.text(), 1000)}`, isError: true, denied: true };
+        return {
+          content: `Blocked by the egress policy: ${abridge(await res!.text(), 1000)}`,
+          isError: true,
+          denied: true,
+        };
       }
       return { content: `Opened ${page.url()} (HTTP ${status ?? '?'}) — title: ${await page.title()}` };
     });
@@ -105,14 +134,21 @@ export const browserSnapshotTool: Tool<z.infer<typeof empty>> = {
 const target = z
   .object({
     selector: z.string().optional().describe('CSS selector of the element.'),
-    text: z.string().optional().describe('Visible text or accessible name of the element (used when no selector).'),
+    text: z
+      .string()
+      .optional()
+      .describe('Visible text or accessible name of the element (used when no selector).'),
   })
   .strict()
   .refine((v) => v.selector || v.text, { message: 'give a selector or a text' });
 
 function locate(page: Awaited<ReturnType<GuestBrowser['page']>>, t: { selector?: string; text?: string }) {
   if (t.selector) return page.locator(t.selector).first();
-  return page.getByRole('button', { name: t.text! }).or(page.getByRole('link', { name: t.text! })).or(page.getByText(t.text!)).first();
+  return page
+    .getByRole('button', { name: t.text! })
+    .or(page.getByRole('link', { name: t.text! }))
+    .or(page.getByText(t.text!))
+    .first();
 }
 
 function describeDownloads(list: BrowserDownload[]): string {
@@ -143,7 +179,8 @@ export const browserClickTool: Tool<z.infer<typeof target>> = {
       if (href && isBrowserCtx(ctx)) {
         const next = new URL(href, page.url()).toString();
         const egress = ctx.checkUrl(next);
-        if (!egress.allowed) return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
+        if (!egress.allowed)
+          return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
       }
       const downloadsBefore = b.downloads().length;
       const urlBefore = page.url();
@@ -220,7 +257,13 @@ export const browserScreenshotTool: Tool<z.infer<typeof shotInput>> = {
   paths: (i) => [{ path: `/workspace/${i.path ?? 'screenshots/x.png'}`, access: 'write' }],
   async run(input, ctx) {
     const rel = input.path ?? `screenshots/${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
-    const auth = await ctx.authorize({ kind: 'tool', tool: browserScreenshotTool.name, risk: browserScreenshotTool.risk, input, paths: [{ path: `/workspace/${rel}`, access: 'write' }] });
+    const auth = await ctx.authorize({
+      kind: 'tool',
+      tool: browserScreenshotTool.name,
+      risk: browserScreenshotTool.risk,
+      input,
+      paths: [{ path: `/workspace/${rel}`, access: 'write' }],
+    });
     if (!auth.allowed) return { content: `Denied: ${auth.reason}`, isError: true, denied: true };
     const denied = await gate(browserScreenshotTool as Tool<unknown>, input, ctx);
     if (denied) return denied;
@@ -230,7 +273,10 @@ export const browserScreenshotTool: Tool<z.infer<typeof shotInput>> = {
       const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
       if (dir) await ctx.session.exec(`mkdir -p /workspace/${dir}`, { timeoutMs: 10_000 });
       await ctx.session.writeFile(`/workspace/${rel}`, png);
-      return { content: `Saved a ${png.length}-byte PNG of ${page.url()} to /workspace/${rel}`, filesChanged: [rel] };
+      return {
+        content: `Saved a ${png.length}-byte PNG of ${page.url()} to /workspace/${rel}`,
+        filesChanged: [rel],
+      };
     });
   },
 };

@@ -126,8 +126,14 @@ function checkEgress(egress: NonNullable<VmSpec['egress']>): void {
   // QEMU's `guestfwd=…-tcp:HOST:PORT` opens ONE host connection at start and multiplexes every
   // guest connection into it, so a later request rides an earlier, already-allowed tunnel past
   // the policy. Only the per-connection `cmd:` form is safe.
-  if (egress.hostCommand === undefined || egress.hostCommand.trim() === '' || /[\0\r\n]/.test(egress.hostCommand)) {
-    throw invalid('egress needs hostCommand (one non-empty line): the tcp guestfwd form shares one stream across connections');
+  if (
+    egress.hostCommand === undefined ||
+    egress.hostCommand.trim() === '' ||
+    /[\0\r\n]/.test(egress.hostCommand)
+  ) {
+    throw invalid(
+      'egress needs hostCommand (one non-empty line): the tcp guestfwd form shares one stream across connections',
+    );
   }
   checkPort(egress.guestPort, 'egress guest port');
   const m = /^10\.0\.2\.(\d{1,3})$/.exec(egress.guestAddress);

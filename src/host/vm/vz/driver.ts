@@ -44,7 +44,11 @@ export class VzDriver implements VmDriver {
 
   async probe(): Promise<ProbeResult> {
     if (process.platform !== 'darwin') {
-      return { ok: false, reason: 'Virtualization.framework exists on macOS only', fix: 'use the QEMU driver on Linux' };
+      return {
+        ok: false,
+        reason: 'Virtualization.framework exists on macOS only',
+        fix: 'use the QEMU driver on Linux',
+      };
     }
     const darwinMajor = Number(release().split('.')[0]);
     if (darwinMajor < 22) return { ok: false, reason: 'macOS 13 or newer is required', fix: 'update macOS' };
@@ -61,10 +65,18 @@ export class VzDriver implements VmDriver {
         fix: 'bash scripts/sign-node-macos.sh',
       };
     }
-    return { ok: true, accel: 'hvf', accelReason: 'Virtualization.framework always uses the hypervisor', details: { node } };
+    return {
+      ok: true,
+      accel: 'hvf',
+      accelReason: 'Virtualization.framework always uses the hypervisor',
+      details: { node },
+    };
   }
 
-  async start(spec: VmSpec, opts: { signal?: AbortSignal; onProgress?: (line: string) => void } = {}): Promise<VmHandle> {
+  async start(
+    spec: VmSpec,
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void } = {},
+  ): Promise<VmHandle> {
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const consoleLogPath = join(spec.runDir, 'console.log');
     writeFileSync(consoleLogPath, '');
@@ -72,17 +84,30 @@ export class VzDriver implements VmDriver {
       kernel: spec.image.kernel,
       initrd: spec.image.initrd,
       rootfs: spec.image.rootfs,
-      cmdline: ['console=hvc0', 'quiet', 'panic=-1', 'cowork.root=/dev/vda', 'cowork.share=virtiofs', 'cowork.transport=vsock', ...(spec.kernelArgs ?? [])].join(' '),
+      cmdline: [
+        'console=hvc0',
+        'quiet',
+        'panic=-1',
+        'cowork.root=/dev/vda',
+        'cowork.share=virtiofs',
+        'cowork.transport=vsock',
+        ...(spec.kernelArgs ?? []),
+      ].join(' '),
       cpus: spec.cpus,
       memoryMiB: spec.memoryMiB,
-      shares: [spec.workspace, spec.seed].map((s) => ({ tag: s.tag, path: s.hostPath, readOnly: s.readOnly })),
+      shares: [spec.workspace, spec.seed].map((s) => ({
+        tag: s.tag,
+        path: s.hostPath,
+        readOnly: s.readOnly,
+      })),
       consoleLog: consoleLogPath,
     };
     const runner = fileURLToPath(new URL('./runner.js', import.meta.url));
     const child = spawn(signedNodePath(), [runner], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const handle = new VzVmHandle(child, consoleLogPath);
     child.send({ type: 'start', config });
-    if (spec.egress) child.send({ type: 'listen', port: spec.egress.guestPort, hostPort: spec.egress.hostPort });
+    if (spec.egress)
+      child.send({ type: 'listen', port: spec.egress.guestPort, hostPort: spec.egress.hostPort });
     await handle.waitReady(spec.bootTimeoutMs ?? 60_000, opts.onProgress, opts.signal);
     return handle;
   }
@@ -90,7 +115,11 @@ export class VzDriver implements VmDriver {
 
 class VzVmHandle extends EventEmitter implements VmHandle {
   state: VmState = 'starting';
-  readonly info = { accel: 'hvf' as const, shareMode: 'virtiofs' as const, hostPorts: {} as Record<number, number> };
+  readonly info = {
+    accel: 'hvf' as const,
+    shareMode: 'virtiofs' as const,
+    hostPorts: {} as Record<number, number>,
+  };
   readonly exited: Promise<VmExitInfo>;
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (s: Duplex) => void; reject: (e: Error) => void }>();
@@ -109,9 +138,13 @@ class VzVmHandle extends EventEmitter implements VmHandle {
     });
     child.on('message', (m: { type: string; id?: number; message?: string }, sock?: Socket) => {
       const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
-      if (m.type === 'connected' && w && sock) (this.waiting.delete(m.id!), w.resolve(sock));
-      else if (m.type === 'error' && w) (this.waiting.delete(m.id!), w.reject(new CoworkError('unavailable', `vsock: ${m.message}`)));
-      else if (m.type === 'error') this.readyLine?.(false, m.message ?? 'VZ error');
+      if (m.type === 'connected' && w && sock) {
+        this.waiting.delete(m.id!);
+        w.resolve(sock);
+      } else if (m.type === 'error' && w) {
+        this.waiting.delete(m.id!);
+        w.reject(new CoworkError('unavailable', `vsock: ${m.message}`));
+      } else if (m.type === 'error') this.readyLine?.(false, m.message ?? 'VZ error');
     });
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -138,7 +171,10 @@ class VzVmHandle extends EventEmitter implements VmHandle {
   waitReady(timeoutMs: number, onProgress?: (l: string) => void, signal?: AbortSignal): Promise<void> {
     this.watcher.start();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(false, `no readiness line within ${timeoutMs / 1000} s`), timeoutMs);
+      const timer = setTimeout(
+        () => finish(false, `no readiness line within ${timeoutMs / 1000} s`),
+        timeoutMs,
+      );
       const finish = (ok: boolean, why: string) => {
         clearTimeout(timer);
         this.readyLine = undefined;
@@ -147,7 +183,9 @@ class VzVmHandle extends EventEmitter implements VmHandle {
           resolve();
         } else {
           void this.stop({ graceful: false });
-          reject(new CoworkError('unavailable', `the guest did not boot: ${why}\n${tail(this.consoleLogPath)}`));
+          reject(
+            new CoworkError('unavailable', `the guest did not boot: ${why}\n${tail(this.consoleLogPath)}`),
+          );
         }
       };
       this.readyLine = finish;
@@ -157,7 +195,8 @@ class VzVmHandle extends EventEmitter implements VmHandle {
   }
 
   connect(guestPort: number): Promise<Duplex> {
-    if (this.state !== 'running') return Promise.reject(new CoworkError('unavailable', `the VM is ${this.state}`));
+    if (this.state !== 'running')
+      return Promise.reject(new CoworkError('unavailable', `the VM is ${this.state}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });

@@ -42,7 +42,10 @@ export function addonCandidates(root = ROOT): string[] {
 /** Loads the addon, or says which paths were tried and how to build it. */
 export function loadVzBridge(root = ROOT): VzBridge {
   if (process.platform !== 'darwin') {
-    throw new CoworkError('unsupported', 'the Virtualization.framework driver runs on macOS only — use the QEMU driver');
+    throw new CoworkError(
+      'unsupported',
+      'the Virtualization.framework driver runs on macOS only — use the QEMU driver',
+    );
   }
   const tried = addonCandidates(root);
   const require = createRequire(import.meta.url);

@@ -8,7 +8,7 @@
  *                   | { type:'error', id?, message }
  * Not run in CI: no Mac exists where this project is developed.
  */
-import { connect as tcpConnect, Socket } from 'node:net';
+import { Socket, connect as tcpConnect } from 'node:net';
 import { loadVzBridge, type VzConfig, type VzHandle } from './native.js';
 
 type Msg =
@@ -22,7 +22,9 @@ const bridge = loadVzBridge();
 let vm: VzHandle | undefined;
 
 process.on('message', (m: Msg) => {
-  void handle(m).catch((err: Error) => send({ type: 'error', id: 'id' in m ? m.id : undefined, message: err.message }));
+  void handle(m).catch((err: Error) =>
+    send({ type: 'error', id: 'id' in m ? m.id : undefined, message: err.message }),
+  );
 });
 process.on('disconnect', () => {
   // The parent is gone: never leave a VM running unattended.
@@ -50,7 +52,10 @@ async function handle(m: Msg): Promise<void> {
         const guest = new Socket({ fd, readable: true, writable: true });
         const host = tcpConnect(m.hostPort, '127.0.0.1');
         guest.pipe(host).pipe(guest);
-        const close = () => (guest.destroy(), host.destroy());
+        const close = () => {
+          guest.destroy();
+          host.destroy();
+        };
         guest.on('error', close);
         host.on('error', close);
       });
