@@ -18,15 +18,15 @@ esac
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "setup-host: this script supports Debian and Ubuntu (dpkg/apt). Install by hand:" >&2
   echo "  qemu (system emulator + qemu-img), mmdebstrap, e2fsprogs, cpio, gzip, zstd, openssh-client," >&2
-  echo "  uidmap, dbus, gnome-keyring, libsecret-tools, chromium" >&2
+  echo "  uidmap, dbus, gnome-keyring, libsecret-tools" >&2
   exit 1
 fi
 
-# The package that provides the browser is "chromium" on Debian; Ubuntu ships it as a snap.
-browser=chromium
+# No browser on the host: Chromium runs inside the guest (image variant "browser"), and the host
+# only drives it over CDP with playwright-core.
 # qemu-system-common (pulled in by qemu-system-*) carries virtiofsd on Debian 12.
 # openssh-server: the GuestSession tests run against a real sshd on the host too.
-wanted="$qemu qemu-utils mmdebstrap e2fsprogs cpio gzip zstd xz-utils openssh-client openssh-server uidmap dbus gnome-keyring libsecret-tools $browser"
+wanted="$qemu qemu-utils mmdebstrap e2fsprogs cpio gzip zstd xz-utils openssh-client openssh-server uidmap dbus gnome-keyring libsecret-tools"
 
 missing=""
 for p in $wanted; do
