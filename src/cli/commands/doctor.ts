@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runDoctor } from '../../host/doctor.js';
-import { parseAccel } from '../../host/sandbox/serve.js';
+import { parseAccel } from '../../host/vm/index.js';
 import { action, addExamples, printJson } from '../common.js';
 
 export function register(program: Command): void {
@@ -13,7 +13,9 @@ export function register(program: Command): void {
     .option('--json', 'print machine-readable JSON')
     .action(
       action(async (flags: { accel?: string; json?: boolean }) => {
-        const checks = await runDoctor({ accel: flags.accel ? parseAccel(flags.accel) : undefined });
+        const checks = await runDoctor({
+          accel: flags.accel ? parseAccel(flags.accel, '--accel') : undefined,
+        });
         const ok = checks.every((c) => c.ok);
         if (flags.json) printJson({ ok, checks });
         else {

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { CoworkError } from '../../host/errors.js';
 import { processAlive, readLock } from '../../host/sandbox/lock.js';
-import { locateSandbox, parseAccel, startController } from '../../host/sandbox/serve.js';
+import { locateSandbox, startController } from '../../host/sandbox/serve.js';
 import type { ShareMode } from '../../host/vm/driver.js';
+import { parseAccel } from '../../host/vm/index.js';
 import { action, addExamples, humanMs, intOption, printJson } from '../common.js';
 
 const READY_MARK = '@@cowork-ready ';
@@ -69,7 +70,7 @@ async function foreground(flags: StartFlags): Promise<void> {
     cpus: flags.cpus,
     memoryMiB: flags.memory,
     image: flags.image,
-    accel: flags.accel ? parseAccel(flags.accel) : undefined,
+    accel: flags.accel ? parseAccel(flags.accel, '--accel') : undefined,
     share: flags.share,
     onProgress: (l) => say(`… ${l}`),
     onWarning: (w) => say(`warning: ${w}`),

@@ -11,7 +11,7 @@ import { createPolicyEngine } from '../policy/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import { Timeline } from '../timeline/index.js';
 import type { Accel, ShareMode, VmExitInfo } from '../vm/driver.js';
-import { createDriver } from '../vm/index.js';
+import { createDriver, parseAccel } from '../vm/index.js';
 import { Controller } from './controller.js';
 import { localHandlers } from './handlers.js';
 import { SandboxLock } from './lock.js';
@@ -110,7 +110,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
     const policy = createPolicyEngine(config);
     const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) =>
-      parseAccel(v),
+      parseAccel(v, 'COWORK_VM_ACCEL'),
     );
     const driver = await createDriver(process.platform, { paths });
     const probe = await driver.probe({ accel });
@@ -267,12 +267,4 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     await runCleanup();
     throw err;
   }
-}
-
-export function parseAccel(v: string): Accel {
-  if (v === 'auto' || v === 'kvm' || v === 'hvf' || v === 'tcg') return v;
-  throw new CoworkError(
-    'invalidArgument',
-    `accelerator "${v}" is not one of auto, kvm, hvf, tcg (COWORK_VM_ACCEL / --accel)`,
-  );
 }

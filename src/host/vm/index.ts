@@ -12,7 +12,7 @@ export {
   type ImageStoreOptions,
   type ResolvedImage,
 } from './images.js';
-export { cleanupStrays, QemuDriver, type QemuDriverOptions, QmpClient } from './qemu/index.js';
+export { cleanupStrays, parseAccel, QemuDriver, type QemuDriverOptions, QmpClient } from './qemu/index.js';
 
 export interface CreateDriverOptions {
   paths: HostPaths;
