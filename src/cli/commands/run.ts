@@ -158,6 +158,30 @@ export function register(program: Command): void {
           )
           .catch(() => undefined);
 
+        // The model's text as it streams (the timeline carries everything else). Subscribed before
+        // the task starts; text of this task that arrives before its id is known is held back.
+        const heldText: { taskId: string; text: string }[] = [];
+        const showText = (e: { taskId: string; text: string }) => {
+          if (e.taskId === taskId) process.stdout.write(e.text);
+        };
+        const textStream = flags.json
+          ? undefined
+          : client
+              .call(
+                'tasks.events',
+                {},
+                {
+                  signal: sub.signal,
+                  onEvent: (ev) => {
+                    const e = ev as { taskId?: unknown; text?: unknown };
+                    if (typeof e.taskId !== 'string' || typeof e.text !== 'string') return;
+                    if (taskId) showText({ taskId: e.taskId, text: e.text });
+                    else heldText.push({ taskId: e.taskId, text: e.text });
+                  },
+                },
+              )
+              .catch(() => undefined);
+
         const started = await client.call<{ id: string }>('tasks.start', {
           prompt,
           model: flags.model,
@@ -167,22 +191,8 @@ export function register(program: Command): void {
         });
         taskId = started.id;
         if (!flags.json) process.stdout.write(`task ${taskId} started — Ctrl-C cancels it\n`);
-        // The model's text as it streams (the timeline carries everything else).
-        const textStream = flags.json
-          ? undefined
-          : client
-              .call(
-                'tasks.events',
-                { id: taskId },
-                {
-                  signal: sub.signal,
-                  onEvent: (ev) => {
-                    const text = (ev as { text?: unknown }).text;
-                    if (typeof text === 'string') process.stdout.write(text);
-                  },
-                },
-              )
-              .catch(() => undefined);
+
+        for (const e of heldText.splice(0)) showText(e);
         for (const e of early.splice(0)) handle(e);
 
         let interrupted = false;

@@ -79,6 +79,7 @@ export const AnswerParams = z
   .strict();
 
 export const TaskIdParams = z.object({ id: z.string().min(1) }).strict();
+export const TaskEventsParams = z.object({ id: z.string().min(1).optional() }).strict();
 export const TasksListParams = z.object({ limit: z.number().int().positive().max(1000).optional() }).strict();
 export const TasksStartParams = z
   .object({

@@ -4,6 +4,7 @@ import {
   AnswerParams,
   EmptyParams,
   ExecParams,
+  TaskEventsParams,
   TaskIdParams,
   TasksListParams,
   TasksStartParams,
@@ -81,11 +82,12 @@ export function localHandlers(
       return { id };
     },
     'tasks.events': async (p, ctx) => {
-      const { id } = parse(TaskIdParams, p);
+      // Optional id: a client can subscribe before it starts a task, so no early text is lost.
+      const { id } = parse(TaskEventsParams, p);
       // Only what a terminal needs live: the model's text as it streams.
       const unsubscribe =
         api.taskEvents?.((taskId, event) => {
-          if (taskId === id && event.type === 'text') ctx.event(event);
+          if ((id === undefined || taskId === id) && event.type === 'text') ctx.event({ taskId, ...event });
         }) ?? (() => {});
       await new Promise<void>((resolve) =>
         ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
