@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalControlClient } from '../../src/host/control/local-client.js';
+import { LOCAL_METHODS } from '../../src/host/control/local-protocol.js';
 import { LocalControlServer, type LocalHandlers } from '../../src/host/control/local-server.js';
 import { CoworkError } from '../../src/host/errors.js';
 
@@ -12,21 +13,7 @@ function handlers(overrides: Partial<LocalHandlers> = {}): LocalHandlers {
   const notImpl = async () => {
     throw new CoworkError('unsupported', 'not in this test');
   };
-  const base = Object.fromEntries(
-    [
-      'status',
-      'exec',
-      'approvals.list',
-      'approvals.answer',
-      'tasks.list',
-      'tasks.get',
-      'tasks.start',
-      'tasks.cancel',
-      'timeline.query',
-      'timeline.subscribe',
-      'stop',
-    ].map((m) => [m, notImpl]),
-  ) as unknown as LocalHandlers;
+  const base = Object.fromEntries(LOCAL_METHODS.map((m) => [m, notImpl])) as unknown as LocalHandlers;
   return { ...base, ...overrides };
 }
 

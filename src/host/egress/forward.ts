@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks';
 import { denyMessage } from './deny-message.js';
 import { endToEndHeaders, headerObject } from './headers.js';
 import { normalizeHost } from './host.js';
-import { type Authorization, type EgressTarget, type ProxyRuntime, recordDenial } from './proxy.js';
+import {
+  type Authorization,
+  type EgressTarget,
+  type ProxyRuntime,
+  recordClientGone,
+  recordDenial,
+} from './proxy.js';
 
 /**
  * Plain-HTTP forwarding: absolute-form requests (`GET http://host/path HTTP/1.1`). The request
@@ -80,16 +86,13 @@ export async function forwardHttp(
   const { ok: _ok, family: _family, ...allowed } = auth;
   if (res.destroyed || req.destroyed) {
     // The client left while the request was being decided (e.g. during an approval): dial nothing.
-    const error = 'the client closed the connection before the request was forwarded';
-    rt.record({
-      ...common,
-      ...allowed,
-      decision: 'allow',
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: elapsed(),
-      error,
-    });
+    recordClientGone(
+      rt,
+      common,
+      allowed,
+      elapsed(),
+      'the client closed the connection before the request was forwarded',
+    );
     return;
   }
   let bytesOut = 0;

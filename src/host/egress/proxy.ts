@@ -107,6 +107,28 @@ export function recordDenial(
   } as EgressEvent);
 }
 
+/** Records an allowed request whose client left while it was being decided: nothing was dialled. */
+export function recordClientGone(
+  rt: Pick<ProxyRuntime, 'record'>,
+  common: Omit<
+    EgressEvent,
+    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
+  >,
+  allowed: Omit<Extract<Authorization, { ok: true }>, 'ok' | 'family'>,
+  durationMs: number,
+  error: string,
+): void {
+  rt.record({
+    ...common,
+    ...allowed,
+    decision: 'allow',
+    bytesIn: 0,
+    bytesOut: 0,
+    durationMs,
+    error,
+  } as EgressEvent);
+}
+
 /** What the forwarding and tunnelling halves need from the proxy. */
 export interface ProxyRuntime {
   readonly dial: Dialer;

@@ -3,7 +3,13 @@ import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { denyMessage } from './deny-message.js';
 import { parseConnectAuthority } from './host.js';
-import { type Authorization, type EgressTarget, type ProxyRuntime, recordDenial } from './proxy.js';
+import {
+  type Authorization,
+  type EgressTarget,
+  type ProxyRuntime,
+  recordClientGone,
+  recordDenial,
+} from './proxy.js';
 
 /**
  * CONNECT tunnels: the proxy answers 200 only after the target was decided, checked and
@@ -86,16 +92,13 @@ export async function openTunnel(
   if (gone || client.destroyed) {
     client.destroy();
     // The client left while the tunnel was being decided (e.g. during an approval): dial nothing.
-    const error = 'the client closed the connection before the tunnel was opened';
-    rt.record({
-      ...common,
-      ...allowed,
-      decision: 'allow',
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: elapsed(),
-      error,
-    });
+    recordClientGone(
+      rt,
+      common,
+      allowed,
+      elapsed(),
+      'the client closed the connection before the tunnel was opened',
+    );
     return;
   }
 
