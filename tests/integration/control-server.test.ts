@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -21,6 +20,7 @@ import {
 } from '../../src/host/control/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { selfSignedCert } from '../helpers/tls.js';
 
 /** The seam, not the thing under test: records every call the control API makes. */
 class RecordingApi implements ControllerApi {
@@ -629,43 +629,19 @@ describe('store file and TLS', () => {
   });
 
   it('serves wss with a certificate from config', async () => {
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    const { key, cert } = selfSignedCert('localhost', ['IP:127.0.0.1', 'DNS:localhost']);
     await server.close();
     store.close();
-    await startServer({ tls: { cert: readFileSync(cert), key: readFileSync(key) } });
+    await startServer({ tls: { cert, key } });
     expect(url).toMatch(/^wss:/);
     await expect(ControlClient.connect(url)).rejects.toBeInstanceOf(CoworkError); // untrusted cert
     const creds = await (async () => {
       const { code } = store.createPairingCode({ role: 'viewer' });
-      const c = await ControlClient.connect(url, { ca: readFileSync(cert) });
+      const c = await ControlClient.connect(url, { ca: cert });
       openClients.push(c);
       return await c.pair(code, 'tls');
     })();
-    const c = await ControlClient.connect(url, { ca: readFileSync(cert) });
+    const c = await ControlClient.connect(url, { ca: cert });
     openClients.push(c);
     await c.authenticate(creds);
     await expect(c.call('status')).resolves.toBeTruthy();
