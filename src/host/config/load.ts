@@ -188,6 +188,15 @@ export function applyWorkspaceConfig(
       );
   }
 
+  // Protected paths: a workspace config may add entries, never remove one.
+  const rawWs = (wsRaw.workspace ?? {}) as Record<string, unknown>;
+  config.workspace = { ...user.workspace, protect: [...user.workspace.protect] };
+  if ('protect' in rawWs)
+    for (const p of ws.workspace.protect)
+      if (!config.workspace.protect.includes(p)) config.workspace.protect.push(p);
+  if ('caseInsensitive' in rawWs && ws.workspace.caseInsensitive === true)
+    config.workspace.caseInsensitive = true;
+
   const rawEgress = (wsRaw.egress ?? {}) as Record<string, unknown>;
   if ('allow' in rawEgress && ws.egress.allow.length > 0)
     warnings.push(

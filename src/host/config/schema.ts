@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_PROTECT, invalidProtectPatterns } from '../workspace/protected.js';
 
 /**
  * The TOML config, as zod schemas: the single source of truth for keys, types, ranges and
@@ -197,8 +198,28 @@ export const telegramSchema = z
       });
   });
 
+/**
+ * `[workspace] protect`: paths the host executes or trusts, read-only in the guest (see
+ * src/host/workspace/protected.ts for the defaults and why). Git metadata is always protected.
+ * The user's list replaces the defaults; a workspace config may only add entries.
+ */
+export const workspaceSchema = z.strictObject({
+  protect: z
+    .array(z.string({ error: 'must be a path pattern string such as ".envrc" or ".vscode/"' }))
+    .refine((list) => invalidProtectPatterns(list).length === 0, {
+      error:
+        'has an entry that is empty or uses "." or ".." (use names like ".envrc", "tools/run.sh", ".vscode/")',
+    })
+    .default([...DEFAULT_PROTECT]),
+  /** The host filesystem folds case (macOS default): match protected names case-insensitively. */
+  caseInsensitive: z
+    .union([z.boolean(), z.literal('auto')], { error: 'must be true, false or "auto"' })
+    .default('auto'),
+});
+
 export const configSchema = z.strictObject({
   policy: policySchema.prefault({}),
+  workspace: workspaceSchema.prefault({}),
   guardrails: guardrailsSchema.prefault({}),
   pricing: z.record(z.string(), modelPriceSchema).default({}),
   vm: vmSchema.prefault({}),
@@ -217,6 +238,7 @@ export type ModelPrice = z.infer<typeof modelPriceSchema>;
 export type VmConfig = z.infer<typeof vmSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
 export type EgressConfig = z.infer<typeof egressSchema>;
+export type WorkspaceConfig = z.infer<typeof workspaceSchema>;
 export type ControlConfig = z.infer<typeof controlSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 

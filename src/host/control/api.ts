@@ -1,6 +1,7 @@
 import type { PendingApproval, Verdict } from '../approvals/types.js';
 import type { Decision, PolicyContextName } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
+import type { ProtectedChange } from '../workspace/index.js';
 
 /**
  * The controller's programmatic surface. The local Unix control socket (CLI), the WebSocket
@@ -53,6 +54,8 @@ export interface ExecOutcome {
   /** Present when denied (by policy or by an approval answer): what the user/agent is told. */
   deniedReason?: string;
   approvalId?: string;
+  /** Protected paths the command created in the guest, which the host quarantined. */
+  protectedChanges?: ProtectedChange[];
 }
 
 export interface TaskSummary {

@@ -12,6 +12,7 @@ import { CoworkError } from '../errors.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
+import { describeProtectedChange, type ProtectedChange, type WorkspaceGuard } from '../workspace/index.js';
 import type { Sandbox } from './sandbox.js';
 
 export interface ControllerDeps {
@@ -28,6 +29,8 @@ export interface ControllerDeps {
   egressPort?: number;
   controlListen?: string;
   onStopRequested?: () => void;
+  /** Quarantines protected paths the guest created; checked after every command. */
+  guard?: WorkspaceGuard;
 }
 
 export interface TaskRunner {
@@ -198,6 +201,7 @@ export class Controller implements ControllerApi {
     if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
 
     timeline.record(tid, { type: 'exec.started', command: req.command, cwd: req.cwd ?? '/workspace' });
+    const mark = this.deps.guard?.mark() ?? 0;
     let result: ExecResult;
     try {
       result = await sandbox.exec(req.command, {
@@ -213,6 +217,14 @@ export class Controller implements ControllerApi {
       timeline.record(tid, { type: 'exec.failed', command: req.command, error: (err as Error).message });
       throw err;
     }
+    // A protected path the command created (a hook, a nested repository, an .envrc) is moved
+    // out of the workspace before anyone on the host can run it, and the caller is told.
+    const changes: ProtectedChange[] = (await this.deps.guard?.afterCommand(mark).catch(() => [])) ?? [];
+    if (changes.length > 0) {
+      const note = changes.map((c) => `${describeProtectedChange(c)}\n`).join('');
+      opts.onStderr?.(Buffer.from(note));
+      result = { ...result, stderr: result.stderr + note };
+    }
     timeline.record(tid, {
       type: 'exec.finished',
       exitCode: result.exitCode,
@@ -225,7 +237,7 @@ export class Controller implements ControllerApi {
       stdoutExcerpt: result.stdout,
       stderrExcerpt: result.stderr,
     });
-    return { decision: auth.decision, result };
+    return { decision: auth.decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
   }
 
   approvalsList(): PendingApproval[] {

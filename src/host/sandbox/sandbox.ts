@@ -8,6 +8,7 @@ import { SshGuestSession } from '../ssh/session.js';
 import type { ExecOptions, ExecResult, GuestSession } from '../ssh/types.js';
 import type { Accel, Arch, ShareMode, VmDriver, VmExitInfo, VmHandle, VmSpec } from '../vm/driver.js';
 import { ImageStore } from '../vm/images.js';
+import { type MountLine, WorkspaceGuard } from '../workspace/index.js';
 import { agentIds, writeSeed } from './seed.js';
 
 export interface SandboxOptions {
@@ -22,6 +23,8 @@ export interface SandboxOptions {
   share: ShareMode | 'auto';
   arch?: Arch;
   egress?: VmSpec['egress'];
+  /** Workspace paths the guest must mount read-only or pin (seed `protect.list`). */
+  protect?: MountLine[];
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -78,6 +81,8 @@ export class Sandbox extends EventEmitter {
       hostname: `cowork-${basename(opts.workspace)}`,
       proxy: opts.egress ? { url: `http://${opts.egress.guestAddress}:${opts.egress.guestPort}` } : undefined,
     });
+
+    WorkspaceGuard.writePlan(seedDir, opts.protect ?? []);
 
     progress(`booting guest (${opts.cpus} cpu, ${opts.memoryMiB} MiB)`);
     const vm = await opts.driver.start(

@@ -12,6 +12,7 @@ import { KeychainSecretStore } from '../secrets/index.js';
 import { Timeline } from '../timeline/index.js';
 import type { Accel, ShareMode, VmExitInfo } from '../vm/driver.js';
 import { createDriver, parseAccel } from '../vm/index.js';
+import { protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
 import { localHandlers } from './handlers.js';
 import { SandboxLock } from './lock.js';
@@ -135,6 +136,17 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const { port: egressPort } = await egress.start();
     cleanup.push(() => egress.close());
 
+    // The workspace boundary: what the host executes or trusts is mounted read-only in the guest,
+    // and whatever protected path appears later is quarantined (src/host/workspace/guard.ts).
+    const guard = new WorkspaceGuard({
+      workspace,
+      stateDir,
+      protect: protectedPathsFor(workspace, config.workspace),
+      onChange: (c) => timeline.record(null, { type: 'workspace.protected_change', ...c }),
+    });
+    const protectPlan = await guard.planMounts();
+    cleanup.push(() => guard.close());
+
     const cpus = opts.cpus ?? config.vm.cpus;
     const memoryMiB = opts.memoryMiB ?? config.vm.memoryMiB;
     const image = opts.image ?? config.vm.image;
@@ -155,8 +167,13 @@ export async function startController(opts: StartOptions): Promise<RunningContro
         hostCommand: egressRelayCommand(egressPort),
       },
       onProgress: progress,
+      protect: protectPlan,
     });
     cleanup.push(() => sandbox.stop());
+    guard.watch();
+    progress(
+      `protected ${protectPlan.length} workspace paths (git metadata, ${config.workspace.protect.join(' ')})`,
+    );
     timeline.record(null, {
       type: 'vm.started',
       driver: driver.name,
@@ -191,6 +208,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       egressPort,
       tasks,
       onStopRequested: () => requestStop('stop requested'),
+      guard,
     });
     tasks.attach(controller);
     if (opts.terminal) {
@@ -241,6 +259,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       await server.close();
       const exit = await sandbox.stop().catch(() => undefined);
       timeline.record(null, { type: 'vm.stopped', reason });
+      await guard.check().catch(() => []); // a last look, once the guest can write nothing more
       await runCleanup();
       resolveDone({ reason: 'stopped', exit });
     };

@@ -170,6 +170,15 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     consoleTail: z.string().optional(),
     ...excerptMeta,
   }),
+  // the workspace boundary: a protected path (git metadata, .envrc…) appeared in the guest
+  ev('workspace.protected_change', {
+    path: z.string(),
+    change: z.enum(['created', 'replaced']),
+    action: z.enum(['quarantined', 'quarantine-failed']),
+    quarantinedTo: z.string().optional(),
+    reason: z.string(),
+    error: z.string().optional(),
+  }),
   // network and browser
   ev('egress.request', {
     method: z.string(),
