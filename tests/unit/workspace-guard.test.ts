@@ -176,6 +176,22 @@ describe('WorkspaceGuard', () => {
     expect((await guard.check()).map((c) => c.path)).toEqual(['lib/.git']);
   });
 
+  it("protects what the repository's own config points at: core.hooksPath and include.path", async () => {
+    mkdirSync(join(ws, '.githooks'));
+    writeFileSync(join(ws, '.githooks', 'pre-commit'), '#!/bin/sh\n', { mode: 0o755 });
+    writeFileSync(join(ws, 'team.gitconfig'), '[alias]\n\tst = status\n');
+    execFileSync('git', ['-C', ws, 'config', 'core.hooksPath', '.githooks']);
+    execFileSync('git', ['-C', ws, 'config', 'include.path', '../team.gitconfig']);
+    execFileSync('git', ['-C', ws, 'config', 'includeIf.onbranch:main.path', '~/elsewhere']);
+    const plan = (await guard.planMounts()).map((l) => `${l.op} ${l.rel}`);
+    expect(plan).toContain('ro .githooks');
+    expect(plan).toContain('ro team.gitconfig');
+    expect(plan.some((l) => l.includes('elsewhere'))).toBe(false);
+    expect(guard.protectedPaths.reason('.githooks/post-merge')).toBeTruthy();
+    expect(guard.protectedPaths.reason('team.gitconfig')).toBeTruthy();
+    expect(guard.protectedPaths.reason('sub/.githooks/x')).toBeNull();
+  });
+
   it('treats a protected symlink that is replaced as new', async () => {
     const g = new WorkspaceGuard({
       workspace: ws,

@@ -1,6 +1,7 @@
-import { type FSWatcher, mkdirSync, watch, writeFileSync } from 'node:fs';
+import { type FSWatcher, mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { cp, lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { gitConfigReferences, insideWorkspace } from './git-config-refs.js';
 import type { ProtectedPaths } from './protected.js';
 import { type ProtectedEntry, scanProtected } from './scan.js';
 
@@ -66,7 +67,16 @@ export class WorkspaceGuard {
   private readonly log: ProtectedChange[] = [];
   private logStart = 0;
 
-  constructor(private readonly opts: WorkspaceGuardOptions) {}
+  private protect: ProtectedPaths;
+
+  constructor(private readonly opts: WorkspaceGuardOptions) {
+    this.protect = opts.protect;
+  }
+
+  /** What is protected: the configured paths plus what the repositories' configs point at. */
+  get protectedPaths(): ProtectedPaths {
+    return this.protect;
+  }
 
   /**
    * Before the guest boots: creates the missing `hooks/` and `info/` of every existing `.git`
@@ -74,13 +84,16 @@ export class WorkspaceGuard {
    * read-only), records the baseline and returns the mount plan.
    */
   async planMounts(): Promise<MountLine[]> {
-    const { workspace, protect } = this.opts;
-    let scan = await scanProtected(workspace, protect);
+    const { workspace } = this.opts;
+    let scan = await scanProtected(workspace, this.protect);
+    const referenced: string[] = [];
     for (const e of scan.entries.values()) {
       if (!e.gitDir) continue;
       for (const sub of ['hooks', 'info']) await mkdir(join(workspace, e.rel, sub)).catch(() => {});
+      referenced.push(...this.configReferences(e.rel));
     }
-    scan = await scanProtected(workspace, protect);
+    this.protect = this.protect.withPaths(referenced);
+    scan = await scanProtected(workspace, this.protect);
     this.baselineVisited = scan.visited;
     const lines: MountLine[] = [];
     const sorted = [...scan.entries.values()].sort((a, b) => a.rel.localeCompare(b.rel));
@@ -95,6 +108,26 @@ export class WorkspaceGuard {
     // Parents before children: a pin of `.git` must come before the ro of `.git/config`.
     lines.sort((a, b) => a.rel.split('/').length - b.rel.split('/').length || (a.op === 'pin' ? -1 : 1));
     return lines;
+  }
+
+  /** Hook folders and included config files a repository's config names inside the workspace. */
+  private configReferences(gitRel: string): string[] {
+    const { workspace } = this.opts;
+    const gitDir = join(workspace, gitRel);
+    let text: string;
+    try {
+      text = readFileSync(join(gitDir, 'config'), 'utf8');
+    } catch {
+      return [];
+    }
+    const refs = gitConfigReferences(text);
+    const worktree = dirname(gitDir);
+    return [
+      // A relative core.hooksPath is taken from the working tree's top (where hooks run).
+      ...refs.hooksPath.map((h) => insideWorkspace(workspace, worktree, h)),
+      // include.path is relative to the config file's own folder.
+      ...refs.includes.map((i) => insideWorkspace(workspace, gitDir, i)),
+    ].filter((r): r is string => r !== null);
   }
 
   /** Writes the plan where the guest reads it: one `op<TAB>path` line each. */
@@ -173,8 +206,8 @@ export class WorkspaceGuard {
   }
 
   private async scanOnce(): Promise<ProtectedChange[]> {
-    const { workspace, protect } = this.opts;
-    const scan = await scanProtected(workspace, protect);
+    const { workspace } = this.opts;
+    const scan = await scanProtected(workspace, this.protect);
     const changes: ProtectedChange[] = [];
     const key = (e: ProtectedEntry) => `${e.dev}:${e.ino}:${e.kind}`;
     const vanished = new Map<string, BaselineEntry>();
@@ -214,8 +247,8 @@ export class WorkspaceGuard {
   }
 
   private async quarantine(e: ProtectedEntry, change: ProtectedChange['change']): Promise<ProtectedChange> {
-    const { workspace, stateDir, protect } = this.opts;
-    const reason = protect.reason(e.rel) ?? `${e.rel} is protected`;
+    const { workspace, stateDir } = this.opts;
+    const reason = this.protect.reason(e.rel) ?? `${e.rel} is protected`;
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const dest = join(stateDir, 'quarantine', `${stamp}-${++this.quarantineSeq}`, e.rel);
     const src = join(workspace, e.rel);

@@ -110,6 +110,16 @@ export class ProtectedPaths {
       .filter((p): p is CompiledPattern => p !== null);
   }
 
+  /** The same, plus workspace-root-anchored paths (e.g. a repository's `core.hooksPath`). */
+  withPaths(rels: readonly string[]): ProtectedPaths {
+    const extra = rels.filter((r) => r !== '').map((r) => `/${r.replace(/^\/+/, '')}`);
+    if (extra.length === 0) return this;
+    return new ProtectedPaths({
+      patterns: [...this.patterns, ...extra.filter((e) => !this.patterns.includes(e))],
+      caseInsensitive: this.caseInsensitive,
+    });
+  }
+
   reason(rel: string): string | null {
     const parts = components(rel, this.caseInsensitive);
     if (parts.length === 0) return null;
