@@ -1,17 +1,19 @@
 import { BIN_OPS, REDIR_OPS, ShellParseError, type ShellParser, type ShNode } from './shell-parser.js';
 import { forkBombFindings, pipelineFindings } from './shell-structure.js';
+import { subsetGaps } from './shell-subset.js';
 import {
   DOWNLOADERS,
   INTERPRETERS,
   interpreterName,
   PLAIN_LIST,
   RESERVED,
+  RUNNERS,
   SHELLS,
   shellDashC,
   skipWatchOptions,
 } from './shell-vocab.js';
 import { resolveWord, type ShellWord } from './words.js';
-import { basename, type Unwrapped, unwrap } from './wrappers.js';
+import { basename, type Unwrapped, unwrap, WRAPPERS } from './wrappers.js';
 
 /** One simple command found anywhere in a command line. */
 export interface SimpleCommand {
@@ -32,11 +34,19 @@ export interface SimpleCommand {
   depth: number;
   /** The words joined by spaces, for blockedPatterns and messages. */
   text: string;
+  /** A wrapper whose options could not be followed (the command that runs is not known). */
+  unknowable?: string;
+  /** A wrapper option that writes or changes the directory (`time -o`, `env -C`, `xargs -I`). */
+  wrapperRisk?: string;
+  /** Found as a possible command inside a runner's arguments (`strace -f rm …`), not certain. */
+  guessed?: boolean;
 }
 
 export interface Redirection {
   op: string;
   target: ShellWord;
+  /** The file descriptor written before the operator (`2>`), if any. */
+  fd?: string;
 }
 
 /** Something the analyser itself decided: unknowable constructs (ask) or structural dangers (deny). */
@@ -51,6 +61,8 @@ export interface CommandAnalysis {
   commands: SimpleCommand[];
   redirections: Redirection[];
   findings: Finding[];
+  /** Why the command line is outside the subset of shell the analyser fully understands (agent/gateway: ask). */
+  outside: string[];
 }
 
 const MAX_DEPTH = 3;
@@ -93,7 +105,7 @@ export class ShellAnalyzer {
   }
 
   analyze(source: string): CommandAnalysis {
-    const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [] };
+    const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [], outside: [] };
     this.#analyzeInto(source, 0, a);
     return a;
   }
@@ -132,10 +144,13 @@ export class ShellAnalyzer {
       });
       return;
     }
+    for (const gap of subsetGaps(this.parser, file, source))
+      if (!a.outside.includes(gap)) a.outside.push(gap);
+    const funcs: ShNode[] = [];
     this.parser.walk(file, (node, type) => {
       if (type === 'Stmt') this.#stmt(node, depth, a);
       else if (type === 'DeclClause') this.#decl(node, depth, a);
-      else if (type === 'FuncDecl') forkBombFindings(this.parser, node, a);
+      else if (type === 'FuncDecl') funcs.push(node);
       else if (type === 'ForClause' || type === 'WordIter') this.#loopVar(node, type, depth, a);
       else if (type === 'ArithmCmd' || type === 'LetClause') this.#pseudo('let', [], depth, a);
       else if (
@@ -145,6 +160,7 @@ export class ShellAnalyzer {
         pipelineFindings(this.parser, node, a);
       return true;
     });
+    if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
   }
 
   #words(list: unknown): ShellWord[] {
@@ -158,8 +174,13 @@ export class ShellAnalyzer {
     }));
     for (const r of redirs) {
       if (r.op === '<<' || r.op === '<<-') continue; // heredoc bodies are walked for substitutions
+      const fd = (r.node.N as ShNode | null)?.Value;
       if (r.node.Word)
-        a.redirections.push({ op: r.op, target: resolveWord(this.parser, r.node.Word as ShNode) });
+        a.redirections.push({
+          op: r.op,
+          target: resolveWord(this.parser, r.node.Word as ShNode),
+          ...(fd !== undefined ? { fd: String(fd) } : {}),
+        });
     }
     const cmd = stmt.Cmd as ShNode | null;
     if (!cmd || this.parser.type(cmd) !== 'CallExpr') return;
@@ -206,6 +227,8 @@ export class ShellAnalyzer {
       dynamicArgs: u.dynamicArgs,
       depth,
       text: [...assigns.map((n) => `${n}=…`), render(words)].join(' '),
+      ...(u.unknowable ? { unknowable: u.unknowable } : {}),
+      ...(u.risky ? { wrapperRisk: u.risky } : {}),
     };
     a.commands.push(sc);
     if (u.unknowable)
@@ -234,7 +257,9 @@ export class ShellAnalyzer {
   #nested(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
     const name = sc.name;
     const args = sc.argv.slice(1);
-    if (SHELLS.has(name)) {
+    if (RUNNERS.has(name)) {
+      if (depth < MAX_DEPTH) this.#runnerArgs(sc, depth, a);
+    } else if (SHELLS.has(name)) {
       const script = shellDashC(args);
       if (script === undefined) return;
       if (script === null || script.dynamic) {
@@ -288,6 +313,32 @@ export class ShellAnalyzer {
         }
         i = j;
       }
+    }
+  }
+
+  /**
+   * Runners (strace, chroot, flock, busybox, script -c, su -c …) run a command found somewhere in
+   * their arguments; their option tables are many and differ, so every literal word that could
+   * start the command is tried as one (best effort, for the built-in denies and deny rules), and a
+   * word that looks like a command line is analysed as one. Nothing here is ever allowed: the
+   * runner itself needs an allow rule and its guesses are marked.
+   */
+  #runnerArgs(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
+    // a wrapper we could follow that runs nothing (`command -v sudo`, bare `env`): nothing to guess
+    if (sc.name in WRAPPERS && !sc.unknowable) return;
+    const args = sc.argv.slice(1);
+    let tried = 0;
+    for (let i = 0; i < args.length && tried < 12; i++) {
+      const w = args[i] as ShellWord;
+      if (w.dynamic || w.text.startsWith('-') || w.text === '') continue;
+      tried++;
+      if (/[\s;&|<>()`$]/.test(w.text)) {
+        this.#analyzeInto(w.text, depth + 1, a);
+        continue;
+      }
+      const before = a.commands.length;
+      this.#simple(args.slice(i), [], depth + 1, a);
+      for (const c of a.commands.slice(before)) c.guessed = true;
     }
   }
 
