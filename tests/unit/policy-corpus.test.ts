@@ -308,7 +308,6 @@ const BENIGN_ALLOW = [
   'cat README.md | grep x',
   'echo hello',
   'echo "hello world"',
-  'grep -rn TODO src',
   'pwd',
   'node --version',
   'python3 --version',
@@ -347,6 +346,8 @@ const BENIGN_ALLOW = [
 
 /** Benign but not covered: the agent asks, the local user runs it. */
 const BENIGN_ASK = [
+  // a recursive read may reach a file Read(.env) protects: it asks while such a rule exists
+  'grep -rn TODO src',
   // nothing is allowed because it runs nothing; every parameter expansion is outside the subset
   '',
   'echo $HOME',

@@ -9,7 +9,7 @@ import type { ShellWord } from './words.js';
  * so spellings like `'su'do`, `/usr/bin/sudo`, `env X=1 sudo` or `rm -r -f /` are all caught.
  */
 
-const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit']);
+const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit', 'runuser']);
 const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff']);
 const BLOCK_DEVICE =
   /^\/dev\/(sd|vd|hd|xvd|nvme|mmcblk|disk\/|block\/|mapper\/|dm-|md|loop|sr|root$|mem$|kmem$|port$|kmsg$)/;

@@ -346,6 +346,7 @@ const tar: RiskCheck = (argv) => {
     if (/[xcruAFIf]/.test(letters) && !/^[^f]*t[^xcruAFI]*$/.test(letters))
       return `tar ${t} writes files or runs a program`;
     if (letters.includes('t')) list = true;
+    if (!t.startsWith('-') && t.includes(':')) return `tar ${t} names a remote archive (run through rsh)`;
   }
   return list ? undefined : 'tar without --list writes files';
 };
@@ -510,6 +511,26 @@ export const ARG_INERT = new Set([
   'false',
 ]);
 
+/**
+ * Recursive readers (`grep -r DIR`, `diff -r`): with Read rules configured, a directory operand
+ * may hold a file the rules protect, so they ask.
+ */
+export function recursiveRead(argv: ShellWord[]): boolean {
+  const name = argv[0]?.text ?? '';
+  if (!['grep', 'egrep', 'fgrep', 'rgrep', 'diff', 'rg', 'ag', 'zgrep'].includes(name)) return false;
+  if (name === 'rgrep' || name === 'rg' || name === 'ag') return true;
+  return argv
+    .slice(1)
+    .some(
+      (w) =>
+        /^-[a-zA-Z]*[rR]/.test(w.text) ||
+        /^--(r|re|rec|recu|recur|recurs|recursi|recursiv|recursive|dereference-recursive|directories=recurse|d=recurse)$/.test(
+          w.text,
+        ) ||
+        w.text === 'recurse',
+    );
+}
+
 /** Of those, the ones that never open their arguments as files. */
 export const NO_FILE_ARGS = new Set(['echo', 'basename', 'dirname', 'true', 'false']);
 
@@ -522,7 +543,7 @@ export function hasRiskTable(name: string): boolean {
 export function argumentRisk(argv: ShellWord[], from: number): string | undefined {
   const head = argv[0];
   if (!head) return undefined;
-  const n = interpreterName(head.text);
+  const n = /^python[23]?$/.test(interpreterName(head.text)) ? 'python' : interpreterName(head.text);
   const check = TABLE[n] ?? (INTERPRETERS.has(n) ? interpreter : undefined);
   return check?.(argv, from);
 }

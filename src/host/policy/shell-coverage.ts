@@ -1,6 +1,6 @@
 import { isWriteRedirect } from './dangerous.js';
 import { globToRegExp } from './glob.js';
-import { ARG_INERT, argumentRisk, hasRiskTable, NO_FILE_ARGS } from './program-risks.js';
+import { ARG_INERT, argumentRisk, hasRiskTable, NO_FILE_ARGS, recursiveRead } from './program-risks.js';
 import { type Rule, ruleCoversCommand } from './rules.js';
 import type { CommandAnalysis, SimpleCommand } from './shell-analysis.js';
 import { SHELL_STATE } from './shell-vocab.js';
@@ -67,6 +67,8 @@ function commandGap(sc: SimpleCommand, input: CoverageInput, used: Set<string>):
       (!ARG_INERT.has(sc.name) || (input.readRules.length > 0 && !NO_FILE_ARGS.has(sc.name)))
     )
       return `\`${sc.text}\` receives arguments only known when it runs`;
+    if (input.readRules.length > 0 && recursiveRead(sc.argv))
+      return `\`${sc.text}\` reads directories recursively, which may hold a file a Read rule protects`;
     const globs = sc.argv.slice(1).filter((w) => w.glob);
     const hit = globs.find((w) => input.readRules.some((r) => globCouldMatch(w.text, r)));
     if (hit) return `\`${sc.text}\`: the pattern ${hit.text} could name a file a Read rule protects`;

@@ -96,12 +96,11 @@ export function subsetGaps(parser: ShellParser, file: ShNode, source: string): s
 function wordGaps(parser: ShellParser, word: ShNode, gaps: Set<string>): void {
   const w = resolveWord(parser, word);
   if (w.dynamic) gaps.add(`the word \`${w.text}\` is only known when it runs`);
-  const first = ((word.Parts as ShNode[]) ?? [])[0];
-  for (const part of (word.Parts as ShNode[]) ?? []) {
+  for (const [i, part] of ((word.Parts as ShNode[]) ?? []).entries()) {
     if (parser.type(part) !== 'Lit') continue;
     const v = String(part.Value ?? '');
     // tilde expansion: at the start of a word, and after = or : in words that look like assignments
-    if ((part === first && v.startsWith('~')) || /[=:]~/.test(v))
+    if ((i === 0 && v.startsWith('~')) || /[=:]~/.test(v))
       gaps.add(`the word \`${w.text}\` starts with ~, which expands to a home directory`);
   }
 }

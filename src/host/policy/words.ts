@@ -103,6 +103,8 @@ function isSimpleParam(p: ShNode): boolean {
 export function resolveWord(parser: ShellParser, word: ShNode): ShellWord {
   const out: ShellWord = { text: '', dynamic: false, glob: false, params: [] };
   appendParts(parser, (word.Parts as ShNode[]) ?? [], false, out);
+  // a lone `[` cannot match anything but itself: it is the test builtin, not a pattern
+  if (out.text === '[' && !out.dynamic) out.glob = false;
   return out;
 }
 
