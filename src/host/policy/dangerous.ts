@@ -36,6 +36,8 @@ export function isSystemWriteTarget(text: string): boolean {
   return BLOCK_DEVICE.test(t) || KERNEL_CONTROL.test(t);
 }
 const DEVICE_WRITERS = new Set([
+  'truncate',
+  'fallocate',
   'tee',
   'cp',
   'mv',
@@ -89,6 +91,7 @@ export function isCatastrophicTarget(text: string): boolean {
   const t = normTarget(text);
   if (['*', '.', '..', './*', '../*', '.*', '/workspace/*'].includes(t)) return true;
   if (/^(~[^/]*|\$HOME)(\/\*?)?$/.test(t)) return true; // ~ ~/ ~/* ~user $HOME $HOME/*
+  if (/^(\.\.\/)*\.\.(\/\*)?$/.test(t)) return true; // ../.. and ../../*
   if (/^\/[^/]*(\/\*)?$/.test(t)) return true; // /, /*, /etc, /workspace, /usr/*
   return false;
 }
@@ -141,7 +144,10 @@ function checkFind(sc: SimpleCommand, out: Finding[]): void {
     /^[/~$]/.test(normTarget(w.text)),
   );
   const removes = args.some(
-    (w, i) => w.text === '-delete' || (w.text.startsWith('-exec') && args[i + 1]?.text === 'rm'),
+    (w, i) =>
+      w.text === '-delete' ||
+      ((w.text.startsWith('-exec') || w.text.startsWith('-ok')) &&
+        /^(\/.*\/)?(rm|shred|unlink)$/.test(args[i + 1]?.text ?? '')),
   );
   if (removes && roots.some((w) => isCatastrophicTarget(w.text)))
     out.push(
@@ -256,7 +262,7 @@ function checkKill(sc: SimpleCommand, out: Finding[]): void {
   }
   let signalSeen = false;
   for (let i = 0; i < args.length; i++) {
-    const t = (args[i] as ShellWord).text;
+    const t = (args[i] as ShellWord).text.trim();
     if (t === '--') {
       signalSeen = true;
       continue;

@@ -132,11 +132,59 @@ const PYTEST_RISKY_LONG = [
   'lsof',
   'log-file-level',
 ];
+/** Exact pytest options that only select, report or order tests (argparse prefers an exact match). */
+const PYTEST_SAFE_LONG = new Set([
+  'co',
+  'collect-only',
+  'collectonly',
+  'lf',
+  'last-failed',
+  'ff',
+  'failed-first',
+  'nf',
+  'new-first',
+  'sw',
+  'stepwise',
+  'tb',
+  'maxfail',
+  'durations',
+  'strict-markers',
+  'disable-warnings',
+  'no-header',
+  'no-summary',
+  'showlocals',
+  'verbose',
+  'quiet',
+  'exitfirst',
+  'capture',
+  'ignore',
+  'deselect',
+  'runxfail',
+  'color',
+  'setup-show',
+  'setup-only',
+  'setup-plan',
+  'fixtures',
+  'markers',
+  'version',
+  'help',
+  'cache-clear',
+  'cache-show',
+  'doctest-modules',
+  'log-level',
+  'log-cli-level',
+  'full-trace',
+  'strict',
+  'continue-on-collection-errors',
+  'noconftest',
+  'keep-duplicates',
+]);
 export const pytest: RiskCheck = (argv, from) => {
   for (let i = Math.max(from, 1); i < argv.length; i++) {
     const t = (argv[i] as ShellWord).text;
     if (t === '--') break;
     if (t.startsWith('@')) return `pytest ${t} reads more arguments from a file`;
+    if (t.startsWith('--') && PYTEST_SAFE_LONG.has(t.slice(2).split('=')[0] as string)) continue;
     const l = longHit(t, PYTEST_RISKY_LONG);
     if (l) return `pytest --${l} loads code, changes configuration or writes outside the tests`;
     if (t.startsWith('--')) continue;

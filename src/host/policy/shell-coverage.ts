@@ -5,7 +5,13 @@ import { type Rule, ruleCoversCommand } from './rules.js';
 import type { CommandAnalysis, SimpleCommand } from './shell-analysis.js';
 import { SHELL_STATE } from './shell-vocab.js';
 import type { Verdict } from './verdicts.js';
-import { workspaceRelativePath } from './write-targets.js';
+import { isOpaquePath, workspaceRelativePath } from './write-targets.js';
+
+/** The path inside an argument: `--file=/dev/fd/3` → /dev/fd/3, `if=x` → x. */
+function argPath(text: string): string {
+  if (text.startsWith('-')) return text.slice(text.indexOf('=') + 1 || text.length);
+  return text.replace(/^(of|if)=/, '');
+}
 
 /**
  * Auto-approval for the agent and gateway contexts. The polarity is "allow only what is
@@ -67,6 +73,10 @@ function commandGap(sc: SimpleCommand, input: CoverageInput, used: Set<string>):
       (!ARG_INERT.has(sc.name) || (input.readRules.length > 0 && !NO_FILE_ARGS.has(sc.name)))
     )
       return `\`${sc.text}\` receives arguments only known when it runs`;
+    const opaque = sc.argv
+      .slice(1)
+      .find((w) => !NO_FILE_ARGS.has(sc.name) && isOpaquePath(argPath(w.text), input.cwd));
+    if (opaque) return `\`${sc.text}\` names ${opaque.text}, whose target is only known when it runs`;
     if (input.readRules.length > 0 && recursiveRead(sc.argv))
       return `\`${sc.text}\` reads directories recursively, which may hold a file a Read rule protects`;
     const globs = sc.argv.slice(1).filter((w) => w.glob);
@@ -89,6 +99,8 @@ function redirectionGap(
   if (target.dynamic || target.glob) return `the redirection ${op} ${target.text} is only known when it runs`;
   const writes = isWriteRedirect({ op, target: { ...target, params: [] } });
   if (target.text === '/dev/null') return undefined;
+  if (isOpaquePath(target.text, cwd))
+    return `the redirection ${op} ${target.text} reopens a file the policy cannot see`;
   if (!writes && op !== '<') return `the redirection ${op} ${target.text} is not one the policy understands`;
   const rel = workspaceRelativePath(target.text, cwd);
   if (rel === undefined || rel === '.')

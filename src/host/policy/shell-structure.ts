@@ -21,7 +21,7 @@ export function forkBombFindings(parser: ShellParser, funcs: ShNode[], a: Comman
       if (t === 'CallExpr') {
         const u = unwrap(((n.Args as ShNode[]) ?? []).map((w) => resolveWord(parser, w)));
         const first = u.argv[0];
-        if (first) callees.add(first.text);
+        if (first) callees.add(first.params.includes('FUNCNAME') ? fname : first.text);
       } else if (t === 'Stmt' && n.Background) spawning.add(fname);
       else if (t === 'BinaryCmd' && ['|', '|&'].includes(BIN_OPS[n.Op as number] ?? '')) spawning.add(fname);
       return true;

@@ -14,7 +14,29 @@ export const GUEST_WORKSPACE = '/workspace';
 /** An absolute, normalised guest path for a literal word (undefined for `~…`, `-`, empty). */
 export function guestAbsolute(text: string, cwd = GUEST_WORKSPACE): string | undefined {
   if (text === '' || text.startsWith('~')) return undefined;
-  return posix.resolve(cwd, text);
+  let t = posix.resolve(cwd, text);
+  // the guest kernel's aliases of the cwd and the root (`/proc/self/cwd/.env` is `.env`)
+  for (let prev = ''; prev !== t; ) {
+    prev = t;
+    t = posix.resolve(
+      t
+        .replace(/^\/proc\/(self|thread-self)\/cwd(?=\/|$)/, cwd)
+        .replace(/^\/proc\/(self|thread-self|\d+)\/root(?=\/|$)/, '/') || '/',
+    );
+  }
+  return t;
+}
+
+/**
+ * Paths whose target the policy cannot know: another process's cwd, open descriptors,
+ * `/dev/stdin`… (they may reopen a workspace file). The agent asks for them.
+ */
+export function isOpaquePath(text: string, cwd = GUEST_WORKSPACE): boolean {
+  const abs = guestAbsolute(text, cwd);
+  return (
+    abs !== undefined &&
+    /^\/(proc\/[^/]+\/(cwd|fd|root|map_files|fdinfo)|dev\/(fd|stdin|stdout|stderr)(\/|$))/.test(abs)
+  );
 }
 
 /** The workspace-relative form ('.' for the root), or undefined when the path is outside /workspace. */
@@ -56,6 +78,7 @@ function targetDirectory(args: ShellWord[]): ShellWord | undefined {
 }
 
 const ALL_OPERANDS = new Set([
+  'patch',
   'tee',
   'touch',
   'truncate',
@@ -80,7 +103,7 @@ export function commandWriteTargets(sc: SimpleCommand): WriteTarget[] {
   };
   if (ALL_OPERANDS.has(name)) for (const w of ops) add(w, name);
   else if (AFTER_FIRST.has(name)) for (const w of ops.slice(1)) add(w, name);
-  else if (['cp', 'mv', 'ln', 'install', 'link'].includes(name)) {
+  else if (['cp', 'mv', 'ln', 'install', 'link', 'rsync', 'scp'].includes(name)) {
     const t = targetDirectory(args);
     if (t) add(t, `${name} (target directory)`);
     else add(ops[ops.length - 1], `${name} (destination)`);
@@ -94,6 +117,8 @@ export function commandWriteTargets(sc: SimpleCommand): WriteTarget[] {
     const m = /^--(output|output-file|log-file)=(.*)$/.exec(w.text);
     if (m) add({ ...w, text: m[2] as string }, `${name} --${m[1]}`);
     if (name === 'sort' && w.text === '-o') add(args[i + 1], 'sort -o');
+    else if (name === 'sort' && /^-[a-zA-Z]*o./.test(w.text))
+      add({ ...w, text: w.text.slice(w.text.indexOf('o') + 1) }, 'sort -o');
     if (name === 'find' && /^-f(print0?|printf|ls)$/.test(w.text)) add(args[i + 1], `find ${w.text}`);
   }
   return out;
