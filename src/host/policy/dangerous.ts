@@ -10,7 +10,7 @@ import type { ShellWord } from './words.js';
  */
 
 const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit', 'runuser']);
-const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff']);
+const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff', 'openrc-shutdown']);
 const BLOCK_DEVICE =
   /^\/dev\/(sd|vd|hd|xvd|nvme|mmcblk|disk\/|block\/|mapper\/|dm-|md|loop|sr|root$|mem$|kmem$|port$|kmsg$)/;
 /** Kernel control files: writing them reboots, crashes or reconfigures the machine. */

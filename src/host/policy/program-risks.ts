@@ -81,6 +81,7 @@ const GIT_RISKY_LONG = [
   'exec',
   'output-directory',
   'textconv',
+  'show-signature',
 ];
 const git: RiskCheck = (argv, from) => {
   let i = 1;

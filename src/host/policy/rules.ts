@@ -112,7 +112,8 @@ export function ruleMatchesTool(rule: Rule, tool: string): boolean {
   return rule.kind === 'tool' && rule.tool === tool;
 }
 
-const NOT_FILE_ARGS = new Set(['echo', 'printf']);
+/** Commands whose arguments are never opened as files (test/[ only look at metadata). */
+const NOT_FILE_ARGS = new Set(['echo', 'printf', 'basename', 'dirname', 'test', '[']);
 
 /**
  * Best effort for shell commands: a Read(glob) deny/ask rule also catches a command that names a
@@ -141,6 +142,9 @@ export function shellPathHit(rule: Rule, a: CommandAnalysis, cwd = GUEST_WORKSPA
         ? w.text.slice(w.text.indexOf('=') + 1 || w.text.length)
         : w.text.replace(/^(of|if)=/, '');
       if (t && hit(t)) return `\`${sc.text}\` names ${t}`;
+      // a glued short option's value: `git diff -O.env`, `grep -f.env`
+      const glued = /^-[A-Za-z]./.test(w.text) && !w.text.startsWith('--') ? w.text.slice(2) : '';
+      if (glued && hit(glued)) return `\`${sc.text}\` names ${glued}`;
     }
   }
   for (const r of a.redirections) {

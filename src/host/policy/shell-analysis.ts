@@ -156,8 +156,10 @@ export class ShellAnalyzer {
       else if (
         type === 'BinaryCmd' &&
         (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
-      )
+      ) {
         pipelineFindings(this.parser, node, a);
+        this.#echoIntoShell(node, depth, a);
+      }
       return true;
     });
     if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
@@ -340,6 +342,29 @@ export class ShellAnalyzer {
       this.#simple(args.slice(i), [], depth + 1, a);
       for (const c of a.commands.slice(before)) c.guessed = true;
     }
+  }
+
+  /** `echo 'rm -rf /' | bash`: a literal script piped into a shell is analysed as its command line. */
+  #echoIntoShell(node: ShNode, depth: number, a: CommandAnalysis): void {
+    const call = (stmt: ShNode | null): ShellWord[] | undefined => {
+      const c = stmt?.Cmd as ShNode | null;
+      return c && this.parser.type(c) === 'CallExpr' ? this.#words(c.Args) : undefined;
+    };
+    const left = call(node.X as ShNode);
+    const right = call(node.Y as ShNode);
+    if (!left || !right || left.some((w) => w.dynamic) || depth >= MAX_DEPTH) return;
+    const shell = unwrap(right).argv;
+    if (!SHELLS.has(shell[0]?.text ?? '') || shellDashC(shell.slice(1)) !== undefined) return;
+    const [head, ...args] = left;
+    let text: string | undefined;
+    if (head?.text === 'echo')
+      text = args
+        .filter((w) => !/^-[neE]+$/.test(w.text))
+        .map((w) => w.text)
+        .join(' ');
+    else if (head?.text === 'printf' && args[0] && !args[0].text.includes('%'))
+      text = args[0].text.replace(/\\n/g, '\n');
+    if (text) this.#analyzeInto(text, depth + 1, a);
   }
 
   #hasDownloaderInside(word: ShellWord): boolean {
