@@ -381,7 +381,6 @@ const TAR_RISKY_LONG = [
   'delete',
   'concatenate',
   'catenate',
-  'file',
 ];
 const tar: RiskCheck = (argv) => {
   let list = false;
@@ -392,10 +391,9 @@ const tar: RiskCheck = (argv) => {
     if (l) return `tar --${l} writes files or runs a program`;
     if (t === '--list') list = true;
     const letters = t.startsWith('--') ? '' : t.startsWith('-') ? t.slice(1) : i === 1 ? t : '';
-    if (/[xcruAFIf]/.test(letters) && !/^[^f]*t[^xcruAFI]*$/.test(letters))
-      return `tar ${t} writes files or runs a program`;
+    if (/[xcruAFI]/.test(letters)) return `tar ${t} writes files or runs a program`;
     if (letters.includes('t')) list = true;
-    if (!t.startsWith('-') && t.includes(':')) return `tar ${t} names a remote archive (run through rsh)`;
+    if (t.includes(':')) return `tar ${t} may name a remote archive (run through rsh)`;
   }
   return list ? undefined : 'tar without --list writes files';
 };
@@ -507,7 +505,21 @@ const npm: RiskCheck = (argv, from) => {
   return undefined;
 };
 
+/** GNU diff -l pipes its output through pr; sdiff/diff3 run --diff-program. */
+const diff: RiskCheck = (argv, from) => {
+  for (let i = Math.max(from, 1); i < argv.length; i++) {
+    const t = (argv[i] as ShellWord).text;
+    if (t === '--') break;
+    if (longHit(t, ['paginate', 'diff-program']) || shortHit(t, 'l', 'CDFIStUWXx'))
+      return `diff ${t} runs another program`;
+  }
+  return undefined;
+};
+
 const TABLE: Record<string, RiskCheck> = {
+  diff,
+  sdiff: diff,
+  diff3: diff,
   find,
   git,
   pytest,
