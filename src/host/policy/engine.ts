@@ -62,6 +62,8 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   readonly #workspace: { ask: Rule[]; deny: Rule[] };
   readonly #blocked: { source: string; re: RegExp; from: string }[];
   readonly #cache = new Map<string, CommandAnalysis>();
+  /** Shell verdicts depend only on the command, the context name and the cwd (the rules never change). */
+  readonly #verdicts = new Map<string, Verdict[]>();
   readonly #egress: { allow: string[]; deny: string[] };
   readonly #protected: ProtectedPaths;
   readonly #readRules: Rule[];
@@ -142,6 +144,17 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   }
 
   #shell(command: string, ctx: PolicyContext, cwd: string): Verdict[] {
+    const key = `${ctx.context}\0${cwd}\0${command}`;
+    const hit = this.#verdicts.get(key);
+    if (hit) return hit;
+    const v = this.#shellVerdicts(command, ctx, cwd);
+    if (this.#verdicts.size >= CACHE_SIZE)
+      this.#verdicts.delete(this.#verdicts.keys().next().value as string);
+    this.#verdicts.set(key, v);
+    return v;
+  }
+
+  #shellVerdicts(command: string, ctx: PolicyContext, cwd: string): Verdict[] {
     const a = this.analyze(command);
     const v: Verdict[] = [...this.#protectedWrites(a, cwd)];
     // 1. guardrails: built-in dangerous set, blocked patterns, unknowable constructs

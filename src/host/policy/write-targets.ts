@@ -125,8 +125,13 @@ export function commandWriteTargets(sc: SimpleCommand): WriteTarget[] {
 }
 
 /** Every write target of an analysed command line: redirections (all forms) and known write arguments. */
+const MEMO = new WeakMap<CommandAnalysis, WriteTarget[]>();
+
 export function writeTargets(a: CommandAnalysis): WriteTarget[] {
+  const memo = MEMO.get(a);
+  if (memo) return memo;
   const out: WriteTarget[] = [];
+  MEMO.set(a, out);
   for (const r of a.redirections)
     if (isWriteRedirect(r)) out.push({ word: r.target, how: `the redirection ${r.fd ?? ''}${r.op}` });
   for (const sc of a.commands) out.push(...commandWriteTargets(sc));
