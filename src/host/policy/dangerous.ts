@@ -111,6 +111,12 @@ function shortFlags(args: ShellWord[]): { flags: Set<string>; long: Set<string>;
   return { flags, long, operands };
 }
 
+/** `mv /usr x`, `mv ~ /tmp`: moving a top-level directory or the home away. */
+function movesSystem(text: string): boolean {
+  const t = normTarget(text);
+  return /^\/[^/]+$/.test(t) || /^(~[^/]*|\$HOME)$/.test(t);
+}
+
 /** GNU getopt_long accepts any unique abbreviation: `--rec` is `--recursive`, `--no-preserve-r` is `--no-preserve-root`. */
 function hasLong(long: Set<string>, full: string, minLength: number): boolean {
   for (const l of long) if (l.length >= minLength && full.startsWith(l)) return true;
@@ -166,7 +172,7 @@ const INLINE_CODE_FLAG: Record<string, string> = {
   php: '-r',
 };
 const INLINE_DANGER =
-  /\b(sudo|doas|pkexec)\b|\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(\/|~|\$HOME)(\s|\*|'|"|$)|\bmkfs\b|\b(shutdown|reboot|poweroff)\b/;
+  /\b(sudo|doas|pkexec)\b|\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(\/|~|\$HOME)(\s|\*|'|"|$)|\bmkfs\b|\b(shutdown|reboot|poweroff)\b|\bfork\b[^;]*\bwhile\b|\bwhile\b[^\n]*\bfork\b/;
 function checkInlineCode(sc: SimpleCommand, out: Finding[]): void {
   const flag = INLINE_CODE_FLAG[interpreterName(sc.name)] as string;
   const args = sc.argv.slice(1);
@@ -191,6 +197,13 @@ function checkInlineCode(sc: SimpleCommand, out: Finding[]): void {
 function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   const name = sc.name;
   const args = sc.argv.slice(1);
+  if ((name === 'machinectl' && args.some((w) => /^(shell|login)$/.test(w.text))) || name === 'systemd-run')
+    out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs a command through the service manager (as root)`));
+  if (
+    ['busctl', 'dbus-send', 'gdbus', 'qdbus'].includes(name) &&
+    args.some((w) => /(PowerOff|Reboot|Halt|Suspend|Hibernate|KExec)\b/.test(w.text))
+  )
+    out.push(deny('builtin:shutdown', `\`${sc.text}\` asks the system bus to stop the machine`));
   if (PRIVILEGE.has(name))
     out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs ${name}: privilege escalation is never allowed`));
   if (POWER.has(name)) out.push(deny(`builtin:${name}`, `\`${sc.text}\` would ${name} the machine`));
@@ -199,7 +212,7 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   if ((name === 'systemctl' || name === 'loginctl') && stopsMachine(args))
     out.push(deny('builtin:shutdown', `\`${sc.text}\` would stop the machine`));
   if (name === 'kill' || name === 'pkill' || name === 'killall5') checkKill(sc, out);
-  if (/^mkfs(\..*)?$|^mke2fs$|^mkswap$/.test(name))
+  if (/^mkfs(\..*)?$|^mke2fs$|^mkswap$|^mk(dos|ntfs|exfat|fat)fs$/.test(name))
     out.push(deny('builtin:mkfs', `\`${sc.text}\` formats a file system`));
   if (name === 'rm') checkRm(sc, out);
   if (name === 'dd')
@@ -223,7 +236,7 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
     const { flags, long, operands } = shortFlags(args);
     const recursiveOrMove = name === 'mv' || flags.has('R') || long.has('--recursive');
     for (const w of name === 'mv' ? operands : operands.slice(1))
-      if (recursiveOrMove && /^\/\*?$/.test(normTarget(w.text)))
+      if (recursiveOrMove && (/^\/\*?$/.test(normTarget(w.text)) || (name === 'mv' && movesSystem(w.text))))
         out.push(
           deny(`builtin:${name}-root`, `\`${sc.text}\` ${name === 'mv' ? 'moves' : 'changes'} ${w.text}`),
         );

@@ -123,6 +123,8 @@ export function globCouldMatch(word: string, rule: Rule): boolean {
   const w = word.slice(word.lastIndexOf('/') + 1);
   const wWild = WILD.test(w);
   const rWild = WILD.test(r);
+  // without dotglob a pattern matches a leading dot only when it starts with one
+  if (wWild && r.startsWith('.') && !w.startsWith('.')) return false;
   if (wWild && rWild) return true;
   if (wWild) return globToRegExp(w).test(r);
   if (rWild) return globToRegExp(r).test(w);
