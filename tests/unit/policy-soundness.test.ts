@@ -300,6 +300,21 @@ describe('differential soundness against bash', () => {
     expect(real).toBeGreaterThanOrEqual(400);
   });
 
+  it('reports what the analyser missed in commands it did not allow (information for deny rules)', () => {
+    const missed: string[] = [];
+    for (const run of runs.slice(2)) {
+      const seen = new Set(engine.analyze(run.command).commands.flatMap((c) => [c.name, ...c.wrappers]));
+      for (const e of run.execs) {
+        const name = (e[0] ?? '').replace(/.*\//, '');
+        if (!seen.has(name)) missed.push(`${JSON.stringify(run.command)} ran ${name}`);
+      }
+    }
+    console.log(
+      `executions the analysis did not list (all asked or denied): ${missed.length}\n${missed.slice(0, 20).join('\n')}`,
+    );
+    expect(Array.isArray(missed)).toBe(true);
+  });
+
   it('stays within the time budget', () => {
     expect(seconds).toBeLessThan(90);
   });
