@@ -66,6 +66,35 @@ export interface CommandAnalysis {
 }
 
 const MAX_DEPTH = 3;
+/** Syntax whose strings bash evaluates (arithmetic, tests, declarations). */
+const EVAL_CONTEXTS = new Set(['TestClause', 'ArithmCmd', 'ArithmExp', 'LetClause', 'DeclClause']);
+/** Builtins that take variable names or arithmetic (their subscripts run commands). */
+const EVAL_BUILTINS = new Set([
+  'test',
+  '[',
+  'printf',
+  'read',
+  'mapfile',
+  'readarray',
+  'unset',
+  'let',
+  'declare',
+  'typeset',
+  'local',
+  'export',
+  'readonly',
+  'wait',
+  'getopts',
+  'kill',
+  'shift',
+  'return',
+  'exit',
+  'ulimit',
+]);
+/** `$x` / `${x}`: no operator, no subscript. */
+function isPlainParam(p: ShNode): boolean {
+  return !p.Exp && !p.Repl && !p.Slice && !p.Index && !p.Length && !p.Excl && !p.Width && !p.Names;
+}
 const MAX_SOURCE = 64 * 1024;
 function render(words: ShellWord[]): string {
   return words
@@ -153,6 +182,8 @@ export class ShellAnalyzer {
       else if (type === 'FuncDecl') funcs.push(node);
       else if (type === 'ForClause' || type === 'WordIter') this.#loopVar(node, type, depth, a);
       else if (type === 'ArithmCmd' || type === 'LetClause') this.#pseudo('let', [], depth, a);
+      if (EVAL_CONTEXTS.has(type) || (type === 'ParamExp' && !isPlainParam(node)))
+        this.#codeInStrings(node, depth, a);
       else if (
         type === 'BinaryCmd' &&
         (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
@@ -190,7 +221,9 @@ export class ShellAnalyzer {
     const assigns = ((cmd.Assigns as ShNode[]) ?? []).map((as) =>
       String((as.Name as ShNode | null)?.Value ?? '?'),
     );
+    if (((cmd.Assigns as ShNode[]) ?? []).length > 0) this.#codeInStrings(cmd, depth, a);
     const sc = this.#simple(words, assigns, depth, a);
+    if (sc && EVAL_BUILTINS.has(sc.name)) this.#codeInStrings(cmd, depth, a);
     if (!sc) return;
     // stdin of an interpreter: heredoc / here-string with a static body is analysed as its script
     const stdin = redirs.find((r) => ['<<', '<<-', '<<<', '<'].includes(r.op));
@@ -342,6 +375,35 @@ export class ShellAnalyzer {
       this.#simple(args.slice(i), [], depth + 1, a);
       for (const c of a.commands.slice(before)) c.guessed = true;
     }
+  }
+
+  /**
+   * Strings bash evaluates as code although they look like data: array subscripts in arithmetic
+   * (`[[ 'a[$(cmd)]' -eq 1 ]]`, `test -v 'a[$(cmd)]'`, `printf -v`, `read`, `declare -i`, `let`),
+   * prompt expansion (`x='$(cmd)'; echo ${x@P}`). Best effort for the denies: every literal in
+   * such a context that contains `$(` or a backtick is analysed as a command line. (In agent and
+   * gateway contexts these constructs are outside the known subset anyway.)
+   */
+  #codeInStrings(node: ShNode, depth: number, a: CommandAnalysis): void {
+    if (depth >= MAX_DEPTH) return;
+    const seen = new Set<string>();
+    this.parser.walk(node, (n, t) => {
+      if (t !== 'Lit' && t !== 'SglQuoted') return true;
+      const v = String(n.Value ?? '');
+      if (/\$\(|`/.test(v) && !seen.has(v)) {
+        seen.add(v);
+        const before = a.findings.length;
+        // subscripts are not shell syntax on their own: `a[$(cmd)]` is analysed as `a $(cmd)`
+        this.#analyzeInto(v.replace(/[[\]]/g, ' '), depth + 1, a);
+        // a fragment that does not parse on its own is no finding of the command's
+        a.findings.splice(
+          before,
+          a.findings.length - before,
+          ...a.findings.slice(before).filter((f) => f.rule !== 'analysis:parse-error'),
+        );
+      }
+      return true;
+    });
   }
 
   /** `echo 'rm -rf /' | bash`: a literal script piped into a shell is analysed as its command line. */
