@@ -194,6 +194,10 @@ export class ShellAnalyzer {
       return true;
     });
     if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
+    // bash joins a backslash-newline inside an unquoted here-document before it looks for the
+    // delimiter, so `E\<newline>OF` ends it there; read the line the way bash may, for the denies too
+    if (depth < MAX_DEPTH && a.outside.some((g) => g.startsWith('a here-document and a backslash-newline')))
+      this.#analyzeInto(source.replace(/\\\r?\n/g, ''), depth + 1, a);
   }
 
   #words(list: unknown): ShellWord[] {
