@@ -204,6 +204,15 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
     args.some((w) => /(PowerOff|Reboot|Halt|Suspend|Hibernate|KExec)\b/.test(w.text))
   )
     out.push(deny('builtin:shutdown', `\`${sc.text}\` asks the system bus to stop the machine`));
+  // `hash -p /usr/bin/sudo ls` makes `ls` run sudo
+  if (name === 'hash')
+    for (const [i, w] of args.entries()) {
+      const target =
+        w.text === '-p' ? args[i + 1]?.text : w.text.startsWith('-p') ? w.text.slice(2) : undefined;
+      const base = target?.replace(/.*\//, '') ?? '';
+      if (PRIVILEGE.has(base) || POWER.has(base))
+        out.push(deny(`builtin:${base}`, `\`${sc.text}\` makes a command name run ${base}`));
+    }
   if (PRIVILEGE.has(name))
     out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs ${name}: privilege escalation is never allowed`));
   if (POWER.has(name)) out.push(deny(`builtin:${name}`, `\`${sc.text}\` would ${name} the machine`));

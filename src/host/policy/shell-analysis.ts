@@ -66,6 +66,7 @@ export interface CommandAnalysis {
 }
 
 const MAX_DEPTH = 3;
+const CR_GAP = 'the command contains a carriage return, which bash reads as part of a word';
 /** Syntax whose strings bash evaluates (arithmetic, tests, declarations). */
 const EVAL_CONTEXTS = new Set(['TestClause', 'ArithmCmd', 'ArithmExp', 'LetClause', 'DeclClause']);
 /** Builtins that take variable names or arithmetic (their subscripts run commands). */
@@ -160,6 +161,12 @@ export class ShellAnalyzer {
       a.findings.push({ effect: 'ask', rule: 'analysis:nul', reason: 'the command contains a NUL byte' });
       return;
     }
+    if (source.includes('\r')) {
+      // CR is a word character for bash (`EOF\r` is another delimiter, `ls\r` another command)
+      // but editors and terminals hide it: outside the subset, and read without it too for the denies
+      if (!a.outside.includes(CR_GAP)) a.outside.push(CR_GAP);
+      if (depth < MAX_DEPTH) this.#analyzeInto(source.replace(/\r/g, ''), depth + 1, a);
+    }
     if (this.fastPath && this.#plainList(source, depth, a)) return;
     let file: ShNode;
     try {
@@ -194,6 +201,7 @@ export class ShellAnalyzer {
       return true;
     });
     if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
+    this.#constantHeads(file, depth, a);
     // bash joins a backslash-newline inside an unquoted here-document before it looks for the
     // delimiter, so `E\<newline>OF` ends it there; read the line the way bash may, for the denies too
     if (depth < MAX_DEPTH && a.outside.some((g) => g.startsWith('a here-document and a backslash-newline')))
@@ -408,6 +416,48 @@ export class ShellAnalyzer {
       }
       return true;
     });
+  }
+
+  /**
+   * `x=sudo; $x id`: a command name held in a variable assigned exactly once, to a literal, in the
+   * same line is tried with that value (best effort, for the denies; such lines always ask).
+   */
+  #constantHeads(file: ShNode, depth: number, a: CommandAnalysis): void {
+    if (depth >= MAX_DEPTH) return;
+    const values = new Map<string, string | null>();
+    const calls: ShNode[] = [];
+    this.parser.walk(file, (n, t) => {
+      if (t === 'Assign') {
+        const name = String((n.Name as ShNode | null)?.Value ?? '');
+        const w = n.Value ? resolveWord(this.parser, n.Value as ShNode) : undefined;
+        values.set(name, values.has(name) || !w || w.dynamic ? null : w.text);
+      } else if (t === 'CallExpr') calls.push(n);
+      return true;
+    });
+    if (values.size === 0) return;
+    for (const c of calls) {
+      const words = this.#words(c.Args);
+      const head = words[0];
+      const name =
+        head?.params.length === 1 && head.text === `$${head.params[0]}` ? head.params[0] : undefined;
+      const value = name ? values.get(name) : undefined;
+      if (!value) continue;
+      const before = a.commands.length;
+      const rest = words.slice(1);
+      this.#simple(
+        [
+          ...value
+            .split(/[ \t]+/)
+            .filter(Boolean)
+            .map((text) => ({ text, dynamic: false, glob: false, params: [] })),
+          ...rest,
+        ],
+        [],
+        depth + 1,
+        a,
+      );
+      for (const sc of a.commands.slice(before)) sc.guessed = true;
+    }
   }
 
   /** `echo 'rm -rf /' | bash`: a literal script piped into a shell is analysed as its command line. */
