@@ -21,8 +21,9 @@ const KERNEL_CONTROL = /^\/(proc\/sysrq-trigger$|proc\/sys\/|sys\/)/;
  * and `/proc/1/root/dev/vda` all name /dev/vda.
  */
 export function canonicalSystemPath(text: string): string {
-  if (!text.startsWith('/')) return text;
-  let t = posix.normalize(text);
+  // a relative path climbs out of the workspace (the default cwd): `../dev/vda` is /dev/vda
+  if (!text.startsWith('/') && !text.startsWith('..')) return text;
+  let t = posix.resolve('/workspace', text);
   for (let prev = ''; prev !== t; ) {
     prev = t;
     t = posix.normalize(t.replace(/^\/proc\/+(self|thread-self|\d+)\/+root(?=\/|$)/, '') || '/');
@@ -243,7 +244,7 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   }
   if (name === 'mv' || name === 'chown' || name === 'chmod' || name === 'chgrp') {
     const { flags, long, operands } = shortFlags(args);
-    const recursiveOrMove = name === 'mv' || flags.has('R') || long.has('--recursive');
+    const recursiveOrMove = name === 'mv' || flags.has('R') || hasLong(long, '--recursive', 4);
     for (const w of name === 'mv' ? operands : operands.slice(1))
       if (recursiveOrMove && (/^\/\*?$/.test(normTarget(w.text)) || (name === 'mv' && movesSystem(w.text))))
         out.push(
