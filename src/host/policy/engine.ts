@@ -176,7 +176,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     // 2–3. user and workspace deny/ask rules, on every simple command
     const ruleVotes = (layer: LayerName, rules: Rule[], effect: Effect) => {
       for (const r of rules) {
-        const path = shellPathHit(r, a, cwd);
+        const path = shellPathHit(r, a, cwd, this.#protected.caseInsensitive);
         if (path)
           v.push({
             layer,

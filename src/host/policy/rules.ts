@@ -123,11 +123,17 @@ const NOT_FILE_ARGS = new Set(['echo', 'printf', 'basename', 'dirname', 'test', 
  * placed, so in the agent and gateway contexts they ask (shell-coverage.ts). Symlinks and hard
  * links are the file tools' and the VM's concern: this is a tripwire, not the guarantee.
  */
-export function shellPathHit(rule: Rule, a: CommandAnalysis, cwd = GUEST_WORKSPACE): string | undefined {
+export function shellPathHit(
+  rule: Rule,
+  a: CommandAnalysis,
+  cwd = GUEST_WORKSPACE,
+  caseInsensitive = false,
+): string | undefined {
   if (rule.kind !== 'path') return undefined;
+  const re = caseInsensitive ? new RegExp(rule.re.source, 'i') : rule.re;
   const hit = (text: string) => {
     const rel = workspaceRelativePath(text, cwd);
-    return rel !== undefined && rule.re.test(rel);
+    return rel !== undefined && re.test(rel);
   };
   if (rule.access !== 'read') {
     for (const t of writeTargets(a))
@@ -145,6 +151,10 @@ export function shellPathHit(rule: Rule, a: CommandAnalysis, cwd = GUEST_WORKSPA
       // a glued short option's value: `git diff -O.env`, `grep -f.env`
       const glued = /^-[A-Za-z]./.test(w.text) && !w.text.startsWith('--') ? w.text.slice(2) : '';
       if (glued && hit(glued)) return `\`${sc.text}\` names ${glued}`;
+      // git's REV:PATH (`git show HEAD:.env`, `git cat-file -p :0:.env`) reads the file from the repository
+      const revPath =
+        sc.name === 'git' && w.text.includes(':') ? w.text.slice(w.text.lastIndexOf(':') + 1) : '';
+      if (revPath && hit(revPath)) return `\`${sc.text}\` reads ${revPath} from the repository`;
     }
   }
   for (const r of a.redirections) {

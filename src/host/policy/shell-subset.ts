@@ -95,12 +95,16 @@ export function subsetGaps(parser: ShellParser, file: ShNode, source: string): s
 
 function wordGaps(parser: ShellParser, word: ShNode, gaps: Set<string>): void {
   const w = resolveWord(parser, word);
-  if (w.dynamic) gaps.add(`the word \`${w.text}\` is only known when it runs`);
+  const shown = w.text.replace(
+    /[\x00-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+  if (w.dynamic) gaps.add(`the word \`${shown}\` is only known when it runs`);
   for (const [i, part] of ((word.Parts as ShNode[]) ?? []).entries()) {
     if (parser.type(part) !== 'Lit') continue;
     const v = String(part.Value ?? '');
     // tilde expansion: at the start of a word, and after = or : in words that look like assignments
     if ((i === 0 && v.startsWith('~')) || /[=:]~/.test(v))
-      gaps.add(`the word \`${w.text}\` starts with ~, which expands to a home directory`);
+      gaps.add(`the word \`${shown}\` starts with ~, which expands to a home directory`);
   }
 }

@@ -140,7 +140,10 @@ function appendParts(parser: ShellParser, parts: ShNode[], quoted: boolean, out:
       }
       case 'SglQuoted': {
         const v = String(part.Value ?? '');
-        out.text += part.Dollar ? decodeAnsiC(v) : v;
+        const text = part.Dollar ? decodeAnsiC(v) : v;
+        // bash cuts a word at a NUL (`$'.env\x00.txt'` is `.env`): what follows is not knowable here
+        if (text.includes('\0')) out.dynamic = true;
+        out.text += text;
         break;
       }
       case 'DblQuoted':
