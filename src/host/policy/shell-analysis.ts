@@ -1,3 +1,13 @@
+import {
+  codeStrings,
+  constantHeads,
+  EVAL_BUILTINS,
+  EVAL_CONTEXTS,
+  echoedScript,
+  type HiddenCommand,
+  isPlainParam,
+  runnerCandidates,
+} from './shell-hidden.js';
 import { BIN_OPS, REDIR_OPS, ShellParseError, type ShellParser, type ShNode } from './shell-parser.js';
 import { forkBombFindings, pipelineFindings } from './shell-structure.js';
 import { subsetGaps } from './shell-subset.js';
@@ -67,35 +77,6 @@ export interface CommandAnalysis {
 
 const MAX_DEPTH = 3;
 const CR_GAP = 'the command contains a carriage return, which bash reads as part of a word';
-/** Syntax whose strings bash evaluates (arithmetic, tests, declarations). */
-const EVAL_CONTEXTS = new Set(['TestClause', 'ArithmCmd', 'ArithmExp', 'LetClause', 'DeclClause']);
-/** Builtins that take variable names or arithmetic (their subscripts run commands). */
-const EVAL_BUILTINS = new Set([
-  'test',
-  '[',
-  'printf',
-  'read',
-  'mapfile',
-  'readarray',
-  'unset',
-  'let',
-  'declare',
-  'typeset',
-  'local',
-  'export',
-  'readonly',
-  'wait',
-  'getopts',
-  'kill',
-  'shift',
-  'return',
-  'exit',
-  'ulimit',
-]);
-/** `$x` / `${x}`: no operator, no subscript. */
-function isPlainParam(p: ShNode): boolean {
-  return !p.Exp && !p.Repl && !p.Slice && !p.Index && !p.Length && !p.Excl && !p.Width && !p.Names;
-}
 const MAX_SOURCE = 64 * 1024;
 function render(words: ShellWord[]): string {
   return words
@@ -196,12 +177,13 @@ export class ShellAnalyzer {
         (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
       ) {
         pipelineFindings(this.parser, node, a);
-        this.#echoIntoShell(node, depth, a);
+        const script = echoedScript(this.parser, node);
+        if (script !== undefined) this.#hidden({ line: script }, depth, a);
       }
       return true;
     });
     if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
-    this.#constantHeads(file, depth, a);
+    for (const words of constantHeads(this.parser, file)) this.#hidden({ words }, depth, a);
     // bash joins a backslash-newline inside an unquoted here-document before it looks for the
     // delimiter, so `E\<newline>OF` ends it there; read the line the way bash may, for the denies too
     if (depth < MAX_DEPTH && a.outside.some((g) => g.startsWith('a here-document and a backslash-newline')))
@@ -363,124 +345,34 @@ export class ShellAnalyzer {
     }
   }
 
-  /**
-   * Runners (strace, chroot, flock, busybox, script -c, su -c …) run a command found somewhere in
-   * their arguments; their option tables are many and differ, so every literal word that could
-   * start the command is tried as one (best effort, for the built-in denies and deny rules), and a
-   * word that looks like a command line is analysed as one. Nothing here is ever allowed: the
-   * runner itself needs an allow rule and its guesses are marked.
-   */
+  /** Runners: every candidate command in their arguments is analysed (see runnerCandidates). */
   #runnerArgs(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
     // a wrapper we could follow that runs nothing (`command -v sudo`, bare `env`): nothing to guess
     if (sc.name in WRAPPERS && !sc.unknowable) return;
-    const args = sc.argv.slice(1);
-    let tried = 0;
-    for (let i = 0; i < args.length && tried < 12; i++) {
-      const w = args[i] as ShellWord;
-      if (w.dynamic || w.text.startsWith('-') || w.text === '') continue;
-      tried++;
-      if (/[\s;&|<>()`$]/.test(w.text)) {
-        this.#analyzeInto(w.text, depth + 1, a);
-        continue;
-      }
-      const before = a.commands.length;
-      this.#simple(args.slice(i), [], depth + 1, a);
-      for (const c of a.commands.slice(before)) c.guessed = true;
-    }
+    for (const c of runnerCandidates(sc.argv)) this.#hidden(c, depth, a);
   }
 
-  /**
-   * Strings bash evaluates as code although they look like data: array subscripts in arithmetic
-   * (`[[ 'a[$(cmd)]' -eq 1 ]]`, `test -v 'a[$(cmd)]'`, `printf -v`, `read`, `declare -i`, `let`),
-   * prompt expansion (`x='$(cmd)'; echo ${x@P}`). Best effort for the denies: every literal in
-   * such a context that contains `$(` or a backtick is analysed as a command line. (In agent and
-   * gateway contexts these constructs are outside the known subset anyway.)
-   */
+  /** Strings bash evaluates as code (see codeStrings); a fragment that does not parse is no finding. */
   #codeInStrings(node: ShNode, depth: number, a: CommandAnalysis): void {
     if (depth >= MAX_DEPTH) return;
-    const seen = new Set<string>();
-    this.parser.walk(node, (n, t) => {
-      if (t !== 'Lit' && t !== 'SglQuoted') return true;
-      const v = String(n.Value ?? '');
-      if (/\$\(|`/.test(v) && !seen.has(v)) {
-        seen.add(v);
-        const before = a.findings.length;
-        // subscripts are not shell syntax on their own: `a[$(cmd)]` is analysed as `a $(cmd)`
-        this.#analyzeInto(v.replace(/[[\]]/g, ' '), depth + 1, a);
-        // a fragment that does not parse on its own is no finding of the command's
-        a.findings.splice(
-          before,
-          a.findings.length - before,
-          ...a.findings.slice(before).filter((f) => f.rule !== 'analysis:parse-error'),
-        );
-      }
-      return true;
-    });
-  }
-
-  /**
-   * `x=sudo; $x id`: a command name held in a variable assigned exactly once, to a literal, in the
-   * same line is tried with that value (best effort, for the denies; such lines always ask).
-   */
-  #constantHeads(file: ShNode, depth: number, a: CommandAnalysis): void {
-    if (depth >= MAX_DEPTH) return;
-    const values = new Map<string, string | null>();
-    const calls: ShNode[] = [];
-    this.parser.walk(file, (n, t) => {
-      if (t === 'Assign') {
-        const name = String((n.Name as ShNode | null)?.Value ?? '');
-        const w = n.Value ? resolveWord(this.parser, n.Value as ShNode) : undefined;
-        values.set(name, values.has(name) || !w || w.dynamic ? null : w.text);
-      } else if (t === 'CallExpr') calls.push(n);
-      return true;
-    });
-    if (values.size === 0) return;
-    for (const c of calls) {
-      const words = this.#words(c.Args);
-      const head = words[0];
-      const name =
-        head?.params.length === 1 && head.text === `$${head.params[0]}` ? head.params[0] : undefined;
-      const value = name ? values.get(name) : undefined;
-      if (!value) continue;
-      const before = a.commands.length;
-      const rest = words.slice(1);
-      this.#simple(
-        [
-          ...value
-            .split(/[ \t]+/)
-            .filter(Boolean)
-            .map((text) => ({ text, dynamic: false, glob: false, params: [] })),
-          ...rest,
-        ],
-        [],
-        depth + 1,
-        a,
-      );
-      for (const sc of a.commands.slice(before)) sc.guessed = true;
+    for (const line of codeStrings(this.parser, node)) {
+      const before = a.findings.length;
+      this.#analyzeInto(line, depth + 1, a);
+      const kept = a.findings.slice(before).filter((f) => f.rule !== 'analysis:parse-error');
+      a.findings.splice(before, a.findings.length - before, ...kept);
     }
   }
 
-  /** `echo 'rm -rf /' | bash`: a literal script piped into a shell is analysed as its command line. */
-  #echoIntoShell(node: ShNode, depth: number, a: CommandAnalysis): void {
-    const call = (stmt: ShNode | null): ShellWord[] | undefined => {
-      const c = stmt?.Cmd as ShNode | null;
-      return c && this.parser.type(c) === 'CallExpr' ? this.#words(c.Args) : undefined;
-    };
-    const left = call(node.X as ShNode);
-    const right = call(node.Y as ShNode);
-    if (!left || !right || left.some((w) => w.dynamic) || depth >= MAX_DEPTH) return;
-    const shell = unwrap(right).argv;
-    if (!SHELLS.has(shell[0]?.text ?? '') || shellDashC(shell.slice(1)) !== undefined) return;
-    const [head, ...args] = left;
-    let text: string | undefined;
-    if (head?.text === 'echo')
-      text = args
-        .filter((w) => !/^-[neE]+$/.test(w.text))
-        .map((w) => w.text)
-        .join(' ');
-    else if (head?.text === 'printf' && args[0] && !args[0].text.includes('%'))
-      text = args[0].text.replace(/\\n/g, '\n');
-    if (text) this.#analyzeInto(text, depth + 1, a);
+  /** A command line or a word list found where the analysis would not otherwise look; marked as guessed. */
+  #hidden(c: HiddenCommand, depth: number, a: CommandAnalysis): void {
+    if (depth >= MAX_DEPTH) return;
+    if ('line' in c) {
+      this.#analyzeInto(c.line, depth + 1, a);
+      return;
+    }
+    const before = a.commands.length;
+    this.#simple(c.words, [], depth + 1, a);
+    for (const sc of a.commands.slice(before)) sc.guessed = true;
   }
 
   #hasDownloaderInside(word: ShellWord): boolean {
