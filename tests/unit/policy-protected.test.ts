@@ -48,12 +48,15 @@ describe('protected paths in shell commands', () => {
     expect(decide('echo x > config', 'local', engine, '/workspace/src').effect).toBe('allow');
   });
 
-  it.each(['cat .git/config', 'git log -- .envrc', 'echo .git/config', 'ls .git/hooks', 'echo x > .git-notes'])(
-    '%j is not a protected write',
-    (command) => {
-      expect(decide(command, 'local').effect).toBe('allow');
-    },
-  );
+  it.each([
+    'cat .git/config',
+    'git log -- .envrc',
+    'echo .git/config',
+    'ls .git/hooks',
+    'echo x > .git-notes',
+  ])('%j is not a protected write', (command) => {
+    expect(decide(command, 'local').effect).toBe('allow');
+  });
 
   it('approval for the task cannot lift it', () => {
     const d = engine.evaluate(
