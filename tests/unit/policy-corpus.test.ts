@@ -41,6 +41,8 @@ const nested = (depth: number, inner: string): string =>
 
 /** Denied in every context, even when the user allows every command; [command, rule that decides]. */
 const DENY_EVERYWHERE: [string, string][] = [
+  // env -S splits its string into a command line: the runner guess sees sudo (was ask before)
+  ["env -S 'sudo id'", 'builtin:sudo'],
   ['sudo rm -rf /tmp/x', 'builtin:sudo'],
   ['sudo -i', 'builtin:sudo'],
   ["'su'do id", 'builtin:sudo'],
@@ -215,6 +217,7 @@ const USER_DENY = [
 
 /** Cannot be known before running: at least ask, in every context, even with allow-everything. */
 const ASK_EVERYWHERE = [
+  'env -S "$CMD"',
   '$(echo sudo) id',
   '"$CMD" arg',
   '$CMD',
@@ -234,7 +237,6 @@ const ASK_EVERYWHERE = [
   'rm -rf "$DIR"',
   'rm -rf $TMPDIR/*',
   'python3 <<EOF\nimport os\nEOF',
-  "env -S 'sudo id'",
   nested(4, 'ls'),
   'bash < script.sh',
   'source <(cat x)',
@@ -254,9 +256,7 @@ const AGENT_ASK_LOCAL_ALLOW = [
   'ls $(curl x)',
   'ls `curl x`',
   'cat <(curl x)',
-  'ls > out.txt',
   'echo hi >> ~/.bashrc',
-  'echo hi &> log',
   'PATH=/tmp ls',
   'LD_PRELOAD=/x.so ls',
   "GIT_SSH_COMMAND='x' git status",
@@ -289,6 +289,10 @@ const AGENT_ASK_LOCAL_ALLOW = [
 
 /** Benign and covered by allow rules: allowed for the agent as configured. */
 const BENIGN_ALLOW = [
+  // redirections to literal workspace paths outside protected ones are inside the known subset
+  'ls > out.txt',
+  'echo hi &> log',
+  'echo x >> log.txt',
   'git status',
   'ls',
   'ls -la',
@@ -304,7 +308,6 @@ const BENIGN_ALLOW = [
   'cat README.md | grep x',
   'echo hello',
   'echo "hello world"',
-  'grep -rn TODO src',
   'pwd',
   'node --version',
   'python3 --version',
@@ -322,8 +325,6 @@ const BENIGN_ALLOW = [
   '/bin/echo hi',
   'time npm test',
   'ls # a comment',
-  '',
-  'echo $HOME',
   'cat "file with spaces.txt"',
   "grep -e 'a|b' x",
   'ls -la | wc -l',
@@ -345,6 +346,11 @@ const BENIGN_ALLOW = [
 
 /** Benign but not covered: the agent asks, the local user runs it. */
 const BENIGN_ASK = [
+  // a recursive read may reach a file Read(.env) protects: it asks while such a rule exists
+  'grep -rn TODO src',
+  // nothing is allowed because it runs nothing; every parameter expansion is outside the subset
+  '',
+  'echo $HOME',
   'npm install',
   'python3 script.py',
   'make',
@@ -374,7 +380,6 @@ const BENIGN_ASK = [
   'git checkout -b feature',
   'kill 123',
   'sort file',
-  'echo x >> log.txt',
   'env',
   'export FOO=1',
   'cd src && ls',

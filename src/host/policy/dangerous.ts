@@ -2,7 +2,6 @@ import { posix } from 'node:path';
 import type { CommandAnalysis, Finding, SimpleCommand } from './shell-analysis.js';
 import { interpreterName } from './shell-vocab.js';
 import type { ShellWord } from './words.js';
-import { WRAPPERS } from './wrappers.js';
 
 /**
  * The built-in dangerous set: denied in every context, whatever the rules say. It works on the
@@ -10,47 +9,36 @@ import { WRAPPERS } from './wrappers.js';
  * so spellings like `'su'do`, `/usr/bin/sudo`, `env X=1 sudo` or `rm -r -f /` are all caught.
  */
 
-const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit']);
-const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff']);
-/** Commands that run their arguments as another command (beyond the wrappers we unwrap). */
-const RUNNERS = new Set([
-  ...Object.keys(WRAPPERS),
-  'chroot',
-  'unshare',
-  'nsenter',
-  'flock',
-  'script',
-  'parallel',
-  'runuser',
-  'sg',
-  'systemd-run',
-  'strace',
-  'ltrace',
-  'gdb',
-  'valgrind',
-  'firejail',
-  'bwrap',
-  'proot',
-  'fakeroot',
-  'taskset',
-  'chrt',
-  'numactl',
-  'nocache',
-  'cpulimit',
-  'tsp',
-  'at',
-  'batch',
-  'schroot',
-  'dbus-run-session',
-  'xvfb-run',
-  'expect',
-  'watch',
-  'ssh',
-  'tmux',
-  'screen',
-]);
-const BLOCK_DEVICE = /^\/dev\/(sd|vd|hd|xvd|nvme|mmcblk|disk\/|mapper\/|dm-|md|loop|sr|mem$|kmem$|port$)/;
+const PRIVILEGE = new Set(['sudo', 'su', 'doas', 'pkexec', 'run0', 'sudoedit', 'runuser']);
+const POWER = new Set(['shutdown', 'reboot', 'halt', 'poweroff', 'openrc-shutdown']);
+const BLOCK_DEVICE =
+  /^\/dev\/(sd|vd|hd|xvd|nvme|mmcblk|disk\/|block\/|mapper\/|dm-|md|loop|sr|root$|mem$|kmem$|port$|kmsg$)/;
+/** Kernel control files: writing them reboots, crashes or reconfigures the machine. */
+const KERNEL_CONTROL = /^\/(proc\/sysrq-trigger$|proc\/sys\/|sys\/)/;
+
+/**
+ * The guest kernel's view of a path: `//dev/vda`, `/dev/../dev/vda`, `/proc/self/root/dev/vda`
+ * and `/proc/1/root/dev/vda` all name /dev/vda.
+ */
+export function canonicalSystemPath(text: string): string {
+  // a relative path climbs out of the workspace (the default cwd): `../dev/vda` is /dev/vda
+  if (!text.startsWith('/') && !text.startsWith('..')) return text;
+  let t = posix.resolve('/workspace', text);
+  for (let prev = ''; prev !== t; ) {
+    prev = t;
+    t = posix.normalize(t.replace(/^\/proc\/+(self|thread-self|\d+)\/+root(?=\/|$)/, '') || '/');
+  }
+  return t;
+}
+
+/** Does writing to this path hit a disk device or a kernel control file? */
+export function isSystemWriteTarget(text: string): boolean {
+  const t = canonicalSystemPath(text);
+  return BLOCK_DEVICE.test(t) || KERNEL_CONTROL.test(t);
+}
 const DEVICE_WRITERS = new Set([
+  'truncate',
+  'fallocate',
   'tee',
   'cp',
   'mv',
@@ -78,6 +66,12 @@ const HARMLESS_DEV = new Set([
   '/dev/fd/2',
 ]);
 
+/** Redirections that open a file for writing: `>&FILE` and `1>&FILE` too (only `>&N` / `>&-` duplicate). */
+export function isWriteRedirect(r: { op: string; target: ShellWord }): boolean {
+  if (['>', '>>', '>|', '<>', '&>', '&>>'].includes(r.op)) return true;
+  return r.op === '>&' && !/^([0-9]+-?|-)$/.test(r.target.text);
+}
+
 function deny(rule: string, reason: string): Finding {
   return { effect: 'deny', rule, reason };
 }
@@ -98,6 +92,7 @@ export function isCatastrophicTarget(text: string): boolean {
   const t = normTarget(text);
   if (['*', '.', '..', './*', '../*', '.*', '/workspace/*'].includes(t)) return true;
   if (/^(~[^/]*|\$HOME)(\/\*?)?$/.test(t)) return true; // ~ ~/ ~/* ~user $HOME $HOME/*
+  if (/^(\.\.\/)*\.\.(\/\*)?$/.test(t)) return true; // ../.. and ../../*
   if (/^\/[^/]*(\/\*)?$/.test(t)) return true; // /, /*, /etc, /workspace, /usr/*
   return false;
 }
@@ -117,11 +112,23 @@ function shortFlags(args: ShellWord[]): { flags: Set<string>; long: Set<string>;
   return { flags, long, operands };
 }
 
+/** `mv /usr x`, `mv ~ /tmp`: moving a top-level directory or the home away. */
+function movesSystem(text: string): boolean {
+  const t = normTarget(text);
+  return /^\/[^/]+$/.test(t) || /^(~[^/]*|\$HOME)$/.test(t);
+}
+
+/** GNU getopt_long accepts any unique abbreviation: `--rec` is `--recursive`, `--no-preserve-r` is `--no-preserve-root`. */
+function hasLong(long: Set<string>, full: string, minLength: number): boolean {
+  for (const l of long) if (l.length >= minLength && full.startsWith(l)) return true;
+  return false;
+}
+
 function checkRm(sc: SimpleCommand, out: Finding[]): void {
   const { flags, long, operands } = shortFlags(sc.argv.slice(1));
-  if (long.has('--no-preserve-root'))
+  if (hasLong(long, '--no-preserve-root', 4))
     out.push(deny('builtin:rm-root', `\`${sc.text}\` removes / (--no-preserve-root)`));
-  const recursive = flags.has('r') || flags.has('R') || long.has('--recursive');
+  const recursive = flags.has('r') || flags.has('R') || hasLong(long, '--recursive', 3);
   if (!recursive) return;
   for (const w of operands) {
     if (isCatastrophicTarget(w.text))
@@ -144,7 +151,10 @@ function checkFind(sc: SimpleCommand, out: Finding[]): void {
     /^[/~$]/.test(normTarget(w.text)),
   );
   const removes = args.some(
-    (w, i) => w.text === '-delete' || (w.text.startsWith('-exec') && args[i + 1]?.text === 'rm'),
+    (w, i) =>
+      w.text === '-delete' ||
+      ((w.text.startsWith('-exec') || w.text.startsWith('-ok')) &&
+        /^(\/.*\/)?(rm|shred|unlink)$/.test(args[i + 1]?.text ?? '')),
   );
   if (removes && roots.some((w) => isCatastrophicTarget(w.text)))
     out.push(
@@ -163,7 +173,7 @@ const INLINE_CODE_FLAG: Record<string, string> = {
   php: '-r',
 };
 const INLINE_DANGER =
-  /\b(sudo|doas|pkexec)\b|\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(\/|~|\$HOME)(\s|\*|'|"|$)|\bmkfs\b|\b(shutdown|reboot|poweroff)\b/;
+  /\b(sudo|doas|pkexec)\b|\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(\/|~|\$HOME)(\s|\*|'|"|$)|\bmkfs\b|\b(shutdown|reboot|poweroff)\b|\bfork\b[^;]*\bwhile\b|\bwhile\b[^\n]*\bfork\b/;
 function checkInlineCode(sc: SimpleCommand, out: Finding[]): void {
   const flag = INLINE_CODE_FLAG[interpreterName(sc.name)] as string;
   const args = sc.argv.slice(1);
@@ -188,28 +198,43 @@ function checkInlineCode(sc: SimpleCommand, out: Finding[]): void {
 function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   const name = sc.name;
   const args = sc.argv.slice(1);
+  if ((name === 'machinectl' && args.some((w) => /^(shell|login)$/.test(w.text))) || name === 'systemd-run')
+    out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs a command through the service manager (as root)`));
+  if (
+    ['busctl', 'dbus-send', 'gdbus', 'qdbus'].includes(name) &&
+    args.some((w) => /(PowerOff|Reboot|Halt|Suspend|Hibernate|KExec)\b/.test(w.text))
+  )
+    out.push(deny('builtin:shutdown', `\`${sc.text}\` asks the system bus to stop the machine`));
+  // `hash -p /usr/bin/sudo ls` makes `ls` run sudo
+  if (name === 'hash')
+    for (const [i, w] of args.entries()) {
+      const target =
+        w.text === '-p' ? args[i + 1]?.text : w.text.startsWith('-p') ? w.text.slice(2) : undefined;
+      const base = target?.replace(/.*\//, '') ?? '';
+      if (PRIVILEGE.has(base) || POWER.has(base))
+        out.push(deny(`builtin:${base}`, `\`${sc.text}\` makes a command name run ${base}`));
+    }
   if (PRIVILEGE.has(name))
     out.push(deny(`builtin:${name}`, `\`${sc.text}\` runs ${name}: privilege escalation is never allowed`));
   if (POWER.has(name)) out.push(deny(`builtin:${name}`, `\`${sc.text}\` would ${name} the machine`));
-  if ((name === 'init' || name === 'telinit') && args.some((w) => /^[06sS]$/.test(w.text)))
+  if ((name === 'init' && args.some((w) => /^[0-6sS]$/.test(w.text))) || name === 'telinit')
     out.push(deny('builtin:shutdown', `\`${sc.text}\` changes the runlevel (halt/reboot)`));
-  if (
-    name === 'systemctl' &&
-    args.some((w) => /^(poweroff|reboot|halt|kexec|suspend|hibernate)$/.test(w.text))
-  )
+  if ((name === 'systemctl' || name === 'loginctl') && stopsMachine(args))
     out.push(deny('builtin:shutdown', `\`${sc.text}\` would stop the machine`));
-  if (/^mkfs(\..*)?$|^mke2fs$|^mkswap$/.test(name))
+  if (name === 'kill' || name === 'pkill' || name === 'killall5') checkKill(sc, out);
+  if (/^mkfs(\..*)?$|^mke2fs$|^mkswap$|^mk(dos|ntfs|exfat|fat)fs$/.test(name))
     out.push(deny('builtin:mkfs', `\`${sc.text}\` formats a file system`));
   if (name === 'rm') checkRm(sc, out);
   if (name === 'dd')
     for (const w of args) {
       const m = /^of=(.*)$/.exec(w.text);
-      if (m && (m[1] as string).startsWith('/dev/') && !HARMLESS_DEV.has(m[1] as string))
+      const target = m ? canonicalSystemPath(m[1] as string) : '';
+      if (m && (isSystemWriteTarget(target) || (target.startsWith('/dev/') && !HARMLESS_DEV.has(target))))
         out.push(deny('builtin:dd-device', `\`${sc.text}\` writes to the device ${m[1]}`));
     }
   if (DEVICE_WRITERS.has(name) && name !== 'cat')
     for (const w of args)
-      if (BLOCK_DEVICE.test(w.text))
+      if (isSystemWriteTarget(w.text))
         out.push(deny('builtin:device-write', `\`${sc.text}\` writes to the disk device ${w.text}`));
   if (name === 'chmod') {
     const { operands } = shortFlags(args);
@@ -219,9 +244,9 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   }
   if (name === 'mv' || name === 'chown' || name === 'chmod' || name === 'chgrp') {
     const { flags, long, operands } = shortFlags(args);
-    const recursiveOrMove = name === 'mv' || flags.has('R') || long.has('--recursive');
+    const recursiveOrMove = name === 'mv' || flags.has('R') || hasLong(long, '--recursive', 4);
     for (const w of name === 'mv' ? operands : operands.slice(1))
-      if (recursiveOrMove && /^\/\*?$/.test(normTarget(w.text)))
+      if (recursiveOrMove && (/^\/\*?$/.test(normTarget(w.text)) || (name === 'mv' && movesSystem(w.text))))
         out.push(
           deny(`builtin:${name}-root`, `\`${sc.text}\` ${name === 'mv' ? 'moves' : 'changes'} ${w.text}`),
         );
@@ -229,25 +254,55 @@ function checkCommand(sc: SimpleCommand, out: Finding[]): void {
   // A privileged or power command hidden as an argument of something that runs its arguments.
   if (name === 'find') checkFind(sc, out);
   if (INLINE_CODE_FLAG[interpreterName(name)]) checkInlineCode(sc, out);
-  const lookupOnly = name === 'command' && sc.words.some((w) => w.text === '-v' || w.text === '-V');
+}
+
+const STOP_VERBS =
+  /^(poweroff|reboot|halt|kexec|suspend|hibernate|hybrid-sleep|suspend-then-hibernate|soft-reboot|rescue|emergency)$/;
+const STOP_TARGETS =
+  /^(poweroff|reboot|halt|kexec|rescue|emergency|shutdown|suspend|hibernate|soft-reboot)(\.target)?$/;
+/** `systemctl poweroff`, `systemctl --force reboot`, `systemctl isolate reboot.target`, `systemctl start halt.target`. */
+function stopsMachine(args: ShellWord[]): boolean {
+  const words = args.filter((w) => !w.text.startsWith('-')).map((w) => w.text);
+  const verb = words[0] ?? '';
+  if (STOP_VERBS.test(verb)) return true;
   if (
-    (sc.wrappers.length > 0 || RUNNERS.has(name)) &&
-    !PRIVILEGE.has(name) &&
-    !POWER.has(name) &&
-    !lookupOnly
+    ['isolate', 'start', 'restart', 'reload-or-restart', 'try-restart', 'enable', 'set-default'].includes(
+      verb,
+    )
   )
-    for (const w of sc.words.slice(1))
-      if (
-        PRIVILEGE.has(w.text) ||
-        POWER.has(w.text) ||
-        /^\/(usr\/)?s?bin\/(sudo|su|doas|pkexec)$/.test(w.text)
-      )
-        out.push(
-          deny(
-            `builtin:${w.text.replace(/.*\//, '')}`,
-            `\`${sc.text}\` runs ${w.text}: privilege escalation and power commands are never allowed`,
-          ),
-        );
+    return words
+      .slice(1)
+      .some((t) => STOP_TARGETS.test(t) || /^(ctrl-alt-del|default|runlevel[0-6])\.target$/.test(t));
+  return false;
+}
+
+/** `kill -9 -1` (every process), `kill -KILL 1` (init: the guest panics), `kill -s KILL -- -1`. */
+function checkKill(sc: SimpleCommand, out: Finding[]): void {
+  const args = sc.argv.slice(1);
+  if (sc.name === 'killall5') {
+    out.push(deny('builtin:kill-all', `\`${sc.text}\` signals every process`));
+    return;
+  }
+  let signalSeen = false;
+  for (let i = 0; i < args.length; i++) {
+    const t = (args[i] as ShellWord).text.trim();
+    if (t === '--') {
+      signalSeen = true;
+      continue;
+    }
+    if (!signalSeen && ['-s', '-n', '--signal'].includes(t)) {
+      i++;
+      signalSeen = true;
+      continue;
+    }
+    if (!signalSeen && t.startsWith('-') && t !== '-1') {
+      signalSeen = true;
+      continue;
+    }
+    if (sc.name === 'kill' && /^-?0*1$/.test(t) && (signalSeen || t === '1'))
+      out.push(deny('builtin:kill-all', `\`${sc.text}\` signals init or every process`));
+    signalSeen = true;
+  }
 }
 
 /** Every built-in dangerous finding for an analysed command line (structural ones come from the analyser). */
@@ -255,9 +310,14 @@ export function dangerousFindings(a: CommandAnalysis): Finding[] {
   const out: Finding[] = a.findings.filter((f) => f.rule.startsWith('builtin:'));
   for (const sc of a.commands) checkCommand(sc, out);
   for (const r of a.redirections) {
-    if (!['>', '>>', '>|', '<>', '&>', '&>>'].includes(r.op)) continue;
-    if (BLOCK_DEVICE.test(r.target.text))
-      out.push(deny('builtin:device-write', `a redirection writes to the disk device ${r.target.text}`));
+    if (!isWriteRedirect(r)) continue;
+    if (isSystemWriteTarget(r.target.text))
+      out.push(
+        deny(
+          'builtin:device-write',
+          `a redirection writes to the disk device or kernel file ${r.target.text}`,
+        ),
+      );
   }
   // the classic spelling, in case it did not parse
   if (/(\S+)\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}/.test(a.source))

@@ -1,11 +1,19 @@
 import { CoworkError } from '../errors.js';
+import { ProtectedPaths } from '../workspace/index.js';
 import { dangerousFindings, dedupe } from './dangerous.js';
-import { parseRule, type Rule, ruleCoversCommand, ruleHitsCommand, shellPathHit } from './rules.js';
-import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
+import { parseRule, type Rule, ruleHitsCommand, shellPathHit } from './rules.js';
+import { type CommandAnalysis, ShellAnalyzer } from './shell-analysis.js';
+import { coverageVerdicts } from './shell-coverage.js';
 import { ShellParser } from './shell-parser.js';
 import { toolVerdicts } from './tool-policy.js';
 import type { Decision, Effect, LayerName, PolicyContext, PolicyEngine, PolicyRequest } from './types.js';
 import { combine, type Verdict } from './verdicts.js';
+import { GUEST_WORKSPACE, guestAbsolute, workspaceRelativePath, writeTargets } from './write-targets.js';
+
+export interface PolicyEngineOptions {
+  /** What the host executes or trusts in the workspace; a shell write to it is denied in every context. */
+  protectedPaths?: ProtectedPaths;
+}
 
 /** The rule part of the config the engine needs (a ResolvedConfig fits). */
 export interface PolicyRulesConfig {
@@ -16,7 +24,6 @@ export interface PolicyRulesConfig {
   egress?: { allow?: string[]; deny?: string[] };
 }
 
-const HARMLESS_REDIRECT = /^(\/dev\/(null|stdout|stderr|tty|fd\/[0-9]+)|&?[0-9-])$/;
 const CACHE_SIZE = 1024;
 
 function parseRules(list: string[] | undefined, where: string): Rule[] {
@@ -55,10 +62,19 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   readonly #workspace: { ask: Rule[]; deny: Rule[] };
   readonly #blocked: { source: string; re: RegExp; from: string }[];
   readonly #cache = new Map<string, CommandAnalysis>();
+  /** Shell verdicts depend only on the command, the context name and the cwd (the rules never change). */
+  readonly #verdicts = new Map<string, Verdict[]>();
   readonly #egress: { allow: string[]; deny: string[] };
+  readonly #protected: ProtectedPaths;
+  readonly #readRules: Rule[];
 
-  constructor(config: PolicyRulesConfig = {}, parser: ShellParser = new ShellParser()) {
+  constructor(
+    config: PolicyRulesConfig = {},
+    parser: ShellParser = new ShellParser(),
+    options: PolicyEngineOptions = {},
+  ) {
     this.#analyzer = new ShellAnalyzer(parser);
+    this.#protected = options.protectedPaths ?? new ProtectedPaths();
     this.#egress = { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [] };
     const p = config.policy ?? {};
     const w = config.workspacePolicy ?? {};
@@ -71,6 +87,12 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
       ask: parseRules(w.ask, 'workspace policy.ask'),
       deny: parseRules(w.deny, 'workspace policy.deny'),
     };
+    this.#readRules = [
+      ...this.#user.deny,
+      ...this.#user.ask,
+      ...this.#workspace.deny,
+      ...this.#workspace.ask,
+    ].filter((r) => r.kind === 'path' && r.access === 'read');
     this.#blocked = [
       ...compile(p.blockedPatterns, 'policy').map((b) => ({ ...b, from: 'user' })),
       ...compile(w.blockedPatterns, 'workspace policy').map((b) => ({ ...b, from: 'workspace' })),
@@ -95,7 +117,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     try {
       const verdicts =
         request.kind === 'shell'
-          ? this.#shell(request.command, ctx)
+          ? this.#shell(request.command, ctx, guestCwd(request.cwd))
           : toolVerdicts(request, ctx, {
               user: this.#user,
               workspace: this.#workspace,
@@ -121,9 +143,20 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     }
   }
 
-  #shell(command: string, ctx: PolicyContext): Verdict[] {
+  #shell(command: string, ctx: PolicyContext, cwd: string): Verdict[] {
+    const key = `${ctx.context}\0${cwd}\0${command}`;
+    const hit = this.#verdicts.get(key);
+    if (hit) return hit;
+    const v = this.#shellVerdicts(command, ctx, cwd);
+    if (this.#verdicts.size >= CACHE_SIZE)
+      this.#verdicts.delete(this.#verdicts.keys().next().value as string);
+    this.#verdicts.set(key, v);
+    return v;
+  }
+
+  #shellVerdicts(command: string, ctx: PolicyContext, cwd: string): Verdict[] {
     const a = this.analyze(command);
-    const v: Verdict[] = [];
+    const v: Verdict[] = [...this.#protectedWrites(a, cwd)];
     // 1. guardrails: built-in dangerous set, blocked patterns, unknowable constructs
     for (const f of dedupe([
       ...dangerousFindings(a),
@@ -143,7 +176,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     // 2–3. user and workspace deny/ask rules, on every simple command
     const ruleVotes = (layer: LayerName, rules: Rule[], effect: Effect) => {
       for (const r of rules) {
-        const path = shellPathHit(r, a);
+        const path = shellPathHit(r, a, cwd, this.#protected.caseInsensitive);
         if (path)
           v.push({
             layer,
@@ -172,51 +205,47 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
         effect: 'allow',
         reason: 'commands typed at this machine are allowed unless denied',
       });
-    else v.push(...this.#coverage(a, ctx));
+    else
+      v.push(
+        ...coverageVerdicts(a, {
+          allow: this.#user.allow,
+          readRules: this.#readRules,
+          cwd,
+          context: ctx.context,
+        }),
+      );
     return v;
   }
 
-  /** Agent/gateway shell: allow only when an allow rule covers every simple command and nothing writes files. */
-  #coverage(a: CommandAnalysis, ctx: PolicyContext): Verdict[] {
-    const uncovered: string[] = [];
-    const used = new Set<string>();
-    for (const sc of a.commands) {
-      const r = this.#user.allow.find((rule) => ruleCoversCommand(rule, sc));
-      if (r) used.add(r.source);
-      else uncovered.push(describeUncovered(sc));
+  /** A literal write target inside a protected path: denied everywhere, no approval lifts it. */
+  #protectedWrites(a: CommandAnalysis, cwd: string): Verdict[] {
+    const out: Verdict[] = [];
+    for (const t of writeTargets(a)) {
+      if (t.word.dynamic || t.word.glob) continue;
+      const rel = workspaceRelativePath(t.word.text, cwd);
+      const why = rel === undefined ? null : this.#protected.reason(rel);
+      if (why)
+        out.push({
+          layer: 'workspace',
+          effect: 'deny',
+          rule: `protected:${rel}`,
+          reason: `${t.how} writes ${t.word.text}: ${why}. Protected paths cannot be approved; only config ([workspace] protect) can change that`,
+        });
     }
-    for (const red of a.redirections)
-      if (['>', '>>', '>|', '<>', '&>', '&>>'].includes(red.op) && !HARMLESS_REDIRECT.test(red.target.text))
-        uncovered.push(`the redirection ${red.op} ${red.target.text} writes a file`);
-    if (uncovered.length > 0)
-      return uncovered.map((u) => ({
-        layer: 'context' as const,
-        effect: 'ask' as const,
-        reason: `${u}; the ${ctx.context} needs approval`,
-      }));
-    if (a.commands.length === 0)
-      return [{ layer: 'context', effect: 'allow', reason: 'the command runs nothing' }];
-    const rules = [...used];
-    return [
-      {
-        layer: 'user',
-        effect: 'allow',
-        reason: `every command is covered by the allow rule${rules.length > 1 ? 's' : ''} ${rules.join(', ')}`,
-        rule: rules.join(', '),
-      },
-    ];
+    return out;
   }
 }
 
-function describeUncovered(sc: SimpleCommand): string {
-  if (sc.name === '' && sc.words.length === 0)
-    return `\`${sc.text}\` sets variables that change what later commands do`;
-  if (sc.assigns.length > 0) return `\`${sc.text}\` sets ${sc.assigns.join(', ')} for the command`;
-  return `\`${sc.text}\` is not covered by an allow rule`;
+/** The guest cwd of a request (a relative cwd is under /workspace; default /workspace). */
+function guestCwd(cwd: string | undefined): string {
+  return guestAbsolute(cwd ?? GUEST_WORKSPACE) ?? GUEST_WORKSPACE;
 }
 
 export { combine };
 
-export function createPolicyEngine(config: PolicyRulesConfig = {}): RuleBasedPolicyEngine {
-  return new RuleBasedPolicyEngine(config);
+export function createPolicyEngine(
+  config: PolicyRulesConfig = {},
+  options: PolicyEngineOptions = {},
+): RuleBasedPolicyEngine {
+  return new RuleBasedPolicyEngine(config, new ShellParser(), options);
 }

@@ -1,8 +1,8 @@
-import { posix } from 'node:path';
 import { CoworkError } from '../errors.js';
 import { globToRegExp } from './glob.js';
 import type { CommandAnalysis, SimpleCommand } from './shell-analysis.js';
-import { basename } from './wrappers.js';
+import { basename, SYSTEM_BIN } from './wrappers.js';
+import { GUEST_WORKSPACE, workspaceRelativePath, writeTargets } from './write-targets.js';
 
 /**
  * Rules in Claude Code's shape:
@@ -15,7 +15,6 @@ export type Rule =
   | { source: string; kind: 'path'; access: 'read' | 'write' | 'edit'; glob: string; re: RegExp }
   | { source: string; kind: 'tool'; tool: string };
 
-const SYSTEM_BIN = /^\/(usr\/)?(local\/)?s?bin\/[^/]+$/;
 const PATH_KINDS: Record<string, 'read' | 'write' | 'edit'> = { Read: 'read', Write: 'write', Edit: 'edit' };
 
 export function parseRule(source: string): Rule {
@@ -113,64 +112,53 @@ export function ruleMatchesTool(rule: Rule, tool: string): boolean {
   return rule.kind === 'tool' && rule.tool === tool;
 }
 
-const FILE_WRITERS = new Set([
-  'tee',
-  'cp',
-  'mv',
-  'rm',
-  'touch',
-  'sed',
-  'truncate',
-  'ln',
-  'chmod',
-  'chown',
-  'dd',
-  'install',
-  'mkdir',
-  'rmdir',
-  'rsync',
-  'unlink',
-  'shred',
-  'patch',
-]);
-const NOT_FILE_ARGS = new Set(['echo', 'printf']);
-const WRITE_REDIRS = new Set(['>', '>>', '>|', '<>', '&>', '&>>']);
-
-/** A shell word as a workspace-relative path, or undefined if it is not one we can place. */
-function workspaceRelative(text: string): string | undefined {
-  let t = text;
-  if (t === '/workspace' || t.startsWith('/workspace/'))
-    t = t.slice('/workspace'.length).replace(/^\/+/, '') || '.';
-  else if (t.startsWith('/') || t.startsWith('~') || t === '') return undefined;
-  const norm = posix.normalize(t);
-  return norm === '..' || norm.startsWith('../') ? undefined : norm;
-}
+/** Commands whose arguments are never opened as files (test/[ only look at metadata). */
+const NOT_FILE_ARGS = new Set(['echo', 'printf', 'basename', 'dirname', 'test', '[']);
 
 /**
  * Best effort for shell commands: a Read(glob) deny/ask rule also catches a command that names a
- * matching file (`cat .env`, `cp .env x`, `< .env`); Write/Edit(glob) catch file-writing commands
- * (`tee`, `cp`, `sed -i` …) and output redirections. Globs and expansions in the command are not
- * expanded, so this is a tripwire; the file tools' path checks are the guarantee.
+ * matching file (`cat .env`, `cp .env x`, `< .env`); Write/Edit(glob) catch every write target
+ * (redirections of any form, `tee`, `cp` destinations, `sed -i` …). Literal paths are resolved as
+ * the guest does (cwd /workspace, `//workspace/x`, `./a/../x`); globs and expansions cannot be
+ * placed, so in the agent and gateway contexts they ask (shell-coverage.ts). Symlinks and hard
+ * links are the file tools' and the VM's concern: this is a tripwire, not the guarantee.
  */
-export function shellPathHit(rule: Rule, a: CommandAnalysis): string | undefined {
+export function shellPathHit(
+  rule: Rule,
+  a: CommandAnalysis,
+  cwd = GUEST_WORKSPACE,
+  caseInsensitive = false,
+): string | undefined {
   if (rule.kind !== 'path') return undefined;
+  const re = caseInsensitive ? new RegExp(rule.re.source, 'i') : rule.re;
   const hit = (text: string) => {
-    const rel = workspaceRelative(text);
-    return rel !== undefined && rule.re.test(rel);
+    const rel = workspaceRelativePath(text, cwd);
+    return rel !== undefined && re.test(rel);
   };
+  if (rule.access !== 'read') {
+    for (const t of writeTargets(a))
+      if (!t.word.dynamic && !t.word.glob && hit(t.word.text)) return `${t.how} writes ${t.word.text}`;
+    return undefined;
+  }
   for (const sc of a.commands) {
-    if (NOT_FILE_ARGS.has(sc.name) || (rule.access !== 'read' && !FILE_WRITERS.has(sc.name))) continue;
+    if (NOT_FILE_ARGS.has(sc.name)) continue;
     for (const w of sc.argv.slice(1)) {
       if (w.dynamic || w.glob) continue;
       const t = w.text.startsWith('-')
         ? w.text.slice(w.text.indexOf('=') + 1 || w.text.length)
         : w.text.replace(/^(of|if)=/, '');
       if (t && hit(t)) return `\`${sc.text}\` names ${t}`;
+      // a glued short option's value: `git diff -O.env`, `grep -f.env`
+      const glued = /^-[A-Za-z]./.test(w.text) && !w.text.startsWith('--') ? w.text.slice(2) : '';
+      if (glued && hit(glued)) return `\`${sc.text}\` names ${glued}`;
+      // git's REV:PATH (`git show HEAD:.env`, `git cat-file -p :0:.env`) reads the file from the repository
+      const revPath =
+        sc.name === 'git' && w.text.includes(':') ? w.text.slice(w.text.lastIndexOf(':') + 1) : '';
+      if (revPath && hit(revPath)) return `\`${sc.text}\` reads ${revPath} from the repository`;
     }
   }
   for (const r of a.redirections) {
-    const relevant = rule.access === 'read' ? r.op === '<' || r.op === '<>' : WRITE_REDIRS.has(r.op);
-    if (relevant && !r.target.dynamic && hit(r.target.text))
+    if ((r.op === '<' || r.op === '<>') && !r.target.dynamic && hit(r.target.text))
       return `the redirection ${r.op} ${r.target.text}`;
   }
   return undefined;

@@ -1,17 +1,29 @@
+import {
+  codeStrings,
+  constantHeads,
+  EVAL_BUILTINS,
+  EVAL_CONTEXTS,
+  echoedScript,
+  type HiddenCommand,
+  isPlainParam,
+  runnerCandidates,
+} from './shell-hidden.js';
 import { BIN_OPS, REDIR_OPS, ShellParseError, type ShellParser, type ShNode } from './shell-parser.js';
 import { forkBombFindings, pipelineFindings } from './shell-structure.js';
+import { subsetGaps } from './shell-subset.js';
 import {
   DOWNLOADERS,
   INTERPRETERS,
   interpreterName,
   PLAIN_LIST,
   RESERVED,
+  RUNNERS,
   SHELLS,
   shellDashC,
   skipWatchOptions,
 } from './shell-vocab.js';
 import { resolveWord, type ShellWord } from './words.js';
-import { basename, type Unwrapped, unwrap } from './wrappers.js';
+import { basename, type Unwrapped, unwrap, WRAPPERS } from './wrappers.js';
 
 /** One simple command found anywhere in a command line. */
 export interface SimpleCommand {
@@ -32,11 +44,19 @@ export interface SimpleCommand {
   depth: number;
   /** The words joined by spaces, for blockedPatterns and messages. */
   text: string;
+  /** A wrapper whose options could not be followed (the command that runs is not known). */
+  unknowable?: string;
+  /** A wrapper option that writes or changes the directory (`time -o`, `env -C`, `xargs -I`). */
+  wrapperRisk?: string;
+  /** Found as a possible command inside a runner's arguments (`strace -f rm …`), not certain. */
+  guessed?: boolean;
 }
 
 export interface Redirection {
   op: string;
   target: ShellWord;
+  /** The file descriptor written before the operator (`2>`), if any. */
+  fd?: string;
 }
 
 /** Something the analyser itself decided: unknowable constructs (ask) or structural dangers (deny). */
@@ -51,9 +71,12 @@ export interface CommandAnalysis {
   commands: SimpleCommand[];
   redirections: Redirection[];
   findings: Finding[];
+  /** Why the command line is outside the subset of shell the analyser fully understands (agent/gateway: ask). */
+  outside: string[];
 }
 
 const MAX_DEPTH = 3;
+const CR_GAP = 'the command contains a carriage return, which bash reads as part of a word';
 const MAX_SOURCE = 64 * 1024;
 function render(words: ShellWord[]): string {
   return words
@@ -93,7 +116,7 @@ export class ShellAnalyzer {
   }
 
   analyze(source: string): CommandAnalysis {
-    const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [] };
+    const a: CommandAnalysis = { source, commands: [], redirections: [], findings: [], outside: [] };
     this.#analyzeInto(source, 0, a);
     return a;
   }
@@ -119,6 +142,12 @@ export class ShellAnalyzer {
       a.findings.push({ effect: 'ask', rule: 'analysis:nul', reason: 'the command contains a NUL byte' });
       return;
     }
+    if (source.includes('\r')) {
+      // CR is a word character for bash (`EOF\r` is another delimiter, `ls\r` another command)
+      // but editors and terminals hide it: outside the subset, and read without it too for the denies
+      if (!a.outside.includes(CR_GAP)) a.outside.push(CR_GAP);
+      if (depth < MAX_DEPTH) this.#analyzeInto(source.replace(/\r/g, ''), depth + 1, a);
+    }
     if (this.fastPath && this.#plainList(source, depth, a)) return;
     let file: ShNode;
     try {
@@ -132,19 +161,33 @@ export class ShellAnalyzer {
       });
       return;
     }
+    for (const gap of subsetGaps(this.parser, file, source))
+      if (!a.outside.includes(gap)) a.outside.push(gap);
+    const funcs: ShNode[] = [];
     this.parser.walk(file, (node, type) => {
       if (type === 'Stmt') this.#stmt(node, depth, a);
       else if (type === 'DeclClause') this.#decl(node, depth, a);
-      else if (type === 'FuncDecl') forkBombFindings(this.parser, node, a);
+      else if (type === 'FuncDecl') funcs.push(node);
       else if (type === 'ForClause' || type === 'WordIter') this.#loopVar(node, type, depth, a);
       else if (type === 'ArithmCmd' || type === 'LetClause') this.#pseudo('let', [], depth, a);
+      if (EVAL_CONTEXTS.has(type) || (type === 'ParamExp' && !isPlainParam(node)))
+        this.#codeInStrings(node, depth, a);
       else if (
         type === 'BinaryCmd' &&
         (BIN_OPS[node.Op as number] === '|' || BIN_OPS[node.Op as number] === '|&')
-      )
+      ) {
         pipelineFindings(this.parser, node, a);
+        const script = echoedScript(this.parser, node);
+        if (script !== undefined) this.#hidden({ line: script }, depth, a);
+      }
       return true;
     });
+    if (funcs.length > 0) forkBombFindings(this.parser, funcs, a);
+    for (const words of constantHeads(this.parser, file)) this.#hidden({ words }, depth, a);
+    // bash joins a backslash-newline inside an unquoted here-document before it looks for the
+    // delimiter, so `E\<newline>OF` ends it there; read the line the way bash may, for the denies too
+    if (depth < MAX_DEPTH && a.outside.some((g) => g.startsWith('a here-document and a backslash-newline')))
+      this.#analyzeInto(source.replace(/\\\r?\n/g, ''), depth + 1, a);
   }
 
   #words(list: unknown): ShellWord[] {
@@ -158,8 +201,13 @@ export class ShellAnalyzer {
     }));
     for (const r of redirs) {
       if (r.op === '<<' || r.op === '<<-') continue; // heredoc bodies are walked for substitutions
+      const fd = (r.node.N as ShNode | null)?.Value;
       if (r.node.Word)
-        a.redirections.push({ op: r.op, target: resolveWord(this.parser, r.node.Word as ShNode) });
+        a.redirections.push({
+          op: r.op,
+          target: resolveWord(this.parser, r.node.Word as ShNode),
+          ...(fd !== undefined ? { fd: String(fd) } : {}),
+        });
     }
     const cmd = stmt.Cmd as ShNode | null;
     if (!cmd || this.parser.type(cmd) !== 'CallExpr') return;
@@ -167,7 +215,9 @@ export class ShellAnalyzer {
     const assigns = ((cmd.Assigns as ShNode[]) ?? []).map((as) =>
       String((as.Name as ShNode | null)?.Value ?? '?'),
     );
+    if (((cmd.Assigns as ShNode[]) ?? []).length > 0) this.#codeInStrings(cmd, depth, a);
     const sc = this.#simple(words, assigns, depth, a);
+    if (sc && EVAL_BUILTINS.has(sc.name)) this.#codeInStrings(cmd, depth, a);
     if (!sc) return;
     // stdin of an interpreter: heredoc / here-string with a static body is analysed as its script
     const stdin = redirs.find((r) => ['<<', '<<-', '<<<', '<'].includes(r.op));
@@ -206,6 +256,8 @@ export class ShellAnalyzer {
       dynamicArgs: u.dynamicArgs,
       depth,
       text: [...assigns.map((n) => `${n}=…`), render(words)].join(' '),
+      ...(u.unknowable ? { unknowable: u.unknowable } : {}),
+      ...(u.risky ? { wrapperRisk: u.risky } : {}),
     };
     a.commands.push(sc);
     if (u.unknowable)
@@ -234,7 +286,9 @@ export class ShellAnalyzer {
   #nested(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
     const name = sc.name;
     const args = sc.argv.slice(1);
-    if (SHELLS.has(name)) {
+    if (RUNNERS.has(name)) {
+      if (depth < MAX_DEPTH) this.#runnerArgs(sc, depth, a);
+    } else if (SHELLS.has(name)) {
       const script = shellDashC(args);
       if (script === undefined) return;
       if (script === null || script.dynamic) {
@@ -289,6 +343,36 @@ export class ShellAnalyzer {
         i = j;
       }
     }
+  }
+
+  /** Runners: every candidate command in their arguments is analysed (see runnerCandidates). */
+  #runnerArgs(sc: SimpleCommand, depth: number, a: CommandAnalysis): void {
+    // a wrapper we could follow that runs nothing (`command -v sudo`, bare `env`): nothing to guess
+    if (sc.name in WRAPPERS && !sc.unknowable) return;
+    for (const c of runnerCandidates(sc.argv)) this.#hidden(c, depth, a);
+  }
+
+  /** Strings bash evaluates as code (see codeStrings); a fragment that does not parse is no finding. */
+  #codeInStrings(node: ShNode, depth: number, a: CommandAnalysis): void {
+    if (depth >= MAX_DEPTH) return;
+    for (const line of codeStrings(this.parser, node)) {
+      const before = a.findings.length;
+      this.#analyzeInto(line, depth + 1, a);
+      const kept = a.findings.slice(before).filter((f) => f.rule !== 'analysis:parse-error');
+      a.findings.splice(before, a.findings.length - before, ...kept);
+    }
+  }
+
+  /** A command line or a word list found where the analysis would not otherwise look; marked as guessed. */
+  #hidden(c: HiddenCommand, depth: number, a: CommandAnalysis): void {
+    if (depth >= MAX_DEPTH) return;
+    if ('line' in c) {
+      this.#analyzeInto(c.line, depth + 1, a);
+      return;
+    }
+    const before = a.commands.length;
+    this.#simple(c.words, [], depth + 1, a);
+    for (const sc of a.commands.slice(before)) sc.guessed = true;
   }
 
   #hasDownloaderInside(word: ShellWord): boolean {

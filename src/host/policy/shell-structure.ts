@@ -6,30 +6,50 @@ import { unwrap } from './wrappers.js';
 
 /** Structural dangers that need the syntax tree, not just the list of simple commands. */
 
-/** A function that calls itself in a pipe or in the background: a fork bomb. */
-export function forkBombFindings(parser: ShellParser, node: ShNode, a: CommandAnalysis): void {
-  const fname = String((node.Name as ShNode | null)?.Value ?? '');
-  let selfCall = false;
-  let spawns = false;
-  parser.walk(node.Body as ShNode, (n, t) => {
-    if (t === 'CallExpr') {
-      const first = ((n.Args as ShNode[]) ?? [])[0];
-      if (first && resolveWord(parser, first).text === fname) selfCall = true;
-    } else if (t === 'Stmt' && n.Background) spawns = true;
-    else if (
-      t === 'BinaryCmd' &&
-      BIN_OPS[n.Op as number]?.startsWith('|') &&
-      BIN_OPS[n.Op as number] !== '||'
-    )
-      spawns = true;
-    return true;
-  });
-  if (selfCall && spawns)
-    a.findings.push({
-      effect: 'deny',
-      rule: 'builtin:fork-bomb',
-      reason: `function \`${fname}\` calls itself in a pipe or in the background (a fork bomb)`,
+/**
+ * Fork bombs: functions that reach themselves through calls (directly or by mutual recursion:
+ * `a(){ b|b& }; b(){ a|a& }; a`) where some function on the cycle spawns (a pipe or `&`).
+ */
+export function forkBombFindings(parser: ShellParser, funcs: ShNode[], a: CommandAnalysis): void {
+  const calls = new Map<string, Set<string>>();
+  const spawning = new Set<string>();
+  for (const node of funcs) {
+    const fname = String((node.Name as ShNode | null)?.Value ?? '');
+    const callees = calls.get(fname) ?? new Set<string>();
+    calls.set(fname, callees);
+    parser.walk(node.Body as ShNode, (n, t) => {
+      if (t === 'CallExpr') {
+        const u = unwrap(((n.Args as ShNode[]) ?? []).map((w) => resolveWord(parser, w)));
+        const first = u.argv[0];
+        if (first) callees.add(first.params.includes('FUNCNAME') ? fname : first.text);
+      } else if (t === 'Stmt' && n.Background) spawning.add(fname);
+      else if (t === 'BinaryCmd' && ['|', '|&'].includes(BIN_OPS[n.Op as number] ?? '')) spawning.add(fname);
+      return true;
     });
+  }
+  for (const start of calls.keys()) {
+    // depth-first search for a path start → … → start, remembering whether it spawns
+    const seen = new Set<string>();
+    const stack: [string, boolean][] = [[start, spawning.has(start)]];
+    while (stack.length > 0) {
+      const [f, spawns] = stack.pop() as [string, boolean];
+      for (const g of calls.get(f) ?? []) {
+        const s = spawns || spawning.has(g);
+        if (g === start && s) {
+          a.findings.push({
+            effect: 'deny',
+            rule: 'builtin:fork-bomb',
+            reason: `function \`${start}\` reaches itself through calls that spawn processes (a fork bomb)`,
+          });
+          return;
+        }
+        if (calls.has(g) && !seen.has(`${g}|${s}`)) {
+          seen.add(`${g}|${s}`);
+          stack.push([g, s]);
+        }
+      }
+    }
+  }
 }
 
 /** `curl … | sh`: any stage that downloads, followed by a stage that is a shell reading stdin. */

@@ -96,13 +96,30 @@ function dquotedLit(v: string): string {
   return v.replace(/\\([$`"\\\n])/g, (_m, c: string) => (c === '\n' ? '' : c));
 }
 
+const BRACE = /\{[^{}]*(,|\.\.)[^{}]*\}/;
+
+/** The word with every quoted or escaped character replaced by `_`: what brace expansion sees. */
+function braceShape(parser: ShellParser, parts: ShNode[]): string {
+  let s = '';
+  for (const part of parts) {
+    if (parser.type(part) === 'Lit') s += String(part.Value ?? '').replace(/\\[\s\S]/g, '__');
+    else s += '_';
+  }
+  return s;
+}
+
 function isSimpleParam(p: ShNode): boolean {
   return !p.Exp && !p.Repl && !p.Slice && !p.Index && !p.Length && !p.Excl && !p.Width && !p.Names;
 }
 
 export function resolveWord(parser: ShellParser, word: ShNode): ShellWord {
   const out: ShellWord = { text: '', dynamic: false, glob: false, params: [] };
-  appendParts(parser, (word.Parts as ShNode[]) ?? [], false, out);
+  const parts = (word.Parts as ShNode[]) ?? [];
+  appendParts(parser, parts, false, out);
+  // brace expansion spans quoted parts: `{README.md,.e'nv'}` is two words for bash
+  if (!out.dynamic && parts.length > 1 && BRACE.test(braceShape(parser, parts))) out.dynamic = true;
+  // a lone `[` cannot match anything but itself: it is the test builtin, not a pattern
+  if (out.text === '[' && !out.dynamic) out.glob = false;
   return out;
 }
 
@@ -123,7 +140,10 @@ function appendParts(parser: ShellParser, parts: ShNode[], quoted: boolean, out:
       }
       case 'SglQuoted': {
         const v = String(part.Value ?? '');
-        out.text += part.Dollar ? decodeAnsiC(v) : v;
+        const text = part.Dollar ? decodeAnsiC(v) : v;
+        // bash cuts a word at a NUL (`$'.env\x00.txt'` is `.env`): what follows is not knowable here
+        if (text.includes('\0')) out.dynamic = true;
+        out.text += text;
         break;
       }
       case 'DblQuoted':
