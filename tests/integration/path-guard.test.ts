@@ -7,7 +7,9 @@ import { assertStillInside, checkPath, createPolicyEngine } from '../../src/host
 
 /**
  * Path-escape corpus against a real temp workspace with real symlinks:
- *   ws/src/a.ts, ws/sub/dir/, ws/inside-link -> src, ws/out-link -> outside/,
+ *   ws/src/a.ts, ws/sub/dir/, ws/inside-link -> /workspace/src, ws/host-link -> <host ws>/src,
+ *   ws/out-link -> outside/, ws/rel-dangling -> nope, ws/proc-cwd -> /proc/self/cwd,
+ *   ws/up-proj -> ../ws/src (leaves /workspace in the guest),
  *   ws/sub/deep-out -> ../../outside, ws/passwd-link -> outside/secret, ws/dangling -> outside/nope,
  *   ws/rel-in -> ./src/a.ts, ws/loop-a <-> ws/loop-b, ws/ws-alias -> <ws via its real path>
  */
@@ -24,7 +26,13 @@ beforeAll(() => {
   mkdirSync(outside);
   writeFileSync(join(ws, 'src', 'a.ts'), 'x');
   writeFileSync(join(outside, 'secret'), 's');
-  symlinkSync(join(ws, 'src'), join(ws, 'inside-link'));
+  symlinkSync('/workspace/src', join(ws, 'inside-link'));
+  symlinkSync(join(ws, 'src'), join(ws, 'host-link'));
+  symlinkSync('nope', join(ws, 'rel-dangling'));
+  symlinkSync('/proc/self/cwd', join(ws, 'proc-cwd'));
+  symlinkSync('../ws/src', join(ws, 'up-proj'));
+  symlinkSync('//workspace//src/', join(ws, 'sub', 'slashy'));
+  symlinkSync('../inside-link/a.ts', join(ws, 'sub', 'chain'));
   symlinkSync(outside, join(ws, 'out-link'));
   symlinkSync('../../outside', join(ws, 'sub', 'deep-out'));
   symlinkSync(join(outside, 'secret'), join(ws, 'passwd-link'));
@@ -57,9 +65,16 @@ const DENIED: [string, RegExp][] = [
   ['sub/deep-out/secret', /points outside the workspace/],
   ['passwd-link', /points outside the workspace/],
   ['/workspace/passwd-link', /points outside the workspace/],
-  ['dangling', /dangling symbolic link/],
-  ['sub/dangling-dir/x', /dangling symbolic link/],
-  ['loop-a', /dangling symbolic link/],
+  // host-absolute link targets name guest paths outside /workspace (they were "dangling" before)
+  ['dangling', /points outside the workspace/],
+  ['sub/dangling-dir/x', /points outside the workspace/],
+  ['rel-dangling', /dangling symbolic link/],
+  ['loop-a', /more than 40 symbolic links/],
+  ['host-link/a.ts', /points outside the workspace .*only \/workspace/],
+  ['proc-cwd/src/a.ts', /points outside the workspace \(to \/proc\/self\/cwd/],
+  ['up-proj/a.ts', /up-proj is a symbolic link that points outside the workspace/],
+  [join('/', 'home', 'me', 'proj', 'a.txt'), /absolute path outside \/workspace/],
+  ['//workspace/../etc/passwd', /leaves the workspace/],
   ['sub/root-link/etc/passwd', /points outside the workspace/],
   ['inside-link/../../outside/secret', /leaves the workspace/],
   ['a\0b', /NUL byte/],
@@ -73,6 +88,9 @@ const ALLOWED: [string, string, boolean][] = [
   ['./src/a.ts', 'src/a.ts', true],
   ['src//a.ts', 'src/a.ts', true],
   ['/workspace/src/a.ts', 'src/a.ts', true],
+  ['//workspace//src/a.ts', 'src/a.ts', true],
+  ['sub/slashy/a.ts', 'src/a.ts', true],
+  ['sub/chain', 'src/a.ts', true],
   ['/workspace', '', true],
   ['.', '', true],
   ['src/../src/a.ts', 'src/a.ts', true],
@@ -103,9 +121,17 @@ describe('path guard: escape corpus with real symlinks', () => {
     expect(c.resolved.startsWith(ws)).toBe(true);
   });
 
-  it('the host path of the workspace itself (and its real path) are accepted', () => {
-    expect(checkPath(ws, join(ws, 'src', 'a.ts'), 'read')).toMatchObject({ ok: true, relative: 'src/a.ts' });
+  it("the host's path of the workspace is refused: in the guest it names a different file", () => {
+    const c = checkPath(ws, join(ws, 'src', 'a.ts'), 'read');
+    expect(c.ok).toBe(false);
+    expect(c.reason).toMatch(/host's path of the workspace.*use a workspace-relative path or \/workspace/);
     expect(checkPath(ws, join(ws, '..', 'outside'), 'read').ok).toBe(false);
+  });
+
+  it('records every spelling a request went through (as written, through links, resolved)', () => {
+    expect(checkPath(ws, 'sub/chain', 'read').spellings).toEqual(
+      expect.arrayContaining(['sub/chain', 'inside-link/a.ts', 'src/a.ts']),
+    );
   });
 
   it('a workspace given through a symlink is resolved to its real path first', () => {
