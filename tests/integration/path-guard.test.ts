@@ -1,9 +1,10 @@
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
 import { assertStillInside, checkPath, createPolicyEngine } from '../../src/host/policy/index.js';
+import { ProtectedPaths } from '../../src/host/workspace/index.js';
 
 /**
  * Path-escape corpus against a real temp workspace with real symlinks:
@@ -219,7 +220,12 @@ describe('file tools through the policy engine', () => {
       effect: 'deny',
       rule: 'Read(.env)',
     });
-    expect(tool('write_file', 'write', '.git/config', 'write')).toMatchObject({
+    // .git/config itself is protected (guardrails win); the rule covers the rest of .git, nested too
+    expect(tool('write_file', 'write', '.git/description', 'write')).toMatchObject({
+      effect: 'deny',
+      rule: 'Write(.git/**)',
+    });
+    expect(tool('write_file', 'write', 'sub/.git/description', 'write')).toMatchObject({
       effect: 'deny',
       rule: 'Write(.git/**)',
     });
@@ -239,5 +245,96 @@ describe('file tools through the policy engine', () => {
       rule: 'gateway-system',
     });
     expect(tool('clipboard', 'system', 'src/a.ts', 'read', 'agent').effect).toBe('ask');
+  });
+});
+
+describe('protected paths, case folding, hard links (issue 10)', () => {
+  const contexts = ['agent', 'gateway', 'local'] as const;
+  const evaluate = (
+    engine: ReturnType<typeof createPolicyEngine>,
+    path: string,
+    access: 'read' | 'write' | 'edit',
+    context: (typeof contexts)[number] = 'agent',
+  ) =>
+    engine.evaluate(
+      {
+        kind: 'tool',
+        tool: access === 'read' ? 'read_file' : 'write_file',
+        risk: access === 'read' ? 'read' : 'write',
+        input: { path },
+        paths: [{ path, access }],
+      },
+      { context, workspace: ws },
+    );
+
+  it.each([
+    '.git/hooks/post-commit',
+    '.git/config',
+    'sub/.git/config',
+    'sub/.git/hooks/pre-commit',
+    '.envrc',
+    '.vscode/tasks.json',
+    '/workspace/.git/info/attributes',
+  ])('a write or edit of %j is denied in every context, saying only config can change it', (p) => {
+    const engine = createPolicyEngine({ policy: { allow: ['write_file', 'Write(**)'] } });
+    for (const context of contexts)
+      for (const access of ['write', 'edit'] as const) {
+        const d = evaluate(engine, p, access, context);
+        expect(d).toMatchObject({ effect: 'deny', layer: 'guardrails', rule: 'protected-path' });
+        expect(d.reasons.join(' ')).toMatch(/no approval can lift this.*\[workspace\] protect/);
+      }
+    // reading stays allowed
+    expect(evaluate(engine, p, 'read').effect).toBe('allow');
+  });
+
+  it('a symlink spelling of a protected path is denied too', () => {
+    mkdirSync(join(ws, '.git', 'hooks'), { recursive: true });
+    symlinkSync('.git/hooks', join(ws, 'hooks-alias'));
+    const engine = createPolicyEngine({});
+    expect(evaluate(engine, 'hooks-alias/post-checkout', 'write')).toMatchObject({ rule: 'protected-path' });
+  });
+
+  it('the protect list comes from config (ProtectedPaths), git metadata always stays', () => {
+    const engine = createPolicyEngine({ protect: new ProtectedPaths({ patterns: ['ci/'] }) });
+    expect(evaluate(engine, 'ci/run.sh', 'write')).toMatchObject({ rule: 'protected-path' });
+    expect(evaluate(engine, '.vscode/tasks.json', 'write').effect).toBe('allow');
+    expect(evaluate(engine, '.git/hooks/x', 'write')).toMatchObject({ rule: 'protected-path' });
+  });
+
+  it('with caseInsensitive, .Git/CONFIG is protected and Read(.env) covers .ENV', () => {
+    const folded = createPolicyEngine({ policy: { deny: ['Read(.env)'] }, caseInsensitive: true });
+    expect(evaluate(folded, '.Git/CONFIG', 'write')).toMatchObject({ rule: 'protected-path' });
+    expect(evaluate(folded, 'SUB/.GIT/Hooks/x', 'write')).toMatchObject({ rule: 'protected-path' });
+    expect(evaluate(folded, '.ENV', 'read')).toMatchObject({ effect: 'deny', rule: 'Read(.env)' });
+    const exact = createPolicyEngine({ policy: { deny: ['Read(.env)'] }, caseInsensitive: false });
+    expect(evaluate(exact, '.ENV', 'read').effect).toBe('allow');
+    expect(evaluate(exact, '.Git/CONFIG', 'write').effect).toBe('allow');
+  });
+
+  it('a Read rule catches a symlink whose own name is denied and one that leads to a denied name', () => {
+    writeFileSync(join(ws, 'prod.env'), 'K=1');
+    symlinkSync('prod.env', join(ws, '.env'));
+    symlinkSync('.env', join(ws, 'innocent'));
+    const engine = createPolicyEngine({ policy: { deny: ['Read(.env)'] } });
+    expect(evaluate(engine, '.env', 'read')).toMatchObject({ effect: 'deny', rule: 'Read(.env)' });
+    expect(evaluate(engine, 'innocent', 'read')).toMatchObject({ effect: 'deny', rule: 'Read(.env)' });
+    expect(evaluate(engine, 'prod.env', 'read').effect).toBe('allow');
+  });
+
+  it('a hard link to a denied or protected file is denied', () => {
+    mkdirSync(join(ws, 'hl'));
+    writeFileSync(join(ws, 'hl', 'secret.key'), 'k');
+    linkSync(join(ws, 'hl', 'secret.key'), join(ws, 'hl', 'notes.txt'));
+    writeFileSync(join(ws, '.git', 'hooks', 'pre-push'), '#!/bin/sh');
+    linkSync(join(ws, '.git', 'hooks', 'pre-push'), join(ws, 'hl', 'script.sh'));
+    const engine = createPolicyEngine({ policy: { deny: ['Read(*.key)'] } });
+    const d = evaluate(engine, 'hl/notes.txt', 'read');
+    expect(d).toMatchObject({ effect: 'deny', rule: 'Read(*.key)' });
+    expect(d.reasons.join(' ')).toMatch(/hard link to hl\/secret\.key/);
+    expect(evaluate(engine, 'hl/script.sh', 'write')).toMatchObject({
+      effect: 'deny',
+      rule: 'protected-path',
+    });
+    expect(evaluate(engine, 'hl/script.sh', 'read').effect).toBe('allow');
   });
 });

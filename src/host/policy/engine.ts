@@ -1,4 +1,5 @@
 import { CoworkError } from '../errors.js';
+import type { ProtectedPaths } from '../workspace/index.js';
 import { dangerousFindings, dedupe } from './dangerous.js';
 import { parseRule, type Rule, ruleCoversCommand, ruleHitsCommand, shellPathHit } from './rules.js';
 import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
@@ -14,6 +15,10 @@ export interface PolicyRulesConfig {
   workspacePolicy?: { ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
   /** Egress host lists: a network tool whose input names a URL on an allowed host needs no approval. */
   egress?: { allow?: string[]; deny?: string[] };
+  /** Paths no tool may write ([workspace] protect); default new ProtectedPaths(). */
+  protect?: ProtectedPaths;
+  /** Force case-insensitive path rules; default: detected from the workspace's filesystem. */
+  caseInsensitive?: boolean;
 }
 
 const HARMLESS_REDIRECT = /^(\/dev\/(null|stdout|stderr|tty|fd\/[0-9]+)|&?[0-9-])$/;
@@ -56,9 +61,11 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   readonly #blocked: { source: string; re: RegExp; from: string }[];
   readonly #cache = new Map<string, CommandAnalysis>();
   readonly #egress: { allow: string[]; deny: string[] };
+  readonly #paths: { protect?: ProtectedPaths; caseInsensitive?: boolean };
 
   constructor(config: PolicyRulesConfig = {}, parser: ShellParser = new ShellParser()) {
     this.#analyzer = new ShellAnalyzer(parser);
+    this.#paths = { protect: config.protect, caseInsensitive: config.caseInsensitive };
     this.#egress = { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [] };
     const p = config.policy ?? {};
     const w = config.workspacePolicy ?? {};
@@ -100,6 +107,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
               user: this.#user,
               workspace: this.#workspace,
               egress: this.#egress,
+              ...this.#paths,
             });
       const decision = combine(verdicts);
       if (decision.effect === 'ask' && request.kind === 'shell' && ctx.approvedForTask?.has(request.command))
