@@ -99,6 +99,8 @@ export class RecordingToolContext implements ToolContext {
   readonly authorizeCalls: PolicyRequest[] = [];
   readonly shellCalls: { command: string; opts?: ShellExecOptions }[] = [];
   readonly events: ToolEvent[] = [];
+  /** Entries an allowed scoped (list/search) decision withholds. */
+  decisionWithheld: string[] | undefined;
   /** Decides shell commands and file tools alike; default allow. */
   policy: (req: PolicyRequest) => ScriptedVerdict = () => ({ allowed: true });
   /** Runs an allowed shell command "in the guest". */
@@ -116,7 +118,12 @@ export class RecordingToolContext implements ToolContext {
     this.authorizeCalls.push(req);
     const v = this.policy(req);
     return v.allowed
-      ? { allowed: true, decision: decision('allow') }
+      ? {
+          allowed: true,
+          decision: this.decisionWithheld
+            ? { ...decision('allow'), withheld: this.decisionWithheld }
+            : decision('allow'),
+        }
       : { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
   }
 

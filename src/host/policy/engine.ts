@@ -4,7 +4,7 @@ import { dangerousFindings, dedupe } from './dangerous.js';
 import { parseRule, type Rule, ruleCoversCommand, ruleHitsCommand, shellPathHit } from './rules.js';
 import { type CommandAnalysis, ShellAnalyzer, type SimpleCommand } from './shell-analysis.js';
 import { ShellParser } from './shell-parser.js';
-import { toolVerdicts } from './tool-policy.js';
+import { toolDecision } from './tool-policy.js';
 import type { Decision, Effect, LayerName, PolicyContext, PolicyEngine, PolicyRequest } from './types.js';
 import { combine, type Verdict } from './verdicts.js';
 
@@ -100,16 +100,15 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
 
   evaluate(request: PolicyRequest, ctx: PolicyContext): Decision {
     try {
-      const verdicts =
+      const decision =
         request.kind === 'shell'
-          ? this.#shell(request.command, ctx)
-          : toolVerdicts(request, ctx, {
+          ? combine(this.#shell(request.command, ctx))
+          : toolDecision(request, ctx, {
               user: this.#user,
               workspace: this.#workspace,
               egress: this.#egress,
               ...this.#paths,
             });
-      const decision = combine(verdicts);
       if (decision.effect === 'ask' && request.kind === 'shell' && ctx.approvedForTask?.has(request.command))
         return {
           effect: 'allow',

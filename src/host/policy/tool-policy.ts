@@ -4,8 +4,8 @@ import { ProtectedPaths } from '../workspace/index.js';
 import { globToRegExp } from './glob.js';
 import { checkPath, hostFoldsCase, type PathCheck } from './path-guard.js';
 import { type Rule, ruleMatchesTool } from './rules.js';
-import type { Effect, LayerName, PolicyContext, PolicyRequest, Risk } from './types.js';
-import type { Verdict } from './verdicts.js';
+import type { Decision, Effect, LayerName, PolicyContext, PolicyRequest, Risk } from './types.js';
+import { combine, type Verdict } from './verdicts.js';
 
 /**
  * Votes for non-shell tool calls: the path guard (guardrails), Read/Write/Edit and tool-name
@@ -285,6 +285,96 @@ function hardLinkVerdicts(
       rule: 'hard-link-unverified',
     },
   ];
+}
+
+/**
+ * The decision for a tool call, with the entries a scoped path (list: 'entries', search: 'tree')
+ * must leave out because Read deny/ask rules match them (the tool cannot ask per file, and must
+ * not show content or even whether a denied file matched a search).
+ */
+export function toolDecision(req: ToolRequest, ctx: PolicyContext, rules: ToolRuleSet): Decision {
+  const v = toolVerdicts(req, ctx, rules);
+  const scoped = (req.paths ?? []).filter((p) => p.scope && p.access === 'read');
+  const withheld: string[] = [];
+  for (const p of scoped) {
+    const r = withheldEntries(p.path, p.scope as 'entries' | 'tree', ctx, rules);
+    if (r === 'incomplete')
+      v.push({
+        layer: 'guardrails',
+        effect: 'ask',
+        reason: `${p.path} holds more than ${rules.scanLimit ?? DEFAULT_SCAN_LIMIT} entries (or unreadable folders), too many to check against the Read rules one by one — narrow the path`,
+        rule: 'read-scope-unverified',
+      });
+    else withheld.push(...r);
+  }
+  const d = combine(v);
+  if (scoped.length > 0) d.withheld = withheld;
+  return d;
+}
+
+const SENTINEL = '\u0000';
+
+function withheldEntries(
+  path: string,
+  scope: 'entries' | 'tree',
+  ctx: PolicyContext,
+  rules: ToolRuleSet,
+): string[] | 'incomplete' {
+  const readRules = [
+    ...rules.user.deny,
+    ...rules.user.ask,
+    ...rules.workspace.deny,
+    ...rules.workspace.ask,
+  ].filter((r) => r.kind === 'path' && r.access === 'read');
+  if (readRules.length === 0) return [];
+  const fold = rules.caseInsensitive ?? foldsCase(ctx.workspace);
+  const c = checkPath(ctx.workspace, path, 'read', { caseInsensitive: fold });
+  if (!c.ok || !c.directory) return [];
+  const hits = (rel: string) => readRules.some((r) => pathRuleHits(r, rel, 'read', fold));
+  const limit = rules.scanLimit ?? DEFAULT_SCAN_LIMIT;
+  const out: string[] = [];
+  const denied = new Set<string>();
+  const files: { rel: string; sub: string }[] = [];
+  const dirs = [''];
+  let seen = 0;
+  while (dirs.length > 0) {
+    const sub = dirs.pop() as string;
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(join(c.resolved, sub), { withFileTypes: true });
+    } catch {
+      return 'incomplete';
+    }
+    for (const e of entries) {
+      if (++seen > limit) return 'incomplete';
+      const s = sub ? `${sub}/${e.name}` : e.name;
+      const rel = c.relative ? `${c.relative}/${s}` : s;
+      if (hits(rel)) {
+        // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
+        if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
+          out.push(`${s}/`);
+          continue;
+        }
+        out.push(s);
+        if (e.isFile()) {
+          try {
+            const st = lstatSync(join(c.resolved, s));
+            if (st.nlink > 1) denied.add(`${st.dev}:${st.ino}`);
+          } catch {}
+        }
+      } else if (e.isFile()) files.push({ rel, sub: s });
+      if (e.isDirectory() && scope === 'tree') dirs.push(s);
+    }
+  }
+  // Hard links (within the scope) to a withheld file are withheld too.
+  if (denied.size > 0)
+    for (const f of files) {
+      try {
+        const st = lstatSync(join(c.resolved, f.sub));
+        if (st.nlink > 1 && denied.has(`${st.dev}:${st.ino}`)) out.push(f.sub);
+      } catch {}
+    }
+  return out;
 }
 
 /** Agent network tools: a URL on an egress-allowed host is allowed, on a denied host denied (the proxy enforces too). */
