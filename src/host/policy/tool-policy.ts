@@ -349,12 +349,12 @@ function withheldEntries(
       if (++seen > limit) return 'incomplete';
       const s = sub ? `${sub}/${e.name}` : e.name;
       const rel = c.relative ? `${c.relative}/${s}` : s;
+      // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
+      if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
+        out.push(`${s}/`);
+        continue;
+      }
       if (hits(rel)) {
-        // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
-        if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
-          out.push(`${s}/`);
-          continue;
-        }
         out.push(s);
         if (e.isFile()) {
           try {
