@@ -1,4 +1,6 @@
-import { posix } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
 import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
@@ -81,6 +83,16 @@ export class MemoryGuestSession implements GuestSession {
   async close(): Promise<void> {}
 }
 
+let sharedWorkspace: string | undefined;
+function testWorkspace(): string {
+  if (!sharedWorkspace) {
+    const dir = mkdtempSync(join(tmpdir(), 'cowork-toolctx-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    sharedWorkspace = dir;
+  }
+  return sharedWorkspace;
+}
+
 const decision = (effect: Decision['effect'], reasons: string[] = []): Decision => ({
   effect,
   reasons,
@@ -94,7 +106,8 @@ export class RecordingToolContext implements ToolContext {
   readonly taskId: string;
   readonly controller = new AbortController();
   readonly session = new MemoryGuestSession();
-  readonly workspace = '/host/workspace';
+  /** A real, empty folder: the write tools re-run the path guard on the host copy before writing. */
+  readonly workspace = testWorkspace();
   maxFileSizeMB = 1;
   readonly authorizeCalls: PolicyRequest[] = [];
   readonly shellCalls: { command: string; opts?: ShellExecOptions }[] = [];

@@ -1,3 +1,5 @@
+import { rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   defaultTools,
@@ -49,6 +51,20 @@ describe('file tools through the ToolContext', () => {
       },
     ]);
     expect(ctx.session.files.get('/workspace/src/new/a.txt')?.toString()).toBe('hi');
+  });
+
+  it('write_file re-runs the path guard right before writing: a symlink swapped in is refused', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.policy = () => {
+      // between the decision and the write, the guest plants a link out of the workspace
+      symlinkSync('/etc', join(ctx.workspace, 'swapped'));
+      return { allowed: true };
+    };
+    const r = await writeFileTool.run({ path: 'swapped/cron.d/x', content: 'evil' }, ctx);
+    expect(r).toMatchObject({ isError: true, denied: true });
+    expect(r.content).toMatch(/swapped is a symbolic link that points outside the workspace/);
+    expect(ctx.session.files.size).toBe(0);
+    rmSync(join(ctx.workspace, 'swapped'));
   });
 
   it('a denied write touches nothing and tells the model why', async () => {
