@@ -287,6 +287,17 @@ describe('protected paths, case folding, hard links (issue 10)', () => {
     expect(evaluate(engine, p, 'read').effect).toBe('allow');
   });
 
+  it('a dot-folder rule matches at any depth unless anchored with /', () => {
+    const nested = createPolicyEngine({ policy: { deny: ['Write(.github/**)', 'Read(.aws/*)'] } });
+    expect(evaluate(nested, 'sub/.github/workflows/ci.yml', 'write')).toMatchObject({
+      rule: 'Write(.github/**)',
+    });
+    expect(evaluate(nested, 'a/b/.aws/credentials', 'read')).toMatchObject({ rule: 'Read(.aws/*)' });
+    const anchored = createPolicyEngine({ policy: { deny: ['Write(/.github/**)'] } });
+    expect(evaluate(anchored, '.github/x', 'write')).toMatchObject({ effect: 'deny' });
+    expect(evaluate(anchored, 'sub/.github/x', 'write').effect).toBe('allow');
+  });
+
   it('a symlink spelling of a protected path is denied too', () => {
     mkdirSync(join(ws, '.git', 'hooks'), { recursive: true });
     symlinkSync('.git/hooks', join(ws, 'hooks-alias'));
