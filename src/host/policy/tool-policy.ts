@@ -1,11 +1,11 @@
-import { lstatSync, readdirSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { ProtectedPaths } from '../workspace/index.js';
 import { globToRegExp } from './glob.js';
 import { checkPath, hostFoldsCase, type PathCheck } from './path-guard.js';
 import { type Rule, ruleMatchesTool } from './rules.js';
 import type { Decision, Effect, LayerName, PolicyContext, PolicyRequest, Risk } from './types.js';
 import { combine, type Verdict } from './verdicts.js';
+import { hardLinkNames, withheldEntries } from './workspace-scan.js';
 
 /**
  * Votes for non-shell tool calls: the path guard (guardrails), Read/Write/Edit and tool-name
@@ -63,50 +63,6 @@ function describeSpelling(s: Spelling, resolved: string): string {
   if (s.via === 'hard link') return `${resolved || '.'} (a hard link to ${s.rel})`;
   if (s.rel === resolved) return s.rel || '.';
   return `${resolved || '.'} (reached as ${s.rel})`;
-}
-
-/**
- * Other names of a regular file inside the workspace that `interesting` selects (only those are
- * lstat'ed; directories are read without following symbolic links). `complete` is false when the
- * walk hit the limit or an unreadable directory.
- */
-function hardLinkNames(
-  workspace: string,
-  file: { dev: number; ino: number },
-  self: string,
-  interesting: (rel: string) => boolean,
-  limit: number,
-): { names: string[]; complete: boolean } {
-  let root: string;
-  try {
-    root = realpathSync(workspace);
-  } catch {
-    return { names: [], complete: false };
-  }
-  const names: string[] = [];
-  const dirs = [''];
-  let seen = 0;
-  while (dirs.length > 0) {
-    const dir = dirs.pop() as string;
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = readdirSync(join(root, dir), { withFileTypes: true });
-    } catch {
-      return { names, complete: false };
-    }
-    for (const e of entries) {
-      if (++seen > limit) return { names, complete: false };
-      const rel = dir ? `${dir}/${e.name}` : e.name;
-      if (e.isDirectory()) dirs.push(rel);
-      else if (e.isFile() && rel !== self && interesting(rel)) {
-        try {
-          const st = lstatSync(join(root, rel));
-          if (st.ino === file.ino && st.dev === file.dev) names.push(rel);
-        } catch {}
-      }
-    }
-  }
-  return { names, complete: true };
 }
 
 /** `example.com` matches itself; `*.example.com` matches its subdomains (not itself). Port ignored. */
@@ -297,7 +253,7 @@ export function toolDecision(req: ToolRequest, ctx: PolicyContext, rules: ToolRu
   const scoped = (req.paths ?? []).filter((p) => p.scope && p.access === 'read');
   const withheld: string[] = [];
   for (const p of scoped) {
-    const r = withheldEntries(p.path, p.scope as 'entries' | 'tree', ctx, rules);
+    const r = scopeWithheld(p.path, p.scope as 'entries' | 'tree', ctx, rules);
     if (r === 'incomplete')
       v.push({
         layer: 'guardrails',
@@ -312,9 +268,7 @@ export function toolDecision(req: ToolRequest, ctx: PolicyContext, rules: ToolRu
   return d;
 }
 
-const SENTINEL = '\u0000';
-
-function withheldEntries(
+function scopeWithheld(
   path: string,
   scope: 'entries' | 'tree',
   ctx: PolicyContext,
@@ -331,50 +285,7 @@ function withheldEntries(
   const c = checkPath(ctx.workspace, path, 'read', { caseInsensitive: fold });
   if (!c.ok || !c.directory) return [];
   const hits = (rel: string) => readRules.some((r) => pathRuleHits(r, rel, 'read', fold));
-  const limit = rules.scanLimit ?? DEFAULT_SCAN_LIMIT;
-  const out: string[] = [];
-  const denied = new Set<string>();
-  const files: { rel: string; sub: string }[] = [];
-  const dirs = [''];
-  let seen = 0;
-  while (dirs.length > 0) {
-    const sub = dirs.pop() as string;
-    let entries: import('node:fs').Dirent[];
-    try {
-      entries = readdirSync(join(c.resolved, sub), { withFileTypes: true });
-    } catch {
-      return 'incomplete';
-    }
-    for (const e of entries) {
-      if (++seen > limit) return 'incomplete';
-      const s = sub ? `${sub}/${e.name}` : e.name;
-      const rel = c.relative ? `${c.relative}/${s}` : s;
-      // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
-      if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
-        out.push(`${s}/`);
-        continue;
-      }
-      if (hits(rel)) {
-        out.push(s);
-        if (e.isFile()) {
-          try {
-            const st = lstatSync(join(c.resolved, s));
-            if (st.nlink > 1) denied.add(`${st.dev}:${st.ino}`);
-          } catch {}
-        }
-      } else if (e.isFile()) files.push({ rel, sub: s });
-      if (e.isDirectory() && scope === 'tree') dirs.push(s);
-    }
-  }
-  // Hard links (within the scope) to a withheld file are withheld too.
-  if (denied.size > 0)
-    for (const f of files) {
-      try {
-        const st = lstatSync(join(c.resolved, f.sub));
-        if (st.nlink > 1 && denied.has(`${st.dev}:${st.ino}`)) out.push(f.sub);
-      } catch {}
-    }
-  return out;
+  return withheldEntries(c, scope, hits, rules.scanLimit ?? DEFAULT_SCAN_LIMIT);
 }
 
 /** Agent network tools: a URL on an egress-allowed host is allowed, on a denied host denied (the proxy enforces too). */
