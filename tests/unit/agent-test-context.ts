@@ -1,4 +1,6 @@
-import { posix } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
 import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
@@ -81,6 +83,16 @@ export class MemoryGuestSession implements GuestSession {
   async close(): Promise<void> {}
 }
 
+let sharedWorkspace: string | undefined;
+function testWorkspace(): string {
+  if (!sharedWorkspace) {
+    const dir = mkdtempSync(join(tmpdir(), 'cowork-toolctx-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    sharedWorkspace = dir;
+  }
+  return sharedWorkspace;
+}
+
 const decision = (effect: Decision['effect'], reasons: string[] = []): Decision => ({
   effect,
   reasons,
@@ -94,11 +106,14 @@ export class RecordingToolContext implements ToolContext {
   readonly taskId: string;
   readonly controller = new AbortController();
   readonly session = new MemoryGuestSession();
-  readonly workspace = '/host/workspace';
+  /** A real, empty folder: the write tools re-run the path guard on the host copy before writing. */
+  readonly workspace = testWorkspace();
   maxFileSizeMB = 1;
   readonly authorizeCalls: PolicyRequest[] = [];
   readonly shellCalls: { command: string; opts?: ShellExecOptions }[] = [];
   readonly events: ToolEvent[] = [];
+  /** Entries an allowed scoped (list/search) decision withholds. */
+  decisionWithheld: string[] | undefined;
   /** Decides shell commands and file tools alike; default allow. */
   policy: (req: PolicyRequest) => ScriptedVerdict = () => ({ allowed: true });
   /** Runs an allowed shell command "in the guest". */
@@ -116,7 +131,12 @@ export class RecordingToolContext implements ToolContext {
     this.authorizeCalls.push(req);
     const v = this.policy(req);
     return v.allowed
-      ? { allowed: true, decision: decision('allow') }
+      ? {
+          allowed: true,
+          decision: this.decisionWithheld
+            ? { ...decision('allow'), withheld: this.decisionWithheld }
+            : decision('allow'),
+        }
       : { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
   }
 

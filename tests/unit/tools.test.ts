@@ -1,3 +1,5 @@
+import { rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   defaultTools,
@@ -49,6 +51,20 @@ describe('file tools through the ToolContext', () => {
       },
     ]);
     expect(ctx.session.files.get('/workspace/src/new/a.txt')?.toString()).toBe('hi');
+  });
+
+  it('write_file re-runs the path guard right before writing: a symlink swapped in is refused', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.policy = () => {
+      // between the decision and the write, the guest plants a link out of the workspace
+      symlinkSync('/etc', join(ctx.workspace, 'swapped'));
+      return { allowed: true };
+    };
+    const r = await writeFileTool.run({ path: 'swapped/cron.d/x', content: 'evil' }, ctx);
+    expect(r).toMatchObject({ isError: true, denied: true });
+    expect(r.content).toMatch(/swapped is a symbolic link that points outside the workspace/);
+    expect(ctx.session.files.size).toBe(0);
+    rmSync(join(ctx.workspace, 'swapped'));
   });
 
   it('a denied write touches nothing and tells the model why', async () => {
@@ -140,7 +156,7 @@ describe('file tools through the ToolContext', () => {
 
   it('search_files runs grep in the guest with every model-supplied word quoted', async () => {
     const ctx = new RecordingToolContext();
-    ctx.session.execHandler = async () => execResult({ stdout: '/workspace/a.ts:3:const x = 1\n' });
+    ctx.session.execHandler = async () => execResult({ stdout: '/workspace/src/a.ts\x003:const x = 1\n' });
     const input = {
       pattern: "x'; rm -rf / #",
       path: 'src',
@@ -149,13 +165,45 @@ describe('file tools through the ToolContext', () => {
       max_results: 10,
     };
     const r = await searchFilesTool.run(input, ctx);
-    expect(r.content).toBe('a.ts:3:const x = 1');
+    expect(r.content).toBe('src/a.ts:3:const x = 1');
     const cmd = ctx.session.execs[0]?.command;
+    // find + xargs grep (was grep -r): so Read-withheld files can be pruned before anything reads them
     expect(cmd).toBe(
-      `grep -rnIE --color=never -i --include='*.ts' -e 'x'\\''; rm -rf / #' -- '/workspace/src' | head -n 11`,
+      `find -H '/workspace/src' -type f -name '*.ts' -print0 | xargs -0 -r grep -nIEHZ --color=never -i -e 'x'\\''; rm -rf / #' -- | head -n 11`,
     );
     expect(cmd).toBe(searchCommand(input));
     expect(ctx.session.execs[0]?.opts?.signal).toBe(ctx.signal);
+  });
+});
+
+describe('search and list honour what the policy withholds', () => {
+  it('search_files prunes withheld entries in the guest and drops any that still show up', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.decisionWithheld = ['.env', 'secrets/', 'we*rd[1].txt'];
+    ctx.session.execHandler = async () =>
+      execResult({
+        stdout: '/workspace/.env\x001:KEY=1\n/workspace/secrets/a\x002:x\n/workspace/ok.txt\x001:KEY=2\n',
+      });
+    const r = await searchFilesTool.run(
+      { pattern: 'KEY', path: '.', ignore_case: false, max_results: 5 },
+      ctx,
+    );
+    expect(r.content).toBe('ok.txt:1:KEY=2');
+    const cmd = ctx.session.execs[0]?.command ?? '';
+    expect(cmd).toContain(
+      "\\( -path '/workspace/.env' -o -path '/workspace/secrets' -o -path '/workspace/we\\*rd\\[1].txt' \\) -prune -o -type f",
+    );
+    expect(ctx.authorizeCalls[0]).toMatchObject({ paths: [{ path: '/workspace', scope: 'tree' }] });
+  });
+
+  it('list_directory shows a withheld name without its size', async () => {
+    const ctx = new RecordingToolContext();
+    ctx.decisionWithheld = ['.env'];
+    ctx.session.files.set('/workspace/.env', Buffer.from('KEY=1'));
+    ctx.session.files.set('/workspace/a.txt', Buffer.from('hi'));
+    const r = await listDirectoryTool.run({ path: '.' }, ctx);
+    expect(r.content).toBe('.env  (withheld: a Read rule denies or asks for it)\na.txt  2');
+    expect(ctx.authorizeCalls[0]).toMatchObject({ paths: [{ path: '/workspace', scope: 'entries' }] });
   });
 });
 

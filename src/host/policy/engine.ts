@@ -5,7 +5,7 @@ import { parseRule, type Rule, ruleHitsCommand, shellPathHit } from './rules.js'
 import { type CommandAnalysis, ShellAnalyzer } from './shell-analysis.js';
 import { coverageVerdicts } from './shell-coverage.js';
 import { ShellParser } from './shell-parser.js';
-import { toolVerdicts } from './tool-policy.js';
+import { toolDecision } from './tool-policy.js';
 import type { Decision, Effect, LayerName, PolicyContext, PolicyEngine, PolicyRequest } from './types.js';
 import { combine, type Verdict } from './verdicts.js';
 import { GUEST_WORKSPACE, guestAbsolute, workspaceRelativePath, writeTargets } from './write-targets.js';
@@ -22,6 +22,10 @@ export interface PolicyRulesConfig {
   workspacePolicy?: { ask?: string[]; deny?: string[]; blockedPatterns?: string[] };
   /** Egress host lists: a network tool whose input names a URL on an allowed host needs no approval. */
   egress?: { allow?: string[]; deny?: string[] };
+  /** Paths no tool may write ([workspace] protect); default new ProtectedPaths(). */
+  protect?: ProtectedPaths;
+  /** Force case-insensitive path rules; default: detected from the workspace's filesystem. */
+  caseInsensitive?: boolean;
 }
 
 const CACHE_SIZE = 1024;
@@ -67,6 +71,7 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
   readonly #egress: { allow: string[]; deny: string[] };
   readonly #protected: ProtectedPaths;
   readonly #readRules: Rule[];
+  readonly #paths: { protect: ProtectedPaths; caseInsensitive?: boolean };
 
   constructor(
     config: PolicyRulesConfig = {},
@@ -74,7 +79,8 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
     options: PolicyEngineOptions = {},
   ) {
     this.#analyzer = new ShellAnalyzer(parser);
-    this.#protected = options.protectedPaths ?? new ProtectedPaths();
+    this.#protected = options.protectedPaths ?? config.protect ?? new ProtectedPaths();
+    this.#paths = { protect: this.#protected, caseInsensitive: config.caseInsensitive };
     this.#egress = { allow: config.egress?.allow ?? [], deny: config.egress?.deny ?? [] };
     const p = config.policy ?? {};
     const w = config.workspacePolicy ?? {};
@@ -115,15 +121,15 @@ export class RuleBasedPolicyEngine implements PolicyEngine {
 
   evaluate(request: PolicyRequest, ctx: PolicyContext): Decision {
     try {
-      const verdicts =
+      const decision =
         request.kind === 'shell'
-          ? this.#shell(request.command, ctx, guestCwd(request.cwd))
-          : toolVerdicts(request, ctx, {
+          ? combine(this.#shell(request.command, ctx, guestCwd(request.cwd)))
+          : toolDecision(request, ctx, {
               user: this.#user,
               workspace: this.#workspace,
               egress: this.#egress,
+              ...this.#paths,
             });
-      const decision = combine(verdicts);
       if (decision.effect === 'ask' && request.kind === 'shell' && ctx.approvedForTask?.has(request.command))
         return {
           effect: 'allow',

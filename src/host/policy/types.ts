@@ -23,6 +23,11 @@ export interface Decision {
   layer: LayerName;
   /** The rule that decided, e.g. 'Bash(git push:*)' or 'builtin:sudo'; absent for defaults. */
   rule?: string;
+  /**
+   * For a tool path with a scope (list, search): entries below it, relative to it, that Read
+   * rules deny or ask for; a trailing '/' withholds a whole folder. The tool MUST leave them out.
+   */
+  withheld?: string[];
 }
 
 export type PolicyRequest =
@@ -38,7 +43,7 @@ export type PolicyRequest =
       risk: Risk;
       input: unknown;
       /** Workspace paths the tool touches, checked by the path guard and Read/Write/Edit rules. */
-      paths?: { path: string; access: 'read' | 'write' | 'edit' }[];
+      paths?: { path: string; access: 'read' | 'write' | 'edit'; scope?: 'entries' | 'tree' }[];
     };
 
 export interface PolicyContext {

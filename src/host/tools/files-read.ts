@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { abridge, bytesOfMB } from './abridge.js';
-import { authorizeFileTool, guestFailure } from './authorize.js';
+import { authorizeFileScope, authorizeFileTool, guestFailure } from './authorize.js';
 import { guestPath, shellQuote, workspaceRelative } from './guest-path.js';
 import type { Tool, ToolResult } from './types.js';
 
@@ -69,20 +69,25 @@ export const listDirectoryTool: Tool<ListDirectoryInput> = {
   description: 'List a directory in the VM workspace (names, "/" after directories, sizes of files).',
   input: listInput,
   describe: (i) => `list_directory ${i.path}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'read' }],
+  paths: (i) => [{ path: guestPath(i.path), access: 'read', scope: 'entries' }],
   async run(input, ctx): Promise<ToolResult> {
     const path = guestPath(input.path);
-    const denied = await authorizeFileTool(listDirectoryTool, input, listDirectoryTool.paths!(input), ctx);
-    if (denied) return denied;
+    const auth = await authorizeFileScope(listDirectoryTool, input, listDirectoryTool.paths!(input), ctx);
+    if ('denied' in auth) return auth.denied;
+    // Names stay visible (the shell shows them too, and the model should not recreate the file);
+    // size and type of a withheld entry are not shown.
+    const withheld = new Set(auth.withheld.map((w) => w.replace(/\/$/, '')));
     try {
       const entries = await ctx.session.list(path);
       entries.sort((a, b) => a.name.localeCompare(b.name));
       const lines = entries.map((e) =>
-        e.type === 'directory'
-          ? `${e.name}/`
-          : e.type === 'file'
-            ? `${e.name}  ${e.size}`
-            : `${e.name}  (${e.type})`,
+        withheld.has(e.name)
+          ? `${e.name}  (withheld: a Read rule denies or asks for it)`
+          : e.type === 'directory'
+            ? `${e.name}/`
+            : e.type === 'file'
+              ? `${e.name}  ${e.size}`
+              : `${e.name}  (${e.type})`,
       );
       return {
         content: lines.length === 0 ? `${workspaceRelative(path)} is empty` : abridge(lines.join('\n')),
@@ -107,13 +112,49 @@ const searchInput = z
   .strict();
 export type SearchFilesInput = z.infer<typeof searchInput>;
 
-/** The grep command line run in the guest; every model-supplied word is quoted. */
-export function searchCommand(input: SearchFilesInput): string {
-  const words = ['grep', '-rnIE', '--color=never'];
-  if (input.ignore_case) words.push('-i');
-  if (input.glob) words.push(`--include=${shellQuote(input.glob)}`);
-  words.push('-e', shellQuote(input.pattern), '--', shellQuote(guestPath(input.path)));
-  return `${words.join(' ')} | head -n ${input.max_results + 1}`;
+/** find's -path patterns are globs: match these names literally. */
+function findLiteral(path: string): string {
+  return path.replace(/[\\*?[]/g, '\\$&');
+}
+
+/**
+ * The search run in the guest; every model-supplied word is quoted. find lists regular files
+ * (not following symbolic links below the root, like grep -r) and prunes what the Read rules
+ * withhold, so a denied file is never read, and neither the matches nor their count can reveal
+ * what it holds; grep -Z ends each file name with a NUL so the host can parse names safely.
+ */
+export function searchCommand(input: SearchFilesInput, withheld: readonly string[] = []): string {
+  const root = guestPath(input.path);
+  const find = ['find', '-H', shellQuote(root)];
+  if (withheld.length > 0) {
+    const tests = withheld.map((w) => `-path ${shellQuote(findLiteral(`${root}/${w.replace(/\/$/, '')}`))}`);
+    find.push('\\(', tests.join(' -o '), '\\)', '-prune', '-o');
+  }
+  find.push('-type', 'f');
+  if (input.glob) find.push('-name', shellQuote(input.glob));
+  find.push('-print0');
+  const grep = ['xargs', '-0', '-r', 'grep', '-nIEHZ', '--color=never'];
+  if (input.ignore_case) grep.push('-i');
+  grep.push('-e', shellQuote(input.pattern), '--');
+  return `${find.join(' ')} | ${grep.join(' ')} | head -n ${input.max_results + 1}`;
+}
+
+/** Parses `file\0line:text` lines, leaving out any file under a withheld entry (defence in depth). */
+export function searchMatches(stdout: string, root: string, withheld: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const nul = line.indexOf('\0');
+    if (nul < 0) continue;
+    const file = line.slice(0, nul);
+    const below = file === root ? '' : file.startsWith(`${root}/`) ? file.slice(root.length + 1) : undefined;
+    if (below === undefined) continue;
+    if (
+      withheld.some((w) => (w.endsWith('/') ? below.startsWith(w) : below === w || below.startsWith(`${w}/`)))
+    )
+      continue;
+    out.push(`${file.replace(/^\/workspace\//, '')}:${line.slice(nul + 1)}`);
+  }
+  return out;
 }
 
 export const searchFilesTool: Tool<SearchFilesInput> = {
@@ -122,11 +163,11 @@ export const searchFilesTool: Tool<SearchFilesInput> = {
   description: 'Search file contents in the VM workspace with grep -E; returns path:line:text matches.',
   input: searchInput,
   describe: (i) => `search_files /${i.pattern}/ in ${i.path}${i.glob ? ` (${i.glob})` : ''}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'read' }],
+  paths: (i) => [{ path: guestPath(i.path), access: 'read', scope: 'tree' }],
   async run(input, ctx): Promise<ToolResult> {
-    const denied = await authorizeFileTool(searchFilesTool, input, searchFilesTool.paths!(input), ctx);
-    if (denied) return denied;
-    const result = await ctx.session.exec(searchCommand(input), {
+    const auth = await authorizeFileScope(searchFilesTool, input, searchFilesTool.paths!(input), ctx);
+    if ('denied' in auth) return auth.denied;
+    const result = await ctx.session.exec(searchCommand(input, auth.withheld), {
       cwd: '/workspace',
       timeoutMs: 60_000,
       maxOutputBytes: 1024 * 1024,
@@ -135,7 +176,7 @@ export const searchFilesTool: Tool<SearchFilesInput> = {
     if (result.timedOut)
       return { content: 'search timed out after 60s; narrow the path or glob', isError: true };
     // With the pipe, the exit status is head's; grep's own errors arrive on stderr.
-    const lines = result.stdout.split('\n').filter((l) => l !== '');
+    const lines = searchMatches(result.stdout, guestPath(input.path), auth.withheld);
     if (lines.length === 0) {
       const err = result.stderr.trim();
       return err
@@ -143,7 +184,7 @@ export const searchFilesTool: Tool<SearchFilesInput> = {
         : { content: 'No matches.' };
     }
     const more = lines.length > input.max_results;
-    const shown = lines.slice(0, input.max_results).map((l) => l.replace(/^\/workspace\//, ''));
+    const shown = lines.slice(0, input.max_results);
     return {
       content:
         abridge(shown.join('\n')) +

@@ -1,5 +1,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
+import { CoworkError } from '../errors.js';
+import { assertStillInside } from '../policy/path-guard.js';
 import { bytesOfMB } from './abridge.js';
 import { authorizeFileTool, guestFailure } from './authorize.js';
 import { guestPath, shellQuote, workspaceRelative } from './guest-path.js';
@@ -12,8 +14,13 @@ function tooLarge(path: string, bytes: number, maxMB: number): ToolResult {
   };
 }
 
-/** Writes through the GuestSession (SFTP), creating missing parent folders in the guest first. */
+/**
+ * Writes through the GuestSession (SFTP), creating missing parent folders in the guest first.
+ * Right before, the path guard runs again on the host copy of the workspace: a symbolic link
+ * swapped in since the decision (by something running in the guest) is refused.
+ */
 async function writeGuestFile(ctx: ToolContext, absPath: string, data: string): Promise<void> {
+  assertStillInside(ctx.workspace, absPath, 'write');
   const dir = posix.dirname(absPath);
   const mk = await ctx.session.exec(`mkdir -p -- ${shellQuote(dir)}`, {
     timeoutMs: 30_000,
@@ -21,6 +28,12 @@ async function writeGuestFile(ctx: ToolContext, absPath: string, data: string): 
   });
   if (mk.exitCode !== 0) throw new Error(mk.stderr.trim() || `mkdir exited with ${mk.exitCode}`);
   await ctx.session.writeFile(absPath, data);
+}
+
+function writeFailure(path: string, err: unknown): ToolResult {
+  if (err instanceof CoworkError && err.code === 'denied')
+    return { content: `Denied: ${err.message}. Nothing was written.`, isError: true, denied: true };
+  return guestFailure('write', path, err);
 }
 
 const writeInput = z
@@ -47,7 +60,7 @@ export const writeFileTool: Tool<WriteFileInput> = {
     try {
       await writeGuestFile(ctx, path, input.content);
     } catch (err) {
-      return guestFailure('write', input.path, err);
+      return writeFailure(input.path, err);
     }
     return { content: `Wrote ${bytes} bytes to ${input.path}.`, filesChanged: [workspaceRelative(path)] };
   },
@@ -115,7 +128,7 @@ export const editFileTool: Tool<EditFileInput> = {
     try {
       await writeGuestFile(ctx, path, updated);
     } catch (err) {
-      return guestFailure('write', input.path, err);
+      return writeFailure(input.path, err);
     }
     return {
       content: `Replaced ${count} occurrence${count === 1 ? '' : 's'} in ${input.path}.`,

@@ -69,7 +69,7 @@ export interface Tool<I = unknown> {
   /** One human line for the terminal and timeline, e.g. `write_file src/a.ts (120 bytes)`. */
   describe(input: I): string;
   /** Workspace paths the call touches, for the path guard (guest paths: relative or /workspace/...). */
-  paths?(input: I): { path: string; access: 'read' | 'write' | 'edit' }[];
+  paths?(input: I): { path: string; access: 'read' | 'write' | 'edit'; scope?: 'entries' | 'tree' }[];
   run(input: I, ctx: ToolContext): Promise<ToolResult>;
 }
 
