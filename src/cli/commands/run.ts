@@ -222,7 +222,7 @@ export function register(program: Command): void {
     );
   addExamples(cmd, [
     'cowork-vm run "add a test for utils.ts and make it pass"',
-    'cowork-vm run --model claude-haiku-4-5 "summarise README.md"',
+    'cowork-vm run --model claude-haiku-5-5 "summarise README.md"',
     'cowork-vm run --json "list the files" > events.jsonl',
   ]);
 }
