@@ -210,7 +210,8 @@ export class AnthropicApiStandIn {
     const q = new URL(req.url ?? '/', 'http://stand-in').searchParams;
     const limit = Number(q.get('limit') ?? 20);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      return sendError(res, 400, 'invalid_request_error', 'limit: must be between 1 and 1000');
+      sendError(res, 400, 'invalid_request_error', 'limit: must be between 1 and 1000');
+      return;
     }
     let from = 0;
     let to = this.models.length;
