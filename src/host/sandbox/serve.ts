@@ -189,6 +189,10 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     tasks.attach(controller);
     if (opts.terminal) {
       const rl = createInterface({ input: opts.terminal.input, output: opts.terminal.output });
+      // On a tty readline reads in raw mode, where Ctrl-C is a byte that readline turns into its
+      // own 'SIGINT' event (and, with no listener, swallows by closing itself — so the first
+      // Ctrl-C of `cowork-vm start` did nothing). Raise it as the real signal it was meant as.
+      rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
       const detach = attachTerminalPrompt({
         broker: approvals,
         rl,
