@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { benchEgress } from '../dist/host/egress/bench.js';
 import { benchPolicy } from '../dist/host/policy/bench.js';
 import { bootBare, writeBareInitramfs } from './bench/bare-boot.js';
+import { timeCliExec, timeCliStartup } from './bench/cli.js';
 import {
   bootSandbox,
   IO_BYTES,
@@ -24,6 +25,7 @@ const BOOTS = 3;
 const EXEC_RUNS = 200;
 const SSH_RUNS = 20;
 const IO_RUNS = 3;
+const CLI_RUNS = 20;
 
 const t0 = performance.now();
 const log = (line) =>
@@ -100,6 +102,18 @@ async function main() {
   const initrd = writeBareInitramfs(tmp);
   const rows = [];
 
+  log(`cowork-vm --version vs node -e 0, x${CLI_RUNS} each`);
+  const startup = await timeCliStartup(CLI_RUNS);
+  const v50 = median(startup.cli);
+  const n50 = median(startup.node);
+  rows.push([
+    'cowork-vm --version (new process)',
+    ms(v50),
+    `${ms(n50)} node -e 0`,
+    ratio(v50, n50),
+    `median of ${CLI_RUNS}, interleaved; goal <= 2x (loads only the parser)`,
+  ]);
+
   // Boots interleaved (sandbox, bare, sandbox, bare, bare, sandbox) so a change in the machine's
   // load during the run hits both sides; only one guest runs at a time.
   const sandboxBoots = [];
@@ -140,6 +154,8 @@ async function main() {
   const warm = await timeSessionExec(sb, EXEC_RUNS);
   log(`exec true x${EXEC_RUNS} through Controller.exec (policy + timeline)`);
   const ctl = await timeControllerExec(sb, EXEC_RUNS);
+  log(`cowork-vm exec -- true x${CLI_RUNS} (a new CLI process each)`);
+  const cliExec = await timeCliExec(sb, CLI_RUNS);
   log(`fresh ssh process x${SSH_RUNS}`);
   const fresh = await timeFreshSsh(sb, SSH_RUNS);
   const f50 = quantile(fresh, 0.5);
@@ -166,6 +182,14 @@ async function main() {
       `${ms(f50)} fresh ssh`,
       ratio(f50, c50) + ' faster',
       `+policy decision +timeline; p99 ${ms(quantile(ctl.samples, 0.99))}`,
+    ]);
+    const x50 = quantile(cliExec, 0.5);
+    rows.push([
+      'exec true p50 (CLI: cowork-vm exec)',
+      ms(x50),
+      `${ms(c50)} Controller.exec`,
+      `+${ms(x50 - c50)}`,
+      `new process + socket + Controller.exec; goal <= +150 ms; fresh ssh ${ms(f50)} (${ratio(f50, x50)} slower)`,
     ]);
   } else {
     log(`Controller.exec skipped: ${ctl.skipped}`);

@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup-host.sh
+# First: every host package the runtime, the image build, the tests and the bench need, from the
+# one list (scripts/host-requirements.tsv); then check it, so a gap fails here with the install
+# line instead of as a puzzling test failure later.
+sh scripts/setup-host.sh --for all
+sh scripts/setup-host.sh --check --for all
 [ -d node_modules/ssh2 ] || npm install --no-audit --no-fund
 npm run build
 node bin/cowork-vm.js image build base

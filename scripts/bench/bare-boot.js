@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { egressRelayCommand } from '../../dist/host/egress/index.js';
 import { CoworkError } from '../../dist/host/errors.js';
+import { requireProvided } from '../../dist/host/host-requirements.js';
 // Internals of the QEMU driver, imported so the baseline resolves host facts exactly as it does.
 import { findVirtiofsd, freeLoopbackPort, hostTscKhz } from '../../dist/host/vm/qemu/host-facts.js';
 import { buildQemuArgs } from '../../dist/host/vm/qemu/index.js';
@@ -20,7 +21,6 @@ import { newcArchive } from './cpio.js';
  */
 
 export const BARE_MARKER = 'COWORK-BENCH-BARE-USERSPACE';
-const BUSYBOX = '/bin/busybox';
 
 export function writeBareInitramfs(dir) {
   const init = `#!/bin/busybox sh\n/bin/busybox echo ${BARE_MARKER}\n/bin/busybox reboot -f\n`;
@@ -31,7 +31,7 @@ export function writeBareInitramfs(dir) {
     { dir: 'sys' },
     // Without /dev/console in the initramfs, /init would start with no stdout at all.
     { chr: 'dev/console', major: 5, minor: 1, mode: 0o600 },
-    { file: 'bin/busybox', data: readFileSync(BUSYBOX), mode: 0o755 },
+    { file: 'bin/busybox', data: readFileSync(requireProvided('/bin/busybox')), mode: 0o755 },
     { file: 'init', data: Buffer.from(init), mode: 0o755 },
   ]);
   const path = join(dir, 'bare-initrd.cpio');

@@ -53,6 +53,7 @@ export async function bootSandbox({ share, log }) {
     readyMs,
     firstLineMs,
     workspace,
+    env,
     like: {
       image,
       cpus: sandbox.opts.cpus,

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
-import { LocalControlClient } from '../host/control/local-client.js';
+import type { LocalControlClient } from '../host/control/local-client.js';
 import { CoworkError, EXIT_CODES } from '../host/errors.js';
-import { locateSandbox } from '../host/sandbox/serve.js';
+
+/*
+ * Everything here is loaded for every command, --help and --version included: import only
+ * commander's types and errors.ts statically; what a command needs is imported when it runs.
+ */
 
 /** Output helpers shared by every command: errors become one line + an exit code. */
 export function fail(err: unknown): never {
@@ -29,11 +33,20 @@ export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Connects to the running controller of a workspace. */
+/** Where a workspace's sandbox lives (state dir, control socket), without loading the controller. */
+export async function locate(workspace?: string) {
+  const { locateSandbox } = await import('../host/sandbox/locate.js');
+  return locateSandbox(workspace);
+}
+
+/** Connects to the running controller of a workspace (loads only the socket client). */
 export async function connectController(
   workspace?: string,
 ): Promise<{ client: LocalControlClient; workspace: string }> {
-  const loc = locateSandbox(workspace);
+  const [loc, { LocalControlClient }] = await Promise.all([
+    locate(workspace),
+    import('../host/control/local-client.js'),
+  ]);
   const client = await LocalControlClient.connect(loc.socketPath, loc.workspace);
   return { client, workspace: loc.workspace };
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { installLine, missingRequirements, requirementsFor } from './host-requirements.js';
 import { hostPaths } from './paths.js';
 import type { Accel } from './vm/driver.js';
 import { ImageStore } from './vm/images.js';
@@ -12,11 +12,6 @@ export interface DoctorCheck {
   fix?: string;
 }
 
-function which(bin: string): string | undefined {
-  const r = spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : undefined;
-}
-
 /**
  * What this host has and lacks for cowork-vm, each with the command that fixes it. The same
  * function serves `cowork-vm doctor` and (later) the dashboard.
@@ -26,7 +21,7 @@ export async function runDoctor(
 ): Promise<DoctorCheck[]> {
   const env = opts.env ?? process.env;
   const checks: DoctorCheck[] = [];
-  const setup = 'bash scripts/setup-host.sh (in the cowork-vm folder)';
+  const setup = 'sudo bash scripts/setup-host.sh (in the cowork-vm folder)';
 
   const driver = await createDriver(process.platform, { paths: hostPaths(env) });
   const probe = await driver.probe({ accel: opts.accel ?? 'auto' });
@@ -58,13 +53,24 @@ export async function runDoctor(
       : 'decided at start',
   });
 
-  const mm = which('mmdebstrap');
-  checks.push({
-    name: 'mmdebstrap (image builds)',
-    ok: Boolean(mm),
-    detail: mm ?? 'not installed',
-    fix: mm ? undefined : `sudo apt-get install mmdebstrap  (or ${setup})`,
-  });
+  // Host packages, from the one requirements list (scripts/host-requirements.tsv).
+  for (const [role, label] of [
+    ['runtime', 'host packages for start/exec'],
+    ['image', 'host packages for image build'],
+  ] as const) {
+    const need = requirementsFor([role]);
+    const missing = missingRequirements([role]);
+    checks.push({
+      name: label,
+      ok: missing.length === 0,
+      detail: missing.length
+        ? `missing ${missing.map((m) => `${m.missing.join(', ')} (${m.requirement.package})`).join('; ')}`
+        : `${need.length} packages present (${need.map((r) => r.package).join(', ')})`,
+      fix: missing.length
+        ? `${installLine(missing.map((m) => m.requirement.package))}  (or: ${setup})`
+        : undefined,
+    });
+  }
 
   const store = new ImageStore(hostPaths(env));
   for (const name of ['base', 'browser']) {

@@ -12,6 +12,10 @@ import type { AddressInfo } from 'node:net';
  *
  * Like the real API it rejects a request whose API key is wrong (401) and a conversation in
  * which a tool_use is not answered by a tool_result in the next user turn (400).
+ *
+ * GET /v1/models lists `models` with the real pagination (`limit`, `after_id`, `before_id` →
+ * `{data, has_more, first_id, last_id}`); with `strictModels`, a Messages call naming a model
+ * not in that list gets the API's 404 `not_found_error` ("model: ID").
  */
 
 /** Wire JSON as the tests read it. */
@@ -36,6 +40,21 @@ export type Scripted =
   | { kind: 'stream-error'; type: string; message: string }
   /** Sends message_start, then nothing: the client must abort. `aborted` resolves when it does. */
   | { kind: 'hang' };
+
+export interface StandInModel {
+  id: string;
+  display_name: string;
+  created_at: string;
+}
+
+/** What the stand-in lists by default: newest first, like the real Models API. */
+export const DEFAULT_STAND_IN_MODELS: StandInModel[] = [
+  { id: 'claude-sonnet-5-5', display_name: 'Claude Sonnet 5.5', created_at: '2026-09-24T00:00:00Z' },
+  { id: 'claude-opus-5-5', display_name: 'Claude Opus 5.5', created_at: '2026-09-23T00:00:00Z' },
+  { id: 'claude-haiku-5-5', display_name: 'Claude Haiku 5.5', created_at: '2026-10-07T00:00:00Z' },
+  { id: 'claude-fable-5-2', display_name: 'Claude Fable 5.2', created_at: '2026-11-10T00:00:00Z' },
+  { id: 'claude-haiku-4-5-20251001', display_name: 'Claude Haiku 4.5', created_at: '2025-10-01T00:00:00Z' },
+];
 
 export interface RecordedRequest {
   method: string;
@@ -84,15 +103,26 @@ export class AnthropicApiStandIn {
   readonly #queue: Scripted[] = [];
   readonly #server: Server;
   readonly #apiKey: string;
+  readonly models: StandInModel[];
+  readonly #strictModels: boolean;
 
-  private constructor(server: Server, apiKey: string) {
+  private constructor(server: Server, apiKey: string, models: StandInModel[], strictModels: boolean) {
     this.#server = server;
     this.#apiKey = apiKey;
+    this.models = models;
+    this.#strictModels = strictModels;
   }
 
-  static async start(opts: { apiKey?: string } = {}): Promise<AnthropicApiStandIn> {
+  static async start(
+    opts: { apiKey?: string; models?: StandInModel[]; strictModels?: boolean } = {},
+  ): Promise<AnthropicApiStandIn> {
     const server = createServer();
-    const api = new AnthropicApiStandIn(server, opts.apiKey ?? 'sk-ant-test-key');
+    const api = new AnthropicApiStandIn(
+      server,
+      opts.apiKey ?? 'sk-ant-test-key',
+      opts.models ?? DEFAULT_STAND_IN_MODELS,
+      opts.strictModels ?? false,
+    );
     server.on('request', (req, res) => void api.#handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return api;
@@ -143,6 +173,11 @@ export class AnthropicApiStandIn {
     }
     const path = (req.url ?? '').split('?')[0] ?? '';
     this.requests.push({ method: req.method ?? '', path, headers: req.headers, body, raw });
+    if (req.method === 'GET' && path === '/v1/models') {
+      if (presentedKey(req) !== this.#apiKey)
+        return sendError(res, 401, 'authentication_error', 'invalid x-api-key');
+      return this.#listModels(req, res);
+    }
     if (req.method !== 'POST' || path !== '/v1/messages') {
       return sendError(res, 404, 'not_found_error', `no route ${req.method} ${path}`);
     }
@@ -151,6 +186,10 @@ export class AnthropicApiStandIn {
     }
     const invalid = validateRequest(body);
     if (invalid) return sendError(res, 400, 'invalid_request_error', invalid);
+    const model = (body as Wire).model;
+    if (this.#strictModels && !this.models.some((m) => m.id === model)) {
+      return sendError(res, 404, 'not_found_error', `model: ${model}`);
+    }
     const next = this.#queue.shift();
     if (!next) return sendError(res, 500, 'api_error', 'anthropic stand-in: no scripted response left');
     const b = body as Wire;
@@ -166,6 +205,38 @@ export class AnthropicApiStandIn {
     }
     this.#stream(res, next, message);
   }
+  /** GET /v1/models: one page, cut by limit (1–1000, default 20) after after_id / before before_id. */
+  #listModels(req: IncomingMessage, res: ServerResponse): void {
+    const q = new URL(req.url ?? '/', 'http://stand-in').searchParams;
+    const limit = Number(q.get('limit') ?? 20);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      sendError(res, 400, 'invalid_request_error', 'limit: must be between 1 and 1000');
+      return;
+    }
+    let from = 0;
+    let to = this.models.length;
+    const after = q.get('after_id');
+    const before = q.get('before_id');
+    if (after) from = this.models.findIndex((m) => m.id === after) + 1;
+    if (before)
+      to = Math.max(
+        0,
+        this.models.findIndex((m) => m.id === before),
+      );
+    let page = this.models.slice(from, to);
+    const hasMore = page.length > limit;
+    page = before ? page.slice(-limit) : page.slice(0, limit);
+    res.writeHead(200, { 'content-type': 'application/json', 'request-id': id('req') });
+    res.end(
+      JSON.stringify({
+        data: page.map((m) => ({ type: 'model', ...m })),
+        has_more: hasMore,
+        first_id: page[0]?.id ?? null,
+        last_id: page.at(-1)?.id ?? null,
+      }),
+    );
+  }
+
   #stream(res: ServerResponse, scripted: Scripted, message: Wire): void {
     res.writeHead(200, {
       'content-type': 'text/event-stream',

@@ -2,7 +2,6 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
-  existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -13,6 +12,7 @@ import {
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { requireProvided } from '../../src/host/host-requirements.js';
 
 /**
  * A real OpenSSH sshd on 127.0.0.1:<free port> for tests, configured like the guest's
@@ -113,9 +113,7 @@ function killAll(pids: number[]): void {
 }
 
 export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
-  if (!existsSync(SSHD_PATH)) {
-    throw new Error(`${SSHD_PATH} is missing: install it with 'apt-get install -y openssh-server'`);
-  }
+  requireProvided(SSHD_PATH); // from the host requirements list: fails with the install line
   const user = ensureTestUser();
   const dir = mkdtempSync(join(tmpdir(), 'cowork-sshd-'));
   chmodSync(dir, 0o755); // the login user must read authorized_keys through it

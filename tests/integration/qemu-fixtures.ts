@@ -1,18 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { CoworkError } from '../../src/host/errors.js';
+import { requireProvided } from '../../src/host/host-requirements.js';
 import { hostPaths } from '../../src/host/paths.js';
 import type { Arch, BootImage, VmSpec } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
@@ -137,17 +130,14 @@ export function processesMentioning(needle: string): number[] {
   return pids;
 }
 
-const BUSYBOX = ['/usr/bin/busybox', '/bin/busybox'];
-
 /**
  * A tiny initramfs (cpio newc, gzip) with static busybox and the given /init script, for boot
  * paths the real image never takes on purpose (COWORK-FATAL, never ready). No root needed: the
  * /dev/console node is written straight into the archive.
  */
 export function writeInitramfs(path: string, initScript: string): void {
-  const busybox = BUSYBOX.find((p) => existsSync(p));
-  if (!busybox)
-    throw new CoworkError('unavailable', 'static busybox is missing — run: bash scripts/setup-host.sh');
+  // From the host requirements list: missing → FAILS with the package and its install line.
+  const busybox = requireProvided('/bin/busybox');
   const entries: { name: string; mode: number; data?: Buffer; rdev?: [number, number] }[] = [
     { name: 'bin', mode: 0o040755 },
     { name: 'dev', mode: 0o040755 },

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { listDevices, revokeDevice } from '../../host/control/devices.js';
 import type { DeviceRecord } from '../../host/control/store.js';
 import { action, addExamples, printJson } from '../common.js';
 
@@ -19,7 +18,8 @@ export function register(program: Command): void {
     .option('--json', 'print machine-readable JSON')
     .option('--all', 'include revoked devices')
     .action(
-      action((flags: { json?: boolean; all?: boolean }) => {
+      action(async (flags: { json?: boolean; all?: boolean }) => {
+        const { listDevices } = await import('../../host/control/devices.js');
         const list = listDevices({ includeRevoked: flags.all ?? false });
         if (flags.json) return printJson(list);
         if (list.length === 0)
@@ -32,7 +32,8 @@ export function register(program: Command): void {
     .description('Revoke a device now: its key stops working and open sessions are closed')
     .argument('<id>', 'device id from `cowork-vm devices`')
     .action(
-      action((id: string) => {
+      action(async (id: string) => {
+        const { revokeDevice } = await import('../../host/control/devices.js');
         const d = revokeDevice(id);
         process.stdout.write(
           `revoked ${d.id} (${d.name}); a running controller closes its sessions within a second\n`,

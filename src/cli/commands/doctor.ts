@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { runDoctor } from '../../host/doctor.js';
-import { parseAccel } from '../../host/vm/index.js';
 import { action, addExamples, printJson } from '../common.js';
 
 export function register(program: Command): void {
@@ -13,6 +11,10 @@ export function register(program: Command): void {
     .option('--json', 'print machine-readable JSON')
     .action(
       action(async (flags: { accel?: string; json?: boolean }) => {
+        const [{ runDoctor }, { parseAccel }] = await Promise.all([
+          import('../../host/doctor.js'),
+          import('../../host/vm/index.js'),
+        ]);
         const checks = await runDoctor({
           accel: flags.accel ? parseAccel(flags.accel, '--accel') : undefined,
         });

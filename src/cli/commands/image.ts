@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
-import { hostPaths } from '../../host/paths.js';
-import { ImageStore } from '../../host/vm/images.js';
 import { action, addExamples, printJson } from '../common.js';
+
+/** The image store of this host, loaded when an image command runs. */
+async function imageStore() {
+  const [{ hostPaths }, { ImageStore }] = await Promise.all([
+    import('../../host/paths.js'),
+    import('../../host/vm/images.js'),
+  ]);
+  return new ImageStore(hostPaths());
+}
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
@@ -34,7 +41,7 @@ export function register(program: Command): void {
           name: string,
           flags: { arch?: string; force?: boolean; verbose?: boolean; json?: boolean },
         ) => {
-          const store = new ImageStore(hostPaths());
+          const store = await imageStore();
           const say = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
           const res = await store.build(name, {
             arch: flags.arch,
@@ -66,7 +73,7 @@ export function register(program: Command): void {
     .option('--json', 'print machine-readable JSON')
     .action(
       action(async (flags: { json?: boolean }) => {
-        const list = new ImageStore(hostPaths()).list();
+        const list = (await imageStore()).list();
         if (flags.json) return printJson(list);
         if (list.length === 0)
           return void process.stdout.write('no images built — run: cowork-vm image build\n');
@@ -87,7 +94,7 @@ export function register(program: Command): void {
     .option('--stale', 'only images of an older recipe')
     .action(
       action(async (name: string, flags: { arch?: string; stale?: boolean }) => {
-        const removed = new ImageStore(hostPaths()).remove(name, {
+        const removed = (await imageStore()).remove(name, {
           arch: flags.arch,
           staleOnly: flags.stale,
         });

@@ -5,6 +5,7 @@ import * as devices from './devices.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
 import * as image from './image.js';
+import * as models from './models.js';
 import * as pair from './pair.js';
 import * as policy from './policy.js';
 import * as run from './run.js';
@@ -14,12 +15,18 @@ import * as status from './status.js';
 import * as stop from './stop.js';
 import * as timeline from './timeline.js';
 
-/** Every command module exports `register(program)`; the order here is the order in --help. */
+/**
+ * Every command module exports `register(program)`; the order here is the order in --help.
+ * A command module imports only commander, ../common.js and type-only host modules at the top:
+ * its implementation is imported inside its action, so --help and --version load nothing else
+ * (tests/integration/cli-startup.test.ts checks what the built binary resolves).
+ */
 const COMMANDS: { register(program: Command): void }[] = [
   start,
   status,
   exec,
   run,
+  models,
   cancel,
   stop,
   approvals,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { createPairingCode } from '../../host/control/devices.js';
-import { ROLES, type Role } from '../../host/control/protocol.js';
+import type { Role } from '../../host/control/protocol.js';
 import { CoworkError } from '../../host/errors.js';
 import { action, addExamples, printJson } from '../common.js';
 
@@ -10,10 +9,14 @@ export function register(program: Command): void {
     .description(
       'Show a one-time code (valid 5 minutes) that pairs a new device or Telegram account with this host',
     )
-    .option('--role <role>', `what the paired device may do: ${ROLES.join(', ')}`, 'operator')
+    .option('--role <role>', 'what the paired device may do: viewer, operator or admin', 'operator')
     .option('--json', 'print machine-readable JSON')
     .action(
-      action((flags: { role: string; json?: boolean }) => {
+      action(async (flags: { role: string; json?: boolean }) => {
+        const [{ createPairingCode }, { ROLES }] = await Promise.all([
+          import('../../host/control/devices.js'),
+          import('../../host/control/protocol.js'),
+        ]);
         if (!(ROLES as readonly string[]).includes(flags.role)) {
           throw new CoworkError('invalidArgument', `--role ${flags.role} is not one of ${ROLES.join(', ')}`);
         }

@@ -1,14 +1,9 @@
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { loadConfig } from '../../host/config/index.js';
 import { CoworkError } from '../../host/errors.js';
-import {
-  checkPolicy,
-  DECISION_EXIT_CODES,
-  type PolicyRequest,
-  RISKS,
-  type Risk,
-} from '../../host/policy/index.js';
+import type { PolicyRequest } from '../../host/policy/index.js';
+// A leaf module (no imports): the choices of --risk, without loading the policy engine.
+import { RISKS, type Risk } from '../../host/policy/types.js';
 import { action, addExamples, printJson } from '../common.js';
 
 interface CheckFlags {
@@ -70,12 +65,16 @@ export function register(program: Command): void {
     .option('--input <json>', 'the tool input as JSON (a "path" field is checked by the path guard)')
     .addOption(new Option('--risk <risk>', 'the tool risk').choices([...RISKS]))
     .action(
-      action((words: string[], flags: CheckFlags) => {
+      action(async (words: string[], flags: CheckFlags) => {
         const workspace = resolve(flags.workspace ?? process.cwd());
         if (flags.tool === undefined && words.length === 0)
           throw new CoworkError('invalidArgument', 'give a command after -- or --tool NAME');
         if (flags.tool !== undefined && words.length > 0)
           throw new CoworkError('invalidArgument', 'give either a command or --tool, not both');
+        const [{ loadConfig }, { checkPolicy, DECISION_EXIT_CODES }] = await Promise.all([
+          import('../../host/config/index.js'),
+          import('../../host/policy/index.js'),
+        ]);
         const { config, warnings } = loadConfig({ configFile: flags.config, workspace });
         for (const w of warnings) process.stderr.write(`cowork-vm: warning: ${w}\n`);
         const request = flags.tool !== undefined ? toolRequest(flags) : words.join(' ');

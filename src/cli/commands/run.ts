@@ -91,6 +91,9 @@ function budgetLine(b: Extract<StoredEvent, { type: 'budget' }>['data']): string
 async function askApproval(client: LocalControlClient, e: Extract<StoredEvent, { type: 'approval.asked' }>) {
   const d = e.data;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // A tty is read in raw mode while asking: Ctrl-C arrives as a byte readline turns into its own
+  // event. Raise it as the signal it is, so the first press cancels the task as it does elsewhere.
+  rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
   try {
     process.stderr.write(
       `\n? approval ${d.id}: ${d.tool} (${d.risk})${d.command ? `\n    ${d.command}` : ''}\n    why: ${d.reasons.join('; ')}\n`,
@@ -222,7 +225,7 @@ export function register(program: Command): void {
     );
   addExamples(cmd, [
     'cowork-vm run "add a test for utils.ts and make it pass"',
-    'cowork-vm run --model claude-haiku-4-5 "summarise README.md"',
+    'cowork-vm run --model claude-haiku-5-5 "summarise README.md"',
     'cowork-vm run --json "list the files" > events.jsonl',
   ]);
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
-import { KeychainSecretStore, SECRET_NAME } from '../../host/secrets/index.js';
 import { action, addExamples, printJson } from '../common.js';
 
 /** Reads a value without echoing it (TTY), or all of stdin (pipe), trimming one trailing newline. */
@@ -38,6 +37,9 @@ async function readSecretValue(name: string): Promise<string> {
   }
 }
 
+/** The keychain, loaded when a secrets command runs (it is a native addon). */
+const secretsModule = () => import('../../host/secrets/index.js');
+
 export function register(program: Command): void {
   const secrets = program
     .command('secrets')
@@ -49,6 +51,7 @@ export function register(program: Command): void {
     .argument('<name>', 'secret name, e.g. anthropic or telegram')
     .action(
       action(async (name: string) => {
+        const { KeychainSecretStore, SECRET_NAME } = await secretsModule();
         const valid = SECRET_NAME.safeParse(name);
         if (!valid.success)
           throw new CoworkError(
@@ -72,6 +75,7 @@ export function register(program: Command): void {
     .argument('<name>', 'secret name')
     .action(
       action(async (name: string) => {
+        const { KeychainSecretStore } = await secretsModule();
         const removed = await new KeychainSecretStore().remove(name);
         if (!removed)
           throw new CoworkError(
@@ -89,6 +93,7 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON array of names')
     .action(
       action(async (flags: { json?: boolean }) => {
+        const { KeychainSecretStore } = await secretsModule();
         const names = await new KeychainSecretStore().list();
         if (flags.json) return printJson(names);
         process.stdout.write(names.length === 0 ? 'no secrets stored\n' : `${names.join('\n')}\n`);

@@ -3,11 +3,8 @@ import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { CoworkError } from '../../host/errors.js';
-import { processAlive, readLock } from '../../host/sandbox/lock.js';
-import { locateSandbox, startController } from '../../host/sandbox/serve.js';
 import type { ShareMode } from '../../host/vm/driver.js';
-import { parseAccel } from '../../host/vm/index.js';
-import { action, addExamples, humanMs, intOption, printJson } from '../common.js';
+import { action, addExamples, humanMs, intOption, locate, printJson } from '../common.js';
 
 const READY_MARK = '@@cowork-ready ';
 
@@ -64,6 +61,10 @@ async function foreground(flags: StartFlags): Promise<void> {
   const child = Boolean(flags.child);
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const interactive = !child && process.stdin.isTTY && process.stdout.isTTY;
+  const [{ startController }, { parseAccel }] = await Promise.all([
+    import('../../host/sandbox/serve.js'),
+    import('../../host/vm/index.js'),
+  ]);
   const running = await startController({
     workspace: flags.workspace,
     configFile: flags.config,
@@ -118,7 +119,8 @@ async function statusLine(controller: {
 
 /** `start --detach`: run the controller as a background child and wait until it is ready. */
 async function detach(flags: StartFlags): Promise<void> {
-  const loc = locateSandbox(flags.workspace);
+  const loc = await locate(flags.workspace);
+  const { processAlive, readLock } = await import('../../host/sandbox/lock.js');
   // Refuse before spawning anything: a second child must not even touch the running one's log.
   const holder = readLock(join(loc.stateDir, 'lock'));
   if (holder && processAlive(holder.pid)) {

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import type { StatusInfo } from '../../host/control/api.js';
 import { CoworkError } from '../../host/errors.js';
-import { locateSandbox } from '../../host/sandbox/serve.js';
-import { action, addExamples, connectController, humanMs, printJson } from '../common.js';
+import { action, addExamples, connectController, humanMs, locate, printJson } from '../common.js';
 
 /** Exit status of `status` when no sandbox runs (like `systemctl status` for an inactive unit). */
 export const NOT_RUNNING_EXIT = 3;
@@ -27,7 +26,7 @@ export function register(program: Command): void {
           }
         } catch (err) {
           if (!CoworkError.is(err, 'invalidState')) throw err;
-          const loc = locateSandbox(flags.workspace);
+          const loc = await locate(flags.workspace);
           if (flags.json) printJson({ workspace: loc.workspace, state: 'stopped' });
           else
             process.stdout.write(

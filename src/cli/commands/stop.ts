@@ -1,9 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
-import { processAlive, readLock } from '../../host/sandbox/lock.js';
-import { locateSandbox } from '../../host/sandbox/serve.js';
-import { action, addExamples, connectController, printJson } from '../common.js';
+import { action, addExamples, connectController, locate, printJson } from '../common.js';
 
 export function register(program: Command): void {
   const cmd = program
@@ -14,7 +12,8 @@ export function register(program: Command): void {
     .option('--json', 'print {stopped, workspace} as JSON')
     .action(
       action(async (flags: { workspace?: string; timeout: string; json?: boolean }) => {
-        const loc = locateSandbox(flags.workspace);
+        const loc = await locate(flags.workspace);
+        const { processAlive, readLock } = await import('../../host/sandbox/lock.js');
         const { client } = await connectController(flags.workspace);
         const holder = readLock(join(loc.stateDir, 'lock'));
         try {

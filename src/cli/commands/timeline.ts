@@ -2,9 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
-import { locateSandbox } from '../../host/sandbox/serve.js';
-import { formatEvent, formatTask, Timeline } from '../../host/timeline/index.js';
-import { action, addExamples, intOption, printJson } from '../common.js';
+import { action, addExamples, intOption, locate, printJson } from '../common.js';
 
 interface TimelineFlags {
   workspace?: string;
@@ -34,7 +32,7 @@ export function register(program: Command): void {
     .option('--tasks', 'list tasks instead of events')
     .action(
       action(async (taskId: string | undefined, flags: TimelineFlags) => {
-        const loc = locateSandbox(flags.workspace);
+        const loc = await locate(flags.workspace);
         const file = join(loc.stateDir, 'timeline.db');
         if (!existsSync(file)) {
           throw new CoworkError(
@@ -42,6 +40,7 @@ export function register(program: Command): void {
             `no timeline yet for ${loc.workspace} — it starts with \`cowork-vm start\``,
           );
         }
+        const { formatEvent, formatTask, Timeline } = await import('../../host/timeline/index.js');
         const tl = Timeline.open(file, { readonly: true });
         try {
           if (flags.tasks) {

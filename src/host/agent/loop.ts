@@ -9,8 +9,8 @@ import { callModel, DEFAULT_RETRY, defaultSleep } from './model-call.js';
 import { buildRequest } from './request.js';
 import type { AgentEvent, AgentOutcome, AgentResult, ModelUsage, RunAgentTaskOptions } from './types.js';
 
-/** A current model that is in the guardrails pricing table. */
-export const DEFAULT_MODEL = 'claude-sonnet-4-5';
+// One default for config and the agent (config/schema.ts says how it is chosen).
+export { DEFAULT_MODEL } from '../config/schema.js';
 export const DEFAULT_MAX_TOKENS_PER_CALL = 8192;
 
 interface TaskState {

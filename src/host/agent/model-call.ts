@@ -1,5 +1,11 @@
 import type Anthropic from '@anthropic-ai/sdk';
-import { APIConnectionError, APIError, APIUserAbortError, AuthenticationError } from '@anthropic-ai/sdk';
+import {
+  APIConnectionError,
+  APIError,
+  APIUserAbortError,
+  AuthenticationError,
+  NotFoundError,
+} from '@anthropic-ai/sdk';
 import { CoworkError } from '../errors.js';
 import type { ModelUsage, RetryPolicy } from './types.js';
 
@@ -8,6 +14,15 @@ export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, baseDelayMs: 500, max
 const MAX_RETRY_AFTER_MS = 120_000;
 
 export const KEY_REJECTED_MESSAGE = 'Anthropic API key rejected — run `cowork-vm secrets set anthropic`';
+
+/** The one line for a model the API does not know (404 not_found_error on a Messages call). */
+export function unknownModelMessage(model: string, apiMessage?: string): string {
+  return (
+    `the Anthropic API does not know the model "${model}"${apiMessage ? ` (${apiMessage})` : ''} — ` +
+    'pick another with `cowork-vm run --model ID` or `[agent] model = "ID"` in config.toml; ' +
+    '`cowork-vm models` lists the models your key can use'
+  );
+}
 
 export interface ModelCallResult {
   message: Anthropic.Message;
@@ -132,6 +147,14 @@ export async function callModel(opts: ModelCallOptions): Promise<ModelCallResult
         throw new CoworkError('cancelled', 'task cancelled while waiting for the model', err);
       }
       if (err instanceof AuthenticationError) throw new CoworkError('denied', KEY_REJECTED_MESSAGE, err);
+      // A retired or misspelt model: one line naming it and how to choose another.
+      if (err instanceof NotFoundError && (err.type === 'not_found_error' || err.type == null)) {
+        throw new CoworkError(
+          'notFound',
+          unknownModelMessage(opts.params.model, err.apiMessage ?? undefined),
+          err,
+        );
+      }
       const info = describeApiError(err);
       const hinted = err instanceof APIError ? retryAfterMs(err.headers) : undefined;
       if (!isRetryable(err) || attempt > opts.retry.maxRetries || (hinted ?? 0) > MAX_RETRY_AFTER_MS) {

@@ -97,8 +97,12 @@ export const vmSchema = z.strictObject({
   share: z.enum(['auto', 'virtiofs', '9p'], { error: 'must be one of auto, virtiofs, 9p' }).default('auto'),
 });
 
-/** Current model id; H5 owns the pricing table for it. */
-export const DEFAULT_MODEL = 'claude-sonnet-4-5';
+/**
+ * The model `run` uses unless `--model` or `[agent] model` says otherwise: a current model of the
+ * installed SDK's model list, not in its deprecated list, with a price in guardrails/pricing.ts
+ * (tests/unit/models.test.ts fails when an SDK update marks it deprecated).
+ */
+export const DEFAULT_MODEL = 'claude-sonnet-5-5';
 
 export const agentSchema = z.strictObject({
   model: z

@@ -1,6 +1,7 @@
 import { createConnection, type Socket } from 'node:net';
 import { CoworkError, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { type LocalMethod, ServerFrame } from './local-protocol.js';
+import { parseServerFrame } from './local-frames.js';
+import type { LocalMethod, ServerFrame } from './local-protocol.js';
 
 export interface CallOptions {
   onStream?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
@@ -80,10 +81,13 @@ export class LocalControlClient {
       const line = this.buf.slice(0, nl);
       this.buf = this.buf.slice(nl + 1);
       nl = this.buf.indexOf('\n');
-      let frame: ServerFrame;
+      let frame: ServerFrame | undefined;
       try {
-        frame = ServerFrame.parse(JSON.parse(line));
+        frame = parseServerFrame(JSON.parse(line));
       } catch {
+        frame = undefined;
+      }
+      if (!frame) {
         this.failAll(new CoworkError('internal', 'the controller sent a malformed frame'));
         return;
       }

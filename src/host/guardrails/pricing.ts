@@ -11,7 +11,8 @@ export interface ModelPrice {
   cacheRead: number;
   /**
    * Prices that apply to a whole call when its prompt (input + cache write + cache read) is
-   * larger than `aboveInputTokens` (Sonnet 4 / 4.5 with the 1M-token context window).
+   * larger than `aboveInputTokens` (Sonnet 4 / 4.5 with the 1M-token context window; Haiku 5.5
+   * above 100k prompt tokens).
    */
   longContext?: {
     aboveInputTokens: number;
@@ -31,26 +32,71 @@ export interface PriceOverride {
 }
 
 /**
- * THE pricing table: Anthropic's published list prices (anthropic.com/pricing, the models
- * overview in the API docs) as of 2025-11-24. Ids are the API aliases; dated ids such as
- * 'claude-sonnet-4-5-20250929' and '-latest' aliases resolve to them. Prices change: a user
- * can override any model, or add one, with `[pricing."id"]` in config.toml.
- * Not modelled: the 1-hour cache TTL (2 × input for writes) and batch discounts — estimates
- * price every cache write at the 5-minute rate.
+ * THE pricing table: Anthropic's published list prices in USD per million tokens, from the model
+ * overview pages and the pricing page of the API docs (platform.claude.com/docs/…/models/*\/overview,
+ * …/about-claude/pricing) as of 2026-12-01. Ids are the API aliases; dated ids such as
+ * 'claude-sonnet-4-5-20250929' and '-latest' aliases resolve to them. Prices change: a user can
+ * override any model, or add one, with `[pricing."id"]` in config.toml; `cowork-vm models` shows
+ * which of the API's models have a price here.
+ * Not modelled: the 1-hour cache TTL and batch discounts — estimates price every cache write at
+ * the 5-minute rate. Where sources disagreed (Sonnet 5.5's cache read: $0.20 on its overview
+ * page, $0.10 in later third-party trackers) the higher, published figure is kept: a budget
+ * should over- rather than under-estimate.
+ * Left out on purpose (UNPRICED_ON_PURPOSE) — add them with `[pricing."id"]` when needed.
  */
-export const PRICES_AS_OF = '2025-11-24';
+export const PRICES_AS_OF = '2026-12-01';
+
+/** Models of the SDK's list with no complete published rate card found on PRICES_AS_OF. */
+export const UNPRICED_ON_PURPOSE: readonly string[] = [
+  'claude-fable-5-2',
+  'claude-mythos-5-2',
+  'claude-mythos-preview',
+];
 
 const SONNET_LONG = { aboveInputTokens: 200_000, input: 6, output: 22.5, cacheWrite: 7.5, cacheRead: 0.6 };
+// Haiku 5.5 is priced by prompt length: every token of a call whose prompt exceeds 100k.
+const HAIKU_5_5_LONG = {
+  aboveInputTokens: 100_000,
+  input: 0.5,
+  output: 2.5,
+  cacheWrite: 0.625,
+  cacheRead: 0.05,
+};
+const FABLE_5_1 = { input: 10, output: 50, cacheWrite: 12.5, cacheRead: 0.25 };
+const FABLE_5 = { input: 10, output: 50, cacheWrite: 12.5, cacheRead: 1 };
+const OPUS_4_5_TO_5 = { input: 5, output: 25, cacheWrite: 6.25, cacheRead: 0.5 };
+const OPUS_4 = { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 };
+const SONNET_4 = { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3 };
 
 export const MODEL_PRICES: Readonly<Record<string, Readonly<ModelPrice>>> = Object.freeze({
-  'claude-opus-4-5': { input: 5, output: 25, cacheWrite: 6.25, cacheRead: 0.5 },
-  'claude-opus-4-1': { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 },
-  'claude-opus-4-0': { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 },
-  'claude-opus-4': { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 },
-  'claude-sonnet-4-5': { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3, longContext: SONNET_LONG },
-  'claude-sonnet-4-0': { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3, longContext: SONNET_LONG },
-  'claude-sonnet-4': { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3, longContext: SONNET_LONG },
-  'claude-3-7-sonnet': { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3 },
+  'claude-fable-5-1': FABLE_5_1,
+  'claude-mythos-5-1': FABLE_5_1,
+  'claude-fable-5': FABLE_5,
+  'claude-mythos-5': FABLE_5,
+  'claude-opus-5-5': { input: 4, output: 20, cacheWrite: 5, cacheRead: 0.2 },
+  'claude-opus-5': OPUS_4_5_TO_5,
+  'claude-opus-4-8': OPUS_4_5_TO_5,
+  'claude-opus-4-7': OPUS_4_5_TO_5,
+  'claude-opus-4-6': OPUS_4_5_TO_5,
+  'claude-opus-4-5': OPUS_4_5_TO_5,
+  'claude-opus-4-1': OPUS_4,
+  'claude-opus-4-0': OPUS_4,
+  'claude-opus-4': OPUS_4,
+  'claude-sonnet-5-5': { input: 2, output: 10, cacheWrite: 2.5, cacheRead: 0.2 },
+  'claude-sonnet-5': { input: 2, output: 10, cacheWrite: 2.5, cacheRead: 0.2 },
+  // Sonnet 4.6 bills its 1M context at the standard rate (no long-context tier).
+  'claude-sonnet-4-6': SONNET_4,
+  'claude-sonnet-4-5': { ...SONNET_4, longContext: SONNET_LONG },
+  'claude-sonnet-4-0': { ...SONNET_4, longContext: SONNET_LONG },
+  'claude-sonnet-4': { ...SONNET_4, longContext: SONNET_LONG },
+  'claude-3-7-sonnet': SONNET_4,
+  'claude-haiku-5-5': {
+    input: 0.1,
+    output: 0.5,
+    cacheWrite: 0.125,
+    cacheRead: 0.01,
+    longContext: HAIKU_5_5_LONG,
+  },
   'claude-haiku-4-5': { input: 1, output: 5, cacheWrite: 1.25, cacheRead: 0.1 },
   'claude-3-5-haiku': { input: 0.8, output: 4, cacheWrite: 1, cacheRead: 0.08 },
   'claude-3-haiku': { input: 0.25, output: 1.25, cacheWrite: 0.3, cacheRead: 0.03 },

@@ -20,6 +20,11 @@ import { Sandbox } from './sandbox.js';
 import { createTaskRunner } from './tasks.js';
 import { resolveWorkspace } from './workspace.js';
 
+// Re-exported: the paths live in locate.ts so that CLI clients need not load this module.
+export { controlSocketPath, locateSandbox } from './locate.js';
+
+import { controlSocketPath } from './locate.js';
+
 export interface StartOptions {
   workspace?: string;
   configFile?: string;
@@ -54,17 +59,6 @@ export interface RunningController {
 /** Where the guest reaches the egress proxy (QEMU user-net guestfwd; never leaves the host). */
 export const EGRESS_GUEST_ADDRESS = '10.0.2.100';
 export const EGRESS_GUEST_PORT = 3128;
-
-export function controlSocketPath(stateDir: string): string {
-  return join(stateDir, 'control.sock');
-}
-
-/** Locations of a workspace's sandbox, for commands that talk to a running controller. */
-export function locateSandbox(workspace?: string, env: NodeJS.ProcessEnv = process.env) {
-  const ws = resolveWorkspace(workspace);
-  const stateDir = sandboxStateDir(hostPaths(env), ws);
-  return { workspace: ws, stateDir, socketPath: controlSocketPath(stateDir) };
-}
 
 function pick<T>(
   flag: T | undefined,
@@ -213,6 +207,10 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     tasks.attach(controller);
     if (opts.terminal) {
       const rl = createInterface({ input: opts.terminal.input, output: opts.terminal.output });
+      // On a tty readline reads in raw mode, where Ctrl-C is a byte that readline turns into its
+      // own 'SIGINT' event (and, with no listener, swallows by closing itself — so the first
+      // Ctrl-C of `cowork-vm start` did nothing). Raise it as the real signal it was meant as.
+      rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
       const detach = attachTerminalPrompt({
         broker: approvals,
         rl,

@@ -27,6 +27,7 @@ import {
 } from './host-facts.js';
 import { QmpClient } from './qmp.js';
 import { waitForReady } from './ready.js';
+import { cleanupStrays } from './strays.js';
 import { spawnVirtiofsd } from './virtiofsd.js';
 
 export interface QemuDriverOptions {
@@ -154,6 +155,11 @@ export class QemuDriver implements VmDriver {
     const share = await this.resolveShareMode(spec.shareMode ?? 'auto');
     opts.onProgress?.(`workspace share: ${share.mode} (${share.reason})`);
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    // A host process SIGKILLed without setpriv may have left its QEMU/virtiofsd running on this
+    // runDir (the sandbox lock was stale, so nothing else owns them): stop them before reusing it.
+    const strays = await cleanupStrays(spec.runDir);
+    if (strays.length)
+      opts.onProgress?.(`stopped ${strays.length} process(es) a dead controller left: ${strays.join(', ')}`);
     const sockDir = await socketDir(spec.runDir);
     let lastErr: CoworkError | undefined;
     for (let attempt = 1; attempt <= MAX_PORT_ATTEMPTS; attempt++) {
