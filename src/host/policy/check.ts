@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from '../config/index.js';
 import { defaultConfig } from '../config/index.js';
+import { protectedPathsFor } from '../workspace/index.js';
 import { createPolicyEngine, type PolicyRulesConfig } from './engine.js';
 import type { Decision, PolicyContextName, PolicyRequest } from './types.js';
 
@@ -15,7 +16,11 @@ export interface CheckPolicyOptions {
 
 /** `cowork-vm policy check`: the decision for one request, without running anything. Exit 0/1/2 = allow/ask/deny. */
 export function checkPolicy(opts: CheckPolicyOptions): Decision {
-  const engine = createPolicyEngine(opts.config ?? defaultConfig());
+  const config = opts.config ?? defaultConfig();
+  // The same protected paths the running sandbox uses ([workspace] protect, case folding).
+  const protectedPaths =
+    'workspace' in config && config.workspace ? protectedPathsFor(opts.workspace, config.workspace) : undefined;
+  const engine = createPolicyEngine(config, { protectedPaths });
   const request: PolicyRequest =
     typeof opts.request === 'string' ? { kind: 'shell', command: opts.request } : opts.request;
   return engine.evaluate(request, {

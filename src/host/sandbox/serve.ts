@@ -102,8 +102,19 @@ export async function startController(opts: StartOptions): Promise<RunningContro
   try {
     reconcileAfterRestart(timeline);
     timeline.abandonRunningTasks('the controller restarted');
+    // The workspace boundary: what the host executes or trusts is mounted read-only in the guest,
+    // and whatever protected path appears later is quarantined (src/host/workspace/guard.ts).
+    const guard = new WorkspaceGuard({
+      workspace,
+      stateDir,
+      protect: protectedPathsFor(workspace, config.workspace),
+      onChange: (c) => timeline.record(null, { type: 'workspace.protected_change', ...c }),
+    });
+    const protectPlan = await guard.planMounts();
+    cleanup.push(() => guard.close());
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
-    const policy = createPolicyEngine(config);
+    // It knows the same protected paths as the guard (including what the repositories' configs name).
+    const policy = createPolicyEngine(config, { protectedPaths: guard.protectedPaths });
     const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) =>
       parseAccel(v, 'COWORK_VM_ACCEL'),
     );
@@ -130,16 +141,6 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const { port: egressPort } = await egress.start();
     cleanup.push(() => egress.close());
 
-    // The workspace boundary: what the host executes or trusts is mounted read-only in the guest,
-    // and whatever protected path appears later is quarantined (src/host/workspace/guard.ts).
-    const guard = new WorkspaceGuard({
-      workspace,
-      stateDir,
-      protect: protectedPathsFor(workspace, config.workspace),
-      onChange: (c) => timeline.record(null, { type: 'workspace.protected_change', ...c }),
-    });
-    const protectPlan = await guard.planMounts();
-    cleanup.push(() => guard.close());
 
     const cpus = opts.cpus ?? config.vm.cpus;
     const memoryMiB = opts.memoryMiB ?? config.vm.memoryMiB;
