@@ -116,6 +116,21 @@ async function writePrivate(path: string, data: string): Promise<void> {
   }
 }
 
+/**
+ * A new ed25519 private key in OpenSSH format. ssh2's generator strips leading zero bytes from
+ * the 32-byte public key (mscdex/ssh2 #1390, #1513), so about 1 key in 256 comes out malformed
+ * and its own parser rejects it — a first start that failed at random. Such a key is drawn
+ * again; the rest are exactly what the generator gives.
+ */
+export function generateEd25519(comment: string): string {
+  for (let i = 0; i < 64; i++) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment });
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error))
+      return pair.private;
+  }
+  throw new CoworkError('internal', 'could not generate a well-formed ed25519 key in 64 tries');
+}
+
 /** Load the private key at `path` or generate one; keep the `.pub` file in step with it. */
 async function ensurePair(
   privPath: string,
@@ -136,7 +151,7 @@ async function ensurePair(
       );
     }
   } else {
-    priv = utils.generateKeyPairSync('ed25519', { comment }).private;
+    priv = generateEd25519(comment);
     await writePrivate(privPath, priv);
   }
   const pub = publicKeyLine(priv, comment);
