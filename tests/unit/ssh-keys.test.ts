@@ -8,8 +8,8 @@ import { CoworkError } from '../../src/host/errors.js';
 import {
   authorizedKeysLine,
   ensureSandboxKeys,
-  generateEd25519,
   fingerprintOf,
+  generateEd25519,
   KEY_FILES,
   publicKeyLine,
   sameKey,

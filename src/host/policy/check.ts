@@ -19,7 +19,9 @@ export function checkPolicy(opts: CheckPolicyOptions): Decision {
   const config = opts.config ?? defaultConfig();
   // The same protected paths the running sandbox uses ([workspace] protect, case folding).
   const protectedPaths =
-    'workspace' in config && config.workspace ? protectedPathsFor(opts.workspace, config.workspace) : undefined;
+    'workspace' in config && config.workspace
+      ? protectedPathsFor(opts.workspace, config.workspace)
+      : undefined;
   const engine = createPolicyEngine(config, { protectedPaths });
   const request: PolicyRequest =
     typeof opts.request === 'string' ? { kind: 'shell', command: opts.request } : opts.request;

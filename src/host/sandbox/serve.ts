@@ -141,7 +141,6 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const { port: egressPort } = await egress.start();
     cleanup.push(() => egress.close());
 
-
     const cpus = opts.cpus ?? config.vm.cpus;
     const memoryMiB = opts.memoryMiB ?? config.vm.memoryMiB;
     const image = opts.image ?? config.vm.image;
