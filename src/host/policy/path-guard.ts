@@ -1,6 +1,7 @@
-import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import { dirname, basename as hostBasename, join, posix, resolve } from 'node:path';
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
 import { CoworkError } from '../errors.js';
+import { foldsCase } from '../workspace/from-config.js';
 
 /**
  * The path guard judges the GUEST's view of a path. The file tools run over SFTP inside the VM,
@@ -67,38 +68,8 @@ function lstatOrNull(p: string) {
   }
 }
 
-const foldCache = new Map<string, boolean>();
-
-function swapCase(s: string): string {
-  return [...s].map((c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase())).join('');
-}
-
-/**
- * Does the filesystem holding the workspace fold case (macOS APFS/HFS+ default, Windows)?
- * Probe: lstat an existing name with its case swapped and compare (dev, ino) — entries of the
- * workspace first (that is the share's filesystem), then the workspace's own path. Cached.
- */
-export function hostFoldsCase(realWs: string): boolean {
-  const cached = foldCache.get(realWs);
-  if (cached !== undefined) return cached;
-  const candidates: [string, string][] = [];
-  try {
-    for (const name of readdirSync(realWs).slice(0, 50))
-      if (swapCase(name) !== name) candidates.push([join(realWs, name), join(realWs, swapCase(name))]);
-  } catch {}
-  const base = hostBasename(realWs);
-  if (swapCase(base) !== base) candidates.push([realWs, join(dirname(realWs), swapCase(base))]);
-  let folds = process.platform === 'darwin' || process.platform === 'win32';
-  for (const [orig, swapped] of candidates) {
-    const a = lstatOrNull(orig);
-    if (!a) continue;
-    const b = lstatOrNull(swapped);
-    folds = b !== null && b.ino === a.ino && b.dev === a.dev;
-    break;
-  }
-  foldCache.set(realWs, folds);
-  return folds;
-}
+/** Does the filesystem holding the workspace fold case? One probe for the whole host side. */
+export const hostFoldsCase = foldsCase;
 
 const norm = (parts: string[]): string | undefined => {
   const n = posix.normalize(parts.join('/') || '.');
