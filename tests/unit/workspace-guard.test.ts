@@ -207,6 +207,32 @@ describe('WorkspaceGuard', () => {
     expect(found.map((c) => [c.path, c.change])).toEqual([['sub.envrc', 'replaced']]);
   });
 
+  it('in a tree too large for a scan per command, the watcher still catches a protected path by name', async () => {
+    const big = new WorkspaceGuard({
+      workspace: ws,
+      stateDir: state,
+      protect: new ProtectedPaths(),
+      fullScanLimit: 0,
+      onChange: (c) => changes.push(c),
+    });
+    await big.planMounts();
+    big.watch(60_000);
+    const mark = big.mark();
+    await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(join(ws, 'ordinary.txt'), 'x');
+    writeFileSync(join(ws, '.envrc2'), 'x');
+    mkdirSync(join(ws, 'tools'));
+    await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(join(ws, 'tools', '.envrc'), 'touch /tmp/pwned\n');
+    const deadline = Date.now() + 10_000;
+    while (changes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const seen = await big.afterCommand(mark);
+    big.close();
+    expect(seen.map((c) => c.path)).toEqual(['tools/.envrc']);
+    expect(existsSync(join(ws, 'tools', '.envrc'))).toBe(false);
+    expect(existsSync(join(ws, 'ordinary.txt'))).toBe(true);
+  });
+
   it('notices a new protected path by itself (watcher), without a command finishing', async () => {
     await guard.planMounts();
     guard.watch(60_000);

@@ -150,11 +150,17 @@ export class WorkspaceGuard {
     this.periodic.unref();
   }
 
-  /** A watcher event matters if it names a protected path or a directory (which may hold one). */
+  /**
+   * Which watcher events start a scan. In a small tree any event does (a new folder may already
+   * hold a `.git` before its own watch exists). In a large one (a full scan is costly; think of
+   * an `npm install` in the guest) only events that name a protected path; what that misses, the
+   * periodic rescan finds.
+   */
   private relevant(name: string): boolean {
     const rel = name.split(/[\\/]/).join('/');
     if (/(^|\/)\.git\/(objects|lfs|logs)(\/|$)/i.test(rel)) return false;
-    return true;
+    if (this.baselineVisited <= (this.opts.fullScanLimit ?? 50_000)) return true;
+    return this.protect.isProtected(rel);
   }
 
   private schedule(): void {
