@@ -87,13 +87,22 @@ export class WorkspaceGuard {
     const { workspace } = this.opts;
     let scan = await scanProtected(workspace, this.protect);
     const referenced: string[] = [];
+    let created = false;
     for (const e of scan.entries.values()) {
       if (!e.gitDir) continue;
-      for (const sub of ['hooks', 'info']) await mkdir(join(workspace, e.rel, sub)).catch(() => {});
+      for (const sub of ['hooks', 'info'])
+        created =
+          (await mkdir(join(workspace, e.rel, sub)).then(
+            () => true,
+            () => false,
+          )) || created;
       referenced.push(...this.configReferences(e.rel));
     }
-    this.protect = this.protect.withPaths(referenced);
-    scan = await scanProtected(workspace, this.protect);
+    // A second walk only when the first one is out of date (a folder made, more paths protected).
+    if (created || referenced.length > 0) {
+      this.protect = this.protect.withPaths(referenced);
+      scan = await scanProtected(workspace, this.protect);
+    }
     this.baselineVisited = scan.visited;
     const lines: MountLine[] = [];
     const sorted = [...scan.entries.values()].sort((a, b) => a.rel.localeCompare(b.rel));
