@@ -9,6 +9,35 @@ import type { PathCheck } from './path-guard.js';
  */
 
 /**
+ * Walks `root` depth-first without following symbolic links, calling `visit` with each entry's
+ * path relative to `root`; a directory is entered when `visit` returns true for it. Returns
+ * false when it stopped early: more than `limit` entries, or a directory it could not read.
+ */
+function walkBounded(
+  root: string,
+  limit: number,
+  visit: (sub: string, e: Dirent) => boolean,
+): boolean {
+  const dirs = [''];
+  let seen = 0;
+  while (dirs.length > 0) {
+    const dir = dirs.pop() as string;
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(join(root, dir), { withFileTypes: true });
+    } catch {
+      return false;
+    }
+    for (const e of entries) {
+      if (++seen > limit) return false;
+      const sub = dir ? `${dir}/${e.name}` : e.name;
+      if (visit(sub, e) && e.isDirectory()) dirs.push(sub);
+    }
+  }
+  return true;
+}
+
+/**
  * Other names of a regular file inside the workspace that `interesting` selects (only those are
  * lstat'ed; directories are read without following symbolic links). `complete` is false when the
  * walk hit the limit or an unreadable directory.
@@ -27,29 +56,17 @@ export function hardLinkNames(
     return { names: [], complete: false };
   }
   const names: string[] = [];
-  const dirs = [''];
-  let seen = 0;
-  while (dirs.length > 0) {
-    const dir = dirs.pop() as string;
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(join(root, dir), { withFileTypes: true });
-    } catch {
-      return { names, complete: false };
+  const complete = walkBounded(root, limit, (rel, e) => {
+    if (e.isDirectory()) return true;
+    if (e.isFile() && rel !== self && interesting(rel)) {
+      try {
+        const st = lstatSync(join(root, rel));
+        if (st.ino === file.ino && st.dev === file.dev) names.push(rel);
+      } catch {}
     }
-    for (const e of entries) {
-      if (++seen > limit) return { names, complete: false };
-      const rel = dir ? `${dir}/${e.name}` : e.name;
-      if (e.isDirectory()) dirs.push(rel);
-      else if (e.isFile() && rel !== self && interesting(rel)) {
-        try {
-          const st = lstatSync(join(root, rel));
-          if (st.ino === file.ino && st.dev === file.dev) names.push(rel);
-        } catch {}
-      }
-    }
-  }
-  return { names, complete: true };
+    return false;
+  });
+  return { names, complete };
 }
 
 const SENTINEL = '\u0000';
@@ -69,37 +86,25 @@ export function withheldEntries(
   const out: string[] = [];
   const denied = new Set<string>();
   const files: { rel: string; sub: string }[] = [];
-  const dirs = [''];
-  let seen = 0;
-  while (dirs.length > 0) {
-    const sub = dirs.pop() as string;
-    let entries: Dirent[];
-    try {
-      entries = readdirSync(join(c.resolved, sub), { withFileTypes: true });
-    } catch {
-      return 'incomplete';
+  const complete = walkBounded(c.resolved, limit, (s, e) => {
+    const rel = c.relative ? `${c.relative}/${s}` : s;
+    // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
+    if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
+      out.push(`${s}/`);
+      return false;
     }
-    for (const e of entries) {
-      if (++seen > limit) return 'incomplete';
-      const s = sub ? `${sub}/${e.name}` : e.name;
-      const rel = c.relative ? `${c.relative}/${s}` : s;
-      // A folder whose every descendant a rule covers is withheld whole (erring towards withholding).
-      if (e.isDirectory() && hits(`${rel}/${SENTINEL}`) && hits(`${rel}/${SENTINEL}/${SENTINEL}`)) {
-        out.push(`${s}/`);
-        continue;
+    if (hits(rel)) {
+      out.push(s);
+      if (e.isFile()) {
+        try {
+          const st = lstatSync(join(c.resolved, s));
+          if (st.nlink > 1) denied.add(`${st.dev}:${st.ino}`);
+        } catch {}
       }
-      if (hits(rel)) {
-        out.push(s);
-        if (e.isFile()) {
-          try {
-            const st = lstatSync(join(c.resolved, s));
-            if (st.nlink > 1) denied.add(`${st.dev}:${st.ino}`);
-          } catch {}
-        }
-      } else if (e.isFile()) files.push({ rel, sub: s });
-      if (e.isDirectory() && scope === 'tree') dirs.push(s);
-    }
-  }
+    } else if (e.isFile()) files.push({ rel, sub: s });
+    return scope === 'tree';
+  });
+  if (!complete) return 'incomplete';
   // Hard links (within the scope) to a withheld file are withheld too.
   if (denied.size > 0)
     for (const f of files) {
