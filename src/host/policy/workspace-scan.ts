@@ -13,11 +13,7 @@ import type { PathCheck } from './path-guard.js';
  * path relative to `root`; a directory is entered when `visit` returns true for it. Returns
  * false when it stopped early: more than `limit` entries, or a directory it could not read.
  */
-function walkBounded(
-  root: string,
-  limit: number,
-  visit: (sub: string, e: Dirent) => boolean,
-): boolean {
+function walkBounded(root: string, limit: number, visit: (sub: string, e: Dirent) => boolean): boolean {
   const dirs = [''];
   let seen = 0;
   while (dirs.length > 0) {
