@@ -89,7 +89,7 @@ export class ChannelAccess {
     return this.security.mode !== 'allowlist';
   }
 
-  /** Redeems a code for this user (lockout: 5 wrong codes → 15 minutes, persisted in the store). */
+  /** Redeems a code for this user: the per-user lockout (5 wrong codes → 15 minutes) and the host-wide pairing budgets of the store apply. */
   pair(userId: string, code: string, name: string): DeviceRecord {
     if (!this.pairingEnabled) throw new CoworkError('denied', 'this bot only accepts allowlisted users');
     return this.store.redeemPairingCode({

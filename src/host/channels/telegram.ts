@@ -2,9 +2,10 @@ import { Bot, type Context, InlineKeyboard } from 'grammy';
 import type { Message } from 'grammy/types';
 import type { PendingApproval } from '../approvals/types.js';
 import type { ControllerApi, Origin } from '../control/api.js';
+import { displaySafeName } from '../control/device-name.js';
 import { type Clock, type SecurityRecorder, systemClock } from '../control/events.js';
 import { METHODS, type MethodName, roleAllows } from '../control/methods.js';
-import type { ControlStore } from '../control/store.js';
+import { type ControlStore, isHostPairingLimit } from '../control/store.js';
 import { CoworkError } from '../errors.js';
 import { ChannelAccess, type ChannelSecurityInput, type ChannelUser } from './access.js';
 import { clip, formatApproval, formatProgress, formatStatus, HELP_TEXT } from './telegram-format.js';
@@ -134,16 +135,20 @@ export class TelegramChannel {
       await ctx.reply('Send /pair in a private chat with me: a pairing code must not be shown to a group.');
       return;
     }
-    const name = ctx.from?.username ? `@${ctx.from.username}` : (ctx.from?.first_name ?? uid);
+    const given = ctx.from?.username ? `@${ctx.from.username}` : (ctx.from?.first_name ?? '');
+    // A display name made only of invisible characters still pairs, under the user id.
+    const name = displaySafeName(given) || uid;
     try {
       const device = this.access.pair(uid, code, name);
       await ctx.reply(`Paired as ${device.role}. Send /help for commands.`);
     } catch (err) {
       const e = CoworkError.from(err);
       await ctx.reply(
-        e.code === 'limitExceeded'
-          ? 'Too many wrong codes: pairing is locked for 15 minutes.'
-          : 'That code is not valid.',
+        e.code !== 'limitExceeded'
+          ? 'That code is not valid.'
+          : isHostPairingLimit(e)
+            ? 'Too many pairing attempts on this host right now: try again in a minute.'
+            : 'Too many wrong codes: pairing is locked for 15 minutes.',
       );
     }
   }

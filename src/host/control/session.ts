@@ -4,6 +4,7 @@ import type { ControllerApi } from './api.js';
 import { AUTH_LOCKOUT, type NonceRegistry, verifyAuthHmac } from './auth.js';
 import { type Clock, recordSafely, type SecurityRecorder } from './events.js';
 import { type MethodContext, prepareCall } from './methods.js';
+import { addressKey, isLoopbackHost } from './net.js';
 import {
   type AuthFrame,
   CLOSE_CODES,
@@ -26,12 +27,26 @@ export interface SessionDeps {
   serverId: string;
   authTimeoutMs: number;
   maxFrameBytes: number;
+  /** Largest frame accepted before authentication (pair and auth frames are well under 1 KiB). */
+  maxUnauthenticatedFrameBytes: number;
   maxProtocolErrors: number;
   /** Outgoing bytes a slow subscriber may have queued before it is dropped. */
   maxBufferedBytes: number;
+  /** Requests one authenticated session may make per minute (by `clock`). */
+  requestsPerMinute: number;
+  /** False when the server already holds its maximum of authenticated sessions. */
+  admitAuthenticated(session: ControlSession): boolean;
 }
 
 const DUMMY_KEY = Buffer.alloc(32);
+/**
+ * The one answer to a wrong credential, whichever part was wrong: an unknown id, a revoked
+ * device and a wrong HMAC must look the same, or the error tells an attacker which ids exist.
+ */
+export const AUTH_FAILED_MESSAGE =
+  'authentication failed: unknown or revoked device, or wrong key; pair again if this device was removed';
+const AUTH_LOCKED_MESSAGE =
+  'authentication failed: too many failed attempts from this address; failed answers are refused for 5 minutes';
 
 /**
  * One WebSocket connection: challenged → (paired) → authenticated → closed. Every frame is
@@ -45,7 +60,8 @@ export class ControlSession {
   private authAnswered = false;
   private protocolErrors = 0;
   private closed = false;
-  private readonly authTimer: NodeJS.Timeout;
+  private authenticatedListener: (() => void) | undefined;
+  private window = { start: 0, count: 0, warned: false };
   private unsubscribeTimeline: (() => void) | undefined;
   private readonly abort = new AbortController();
 
@@ -62,14 +78,6 @@ export class ControlSession {
       serverId: deps.serverId,
       expiresInMs: deps.authTimeoutMs,
     });
-    this.authTimer = setTimeout(() => {
-      if (!this.deviceId)
-        this.fail(
-          'timeout',
-          'no authentication within the time limit; reconnect and answer the challenge',
-          CLOSE_CODES.authFailed,
-        );
-    }, deps.authTimeoutMs);
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary));
     ws.on('close', () => this.dispose());
     ws.on('error', () => this.dispose());
@@ -77,6 +85,28 @@ export class ControlSession {
 
   get authenticated(): boolean {
     return this.deviceId !== undefined;
+  }
+
+  /** Called once, when the session authenticates (the server stops counting it as unauthenticated). */
+  onAuthenticated(listener: () => void): void {
+    this.authenticatedListener = listener;
+  }
+
+  /** The server's handshake limits ended this unauthenticated connection. */
+  endHandshake(why: 'timeout' | 'evicted'): void {
+    if (this.authenticated) return;
+    if (why === 'timeout')
+      this.fail(
+        'timeout',
+        'no authentication within the time limit; reconnect and answer the challenge',
+        CLOSE_CODES.authFailed,
+      );
+    else
+      this.fail(
+        'unavailable',
+        'too many unauthenticated connections: this one was the oldest and was closed; reconnect and authenticate at once',
+        CLOSE_CODES.tryAgainLater,
+      );
   }
 
   close(code: number, reason: string): void {
@@ -89,7 +119,6 @@ export class ControlSession {
   private dispose(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.authTimer);
     this.deps.nonces.drop(this);
     this.unsubscribeTimeline?.();
     this.unsubscribeTimeline = undefined;
@@ -127,8 +156,8 @@ export class ControlSession {
       this.protocolError(null, 'invalidArgument', 'binary frames are not accepted; send JSON text');
       return;
     }
-    if (data.length > this.deps.maxFrameBytes) {
-      const limit = this.deps.maxFrameBytes;
+    const limit = this.authenticated ? this.deps.maxFrameBytes : this.deps.maxUnauthenticatedFrameBytes;
+    if (data.length > limit) {
       this.protocolError(
         null,
         'limitExceeded',
@@ -158,6 +187,13 @@ export class ControlSession {
     else void this.onRequest(frame);
   }
 
+  /**
+   * Failure accounting never stands between a known, unrevoked device and its correct answer:
+   * the key is 256 random bits, so lockouts cannot protect it, while refusing it would let any
+   * client on the same address lock the owner out. Failures count per address (IPv6: /64) —
+   * all of them, whichever id they name, so the answer does not depend on whether the id exists —
+   * and, for timeline alerts, per known device.
+   */
   private onAuth(frame: AuthFrame): void {
     if (this.authenticated || this.authAnswered) {
       this.protocolError(null, 'invalidState', 'this connection already answered its challenge');
@@ -165,45 +201,50 @@ export class ControlSession {
     }
     this.authAnswered = true;
     const { store, nonces, clock, serverId } = this.deps;
-    const lockKey = `auth:ip:${this.ip}`;
-    if (store.lockouts.lockedUntil(lockKey) !== undefined) {
-      const msg = 'too many failed authentications from this address; try again later';
-      this.fail('limitExceeded', msg, CLOSE_CODES.lockedOut);
-      return;
-    }
     const issuedAt = nonces.take(this, frame.nonce);
     const key = store.deviceKey(frame.deviceId);
     // Compute the HMAC even for unknown devices, so timing does not reveal which ids exist.
     const hmacOk = verifyAuthHmac(key ?? DUMMY_KEY, frame.nonce, serverId, frame.hmac) && key !== undefined;
     let reason: string | undefined;
-    if (issuedAt === undefined) reason = 'nonce was not issued to this connection or was already used';
-    else if (clock.now() - issuedAt > this.deps.authTimeoutMs)
+    let message = AUTH_FAILED_MESSAGE;
+    if (issuedAt === undefined) {
+      reason = 'nonce was not issued to this connection or was already used';
+      message = `authentication failed: ${reason}`;
+    } else if (clock.now() - issuedAt > this.deps.authTimeoutMs) {
       reason = 'answer came after the challenge expired';
-    else if (!key) reason = 'unknown or revoked device';
+      message = `authentication failed: ${reason}`;
+    } else if (!key) reason = 'unknown or revoked device';
     else if (!hmacOk) reason = 'wrong HMAC';
     if (reason) {
-      this.authFailed(frame.deviceId, reason, lockKey);
+      this.authFailed(frame.deviceId, reason, message, key !== undefined);
       return;
     }
     const device = store.getDevice(frame.deviceId)!;
-    store.lockouts.clear(lockKey);
+    if (!this.deps.admitAuthenticated(this)) {
+      const msg = 'too many authenticated sessions are open on this server; close one and retry';
+      this.fail('unavailable', msg, CLOSE_CODES.tryAgainLater);
+      return;
+    }
+    store.lockouts.clear(`auth:device:${device.id}`);
     store.touchDevice(device.id);
     this.deviceId = device.id;
     this.role = device.role;
-    clearTimeout(this.authTimer);
+    this.authenticatedListener?.();
     recordSafely(this.deps.recorder, { type: 'control.auth_ok', ip: this.ip, deviceId: device.id });
     this.send({ type: 'auth-ok', deviceId: device.id, name: device.name, role: device.role });
   }
 
-  private authFailed(deviceId: string, reason: string, lockKey: string): void {
-    recordSafely(this.deps.recorder, { type: 'control.auth_failed', ip: this.ip, deviceId, reason });
-    const lock = this.deps.store.lockouts.recordFailure('auth', lockKey, AUTH_LOCKOUT);
-    if (lock.locked) {
-      const msg = `authentication failed (${reason}); this address is locked out for 5 minutes`;
-      this.fail('limitExceeded', msg, CLOSE_CODES.lockedOut);
-    } else {
-      this.fail('denied', `authentication failed: ${reason}`, CLOSE_CODES.authFailed);
-    }
+  private authFailed(deviceId: string, reason: string, message: string, knownDevice: boolean): void {
+    const { store, recorder } = this.deps;
+    recordSafely(recorder, { type: 'control.auth_failed', ip: this.ip, deviceId, reason });
+    const ipKey = `auth:ip:${addressKey(this.ip)}`;
+    const wasLocked = store.lockouts.lockedUntil(ipKey) !== undefined;
+    if (wasLocked) recordSafely(recorder, { type: 'control.refused_locked', scope: 'auth', key: ipKey });
+    const locked = wasLocked || store.lockouts.recordFailure('auth', ipKey, AUTH_LOCKOUT).locked;
+    if (locked) this.fail('limitExceeded', AUTH_LOCKED_MESSAGE, CLOSE_CODES.lockedOut);
+    else this.fail('denied', message, CLOSE_CODES.authFailed);
+    // After the answer went out, so the extra write does not make known ids slower to refuse.
+    if (knownDevice) store.lockouts.recordFailure('auth', `auth:device:${deviceId}`, AUTH_LOCKOUT);
   }
 
   private onPair(frame: PairFrame): void {
@@ -214,7 +255,10 @@ export class ControlSession {
     try {
       const { device, key } = this.deps.store.redeemPairingCode({
         code: frame.code,
-        identity: `ip:${this.ip}`,
+        identity: `ip:${addressKey(this.ip)}`,
+        // Every local user can send from any 127/8 address: such an "identity" would only let
+        // one lock out all; the host-wide budgets in the store stop guessing from loopback.
+        lockIdentity: !isLoopbackHost(this.ip),
         name: frame.name,
         channel: 'control',
       });
@@ -238,6 +282,7 @@ export class ControlSession {
       this.protocolError(frame.id, 'denied', msg);
       return;
     }
+    if (!this.withinRequestRate(frame.id)) return;
     const device = this.deps.store.getDevice(this.deviceId);
     if (!device || device.revokedAt !== undefined) {
       this.fail('denied', 'this device has been revoked', CLOSE_CODES.deviceRevoked);
@@ -255,6 +300,35 @@ export class ControlSession {
     } catch (err) {
       this.send({ type: 'res', id: frame.id, ok: false, error: CoworkError.from(err).toJSON() });
     }
+  }
+
+  /** A fixed one-minute window per session, by the injected clock; over it, a typed error and no call. */
+  private withinRequestRate(id: string): boolean {
+    const now = this.deps.clock.now();
+    if (now - this.window.start >= 60_000) this.window = { start: now, count: 0, warned: false };
+    this.window.count++;
+    const limit = this.deps.requestsPerMinute;
+    if (this.window.count <= limit) return true;
+    if (!this.window.warned) {
+      this.window.warned = true;
+      recordSafely(this.deps.recorder, {
+        type: 'control.protocol_error',
+        ip: this.ip,
+        ...(this.deviceId ? { deviceId: this.deviceId } : {}),
+        reason: `request rate limit of ${limit} per minute reached`,
+      });
+    }
+    const wait = Math.max(1, Math.ceil((this.window.start + 60_000 - now) / 1000));
+    this.send({
+      type: 'res',
+      id,
+      ok: false,
+      error: {
+        code: 'limitExceeded',
+        message: `rate limit: more than ${limit} requests in a minute on this connection; retry in ${wait} s`,
+      },
+    });
+    return false;
   }
 
   private methodContext(deviceId: string, requestId: string): MethodContext {

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { CoworkError } from '../errors.js';
 import type { HostPaths } from '../paths.js';
+import { displaySafeName, sanitizeDeviceName } from './device-name.js';
 import { type Clock, recordSafely, type SecurityRecorder, systemClock } from './events.js';
 import { LockoutTable } from './lockouts.js';
 import { PAIRING_ALPHABET, pairingCodeSchema, type Role, roleSchema } from './protocol.js';
@@ -18,6 +19,20 @@ import { PAIRING_ALPHABET, pairingCodeSchema, type Role, roleSchema } from './pr
 
 export const PAIRING_CODE_TTL_MS = 5 * 60_000;
 export const PAIR_LOCKOUT = { maxFailures: 5, lockMs: 15 * 60_000 } as const;
+/**
+ * Budgets that do not depend on who is asking (addresses and chat ids are free to rotate):
+ * every wrong attempt, from anyone, counts against every code that is live at that moment, and
+ * a code that has seen `codeMaxFailures` of them is withdrawn; and the whole host accepts at
+ * most `attemptsPerWindow` pairing attempts per `windowMs`.
+ */
+export const PAIR_BUDGET = { codeMaxFailures: 5, attemptsPerWindow: 10, windowMs: 60_000 } as const;
+const HOST_LIMIT_PREFIX = 'too many pairing attempts on this host';
+/** True for the refusal of the host-wide pairing window (as opposed to one identity's lockout). */
+export function isHostPairingLimit(err: CoworkError): boolean {
+  return err.code === 'limitExceeded' && err.message.startsWith(HOST_LIMIT_PREFIX);
+}
+const NOT_VALID =
+  'pairing code not valid (wrong, expired, already used, or withdrawn after too many wrong attempts); run `cowork-vm pair` on the host for a new one';
 
 export interface DeviceRecord {
   id: string;
@@ -77,14 +92,16 @@ CREATE TABLE IF NOT EXISTS pairing_codes (
   created_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
   used_at INTEGER,
-  used_by TEXT
+  used_by TEXT,
+  failures INTEGER NOT NULL DEFAULT 0
 );
 `;
 
 function toDevice(r: DeviceRow): DeviceRecord {
   return {
     id: r.id,
-    name: r.name,
+    // Names stored before they were sanitized at pairing are made safe here, on the way out.
+    name: displaySafeName(r.name),
     role: roleSchema.parse(r.role),
     channel: r.channel,
     ...(r.channel_user !== null ? { channelUser: r.channel_user } : {}),
@@ -105,6 +122,9 @@ function openPrivateDb(file: string): Database.Database {
     db.pragma('journal_mode = WAL');
     db.pragma('busy_timeout = 5000');
     db.exec(SCHEMA);
+    const columns = db.prepare('PRAGMA table_info(pairing_codes)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'failures'))
+      db.exec('ALTER TABLE pairing_codes ADD COLUMN failures INTEGER NOT NULL DEFAULT 0');
     return db;
   } catch (err) {
     throw CoworkError.from(err, 'unavailable', `cannot open the device store ${file}`);
@@ -118,6 +138,8 @@ export class ControlStore {
   private readonly clock: Clock;
   private readonly recorder: SecurityRecorder | undefined;
   private readonly emitter = new EventEmitter();
+  /** Times of the latest pairing attempts on this host, oldest first (at most PAIR_BUDGET.attemptsPerWindow). */
+  private readonly pairAttempts: number[] = [];
 
   constructor(opts: ControlStoreOptions) {
     this.file = opts.file;
@@ -159,12 +181,19 @@ export class ControlStore {
 
   /**
    * Redeems a pairing code for `identity` (e.g. 'ip:1.2.3.4' or 'telegram:42'). Throws
-   * CoworkError 'limitExceeded' while that identity is locked out (5 failures → 15 min), and
-   * 'denied' for a wrong, expired or used code (which counts as a failure).
+   * CoworkError
+   *  - 'invalidArgument' for a name with nothing printable left (nothing is counted);
+   *  - 'limitExceeded' once the host took PAIR_BUDGET.attemptsPerWindow attempts in the window,
+   *    or while `identity` is locked out (5 failures → 15 min). `lockIdentity: false` is for
+   *    identities that are no identity at all — loopback addresses, which every local user can
+   *    pick freely and all share — where a lock would only lock the owner out;
+   *  - 'denied' for a wrong, expired, used or withdrawn code. That counts as a failure of the
+   *    identity and against the budget of every live code (PAIR_BUDGET.codeMaxFailures).
    */
   redeemPairingCode(opts: {
     code: string;
     identity: string;
+    lockIdentity?: boolean;
     name: string;
     channel: string;
     channelUser?: string;
@@ -172,13 +201,16 @@ export class ControlStore {
     device: DeviceRecord;
     key?: Buffer;
   } {
-    const lockKey = `pair:${opts.identity}`;
-    this.lockouts.assertNotLocked('pair', lockKey, 'pairing');
-    const parsed = pairingCodeSchema.safeParse(opts.code);
+    const name = sanitizeDeviceName(opts.name);
+    const lockKey = opts.lockIdentity === false ? undefined : `pair:${opts.identity}`;
     const now = this.clock.now();
+    // A locked identity is refused before it can use up the host-wide window.
+    if (lockKey) this.lockouts.assertNotLocked('pair', lockKey, 'pairing');
+    this.takePairingAttempt(now);
+    const parsed = pairingCodeSchema.safeParse(opts.code);
     const row = parsed.success
       ? (this.db.prepare('SELECT * FROM pairing_codes WHERE code = ?').get(parsed.data) as
-          | { code: string; role: string; expires_at: number; used_at: number | null }
+          | { code: string; role: string; expires_at: number; used_at: number | null; failures: number }
           | undefined)
       : undefined;
     const reason = !row
@@ -187,24 +219,24 @@ export class ControlStore {
         ? 'code already used'
         : row.expires_at <= now
           ? 'code expired'
-          : null;
+          : row.failures >= PAIR_BUDGET.codeMaxFailures
+            ? 'code withdrawn after too many wrong attempts'
+            : null;
     if (reason || !row) {
       recordSafely(this.recorder, {
         type: 'control.pair_failed',
         identity: opts.identity,
         reason: reason ?? 'unknown code',
       });
-      const lock = this.lockouts.recordFailure('pair', lockKey, PAIR_LOCKOUT);
-      if (lock.locked) {
+      this.spendCodeBudgets(now);
+      const lock = lockKey ? this.lockouts.recordFailure('pair', lockKey, PAIR_LOCKOUT) : undefined;
+      if (lock?.locked) {
         throw new CoworkError(
           'limitExceeded',
           `too many wrong pairing codes; pairing is locked until ${new Date(lock.until).toISOString()}`,
         );
       }
-      throw new CoworkError(
-        'denied',
-        'pairing code not valid (wrong, expired or already used); run `cowork-vm pair` on the host for a new one',
-      );
+      throw new CoworkError('denied', NOT_VALID);
     }
     const id = randomBytes(5).toString('hex');
     const key = opts.channel === 'control' ? randomBytes(32) : null;
@@ -226,20 +258,57 @@ export class ControlStore {
         .prepare(
           'INSERT INTO devices (id, name, role, channel, channel_user, key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         )
-        .run(id, opts.name, role, opts.channel, opts.channelUser ?? null, key, now);
+        .run(id, name, role, opts.channel, opts.channelUser ?? null, key, now);
     });
     tx();
-    this.lockouts.clear(lockKey);
+    if (lockKey) this.lockouts.clear(lockKey);
     const device = this.getDevice(id)!;
     recordSafely(this.recorder, {
       type: 'control.paired',
       identity: opts.identity,
       deviceId: id,
-      name: opts.name,
+      name,
       role,
       channel: opts.channel,
     });
     return key ? { device, key } : { device };
+  }
+
+  /** Counts one attempt against the host-wide window; refuses when the window is full. */
+  private takePairingAttempt(now: number): void {
+    const { attemptsPerWindow, windowMs } = PAIR_BUDGET;
+    while (this.pairAttempts.length > 0 && now - this.pairAttempts[0]! >= windowMs) this.pairAttempts.shift();
+    if (this.pairAttempts.length >= attemptsPerWindow) {
+      recordSafely(this.recorder, { type: 'control.refused_locked', scope: 'pair', key: 'pair:host' });
+      const wait = Math.max(1, Math.ceil((this.pairAttempts[0]! + windowMs - now) / 1000));
+      throw new CoworkError(
+        'limitExceeded',
+        `${HOST_LIMIT_PREFIX} (at most ${attemptsPerWindow} a minute, from anyone); try again in ${wait} s`,
+      );
+    }
+    this.pairAttempts.push(now);
+  }
+
+  /** A wrong attempt, from anyone: every live code gets one failure closer to being withdrawn. */
+  private spendCodeBudgets(now: number): void {
+    const max = PAIR_BUDGET.codeMaxFailures;
+    const live = 'used_at IS NULL AND expires_at > ? AND failures < ?';
+    const tx = this.db.transaction(() => {
+      const dying = this.db
+        .prepare(`SELECT expires_at FROM pairing_codes WHERE ${live} AND failures = ?`)
+        .all(now, max, max - 1) as { expires_at: number }[];
+      this.db.prepare(`UPDATE pairing_codes SET failures = failures + 1 WHERE ${live}`).run(now, max);
+      return dying;
+    });
+    for (const d of tx()) {
+      // The code itself is never logged: the event says only that one was withdrawn.
+      recordSafely(this.recorder, {
+        type: 'control.lockout',
+        scope: 'pair',
+        key: 'pair:code',
+        until: d.expires_at,
+      });
+    }
   }
 
   getDevice(id: string): DeviceRecord | undefined {
