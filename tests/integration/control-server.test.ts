@@ -18,8 +18,10 @@ import {
   type Role,
   type SecurityEvent,
 } from '../../src/host/control/index.js';
+import { AUTH_FAILED_MESSAGE } from '../../src/host/control/session.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { rawUpgrade } from '../helpers/control-attack.js';
 import { selfSignedCert } from '../helpers/tls.js';
 
 /** The seam, not the thing under test: records every call the control API makes. */
@@ -153,15 +155,10 @@ async function authed(creds: DeviceCredentials) {
   return c;
 }
 
-/** Connect expecting the server to refuse; returns the close code. */
-async function refusedCode(opts: { origin?: string } = {}): Promise<number> {
-  const err = await ControlClient.connect(url, opts).then(
-    () => {
-      throw new Error('expected the server to refuse the connection');
-    },
-    (e: unknown) => e as CoworkError,
-  );
-  return (err.cause as { code: number }).code;
+/** A raw WebSocket upgrade request; resolves with the HTTP status the server answered. */
+async function upgradeStatus(opts: { origin?: string } = {}): Promise<number> {
+  const res = await rawUpgrade(Number(new URL(url).port), opts);
+  return res.status;
 }
 
 beforeEach(async () => {
@@ -203,7 +200,7 @@ describe('authentication', () => {
     const wrong = { ...creds, deviceKey: Buffer.alloc(32, 7).toString('base64url') };
     await expect(c.authenticate(wrong)).rejects.toMatchObject({
       code: 'denied',
-      message: expect.stringMatching(/wrong HMAC/),
+      message: AUTH_FAILED_MESSAGE,
     });
     expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
     expect(events).toContainEqual(
@@ -409,27 +406,23 @@ describe('lockouts', () => {
     return (await c.closed).code;
   }
 
-  it('refuses an IP after 5 failed authentications and lets it back after 5 minutes', async () => {
+  it("closes an IP's failed answers with 4009 after 5 failures, for 5 minutes; its correct answers still pass", async () => {
     const creds = await pairDevice('admin');
     const codes = [];
-    for (let i = 0; i < 5; i++) codes.push(await failAuth(creds));
-    expect(codes).toEqual([4001, 4001, 4001, 4001, CLOSE_CODES.lockedOut]);
-    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+    for (let i = 0; i < 6; i++) codes.push(await failAuth(creds));
+    expect(codes).toEqual([4001, 4001, 4001, 4001, CLOSE_CODES.lockedOut, CLOSE_CODES.lockedOut]);
     expect(events).toContainEqual(
       expect.objectContaining({ type: 'control.lockout', scope: 'auth', key: 'auth:ip:127.0.0.1' }),
     );
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'control.refused_locked', scope: 'auth', key: 'auth:ip:127.0.0.1' }),
+    );
+    // The device owner on the same address is not locked out by someone else's failures.
+    await expect((await authed(creds)).call('status')).resolves.toBeTruthy();
     clock.t += 5 * 60_000 - 1;
-    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+    expect(await failAuth(creds)).toBe(CLOSE_CODES.lockedOut);
     clock.t += 1;
-    const c = await authed(creds);
-    await expect(c.call('status')).resolves.toBeTruthy();
-  });
-
-  it('a success resets the failure count', async () => {
-    const creds = await pairDevice('admin');
-    for (let i = 0; i < 4; i++) await failAuth(creds);
-    await (await authed(creds)).close();
-    for (let i = 0; i < 4; i++) expect(await failAuth(creds)).toBe(4001);
+    expect(await failAuth(creds)).toBe(4001);
   });
 
   it('keeps an IP lockout across a server restart (same SQLite file)', async () => {
@@ -438,9 +431,10 @@ describe('lockouts', () => {
     await server.close();
     store.close();
     await startServer();
-    expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
-    clock.t += 5 * 60_000;
+    expect(await failAuth(creds)).toBe(CLOSE_CODES.lockedOut);
     await expect(authed(creds)).resolves.toBeInstanceOf(ControlClient);
+    clock.t += 5 * 60_000;
+    expect(await failAuth(creds)).toBe(4001);
   });
 });
 
@@ -467,25 +461,23 @@ describe('pairing', () => {
     await expect((await connect()).pair(code.toLowerCase(), 'lc')).resolves.toMatchObject({ role: 'viewer' });
   });
 
-  it('locks pairing for 15 minutes after 5 wrong codes, across restarts', async () => {
+  it('withdraws the live code after 5 wrong codes, across restarts; a code made afterwards pairs at once from the same address', async () => {
+    const live = store.createPairingCode({ role: 'admin' });
     const c = await connect();
-    for (let i = 0; i < 4; i++)
+    for (let i = 0; i < 5; i++)
       await expect(c.pair('ZZZZZZ', 'guess')).rejects.toMatchObject({ code: 'denied' });
-    await expect(c.pair('ZZZZZZ', 'guess')).rejects.toMatchObject({ code: 'limitExceeded' });
-    expect((await c.closed).code).toBe(CLOSE_CODES.lockedOut);
-    const { code } = store.createPairingCode({ role: 'admin' });
     await server.close();
     store.close();
     await startServer();
-    const d = await connect();
-    await expect(d.pair(code, 'real')).rejects.toMatchObject({ code: 'limitExceeded' });
-    clock.t += 15 * 60_000 - 5 * 60_000; // the code itself would have expired: make a fresh one after the lock
+    await expect((await connect()).pair(live.code, 'real')).rejects.toMatchObject({ code: 'denied' });
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'control.pair_failed',
+        reason: 'code withdrawn after too many wrong attempts',
+      }),
+    );
     const fresh = store.createPairingCode({ role: 'admin' });
-    clock.t += 5 * 60_000;
-    const e = await connect();
-    await expect(e.pair(fresh.code, 'real')).rejects.toMatchObject({ code: 'denied' }); // expired by now
-    const fresh2 = store.createPairingCode({ role: 'admin' });
-    await expect(e.pair(fresh2.code, 'real')).resolves.toMatchObject({ role: 'admin' });
+    await expect((await connect()).pair(fresh.code, 'real')).resolves.toMatchObject({ role: 'admin' });
   });
 });
 
@@ -517,13 +509,11 @@ describe('revocation', () => {
 });
 
 describe('origins and binding', () => {
-  it('refuses a foreign browser origin with 4003 and allows none, listed and own loopback origins', async () => {
-    expect(await refusedCode({ origin: 'https://evil.example' })).toBe(CLOSE_CODES.forbiddenOrigin);
+  it('refuses a foreign browser origin with 403 before the upgrade and allows none, listed and own loopback origins', async () => {
+    expect(await upgradeStatus({ origin: 'https://evil.example' })).toBe(403);
     const port = new URL(url).port;
-    expect(await refusedCode({ origin: `http://localhost:${Number(port) + 1}` })).toBe(
-      CLOSE_CODES.forbiddenOrigin,
-    );
-    expect(await refusedCode({ origin: 'null' })).toBe(CLOSE_CODES.forbiddenOrigin);
+    expect(await upgradeStatus({ origin: `http://localhost:${Number(port) + 1}` })).toBe(403);
+    expect(await upgradeStatus({ origin: 'null' })).toBe(403);
     await expect(connect({ origin: `http://127.0.0.1:${port}` })).resolves.toBeInstanceOf(ControlClient);
     await expect(connect()).resolves.toBeInstanceOf(ControlClient);
     await server.close();
@@ -535,24 +525,39 @@ describe('origins and binding', () => {
     );
   });
 
-  it('refuses to bind a non-loopback address without allowRemote, warns with it', () => {
+  it('refuses to bind a non-loopback address without allowRemote or without TLS; warns with both', () => {
     const base = { api, store, serverId: 's', listen: { host: '0.0.0.0', port: 0 } };
     expect(() => new ControlServer(base)).toThrow(expect.objectContaining({ code: 'denied' }));
+    expect(() => new ControlServer({ ...base, allowRemote: true })).toThrow(
+      expect.objectContaining({
+        code: 'denied',
+        message: expect.stringMatching(/without TLS.*tls = \{ cert/),
+      }),
+    );
     const warnings: string[] = [];
-    new ControlServer({ ...base, allowRemote: true, logger: { warn: (m) => warnings.push(m) } });
-    expect(warnings[0]).toMatch(/reachable from other machines WITHOUT TLS/);
+    const { key, cert } = selfSignedCert('localhost');
+    new ControlServer({
+      ...base,
+      allowRemote: true,
+      tls: { key, cert },
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    expect(warnings[0]).toMatch(/reachable from other machines/);
   });
 
-  it('refuses connections beyond maxConnections with 1013 and accepts again once one closes', async () => {
+  it('refuses authenticated sessions beyond maxConnections with 1013 and accepts again once one closes', async () => {
     await server.close();
     store.close();
     await startServer({ maxConnections: 2 });
-    const a = await connect();
-    await connect();
-    expect(await refusedCode()).toBe(CLOSE_CODES.tryAgainLater);
+    const creds = await pairDevice('viewer');
+    const a = await authed(creds);
+    await authed(creds);
+    const third = await connect();
+    await expect(third.authenticate(creds)).rejects.toMatchObject({ code: 'unavailable' });
+    expect((await third.closed).code).toBe(CLOSE_CODES.tryAgainLater);
     await a.close();
     await new Promise((r) => setTimeout(r, 50));
-    await expect(connect()).resolves.toBeInstanceOf(ControlClient);
+    await expect(authed(creds)).resolves.toBeInstanceOf(ControlClient);
   });
 
   it('answers plain HTTP with 426', async () => {
@@ -675,9 +680,13 @@ describe('timeline', () => {
           .catch(() => {});
         await c.closed;
       }
-      expect(await refusedCode()).toBe(CLOSE_CODES.lockedOut);
+      const sixth = await connect();
+      await sixth
+        .authenticate({ ...creds, deviceKey: Buffer.alloc(32, 9).toString('base64url') })
+        .catch(() => {});
+      expect((await sixth.closed).code).toBe(CLOSE_CODES.lockedOut);
       const types = timeline.query({}).map((e) => e.type);
-      expect(types.filter((t) => t === 'control.auth_failed')).toHaveLength(5);
+      expect(types.filter((t) => t === 'control.auth_failed')).toHaveLength(6);
       expect(types).toContain('control.paired');
       expect(types).toContain('control.lockout');
       expect(types).toContain('control.refused_locked');

@@ -41,13 +41,16 @@ export function register(program: Command): void {
     .option('--listen <host:port>', 'turn on the WebSocket control API (dashboard, menubar, paired devices)')
     .option(
       '--allow-remote',
-      'allow --listen on a non-loopback address (needs TLS in config; prints a warning)',
+      'allow --listen on a non-loopback address (needs [control] tls = { cert, key } in the config; prints a warning)',
     )
     .option('-d, --detach', 'start in the background and return once the guest is ready')
     .option('--json', 'with --detach: print the status as JSON when ready')
     .addOption(new Option('--child').hideHelp())
     .action(
-      action(async (flags: StartFlags) => (flags.detach && !flags.child ? detach(flags) : foreground(flags))),
+      action(async (flags: StartFlags) => {
+        await refuseUnsafeListen(flags);
+        return flags.detach && !flags.child ? detach(flags) : foreground(flags);
+      }),
     );
   addExamples(cmd, [
     'cowork-vm start                 # foreground: live status, approvals prompt here, Ctrl-C stops',
@@ -55,6 +58,25 @@ export function register(program: Command): void {
     'cowork-vm start --workspace ~/src/app --cpus 4 --memory 2048 --accel tcg',
     'cowork-vm start --detach --listen 127.0.0.1:7420   # then: cowork-vm pair',
   ]);
+}
+
+/**
+ * `--listen` off loopback without TLS (or without --allow-remote) is refused here, before a VM
+ * boots or a background child starts; the controller checks again before it binds.
+ */
+async function refuseUnsafeListen(flags: StartFlags): Promise<void> {
+  if (!flags.listen) return;
+  const [{ loadConfig }, { assertListenAllowed, isLoopbackHost, parseListen }] = await Promise.all([
+    import('../../host/config/load.js'),
+    import('../../host/control/index.js'),
+  ]);
+  if (isLoopbackHost(parseListen(flags.listen).host)) return;
+  const { control } = loadConfig({ configFile: flags.config }).config;
+  assertListenAllowed({
+    listen: flags.listen,
+    allowRemote: flags.allowRemote ?? control.allowRemote,
+    tls: control.tls,
+  });
 }
 
 async function foreground(flags: StartFlags): Promise<void> {

@@ -1,7 +1,7 @@
 import type { CoworkConfig } from '../config/schema.js';
 import type { ControllerApi } from '../control/api.js';
 import type { Clock, SecurityRecorder } from '../control/events.js';
-import { controlServerFromConfig } from '../control/from-config.js';
+import { assertListenAllowed, controlServerFromConfig } from '../control/from-config.js';
 import type { ControlServer } from '../control/server.js';
 import { ControlStore, defaultControlStorePath } from '../control/store.js';
 import { CoworkError } from '../errors.js';
@@ -45,6 +45,8 @@ export class RemoteAccess {
       ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
       ...(opts.allowRemote !== undefined ? { allowRemote: opts.allowRemote } : {}),
     };
+    // Refused before the device store is opened or anything listens.
+    assertListenAllowed(control);
     const tg = opts.config.channels.telegram;
     const store = new ControlStore({
       file: defaultControlStorePath(opts.paths),

@@ -150,6 +150,10 @@ export const controlSchema = z
     allowRemote: z.boolean({ error: 'must be true or false' }).default(false),
     tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
     maxFrameBytes: ranged(1024, 64 * 1024 * 1024).default(1024 * 1024),
+    /** From the TCP accept to a successful authentication; also how long a challenge is valid. */
+    handshakeTimeoutMs: ranged(1000, 60_000).default(10_000),
+    /** Requests one authenticated session may make per minute. */
+    requestsPerMinute: ranged(10, 100_000).default(600),
     allowedOrigins: z
       .array(
         z.string().regex(/^https?:\/\/[^/\s]+$/, { error: 'is not an origin like "http://localhost:5173"' }),

@@ -3,6 +3,7 @@ import type { ControlConfig } from '../config/schema.js';
 import { CoworkError } from '../errors.js';
 import type { ControllerApi } from './api.js';
 import type { Clock, SecurityRecorder } from './events.js';
+import { listenRefusal } from './net.js';
 import { ControlServer } from './server.js';
 import type { ControlStore } from './store.js';
 
@@ -20,6 +21,17 @@ export function parseListen(listen: string): { host: string; port: number } {
 }
 
 /**
+ * Fails before anything is bound (or a VM is booted) when the listen address would expose the
+ * API without TLS, or off loopback without allowRemote; the message says how to fix it.
+ */
+export function assertListenAllowed(control: Pick<ControlConfig, 'listen' | 'allowRemote' | 'tls'>): void {
+  if (!control.listen) return;
+  const { host } = parseListen(control.listen);
+  const refusal = listenRefusal(host, { allowRemote: control.allowRemote, tls: !!control.tls });
+  if (refusal) throw new CoworkError('denied', refusal);
+}
+
+/**
  * Builds the control API server from the `[control]` config section, or returns undefined when
  * `control.listen` is unset (the API is off by default). TLS files are read here, once.
  */
@@ -34,6 +46,7 @@ export function controlServerFromConfig(
   },
 ): ControlServer | undefined {
   if (!config.listen) return undefined;
+  assertListenAllowed(config);
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if (config.tls) {
     try {
@@ -51,6 +64,8 @@ export function controlServerFromConfig(
     listen: parseListen(config.listen),
     allowRemote: config.allowRemote,
     maxFrameBytes: config.maxFrameBytes,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    requestsPerMinute: config.requestsPerMinute,
     allowedOrigins: config.allowedOrigins,
     ...(tls ? { tls } : {}),
   });

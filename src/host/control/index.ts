@@ -8,6 +8,7 @@ export {
   loadCredentials,
   saveCredentials,
 } from './client.js';
+export { displaySafeName, MAX_DEVICE_NAME_CHARS, sanitizeDeviceName } from './device-name.js';
 export { createPairingCode, listDevices, revokeDevice } from './devices.js';
 export {
   type Clock,
@@ -16,17 +17,25 @@ export {
   securityEventSchema,
   systemClock,
 } from './events.js';
-export { controlServerFromConfig, parseListen } from './from-config.js';
+export { assertListenAllowed, controlServerFromConfig, parseListen } from './from-config.js';
 export { type LockoutPolicy, LockoutTable } from './lockouts.js';
 export { METHOD_NAMES, METHODS, type MethodName, prepareCall, ROLE_RANK, roleAllows } from './methods.js';
 export { isLoopbackHost, originAllowed } from './net.js';
 export { CLOSE_CODES, PAIRING_ALPHABET, ROLES, type Role } from './protocol.js';
-export { ControlServer, type ControlServerOptions, DEFAULT_MAX_FRAME_BYTES } from './server.js';
+export {
+  ControlServer,
+  type ControlServerOptions,
+  DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_REQUESTS_PER_MINUTE,
+  UNAUTHENTICATED_LIMITS,
+} from './server.js';
+export { AUTH_FAILED_MESSAGE } from './session.js';
 export {
   ControlStore,
   type ControlStoreOptions,
   type DeviceRecord,
   defaultControlStorePath,
+  PAIR_BUDGET,
   PAIR_LOCKOUT,
   PAIRING_CODE_TTL_MS,
 } from './store.js';
