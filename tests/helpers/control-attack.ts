@@ -54,13 +54,17 @@ export function rawUpgrade(
   });
 }
 
-/** An open TCP connection to the server that sends nothing at all. */
+/**
+ * An open TCP connection to the server that sends nothing at all. It reads (and drops) what
+ * comes, so that it notices — 'close' — when the server hangs up.
+ */
 export function idleTcp(port: number, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = netConnect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) }, () =>
       resolve(s),
     );
     s.on('error', reject);
+    s.resume();
   });
 }
 

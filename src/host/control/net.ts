@@ -72,7 +72,8 @@ export function listenRefusal(
   if (!opts.tls)
     return (
       `refusing to listen on ${host} without TLS: the pairing reply carries each new device's key, and it would cross the network in clear. ` +
-      'Set a certificate in the config file: [control] tls = { cert = "/path/cert.pem", key = "/path/key.pem" } (PEM files), or listen on 127.0.0.1.'
+      'Set a certificate in the user config (~/.config/cowork-vm/config.toml or --config FILE): ' +
+      '[control] tls = { cert = "/path/cert.pem", key = "/path/key.pem" } (PEM files), or listen on 127.0.0.1.'
     );
   return undefined;
 }

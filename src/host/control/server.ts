@@ -227,7 +227,7 @@ export class ControlServer {
       this.sessions.delete(session);
       this.pending.release(connId);
     });
-    this.limitUnauthenticatedBytes(session, ws, req.socket, headBytes);
+    this.limitUnauthenticatedBytes(session, ws, req.socket, headBytes, connId);
     this.pending.attach(connId, (why) => {
       session.endHandshake(why);
       // A client that never answers the close frame must not hold the socket for ws's 30 s.
@@ -240,7 +240,13 @@ export class ControlServer {
    * ws buffers a whole frame before it looks at it, up to maxPayload; before authentication a
    * client may send only a few KiB in all, so half-sent huge frames cannot pile up in memory.
    */
-  private limitUnauthenticatedBytes(session: ControlSession, ws: WebSocket, socket: Socket, head: number) {
+  private limitUnauthenticatedBytes(
+    session: ControlSession,
+    ws: WebSocket,
+    socket: Socket,
+    head: number,
+    connId: string,
+  ): void {
     const limit = this.opts.maxUnauthenticatedBytes ?? UNAUTHENTICATED_LIMITS.maxBytes;
     let received = head;
     const onData = (chunk: Buffer) => {
@@ -257,7 +263,9 @@ export class ControlServer {
         reason: `more than ${limit} bytes sent before authenticating`,
       });
       session.close(1009, `more than ${limit} bytes before authentication`);
+      // Read nothing more; the socket no longer counts as a pending handshake.
       socket.pause();
+      this.pending.release(connId);
       setTimeout(() => ws.terminate(), 1000).unref();
     };
     socket.on('data', onData);
