@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as devicesCmd from '../../src/cli/commands/devices.js';
@@ -77,6 +78,42 @@ describe('cowork-vm pair / devices', () => {
     expect((await run('devices', 'revoke', device.id)).out).toMatch(/revoked/);
     expect((await run('devices')).out).toMatch(/no paired devices/);
     expect((await run('devices', '--all')).out).toMatch(/REVOKED/);
+  });
+
+  it('devices lists no control, bidi or zero-width characters, even for a name stored before sanitizing', async () => {
+    const file = defaultControlStorePath(hostPaths());
+    const store = new ControlStore({ file });
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    store.redeemPairingCode({
+      code,
+      identity: 'ip:127.0.0.1',
+      name: 'pho\u202Ene\u001b[2J\u200B',
+      channel: 'control',
+    });
+    store.close();
+    // A row written by an older version, straight into the file.
+    const db = new Database(file);
+    db.prepare(
+      "INSERT INTO devices (id, name, role, channel, created_at) VALUES ('0ld0ld0ld0', ?, 'viewer', 'control', 1)",
+    ).run('old\u2066name\u0007\u009b31m\r\nFAKE ROW');
+    db.close();
+    const { out: listing } = await run('devices');
+    expect(listing).toMatch(/phone\[2J \(control API\)/);
+    expect(listing).toMatch(/oldname31mFAKE ROW \(control API\)/);
+    const bad = [...listing].filter((ch) => {
+      const c = ch.codePointAt(0)!;
+      return (
+        (c < 0x20 && ch !== '\n') ||
+        (c >= 0x7f && c <= 0x9f) ||
+        (c >= 0x200b && c <= 0x200f) ||
+        (c >= 0x202a && c <= 0x202e) ||
+        (c >= 0x2066 && c <= 0x2069)
+      );
+    });
+    expect(bad).toEqual([]);
+    expect(listing.trim().split('\n')).toHaveLength(2);
+    const json = JSON.parse((await run('devices', '--json')).out) as { name: string }[];
+    expect(json.map((d) => d.name).sort()).toEqual(['oldname31mFAKE ROW', 'phone[2J']);
   });
 
   it('human output names the role and the expiry; default role is operator', async () => {

@@ -53,6 +53,8 @@ beforeAll(async () => {
     listen: { host: '127.0.0.1', port: 0 },
     serverId: 'fuzz',
     maxProtocolErrors: 1_000_000,
+    // The fuzzer sends far more before authenticating than a client ever would.
+    maxUnauthenticatedBytes: 64 * 1024 * 1024,
   });
   url = (await server.start()).url;
 });

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ControlStore,
@@ -133,6 +134,82 @@ describe('pairing lockout', () => {
     for (let i = 0; i < 4; i++)
       expect(() => redeem('x')).toThrow(expect.objectContaining({ code: 'denied' }));
     expect(() => redeem('1111111')).toThrow(expect.objectContaining({ code: 'limitExceeded' }));
+  });
+});
+
+describe('address-independent pairing budgets', () => {
+  it('withdraws every live code after 5 wrong attempts in total, from 5 identities', () => {
+    const a = store.createPairingCode({ role: 'admin' });
+    for (let i = 0; i < 5; i++)
+      expect(() => redeem('ZZZZZZ', `ip:10.0.0.${i}`)).toThrow(expect.objectContaining({ code: 'denied' }));
+    const b = store.createPairingCode({ role: 'admin' }); // made afterwards: its own budget
+    expect(() => redeem(a.code, 'ip:owner')).toThrow(expect.objectContaining({ code: 'denied' }));
+    expect(redeem(b.code, 'ip:owner').device.role).toBe('admin');
+    expect(events).toContainEqual(expect.objectContaining({ type: 'control.lockout', key: 'pair:code' }));
+  });
+
+  it('keeps the spent budget across reopening the store', () => {
+    const a = store.createPairingCode({ role: 'admin' });
+    for (let i = 0; i < 5; i++) expect(() => redeem('ZZZZZZ', `telegram:${i}`)).toThrow();
+    store.close();
+    store = new ControlStore({ file: join(dir, 'sub', 'devices.sqlite'), clock });
+    expect(() => redeem(a.code, 'ip:owner')).toThrow(expect.objectContaining({ code: 'denied' }));
+  });
+
+  it('takes at most 10 attempts a minute host-wide, then refuses even a right code until the minute is over', () => {
+    for (let i = 0; i < 10; i++) expect(() => redeem('ZZZZZZ', `ip:${i}`)).toThrow();
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    expect(() => redeem(code, 'ip:owner')).toThrow(
+      expect.objectContaining({ code: 'limitExceeded', message: expect.stringMatching(/on this host/) }),
+    );
+    clock.t += 60_000;
+    expect(redeem(code, 'ip:owner').device.role).toBe('viewer');
+  });
+
+  it('does not lock an identity that is none (lockIdentity: false, used for loopback addresses)', () => {
+    const opts = { identity: 'ip:127.0.0.1', lockIdentity: false, name: 'n', channel: 'control' };
+    for (let i = 0; i < 6; i++)
+      expect(() => store.redeemPairingCode({ ...opts, code: 'ZZZZZZ' })).toThrow(
+        expect.objectContaining({ code: 'denied' }),
+      );
+    clock.t += 60_000;
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    expect(store.redeemPairingCode({ ...opts, code }).device.role).toBe('viewer');
+  });
+
+  it('adds the budget column to a store made before it existed', () => {
+    store.close();
+    const file = join(dir, 'old.sqlite');
+    const old = new Database(file);
+    old.exec(
+      'CREATE TABLE pairing_codes (code TEXT PRIMARY KEY, role TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, used_by TEXT)',
+    );
+    old.close();
+    store = new ControlStore({ file, clock });
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    expect(redeem(code).device.role).toBe('viewer');
+  });
+});
+
+describe('device names', () => {
+  it('are stored without control, bidi or zero-width characters and at most 64 characters long', () => {
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    const { device } = store.redeemPairingCode({
+      code,
+      identity: 'ip:1',
+      name: `\u202Eevil\u0000\u009b\u2067${'w'.repeat(80)}`,
+      channel: 'control',
+    });
+    expect(device.name).toBe(`evil${'w'.repeat(60)}`);
+  });
+
+  it('refuses a name with nothing printable before counting anything', () => {
+    const { code } = store.createPairingCode({ role: 'viewer' });
+    expect(() =>
+      store.redeemPairingCode({ code, identity: 'ip:1', name: '\u200B\u200D\t', channel: 'control' }),
+    ).toThrow(expect.objectContaining({ code: 'invalidArgument' }));
+    expect(events.filter((e) => e.type === 'control.pair_failed')).toEqual([]);
+    expect(redeem(code).device.role).toBe('viewer');
   });
 });
 

@@ -181,6 +181,42 @@ describe('pairing mode (default)', () => {
     );
   });
 
+  it('rotating user ids cannot out-guess the pairing budget: after 5 wrong codes from 5 users the right code is dead', async () => {
+    await startChannel();
+    const { code } = store.createPairingCode({ role: 'admin' });
+    for (let i = 0; i < 5; i++) {
+      const sock: TgUser = { id: 7000 + i, first_name: `sock${i}` };
+      await say(sock, '/pair BBBBBB');
+      expect(tg.sentTo(sock.id).at(-1)?.text).toBe('That code is not valid.');
+    }
+    const last: TgUser = { id: 7100, first_name: 'sock-last' };
+    await say(last, `/pair ${code}`);
+    expect(tg.sentTo(last.id).at(-1)?.text).toBe('That code is not valid.');
+    expect(store.listDevices()).toEqual([]);
+    // The owner's next code works at once: nobody is locked out by strangers' guesses.
+    await pairUser(alice, 'operator');
+  });
+
+  it('rate limits /pair host-wide, whoever sends it', async () => {
+    await startChannel();
+    for (let i = 0; i < 10; i++) await say({ id: 7200 + i, first_name: 'x' }, '/pair CCCCCC');
+    const eleventh: TgUser = { id: 7300, first_name: 'x' };
+    await say(eleventh, '/pair CCCCCC');
+    expect(tg.sentTo(eleventh.id).at(-1)?.text).toMatch(/Too many pairing attempts on this host/);
+    clock.t += 60_000;
+    await pairUser(alice, 'viewer');
+  });
+
+  it('stores display names without control or bidi characters, and falls back to the user id', async () => {
+    await startChannel();
+    const sneaky: TgUser = { id: 7400, first_name: 'Bob\u202Enimda\u200B\u001b[2J' };
+    const invisible: TgUser = { id: 7401, first_name: '\u2066\u200B\u0007' };
+    await pairUser(sneaky, 'viewer');
+    await pairUser(invisible, 'viewer');
+    expect(store.findChannelUser('telegram', '7400')?.name).toBe('Bobnimda[2J');
+    expect(store.findChannelUser('telegram', '7401')?.name).toBe('7401');
+  });
+
   it('refuses /pair in a group chat (the code would be shown to everyone)', async () => {
     await startChannel();
     const { code } = store.createPairingCode({ role: 'admin' });
