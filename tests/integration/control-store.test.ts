@@ -191,6 +191,21 @@ describe('address-independent pairing budgets', () => {
   });
 });
 
+describe('lockout table', () => {
+  it('forgets counters from rotating addresses once no policy can use them', () => {
+    for (let i = 0; i < 50; i++)
+      store.lockouts.recordFailure('auth', `auth:ip:10.1.0.${i}`, { maxFailures: 5, lockMs: 60_000 });
+    for (let i = 0; i < 5; i++)
+      store.lockouts.recordFailure('auth', 'auth:ip:10.9.9.9', { maxFailures: 5, lockMs: 3 * 3600_000 });
+    clock.t += 2 * 3600_000;
+    store.lockouts.prune();
+    const db = new Database(join(dir, 'sub', 'devices.sqlite'), { readonly: true });
+    const keys = (db.prepare('SELECT key FROM lockouts').all() as { key: string }[]).map((r) => r.key);
+    db.close();
+    expect(keys).toEqual(['auth:ip:10.9.9.9']); // still locked: kept
+  });
+});
+
 describe('device names', () => {
   it('are stored without control, bidi or zero-width characters and at most 64 characters long', () => {
     const { code } = store.createPairingCode({ role: 'viewer' });

@@ -30,6 +30,7 @@ interface Row {
 }
 
 export class LockoutTable {
+  private writes = 0;
   constructor(
     private readonly db: Database.Database,
     private readonly clock: Clock,
@@ -62,6 +63,7 @@ export class LockoutTable {
     policy: LockoutPolicy,
   ): { locked: boolean; until: number } {
     const now = this.clock.now();
+    if (++this.writes % 256 === 0) this.prune(now);
     const row = this.db.prepare('SELECT * FROM lockouts WHERE key = ?').get(key) as Row | undefined;
     const fresh =
       !row ||
@@ -82,6 +84,18 @@ export class LockoutTable {
       return { locked: true, until: lockedUntil };
     }
     return { locked: false, until: 0 };
+  }
+
+  /**
+   * Forgets counters no policy can still use (no lock running, first failure over an hour ago,
+   * longer than any lockMs): rotating source addresses must not grow the table without end.
+   */
+  prune(now = this.clock.now()): void {
+    this.db
+      .prepare(
+        'DELETE FROM lockouts WHERE first_failure_at < ? AND (locked_until IS NULL OR locked_until <= ?)',
+      )
+      .run(now - 3600_000, now);
   }
 
   clear(key: string): void {

@@ -115,7 +115,6 @@ export class ControlServer {
       headersTimeout: handshakeTimeoutMs,
       requestTimeout: handshakeTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, handshakeTimeoutMs),
-      maxHeaderSize: 8 * 1024,
     };
     this.http = opts.tls
       ? createHttpsServer(
