@@ -47,7 +47,12 @@ export class AdmissionPool {
 
   /** Registers a freshly accepted socket under its address key; evicts first if a cap is reached. */
   admit(socket: Socket, key: string): void {
+    if (socket.remoteAddress === undefined || socket.remotePort === undefined) {
+      socket.destroy(); // already gone: it has no identity to count under
+      return;
+    }
     const id = connectionId(socket);
+    this.release(id);
     if ((this.perKey.get(key) ?? 0) >= this.limits.perAddress) this.evictOldest(key);
     if (this.entries.size >= this.limits.total) this.evictOldest(this.busiestKey());
     const timer = setTimeout(() => this.expire(id), this.limits.handshakeTimeoutMs);
