@@ -261,7 +261,7 @@ describe('pairing budget does not depend on the source address', () => {
 });
 
 describe('failure messages do not reveal which device ids exist', () => {
-  it('known id + wrong HMAC, unknown id, and revoked id get byte-identical errors and close frames', async () => {
+  it('known id + wrong HMAC, unknown id, revoked id and a foreign nonce get byte-identical errors and close frames', async () => {
     const known = await pairDevice('admin');
     const revoked = await pairDevice('viewer');
     store.revokeDevice(revoked.deviceId, 'test');
@@ -277,9 +277,12 @@ describe('failure messages do not reveal which device ids exist', () => {
         from: '127.0.0.44',
       },
     ];
-    for (const a of attempts) {
+    // And an answer to a nonce this connection was never given, with the right key.
+    attempts.push({ id: known.deviceId, key: known.deviceKey, from: '127.0.0.45' });
+    for (const [i, a] of attempts.entries()) {
       const c = await track(await rawClient(url, { localAddress: a.from }));
-      c.send(authFrame(c, a.id, a.key));
+      const frame = authFrame(c, a.id, a.key);
+      c.send(i === 4 ? { ...frame, nonce: 'A'.repeat(43) } : frame);
       const f = await c.next();
       const closed = await c.closed;
       outcomes.push({ frame: JSON.stringify(f), close: `${closed.code} ${closed.reason}` });
@@ -296,6 +299,7 @@ describe('failure messages do not reveal which device ids exist', () => {
       'unknown or revoked device',
       'unknown or revoked device',
       'unknown or revoked device',
+      'nonce was not issued to this connection or was already used',
     ]);
   });
 

@@ -279,7 +279,13 @@ describe('authentication', () => {
     const creds = await pairDevice('admin');
     const c = await connect();
     clock.t += 10_001;
-    await expect(c.authenticate(creds)).rejects.toMatchObject({ message: expect.stringMatching(/expired/) });
+    await expect(c.authenticate(creds)).rejects.toMatchObject({ message: AUTH_FAILED_MESSAGE });
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        type: 'control.auth_failed',
+        reason: 'answer came after the challenge expired',
+      }),
+    );
     expect((await c.closed).code).toBe(CLOSE_CODES.authFailed);
   });
 

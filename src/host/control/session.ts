@@ -44,7 +44,7 @@ const DUMMY_KEY = Buffer.alloc(32);
  * device and a wrong HMAC must look the same, or the error tells an attacker which ids exist.
  */
 export const AUTH_FAILED_MESSAGE =
-  'authentication failed: unknown or revoked device, or wrong key; pair again if this device was removed';
+  'authentication failed: unknown or revoked device, wrong key, or a late or reused answer; reconnect, and pair again if this device was removed';
 const AUTH_LOCKED_MESSAGE =
   'authentication failed: too many failed attempts from this address; failed answers are refused for 5 minutes';
 
@@ -205,18 +205,15 @@ export class ControlSession {
     const key = store.deviceKey(frame.deviceId);
     // Compute the HMAC even for unknown devices, so timing does not reveal which ids exist.
     const hmacOk = verifyAuthHmac(key ?? DUMMY_KEY, frame.nonce, serverId, frame.hmac) && key !== undefined;
+    // One message for every failure, late or replayed answers included: the timeline keeps the reason.
     let reason: string | undefined;
-    let message = AUTH_FAILED_MESSAGE;
-    if (issuedAt === undefined) {
-      reason = 'nonce was not issued to this connection or was already used';
-      message = `authentication failed: ${reason}`;
-    } else if (clock.now() - issuedAt > this.deps.authTimeoutMs) {
+    if (issuedAt === undefined) reason = 'nonce was not issued to this connection or was already used';
+    else if (clock.now() - issuedAt > this.deps.authTimeoutMs)
       reason = 'answer came after the challenge expired';
-      message = `authentication failed: ${reason}`;
-    } else if (!key) reason = 'unknown or revoked device';
+    else if (!key) reason = 'unknown or revoked device';
     else if (!hmacOk) reason = 'wrong HMAC';
     if (reason) {
-      this.authFailed(frame.deviceId, reason, message, key !== undefined);
+      this.authFailed(frame.deviceId, reason, key !== undefined);
       return;
     }
     const device = store.getDevice(frame.deviceId)!;
@@ -234,7 +231,7 @@ export class ControlSession {
     this.send({ type: 'auth-ok', deviceId: device.id, name: device.name, role: device.role });
   }
 
-  private authFailed(deviceId: string, reason: string, message: string, knownDevice: boolean): void {
+  private authFailed(deviceId: string, reason: string, knownDevice: boolean): void {
     const { store, recorder } = this.deps;
     recordSafely(recorder, { type: 'control.auth_failed', ip: this.ip, deviceId, reason });
     const ipKey = `auth:ip:${addressKey(this.ip)}`;
@@ -242,7 +239,7 @@ export class ControlSession {
     if (wasLocked) recordSafely(recorder, { type: 'control.refused_locked', scope: 'auth', key: ipKey });
     const locked = wasLocked || store.lockouts.recordFailure('auth', ipKey, AUTH_LOCKOUT).locked;
     if (locked) this.fail('limitExceeded', AUTH_LOCKED_MESSAGE, CLOSE_CODES.lockedOut);
-    else this.fail('denied', message, CLOSE_CODES.authFailed);
+    else this.fail('denied', AUTH_FAILED_MESSAGE, CLOSE_CODES.authFailed);
     // After the answer went out, so the extra write does not make known ids slower to refuse.
     if (knownDevice) store.lockouts.recordFailure('auth', `auth:device:${deviceId}`, AUTH_LOCKOUT);
   }
