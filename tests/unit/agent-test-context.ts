@@ -5,17 +5,22 @@ import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
 import type { DirEntry, ExecOptions, ExecResult, FileStat, GuestSession } from '../../src/host/ssh/types.js';
+import { scopeGuestFiles } from '../../src/host/tools/guest-files.js';
 import type {
-  AuthorizeOutcome,
   ShellExecOptions,
-  ToolContext,
+  TaskBrowser,
+  ToolAuthorization,
   ToolEvent,
+  ToolGate,
+  ToolPolicyRequest,
 } from '../../src/host/tools/types.js';
 
 /**
- * In-test implementations of the seams the agent and its tools talk to: a ToolContext whose
+ * In-test implementations of the seams the agent and its tools talk to: a ToolGate whose
  * decisions are scripted per test and whose calls are recorded, over an in-memory guest file
- * system. The real-guest versions of these scenarios live in tests/integration/agent-guest.test.ts.
+ * system. Allowed file calls get the production guest-file grant (scopeGuestFiles) over that
+ * in-memory guest, exactly as the Controller hands it out. The real-guest versions of these
+ * scenarios live in tests/integration/agent-guest.test.ts.
  */
 
 export function execResult(partial: Partial<ExecResult> = {}): ExecResult {
@@ -41,9 +46,11 @@ export class MemoryGuestSession implements GuestSession {
 
   async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
     this.execs.push({ command, opts });
-    const mk = /^mkdir -p -- '([^']*)'$/.exec(command);
+    // Only the one shape a write's folder creation takes: `mkdir -p -- <one single-quoted word>`.
+    const mk = /^mkdir -p -- ((?:'[^']*'|\\')+)$/.exec(command);
     if (mk?.[1]) {
-      for (let d = mk[1]; d !== '/'; d = posix.dirname(d)) this.dirs.add(d);
+      const dir = mk[1].replace(/'([^']*)'|\\'/g, (_q, inner: string | undefined) => inner ?? "'");
+      for (let d = dir; d !== '/'; d = posix.dirname(d)) this.dirs.add(d);
       return execResult();
     }
     return this.execHandler(command, opts);
@@ -101,12 +108,13 @@ const decision = (effect: Decision['effect'], reasons: string[] = []): Decision 
 
 export type ScriptedVerdict = { allowed: true } | { allowed: false; reason: string };
 
-/** A ToolContext whose policy answers are scripted and whose calls are recorded. */
-export class RecordingToolContext implements ToolContext {
+/** A ToolGate whose policy answers are scripted and whose calls are recorded. */
+export class RecordingToolContext implements ToolGate {
   readonly taskId: string;
   readonly controller = new AbortController();
+  /** The guest behind the gate: tools never see it, only grants scoped to a decision. */
   readonly session = new MemoryGuestSession();
-  /** A real, empty folder: the write tools re-run the path guard on the host copy before writing. */
+  /** A real, empty folder: the write grant re-runs the path guard on the host copy before writing. */
   readonly workspace = testWorkspace();
   maxFileSizeMB = 1;
   readonly authorizeCalls: PolicyRequest[] = [];
@@ -118,6 +126,7 @@ export class RecordingToolContext implements ToolContext {
   policy: (req: PolicyRequest) => ScriptedVerdict = () => ({ allowed: true });
   /** Runs an allowed shell command "in the guest". */
   shell: (command: string, opts?: ShellExecOptions) => Promise<ExecResult> = async () => execResult();
+  browser?: TaskBrowser;
 
   constructor(taskId = 't-test01') {
     this.taskId = taskId;
@@ -127,20 +136,23 @@ export class RecordingToolContext implements ToolContext {
     return this.controller.signal;
   }
 
-  async authorize(req: PolicyRequest): Promise<AuthorizeOutcome> {
+  async authorize(req: ToolPolicyRequest, signal: AbortSignal): Promise<ToolAuthorization> {
     this.authorizeCalls.push(req);
     const v = this.policy(req);
-    return v.allowed
-      ? {
-          allowed: true,
-          decision: this.decisionWithheld
-            ? { ...decision('allow'), withheld: this.decisionWithheld }
-            : decision('allow'),
-        }
-      : { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
+    if (!v.allowed) return { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
+    const d = this.decisionWithheld
+      ? { ...decision('allow'), withheld: this.decisionWithheld }
+      : decision('allow');
+    const guest = scopeGuestFiles(this.session, {
+      workspace: this.workspace,
+      paths: req.paths ?? [],
+      withheld: d.withheld ?? [],
+      signal,
+    });
+    return { allowed: true, decision: d, guest };
   }
 
-  async execShell(command: string, opts?: ShellExecOptions): Promise<ExecOutcome> {
+  async exec(command: string, opts: ShellExecOptions): Promise<ExecOutcome> {
     this.shellCalls.push({ command, opts });
     const v = this.policy({ kind: 'shell', command, cwd: opts?.cwd });
     if (!v.allowed) return { decision: decision('deny', [v.reason]), deniedReason: v.reason };

@@ -7,6 +7,7 @@ import {
   guestPath,
   listDirectoryTool,
   readFileTool,
+  runToolCall,
   searchCommand,
   searchFilesTool,
   shellQuote,
@@ -39,7 +40,7 @@ describe('guest paths', () => {
 describe('file tools through the ToolContext', () => {
   it('write_file asks the policy with the resolved path, then writes through the session', async () => {
     const ctx = new RecordingToolContext();
-    const r = await writeFileTool.run({ path: 'src/new/a.txt', content: 'hi' }, ctx);
+    const r = await runToolCall(writeFileTool, { path: 'src/new/a.txt', content: 'hi' }, ctx);
     expect(r).toMatchObject({ content: 'Wrote 2 bytes to src/new/a.txt.', filesChanged: ['src/new/a.txt'] });
     expect(ctx.authorizeCalls).toEqual([
       {
@@ -60,7 +61,7 @@ describe('file tools through the ToolContext', () => {
       symlinkSync('/etc', join(ctx.workspace, 'swapped'));
       return { allowed: true };
     };
-    const r = await writeFileTool.run({ path: 'swapped/cron.d/x', content: 'evil' }, ctx);
+    const r = await runToolCall(writeFileTool, { path: 'swapped/cron.d/x', content: 'evil' }, ctx);
     expect(r).toMatchObject({ isError: true, denied: true });
     expect(r.content).toMatch(/swapped is a symbolic link that points outside the workspace/);
     expect(ctx.session.files.size).toBe(0);
@@ -70,7 +71,7 @@ describe('file tools through the ToolContext', () => {
   it('a denied write touches nothing and tells the model why', async () => {
     const ctx = new RecordingToolContext();
     ctx.policy = () => ({ allowed: false, reason: 'path escapes the workspace' });
-    const r = await writeFileTool.run({ path: '../../etc/cron.d/x', content: 'evil' }, ctx);
+    const r = await runToolCall(writeFileTool, { path: '../../etc/cron.d/x', content: 'evil' }, ctx);
     expect(r).toMatchObject({ isError: true, denied: true });
     expect(r.content).toContain('path escapes the workspace');
     expect(ctx.authorizeCalls[0]).toMatchObject({ paths: [{ path: '/etc/cron.d/x', access: 'write' }] });
@@ -81,7 +82,7 @@ describe('file tools through the ToolContext', () => {
   it('write_file refuses content over maxFileSizeMB before asking anyone', async () => {
     const ctx = new RecordingToolContext();
     ctx.maxFileSizeMB = 0.001; // 1048 bytes
-    const r = await writeFileTool.run({ path: 'big.txt', content: 'x'.repeat(2000) }, ctx);
+    const r = await runToolCall(writeFileTool, { path: 'big.txt', content: 'x'.repeat(2000) }, ctx);
     expect(r.isError).toBe(true);
     expect(r.content).toContain('over the 0.001 MB file limit');
     expect(ctx.session.files.size).toBe(0);
@@ -90,20 +91,23 @@ describe('file tools through the ToolContext', () => {
   it('edit_file replaces exactly one match and refuses ambiguous or missing ones', async () => {
     const ctx = new RecordingToolContext();
     ctx.session.files.set('/workspace/a.ts', Buffer.from('let x = 1;\nlet y = 1;\n'));
-    const ambiguous = await editFileTool.run(
+    const ambiguous = await runToolCall(
+      editFileTool,
       { path: 'a.ts', old_string: '= 1', new_string: '= 2', replace_all: false },
       ctx,
     );
     expect(ambiguous).toMatchObject({ isError: true });
     expect(ambiguous.content).toContain('occurs 2 times');
-    const missing = await editFileTool.run(
+    const missing = await runToolCall(
+      editFileTool,
       { path: 'a.ts', old_string: 'zzz', new_string: '', replace_all: false },
       ctx,
     );
     expect(missing.content).toContain('was not found');
     expect(ctx.session.files.get('/workspace/a.ts')?.toString()).toBe('let x = 1;\nlet y = 1;\n');
 
-    const ok = await editFileTool.run(
+    const ok = await runToolCall(
+      editFileTool,
       { path: 'a.ts', old_string: 'let y = 1', new_string: 'let y = $&2', replace_all: false },
       ctx,
     );
@@ -112,7 +116,8 @@ describe('file tools through the ToolContext', () => {
     expect(ctx.session.files.get('/workspace/a.ts')?.toString()).toBe('let x = 1;\nlet y = $&2;\n');
     expect(ctx.authorizeCalls.at(-1)).toMatchObject({ paths: [{ path: '/workspace/a.ts', access: 'edit' }] });
 
-    const all = await editFileTool.run(
+    const all = await runToolCall(
+      editFileTool,
       { path: 'a.ts', old_string: 'let', new_string: 'const', replace_all: true },
       ctx,
     );
@@ -123,7 +128,8 @@ describe('file tools through the ToolContext', () => {
     const ctx = new RecordingToolContext();
     ctx.maxFileSizeMB = 0.001;
     ctx.session.files.set('/workspace/a.txt', Buffer.from('AB'));
-    const r = await editFileTool.run(
+    const r = await runToolCall(
+      editFileTool,
       { path: 'a.txt', old_string: 'A', new_string: 'x'.repeat(2000), replace_all: false },
       ctx,
     );
@@ -134,14 +140,14 @@ describe('file tools through the ToolContext', () => {
   it('read_file reads through the session, with line windows, and refuses oversize files', async () => {
     const ctx = new RecordingToolContext();
     ctx.session.files.set('/workspace/n.txt', Buffer.from('one\ntwo\nthree\nfour'));
-    expect((await readFileTool.run({ path: 'n.txt' }, ctx)).content).toBe('one\ntwo\nthree\nfour');
-    expect((await readFileTool.run({ path: 'n.txt', offset: 2, limit: 2 }, ctx)).content).toBe(
+    expect((await runToolCall(readFileTool, { path: 'n.txt' }, ctx)).content).toBe('one\ntwo\nthree\nfour');
+    expect((await runToolCall(readFileTool, { path: 'n.txt', offset: 2, limit: 2 }, ctx)).content).toBe(
       '[lines 2-3 of 4]\ntwo\nthree',
     );
-    const missing = await readFileTool.run({ path: 'nope.txt' }, ctx);
+    const missing = await runToolCall(readFileTool, { path: 'nope.txt' }, ctx);
     expect(missing).toMatchObject({ isError: true });
     ctx.maxFileSizeMB = 0.000001;
-    const big = await readFileTool.run({ path: 'n.txt' }, ctx);
+    const big = await runToolCall(readFileTool, { path: 'n.txt' }, ctx);
     expect(big.content).toContain('over the 0.000001 MB file limit');
     expect(ctx.authorizeCalls.every((c) => c.kind === 'tool' && c.risk === 'read')).toBe(true);
   });
@@ -150,7 +156,7 @@ describe('file tools through the ToolContext', () => {
     const ctx = new RecordingToolContext();
     ctx.session.dirs.add('/workspace/src');
     ctx.session.files.set('/workspace/README.md', Buffer.from('hello'));
-    const r = await listDirectoryTool.run({ path: '.' }, ctx);
+    const r = await runToolCall(listDirectoryTool, { path: '.' }, ctx);
     expect(r.content).toBe('README.md  5\nsrc/');
   });
 
@@ -164,7 +170,7 @@ describe('file tools through the ToolContext', () => {
       ignore_case: true,
       max_results: 10,
     };
-    const r = await searchFilesTool.run(input, ctx);
+    const r = await runToolCall(searchFilesTool, input, ctx);
     expect(r.content).toBe('src/a.ts:3:const x = 1');
     const cmd = ctx.session.execs[0]?.command;
     // find + xargs grep (was grep -r): so Read-withheld files can be pruned before anything reads them
@@ -184,7 +190,8 @@ describe('search and list honour what the policy withholds', () => {
       execResult({
         stdout: '/workspace/.env\x001:KEY=1\n/workspace/secrets/a\x002:x\n/workspace/ok.txt\x001:KEY=2\n',
       });
-    const r = await searchFilesTool.run(
+    const r = await runToolCall(
+      searchFilesTool,
       { pattern: 'KEY', path: '.', ignore_case: false, max_results: 5 },
       ctx,
     );
@@ -201,17 +208,17 @@ describe('search and list honour what the policy withholds', () => {
     ctx.decisionWithheld = ['.env'];
     ctx.session.files.set('/workspace/.env', Buffer.from('KEY=1'));
     ctx.session.files.set('/workspace/a.txt', Buffer.from('hi'));
-    const r = await listDirectoryTool.run({ path: '.' }, ctx);
+    const r = await runToolCall(listDirectoryTool, { path: '.' }, ctx);
     expect(r.content).toBe('.env  (withheld: a Read rule denies or asks for it)\na.txt  2');
     expect(ctx.authorizeCalls[0]).toMatchObject({ paths: [{ path: '/workspace', scope: 'entries' }] });
   });
 });
 
 describe('shell tool', () => {
-  it('goes through ctx.execShell (never the session) and reports exit code and output', async () => {
+  it('runs the claimed command through the gate (never the session) and reports exit code and output', async () => {
     const ctx = new RecordingToolContext();
     ctx.shell = async () => execResult({ exitCode: 2, stdout: 'out', stderr: 'err' });
-    const r = await shellTool.run({ command: 'make', cwd: 'sub' }, ctx);
+    const r = await runToolCall(shellTool, { command: 'make', cwd: 'sub' }, ctx);
     expect(r.content).toBe('Exit code: 2\nstdout:\nout\nstderr:\nerr');
     expect(r.isError).toBe(false);
     expect(ctx.shellCalls[0]).toMatchObject({
@@ -224,7 +231,7 @@ describe('shell tool', () => {
   it('abridges huge output, keeping head and tail', async () => {
     const ctx = new RecordingToolContext();
     ctx.shell = async () => execResult({ stdout: `HEAD${'x'.repeat(100_000)}TAIL` });
-    const r = await shellTool.run({ command: 'cat big' }, ctx);
+    const r = await runToolCall(shellTool, { command: 'cat big' }, ctx);
     expect(r.content.length).toBeLessThan(31_000);
     expect(r.content).toContain('HEAD');
     expect(r.content).toContain('TAIL');
