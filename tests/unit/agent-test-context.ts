@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { GuestBrowser } from '../../src/host/browser/guest-browser.js';
 import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
@@ -162,4 +163,57 @@ export class RecordingToolContext implements ToolGate {
   record(event: ToolEvent): void {
     this.events.push(event);
   }
+}
+
+/** A 1×1 PNG, what the stub page "captures". */
+export const TINY_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+/**
+ * The task's browser for unit tests of the decision path: a page that answers what the browser
+ * tools ask of it and remembers where it is. Real Chromium runs in tests/e2e/browser.test.ts.
+ */
+export function stubTaskBrowser(
+  checkUrl: TaskBrowser['checkUrl'] = () => ({ allowed: true }),
+): TaskBrowser & { url: string; opened: string[] } {
+  const state = { url: 'about:blank', opened: [] as string[] };
+  const el = {
+    first: () => el,
+    or: () => el,
+    getAttribute: async () => null,
+    click: async () => {},
+    fill: async () => {},
+    press: async () => {},
+    ariaSnapshot: async () => '- heading "Stub page"',
+  };
+  const page = {
+    url: () => state.url,
+    title: async () => 'Stub page',
+    goto: async (u: string) => {
+      state.url = u;
+      state.opened.push(u);
+      return { status: () => 200, text: async () => 'ok' };
+    },
+    locator: () => el,
+    getByRole: () => el,
+    getByText: () => el,
+    waitForLoadState: async () => {},
+    goBack: async () => null,
+    screenshot: async () => TINY_PNG,
+  };
+  const guestBrowser = {
+    page: async () => page,
+    downloads: () => [],
+    waitForDownloads: async () => [],
+  } as unknown as GuestBrowser;
+  return {
+    get url() {
+      return state.url;
+    },
+    opened: state.opened,
+    browser: async () => guestBrowser,
+    checkUrl,
+  };
 }
