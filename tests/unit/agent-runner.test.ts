@@ -116,6 +116,35 @@ describe('AgentTaskRunner', () => {
     expect(r.running()).toBe(0);
   });
 
+  it('extendContext sees its task registered: waiting on the task from there ends with the task', async () => {
+    const controller = new RecordingController();
+    const seen: string[] = [];
+    let r: AgentTaskRunner | undefined;
+    r = new AgentTaskRunner({
+      controller,
+      timeline,
+      secrets: new MapStore({ anthropic: KEY }),
+      limits: { maxFileSizeMB: 1 },
+      model: 'claude-sonnet-4-5',
+      baseURL: api.baseURL,
+      env: {},
+      extendContext: (base) => {
+        seen.push(`running:${r?.running()}`);
+        // What the sandbox does to close the task's browser and egress scope when the task ends.
+        void r?.wait(base.taskId).then(() => seen.push(`ended:${timeline.getTask(base.taskId).status}`));
+        return base;
+      },
+    });
+    api.enqueue(
+      reply([toolUse('shell', { command: 'ls' })]),
+      reply([toolUse('task_complete', { summary: 'done' })]),
+    );
+    const { id } = await r.start({ prompt: 'go' }, { id: 'cli', context: 'local' });
+    await r.wait(id);
+    await new Promise((res) => setImmediate(res));
+    expect(seen).toEqual(['running:1', 'ended:completed']);
+  });
+
   it('keeps the stricter gateway context for tasks started from a remote channel', async () => {
     const controller = new RecordingController();
     api.enqueue(

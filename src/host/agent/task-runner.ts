@@ -137,19 +137,24 @@ export class AgentTaskRunner {
   ): Promise<AgentResult | undefined> {
     const o = this.#opts;
     const client = new Anthropic({ apiKey: t.key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
-    return runAgentTask({
-      prompt: t.prompt,
-      model: t.model,
-      client,
-      tools: o.tools ?? defaultTools(),
-      ctx: o.extendContext ? o.extendContext(t.gate) : t.gate,
-      budget: t.budget,
-      timeline: o.timeline,
-      signal: t.signal,
-      maxTokensPerCall: o.maxOutputTokens,
-      retry: o.retry,
-      onEvent: (e) => this.#emit(id, e),
-    })
+    // A microtask later, so the task is registered when extendContext runs: its `wait(id)` then
+    // resolves when the task ends (closing the task's browser), not at once.
+    return Promise.resolve()
+      .then(() =>
+        runAgentTask({
+          prompt: t.prompt,
+          model: t.model,
+          client,
+          tools: o.tools ?? defaultTools(),
+          ctx: o.extendContext ? o.extendContext(t.gate) : t.gate,
+          budget: t.budget,
+          timeline: o.timeline,
+          signal: t.signal,
+          maxTokensPerCall: o.maxOutputTokens,
+          retry: o.retry,
+          onEvent: (e) => this.#emit(id, e),
+        }),
+      )
       .then((result) => {
         o.timeline.finishTask(id, { outcome: result.outcome, summary: result.summary });
         return result;
