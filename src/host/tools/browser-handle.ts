@@ -4,11 +4,19 @@ import { CoworkError } from '../errors.js';
 import type { TaskBrowser, UrlCheck } from './types.js';
 
 /**
- * The page as a browser tool may drive it: everything but opening an address of its own
- * choosing. Where the call goes was decided before it ran (`BrowserHandle.open`); links it
- * follows are checked with `checkUrl`, and the egress proxy judges every request regardless.
+ * The page as a browser tool may drive it: reading and acting on what is shown, not opening an
+ * address of its own choosing (the decided URL is opened with `BrowserHandle.open`), nor the
+ * parts of Playwright that act from the HOST — `request` and `route` fetch from the host's
+ * network, `screenshot({ path })` and `routeFromHAR` touch host files. Links a call follows are
+ * checked with `checkUrl`, and the egress proxy judges every request the guest's Chromium makes.
  */
-export type BrowserPage = Omit<Page, 'goto' | 'context'>;
+export type BrowserPage = Pick<
+  Page,
+  'url' | 'title' | 'locator' | 'getByRole' | 'getByText' | 'waitForLoadState' | 'goBack'
+> & {
+  /** The PNG as bytes; where it goes is the tool's file grant's business. */
+  screenshot(opts: { fullPage: boolean; timeout: number }): Promise<Buffer>;
+};
 
 /** The task's browser for one decided call. */
 export interface BrowserHandle {
