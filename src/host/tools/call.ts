@@ -15,8 +15,8 @@ import type {
 /**
  * One tool call: the tool's claim → exactly one decision on the enforcement path → the tool
  * runs with guest access scoped to that decision, revoked when it returns. The input must
- * already be parsed by the tool's schema. This is the only code that asks for a tool's
- * decision, so a tool cannot ask twice (or not at all).
+ * already be parsed by the tool's schema. This is the only code that asks for a tool call's
+ * decision: a tool cannot ask twice, and cannot reach the guest without one.
  */
 export async function runToolCall(
   tool: AnyTool,
@@ -77,9 +77,14 @@ function denialReason(auth: Extract<ToolAuthorization, { allowed: false }>): str
   return auth.reason ?? auth.decision.reasons.join('; ');
 }
 
-function toolRequest(tool: AnyTool, input: unknown, paths: ToolClaim & { kind: 'files' | 'browser' }) {
+/** The policy request for a claim: the tool's name and risk, its input, the claimed paths. */
+function toolRequest(
+  tool: AnyTool,
+  input: unknown,
+  claim: Extract<ToolClaim, { kind: 'files' | 'browser' }>,
+) {
   const req: ToolPolicyRequest = { kind: 'tool', tool: tool.name, risk: tool.risk, input };
-  if (paths.paths) req.paths = paths.paths.map((p) => ({ ...p }));
+  if (claim.paths) req.paths = claim.paths.map((p) => ({ ...p }));
   return req;
 }
 
