@@ -236,6 +236,26 @@ describe('browser tools in a real guest with the real Chromium', () => {
       expect(asked, name).not.toContain(name);
   });
 
+  it('each tool call got exactly one policy decision and at most one approval request', () => {
+    const perCall = new Map<string, { name: string; decisions: number; approvals: number }>();
+    let current: { name: string; decisions: number; approvals: number } | undefined;
+    for (const e of timeline.query({ taskId }) as { type: string; data: Wire }[]) {
+      if (e.type === 'tool.call') {
+        current = { name: e.data.name, decisions: 0, approvals: 0 };
+        perCall.set(e.data.toolUseId, current);
+      } else if (e.type === 'tool.result') current = undefined;
+      else if (current && e.type === 'policy.decision') current.decisions++;
+      else if (current && e.type === 'approval.asked') current.approvals++;
+    }
+    expect(perCall.size).toBe(11);
+    for (const [id, c] of perCall) {
+      expect(c.decisions, `${c.name} (${id})`).toBe(id === 'toolu_done' ? 0 : 1);
+      expect(c.approvals, `${c.name} (${id})`).toBeLessThanOrEqual(1);
+    }
+    // On the allowed page, the screenshot's page and file are one decision, and it needs no prompt.
+    expect(perCall.get('toolu_shot')).toMatchObject({ decisions: 1, approvals: 0 });
+  });
+
   it('the timeline has a browser.action per step with its URL and outcome', () => {
     const actions = timeline
       .query({ taskId, types: ['browser.action'] })

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AgentTaskRunner } from '../../src/host/agent/index.js';
@@ -80,8 +80,6 @@ describe('agent tasks in a real guest', () => {
   function runner(limits: { maxTokens?: number; maxCostUsd?: number; maxIterations?: number } = {}) {
     return new AgentTaskRunner({
       controller: sb.controller,
-      session: sb.sandbox.session,
-      workspace: sb.workspace,
       timeline,
       secrets: new OneKeyStore(),
       limits: { maxFileSizeMB: 10, ...limits },
@@ -129,6 +127,86 @@ describe('agent tasks in a real guest', () => {
     ]) {
       expect(types).toContain(ty);
     }
+  });
+
+  it('asks for exactly one decision per tool call, for every default tool', async () => {
+    writeFileSync(join(sb.workspace, 'one.txt'), 'alpha\n');
+    api.enqueue(
+      reply([toolUse('read_file', { path: 'one.txt' }, 'toolu_read')]),
+      reply([toolUse('write_file', { path: 'deep/two.txt', content: 'beta\n' }, 'toolu_write')]),
+      reply([
+        toolUse('edit_file', { path: 'one.txt', old_string: 'alpha', new_string: 'gamma' }, 'toolu_edit'),
+      ]),
+      reply([toolUse('list_directory', { path: '.' }, 'toolu_list')]),
+      reply([toolUse('search_files', { pattern: 'gamma' }, 'toolu_search')]),
+      reply([toolUse('shell', { command: 'cat one.txt deep/two.txt' }, 'toolu_shell')]),
+      reply([toolUse('task_complete', { summary: 'used every tool' }, 'toolu_done')]),
+    );
+    const { task, events } = await runTask(runner(), 'use every tool once');
+    expect(task.status, task.summary ?? '').toBe('completed');
+    // Between one tool.call and the next: one policy.decision (none for task_complete), at most one approval.
+    const perCall = new Map<string, { decisions: number; approvals: number }>();
+    let current: string | undefined;
+    for (const e of events) {
+      const data = e.data as { toolUseId?: string };
+      if (e.type === 'tool.call') {
+        current = data.toolUseId;
+        perCall.set(current ?? '', { decisions: 0, approvals: 0 });
+      } else if (current && e.type === 'policy.decision') perCall.get(current)!.decisions++;
+      else if (current && e.type === 'approval.asked') perCall.get(current)!.approvals++;
+    }
+    for (const id of [
+      'toolu_read',
+      'toolu_write',
+      'toolu_edit',
+      'toolu_list',
+      'toolu_search',
+      'toolu_shell',
+    ]) {
+      expect(perCall.get(id)?.decisions, id).toBe(1);
+      expect(perCall.get(id)?.approvals ?? 9, id).toBeLessThanOrEqual(1);
+    }
+    expect(perCall.get('toolu_done')).toEqual({ decisions: 0, approvals: 0 });
+    expect(readFileSync(join(sb.workspace, 'one.txt'), 'utf8')).toBe('gamma\n');
+    expect(readFileSync(join(sb.workspace, 'deep', 'two.txt'), 'utf8')).toBe('beta\n');
+  });
+
+  it("a decision's guest access reaches only the decided path, and a hostile folder name is one word", async () => {
+    const hostile = [
+      'inj/a$(touch /tmp/pwned-subst)/x.txt',
+      "inj/b'; touch /tmp/pwned-quote; echo '/x.txt",
+      'inj/c`touch /tmp/pwned-tick`/x.txt',
+      'inj/d;touch /tmp/pwned-semi;/x.txt',
+      'inj/-rf $HOME/x.txt',
+    ];
+    for (const rel of hostile) {
+      const path = `/workspace/${rel}`;
+      const auth = await sb.controller.authorize(
+        {
+          kind: 'tool',
+          tool: 'write_file',
+          risk: 'write',
+          input: { path: rel },
+          paths: [{ path, access: 'write' }],
+        },
+        cli,
+        undefined,
+      );
+      expect(auth.allowed, rel).toBe(true);
+      if (!auth.allowed) continue;
+      // Through the same grant: another path, and the decided path read instead of written, are refused.
+      await expect(auth.guest.writeFile('/workspace/inj/elsewhere.txt', 'x')).rejects.toMatchObject({
+        code: 'denied',
+      });
+      await expect(auth.guest.readFile(path, { maxBytes: 100 })).rejects.toMatchObject({ code: 'denied' });
+      await auth.guest.writeFile(path, 'literal');
+      auth.guest.revoke();
+      await expect(auth.guest.writeFile(path, 'again')).rejects.toMatchObject({ code: 'denied' });
+      expect(readFileSync(join(sb.workspace, rel), 'utf8'), rel).toBe('literal');
+    }
+    expect(existsSync(join(sb.workspace, 'inj', 'elsewhere.txt'))).toBe(false);
+    const markers = await sb.controller.exec({ command: 'ls /tmp | grep -c pwned; true' }, cli);
+    expect(markers.result?.stdout.trim()).toBe('0');
   });
 
   it('feeds a denied command back to the model, which continues', async () => {
@@ -206,8 +284,6 @@ describe('agent tasks in a real guest', () => {
   it('a rejected key (401) ends the task as denied with the fix in the summary', async () => {
     const r = new AgentTaskRunner({
       controller: sb.controller,
-      session: sb.sandbox.session,
-      workspace: sb.workspace,
       timeline,
       secrets: new OneKeyStore(),
       limits: { maxFileSizeMB: 10 },

@@ -5,9 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentTaskRunner, type EnforcementPath } from '../../src/host/agent/index.js';
 import type { ExecRequest, Origin } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
-import type { PolicyRequest } from '../../src/host/policy/types.js';
 import type { SecretStore } from '../../src/host/secrets/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { scopeGuestFiles, type ToolPolicyRequest } from '../../src/host/tools/index.js';
 import { AnthropicApiStandIn, reply, toolUse } from '../helpers/anthropic-api.js';
 import { execResult, MemoryGuestSession } from './agent-test-context.js';
 
@@ -31,11 +31,17 @@ class MapStore implements SecretStore {
 
 /** The controller's enforcement path, recorded: every call says which origin and task it came from. */
 class RecordingController implements EnforcementPath {
-  readonly authorized: { req: PolicyRequest; origin: Origin; taskId?: string }[] = [];
+  readonly authorized: { req: ToolPolicyRequest; origin: Origin; taskId?: string }[] = [];
   readonly execs: { req: ExecRequest; origin: Origin }[] = [];
-  async authorize(req: PolicyRequest, origin: Origin, taskId: string | undefined) {
+  readonly guest = new MemoryGuestSession();
+  async authorize(req: ToolPolicyRequest, origin: Origin, taskId: string | undefined) {
     this.authorized.push({ req, origin, taskId });
-    return { allowed: true, decision: { effect: 'allow' as const, reasons: [], layer: 'tool' as const } };
+    const guest = scopeGuestFiles(this.guest, { workspace: dir, paths: req.paths ?? [] });
+    return {
+      allowed: true as const,
+      decision: { effect: 'allow' as const, reasons: [], layer: 'tool' as const },
+      guest,
+    };
   }
   async exec(req: ExecRequest, origin: Origin) {
     this.execs.push({ req, origin });
@@ -66,8 +72,6 @@ function runner(
 ) {
   return new AgentTaskRunner({
     controller: opts.controller,
-    session: new MemoryGuestSession(),
-    workspace: '/host/ws',
     timeline,
     secrets: opts.store ?? new MapStore({ anthropic: KEY }),
     limits: { maxFileSizeMB: 1, maxCostUsd: opts.maxCostUsd },
@@ -110,6 +114,35 @@ describe('AgentTaskRunner', () => {
       origin: { context: 'agent' },
     });
     expect(r.running()).toBe(0);
+  });
+
+  it('extendContext sees its task registered: waiting on the task from there ends with the task', async () => {
+    const controller = new RecordingController();
+    const seen: string[] = [];
+    let r: AgentTaskRunner | undefined;
+    r = new AgentTaskRunner({
+      controller,
+      timeline,
+      secrets: new MapStore({ anthropic: KEY }),
+      limits: { maxFileSizeMB: 1 },
+      model: 'claude-sonnet-4-5',
+      baseURL: api.baseURL,
+      env: {},
+      extendContext: (base) => {
+        seen.push(`running:${r?.running()}`);
+        // What the sandbox does to close the task's browser and egress scope when the task ends.
+        void r?.wait(base.taskId).then(() => seen.push(`ended:${timeline.getTask(base.taskId).status}`));
+        return base;
+      },
+    });
+    api.enqueue(
+      reply([toolUse('shell', { command: 'ls' })]),
+      reply([toolUse('task_complete', { summary: 'done' })]),
+    );
+    const { id } = await r.start({ prompt: 'go' }, { id: 'cli', context: 'local' });
+    await r.wait(id);
+    await new Promise((res) => setImmediate(res));
+    expect(seen).toEqual(['running:1', 'ended:completed']);
   });
 
   it('keeps the stricter gateway context for tasks started from a remote channel', async () => {

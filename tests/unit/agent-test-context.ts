@@ -1,21 +1,27 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { GuestBrowser } from '../../src/host/browser/guest-browser.js';
 import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
 import type { DirEntry, ExecOptions, ExecResult, FileStat, GuestSession } from '../../src/host/ssh/types.js';
+import { scopeGuestFiles } from '../../src/host/tools/guest-files.js';
 import type {
-  AuthorizeOutcome,
   ShellExecOptions,
-  ToolContext,
+  TaskBrowser,
+  ToolAuthorization,
   ToolEvent,
+  ToolGate,
+  ToolPolicyRequest,
 } from '../../src/host/tools/types.js';
 
 /**
- * In-test implementations of the seams the agent and its tools talk to: a ToolContext whose
+ * In-test implementations of the seams the agent and its tools talk to: a ToolGate whose
  * decisions are scripted per test and whose calls are recorded, over an in-memory guest file
- * system. The real-guest versions of these scenarios live in tests/integration/agent-guest.test.ts.
+ * system. Allowed file calls get the production guest-file grant (scopeGuestFiles) over that
+ * in-memory guest, exactly as the Controller hands it out. The real-guest versions of these
+ * scenarios live in tests/integration/agent-guest.test.ts.
  */
 
 export function execResult(partial: Partial<ExecResult> = {}): ExecResult {
@@ -41,9 +47,11 @@ export class MemoryGuestSession implements GuestSession {
 
   async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
     this.execs.push({ command, opts });
-    const mk = /^mkdir -p -- '([^']*)'$/.exec(command);
+    // Only the one shape a write's folder creation takes: `mkdir -p -- <one single-quoted word>`.
+    const mk = /^mkdir -p -- ((?:'[^']*'|\\')+)$/.exec(command);
     if (mk?.[1]) {
-      for (let d = mk[1]; d !== '/'; d = posix.dirname(d)) this.dirs.add(d);
+      const dir = mk[1].replace(/'([^']*)'|\\'/g, (_q, inner: string | undefined) => inner ?? "'");
+      for (let d = dir; d !== '/'; d = posix.dirname(d)) this.dirs.add(d);
       return execResult();
     }
     return this.execHandler(command, opts);
@@ -101,12 +109,13 @@ const decision = (effect: Decision['effect'], reasons: string[] = []): Decision 
 
 export type ScriptedVerdict = { allowed: true } | { allowed: false; reason: string };
 
-/** A ToolContext whose policy answers are scripted and whose calls are recorded. */
-export class RecordingToolContext implements ToolContext {
+/** A ToolGate whose policy answers are scripted and whose calls are recorded. */
+export class RecordingToolContext implements ToolGate {
   readonly taskId: string;
   readonly controller = new AbortController();
+  /** The guest behind the gate: tools never see it, only grants scoped to a decision. */
   readonly session = new MemoryGuestSession();
-  /** A real, empty folder: the write tools re-run the path guard on the host copy before writing. */
+  /** A real, empty folder: the write grant re-runs the path guard on the host copy before writing. */
   readonly workspace = testWorkspace();
   maxFileSizeMB = 1;
   readonly authorizeCalls: PolicyRequest[] = [];
@@ -118,6 +127,7 @@ export class RecordingToolContext implements ToolContext {
   policy: (req: PolicyRequest) => ScriptedVerdict = () => ({ allowed: true });
   /** Runs an allowed shell command "in the guest". */
   shell: (command: string, opts?: ShellExecOptions) => Promise<ExecResult> = async () => execResult();
+  browser?: TaskBrowser;
 
   constructor(taskId = 't-test01') {
     this.taskId = taskId;
@@ -127,20 +137,23 @@ export class RecordingToolContext implements ToolContext {
     return this.controller.signal;
   }
 
-  async authorize(req: PolicyRequest): Promise<AuthorizeOutcome> {
+  async authorize(req: ToolPolicyRequest, signal: AbortSignal): Promise<ToolAuthorization> {
     this.authorizeCalls.push(req);
     const v = this.policy(req);
-    return v.allowed
-      ? {
-          allowed: true,
-          decision: this.decisionWithheld
-            ? { ...decision('allow'), withheld: this.decisionWithheld }
-            : decision('allow'),
-        }
-      : { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
+    if (!v.allowed) return { allowed: false, decision: decision('deny', [v.reason]), reason: v.reason };
+    const d = this.decisionWithheld
+      ? { ...decision('allow'), withheld: this.decisionWithheld }
+      : decision('allow');
+    const guest = scopeGuestFiles(this.session, {
+      workspace: this.workspace,
+      paths: req.paths ?? [],
+      withheld: d.withheld ?? [],
+      signal,
+    });
+    return { allowed: true, decision: d, guest };
   }
 
-  async execShell(command: string, opts?: ShellExecOptions): Promise<ExecOutcome> {
+  async exec(command: string, opts: ShellExecOptions): Promise<ExecOutcome> {
     this.shellCalls.push({ command, opts });
     const v = this.policy({ kind: 'shell', command, cwd: opts?.cwd });
     if (!v.allowed) return { decision: decision('deny', [v.reason]), deniedReason: v.reason };
@@ -150,4 +163,57 @@ export class RecordingToolContext implements ToolContext {
   record(event: ToolEvent): void {
     this.events.push(event);
   }
+}
+
+/** A 1×1 PNG, what the stub page "captures". */
+export const TINY_PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+
+/**
+ * The task's browser for unit tests of the decision path: a page that answers what the browser
+ * tools ask of it and remembers where it is. Real Chromium runs in tests/e2e/browser.test.ts.
+ */
+export function stubTaskBrowser(
+  checkUrl: TaskBrowser['checkUrl'] = () => ({ allowed: true }),
+): TaskBrowser & { url: string; opened: string[] } {
+  const state = { url: 'about:blank', opened: [] as string[] };
+  const el = {
+    first: () => el,
+    or: () => el,
+    getAttribute: async () => null,
+    click: async () => {},
+    fill: async () => {},
+    press: async () => {},
+    ariaSnapshot: async () => '- heading "Stub page"',
+  };
+  const page = {
+    url: () => state.url,
+    title: async () => 'Stub page',
+    goto: async (u: string) => {
+      state.url = u;
+      state.opened.push(u);
+      return { status: () => 200, text: async () => 'ok' };
+    },
+    locator: () => el,
+    getByRole: () => el,
+    getByText: () => el,
+    waitForLoadState: async () => {},
+    goBack: async () => null,
+    screenshot: async () => TINY_PNG,
+  };
+  const guestBrowser = {
+    page: async () => page,
+    downloads: () => [],
+    waitForDownloads: async () => [],
+  } as unknown as GuestBrowser;
+  return {
+    get url() {
+      return state.url;
+    },
+    opened: state.opened,
+    browser: async () => guestBrowser,
+    checkUrl,
+  };
 }

@@ -1,7 +1,6 @@
 import type { CoworkConfig } from '../config/index.js';
 import { KeychainSecretStore } from '../secrets/keychain-store.js';
 import type { SecretStore } from '../secrets/types.js';
-import type { GuestSession } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
 import { AgentTaskRunner, type AgentTaskRunnerOptions } from './task-runner.js';
 
@@ -10,14 +9,12 @@ import { AgentTaskRunner, type AgentTaskRunnerOptions } from './task-runner.js';
  * output cap and pricing overrides. `ANTHROPIC_BASE_URL` (read by the SDK) points it at another
  * Messages API endpoint, e.g. the tests' local stand-in. Attach the controller afterwards:
  *
- *   const tasks = agentTaskRunnerFromConfig({ config, session: sandbox.session, workspace, timeline });
+ *   const tasks = agentTaskRunnerFromConfig({ config, timeline });
  *   const controller = new Controller({ ..., tasks });
  *   tasks.attach(controller);
  */
 export function agentTaskRunnerFromConfig(opts: {
   config: CoworkConfig;
-  session: GuestSession;
-  workspace: string;
   timeline: Timeline;
   secrets?: SecretStore;
   env?: NodeJS.ProcessEnv;
@@ -26,8 +23,6 @@ export function agentTaskRunnerFromConfig(opts: {
   const g = opts.config.guardrails;
   const env = opts.env ?? process.env;
   return new AgentTaskRunner({
-    session: opts.session,
-    workspace: opts.workspace,
     timeline: opts.timeline,
     secrets: opts.secrets ?? new KeychainSecretStore(),
     limits: {

@@ -2,24 +2,26 @@ import Anthropic from '@anthropic-ai/sdk';
 import type { ExecOutcome, ExecRequest, Origin } from '../control/api.js';
 import { CoworkError } from '../errors.js';
 import { BudgetTracker, type PriceOverride } from '../guardrails/index.js';
-import type { Decision, PolicyRequest } from '../policy/types.js';
 import { resolveAnthropicKey } from '../secrets/anthropic-key.js';
 import type { SecretStore } from '../secrets/types.js';
-import type { GuestSession } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
 import { defaultTools } from '../tools/registry.js';
-import type { AnyTool, ToolContext, ToolEvent } from '../tools/types.js';
+import type { AnyTool, ToolAuthorization, ToolEvent, ToolGate, ToolPolicyRequest } from '../tools/types.js';
 import { DEFAULT_MODEL, runAgentTask } from './loop.js';
 import type { AgentEvent, AgentResult, RetryPolicy } from './types.js';
 
-/** The controller's enforcement path, as the agent uses it (the sandbox Controller satisfies it). */
+/**
+ * The controller's enforcement path, as the agent uses it (the sandbox Controller satisfies it):
+ * the only way a tool call reaches the guest. `authorize` hands back guest file access scoped to
+ * what it decided; `exec` decides and runs one command line.
+ */
 export interface EnforcementPath {
   authorize(
-    request: PolicyRequest,
+    request: ToolPolicyRequest,
     origin: Origin,
     taskId: string | undefined,
     signal?: AbortSignal,
-  ): Promise<{ allowed: boolean; decision: Decision; reason?: string }>;
+  ): Promise<ToolAuthorization>;
   exec(
     req: ExecRequest,
     origin: Origin,
@@ -30,9 +32,6 @@ export interface EnforcementPath {
 export interface AgentTaskRunnerOptions {
   /** May be attached later with `attach()` (the Controller takes the runner in its constructor). */
   controller?: EnforcementPath;
-  session: GuestSession;
-  /** Host path of the workspace. */
-  workspace: string;
   timeline: Timeline;
   secrets: SecretStore;
   limits: { maxTokens?: number; maxCostUsd?: number; maxIterations?: number; maxFileSizeMB: number };
@@ -44,10 +43,10 @@ export interface AgentTaskRunnerOptions {
   baseURL?: string;
   retry?: Partial<RetryPolicy>;
   /**
-   * Adds to each task's ToolContext what extra tools need (the browser tools' `browser()` and
-   * `checkUrl()`); pass those tools in `tools`.
+   * Adds to each task's gate what extra tools need (the browser tools' task browser); pass those
+   * tools in `tools`. Called once as the task starts.
    */
-  extendContext?: (base: ToolContext) => ToolContext;
+  extendContext?: (base: ToolGate) => ToolGate;
   /** Live events per task, for terminals and control-API clients. */
   onEvent?: (taskId: string, event: AgentEvent) => void;
   /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
@@ -61,7 +60,7 @@ interface RunningTask {
 
 /**
  * Starts agent tasks inside the controller (the TaskRunner the Controller dispatches
- * tasks.start/cancel to). Each task gets its own budget, abort signal and ToolContext whose
+ * tasks.start/cancel to). Each task gets its own budget, abort signal and ToolGate whose
  * tool calls go through the controller's one enforcement path in the policy context 'agent'
  * (or 'gateway' when a remote channel started it — never 'local': the model is not the user).
  * The API key is resolved here, on the host, and handed only to the SDK client.
@@ -87,45 +86,75 @@ export class AgentTaskRunner {
     req: { prompt: string; model?: string; apiKeyOverride?: string },
     origin: Origin,
   ): Promise<{ id: string }> {
-    const o = this.#opts;
     const controller = this.#controller;
     if (!controller)
       throw new CoworkError('internal', 'the agent task runner is not attached to a controller');
-    const model = req.model ?? o.model ?? DEFAULT_MODEL;
-    const env = o.env ?? process.env;
+    const model = req.model ?? this.#opts.model ?? DEFAULT_MODEL;
     // Before the task exists: a missing key or an unpriced model with a cost budget is the caller's to fix.
-    const { key, source } = await resolveAnthropicKey(o.secrets, {
-      ANTHROPIC_API_KEY: req.apiKeyOverride ?? env.ANTHROPIC_API_KEY,
-    });
-    const budget = new BudgetTracker({
-      model,
-      maxTokens: o.limits.maxTokens,
-      maxCostUsd: o.limits.maxCostUsd,
-      maxIterations: o.limits.maxIterations,
-      pricing: o.pricing,
-    });
+    const { key, source } = await this.#resolveKey(req.apiKeyOverride);
+    const budget = this.#budget(model);
     const context = origin.context === 'gateway' ? 'gateway' : 'agent';
-    const task = o.timeline.createTask({ title: titleOf(req.prompt), context, origin: origin.id });
-    const id = task.id;
-    o.timeline.record(id, { type: 'secret.used', name: 'anthropic', purpose: `model calls (${source})` });
+    const id = this.#opts.timeline.createTask({ title: titleOf(req.prompt), context, origin: origin.id }).id;
+    this.#opts.timeline.record(id, {
+      type: 'secret.used',
+      name: 'anthropic',
+      purpose: `model calls (${source})`,
+    });
     const abort = new AbortController();
-    const toolOrigin: Origin = { id: `task:${id}`, context };
-    const base = this.#toolContext(controller, id, toolOrigin, abort.signal);
-    const ctx = o.extendContext ? o.extendContext(base) : base;
-    const client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
-    const done = runAgentTask({
-      prompt: req.prompt,
+    const gate = this.#gate(controller, id, { id: `task:${id}`, context }, abort.signal);
+    const done = this.#run(id, { prompt: req.prompt, model, key, budget, gate, signal: abort.signal });
+    this.#tasks.set(id, { abort, done });
+    return { id };
+  }
+
+  #resolveKey(override: string | undefined): ReturnType<typeof resolveAnthropicKey> {
+    const env = this.#opts.env ?? process.env;
+    return resolveAnthropicKey(this.#opts.secrets, { ANTHROPIC_API_KEY: override ?? env.ANTHROPIC_API_KEY });
+  }
+
+  #budget(model: string): BudgetTracker {
+    const { limits, pricing } = this.#opts;
+    return new BudgetTracker({
       model,
-      client,
-      tools: o.tools ?? defaultTools(),
-      ctx,
-      budget,
-      timeline: o.timeline,
-      signal: abort.signal,
-      maxTokensPerCall: o.maxOutputTokens,
-      retry: o.retry,
-      onEvent: (e) => this.#emit(id, e),
-    })
+      maxTokens: limits.maxTokens,
+      maxCostUsd: limits.maxCostUsd,
+      maxIterations: limits.maxIterations,
+      pricing,
+    });
+  }
+
+  /** Runs the loop and records the task's end; resolves (never rejects) when the task is over. */
+  #run(
+    id: string,
+    t: {
+      prompt: string;
+      model: string;
+      key: string;
+      budget: BudgetTracker;
+      gate: ToolGate;
+      signal: AbortSignal;
+    },
+  ): Promise<AgentResult | undefined> {
+    const o = this.#opts;
+    const client = new Anthropic({ apiKey: t.key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+    // A microtask later, so the task is registered when extendContext runs: its `wait(id)` then
+    // resolves when the task ends (closing the task's browser), not at once.
+    return Promise.resolve()
+      .then(() =>
+        runAgentTask({
+          prompt: t.prompt,
+          model: t.model,
+          client,
+          tools: o.tools ?? defaultTools(),
+          ctx: o.extendContext ? o.extendContext(t.gate) : t.gate,
+          budget: t.budget,
+          timeline: o.timeline,
+          signal: t.signal,
+          maxTokensPerCall: o.maxOutputTokens,
+          retry: o.retry,
+          onEvent: (e) => this.#emit(id, e),
+        }),
+      )
       .then((result) => {
         o.timeline.finishTask(id, { outcome: result.outcome, summary: result.summary });
         return result;
@@ -136,8 +165,6 @@ export class AgentTaskRunner {
         return undefined;
       })
       .finally(() => this.#tasks.delete(id));
-    this.#tasks.set(id, { abort, done });
-    return { id };
   }
 
   /**
@@ -184,25 +211,19 @@ export class AgentTaskRunner {
     await Promise.all(all.map((t) => t.done));
   }
 
-  #toolContext(
-    controller: EnforcementPath,
-    taskId: string,
-    origin: Origin,
-    signal: AbortSignal,
-  ): ToolContext {
+  /** The task's side of the controller's path, in the task's origin and under its signal. */
+  #gate(controller: EnforcementPath, taskId: string, origin: Origin, signal: AbortSignal): ToolGate {
     const o = this.#opts;
     return {
       taskId,
       signal,
-      session: o.session,
-      workspace: o.workspace,
       maxFileSizeMB: o.limits.maxFileSizeMB,
-      authorize: (req) => controller.authorize(req, origin, taskId, signal),
-      execShell: (command, x) =>
+      authorize: (req, s) => controller.authorize(req, origin, taskId, s),
+      exec: (command, x) =>
         controller.exec(
-          { command, cwd: x?.cwd, timeoutMs: x?.timeoutMs, maxOutputBytes: x?.maxOutputBytes, taskId },
+          { command, cwd: x.cwd, timeoutMs: x.timeoutMs, maxOutputBytes: x.maxOutputBytes, taskId },
           origin,
-          { signal: x?.signal ?? signal, onStdout: x?.onStdout, onStderr: x?.onStderr },
+          { signal: x.signal ?? signal, onStdout: x.onStdout, onStderr: x.onStderr },
         ),
       record: (event: ToolEvent) => o.timeline.record(taskId, event as Parameters<Timeline['record']>[1]),
     };

@@ -1,6 +1,6 @@
 import type Anthropic from '@anthropic-ai/sdk';
 import type { BudgetFigures, TimelineEvent } from '../timeline/events.js';
-import type { AnyTool, ToolContext } from '../tools/types.js';
+import type { AnyTool, ToolGate } from '../tools/types.js';
 
 /** Token figures of one model call, in the timeline's vocabulary. */
 export interface ModelUsage {
@@ -64,7 +64,8 @@ export interface RunAgentTaskOptions {
   model: string;
   client: Anthropic;
   tools: AnyTool[];
-  ctx: ToolContext;
+  /** The task's enforcement path: every tool call gets one decision on it, then scoped guest access. */
+  ctx: ToolGate;
   budget: AgentBudget;
   timeline: AgentTimeline;
   onEvent?: (event: AgentEvent) => void;

@@ -121,7 +121,7 @@ export class GuestBrowser {
     const args = chromiumArgs({ proxyUrl: opts.proxyUrl, profileDir }).map(shq).join(' ');
     const start = await session.exec(
       `command -v chromium >/dev/null || { echo "no chromium in this guest image" >&2; exit 127; }; ` +
-        `mkdir -p ${DOWNLOADS_DIR} ${shq(profileDir)} && ` +
+        `mkdir -p -- ${shq(DOWNLOADS_DIR)} ${shq(profileDir)} && ` +
         `(setsid nohup chromium ${args} >/tmp/chromium.log 2>&1 </dev/null &) && echo started`,
       { timeoutMs: 30_000, signal: opts.signal },
     );

@@ -1,5 +1,5 @@
-import type { CommandAnalysis } from './shell-analysis.js';
 import { BIN_OPS, type ShellParser, type ShNode } from './shell-parser.js';
+import type { CommandAnalysis } from './shell-types.js';
 import { DOWNLOADERS, INTERPRETERS, interpreterName, SHELLS, shellDashC } from './shell-vocab.js';
 import { resolveWord } from './words.js';
 import { unwrap } from './wrappers.js';

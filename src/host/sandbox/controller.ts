@@ -12,6 +12,8 @@ import { CoworkError } from '../errors.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
+import { scopeGuestFiles } from '../tools/guest-files.js';
+import type { ToolAuthorization, ToolPolicyRequest } from '../tools/types.js';
 import { describeProtectedChange, type ProtectedChange, type WorkspaceGuard } from '../workspace/index.js';
 import type { Sandbox } from './sandbox.js';
 
@@ -91,15 +93,35 @@ export class Controller implements ControllerApi {
   }
 
   /**
-   * Decide (policy + approval) without running. Used by exec and by the agent's file tools, so
-   * a file tool and a shell command get the same treatment. Records the decision.
+   * One decision (policy + approval, recorded) for a non-shell tool call. When it allows, the
+   * caller gets guest file access for exactly the request's paths with their access (and the
+   * withheld entries of a scoped path left out): the only way a tool reaches guest files. The
+   * guest session itself never leaves the controller and the sandbox.
    */
   async authorize(
+    request: ToolPolicyRequest,
+    origin: Origin,
+    taskId: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<ToolAuthorization> {
+    const d = await this.decide(request, origin, taskId, signal);
+    if (!d.allowed) return { allowed: false, decision: d.decision, reason: d.reason };
+    const guest = scopeGuestFiles(this.deps.sandbox.session, {
+      workspace: this.deps.workspace,
+      paths: request.paths ?? [],
+      withheld: d.decision.withheld ?? [],
+      signal,
+    });
+    return { allowed: true, decision: d.decision, guest };
+  }
+
+  /** Decide (policy + approval) without running; exec and authorize share it. Records the decision. */
+  private async decide(
     request: PolicyRequest,
     origin: Origin,
     taskId: string | undefined,
     signal?: AbortSignal,
-  ): Promise<{ allowed: boolean; decision: Decision; reason?: string; approvalId?: string }> {
+  ): Promise<{ allowed: boolean; decision: Decision; reason?: string }> {
     const { timeline } = this.deps;
     const tid = taskId ?? null;
     const approved = taskId ? this.taskApprovals.get(taskId) : undefined;
@@ -192,7 +214,7 @@ export class Controller implements ControllerApi {
       origin: origin.id,
       cwd: req.cwd,
     });
-    const auth = await this.authorize(
+    const auth = await this.decide(
       { kind: 'shell', command: req.command, cwd: req.cwd },
       origin,
       req.taskId,

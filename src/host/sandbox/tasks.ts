@@ -4,8 +4,8 @@ import type { ResolvedConfig } from '../config/index.js';
 import { decideEgress, type EgressProxy } from '../egress/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import type { Timeline } from '../timeline/index.js';
-import { BROWSER_TOOLS, type BrowserToolContext } from '../tools/browser.js';
-import { defaultTools, type ToolContext } from '../tools/index.js';
+import { BROWSER_TOOLS } from '../tools/browser.js';
+import { defaultTools, type ToolGate } from '../tools/index.js';
 import type { Sandbox } from './sandbox.js';
 
 export interface TaskRunnerDeps {
@@ -31,7 +31,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
   const rules = { allow: config.egress.allow, deny: config.egress.deny, ask: config.egress.ask };
   let runner: AgentTaskRunner;
 
-  const extendContext = (base: ToolContext): ToolContext => {
+  const extendContext = (base: ToolGate): ToolGate => {
     egress.setTask(base.taskId);
     let browser: Promise<GuestBrowser> | undefined;
     void runner.wait(base.taskId).finally(() => {
@@ -39,8 +39,8 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
       void browser?.then((b) => b.close()).catch(() => {});
     });
     if (!withBrowser) return base;
-    const ctx: BrowserToolContext = {
-      ...base,
+    const ctx: ToolGate = { ...base };
+    ctx.browser = {
       browser: () => {
         browser ??= GuestBrowser.launch({
           session: sandbox.session,
@@ -72,8 +72,6 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
   };
 
   runner = new AgentTaskRunner({
-    session: sandbox.session,
-    workspace: deps.workspace,
     timeline,
     secrets: new KeychainSecretStore(),
     limits: {

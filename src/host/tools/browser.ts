@@ -1,82 +1,30 @@
 import { z } from 'zod';
-import { type BrowserDownload, DOWNLOADS_DIR, type GuestBrowser } from '../browser/guest-browser.js';
+import { type BrowserDownload, DOWNLOADS_DIR } from '../browser/guest-browser.js';
 import { abridge } from './abridge.js';
+import type { BrowserHandle, BrowserPage } from './browser-handle.js';
+import { guestPath, workspaceRelative } from './guest-path.js';
 import type { Tool, ToolContext, ToolResult } from './types.js';
 
 /**
- * Browser tools (risk: network). Chromium runs in the guest behind the egress proxy; every
- * tool asks the policy (recorded) and checks its target URL against the egress rules before it
- * acts, and logs a browser.action event with the URL and the outcome. Screenshots are written
- * into the workspace through the guest session, never onto the host filesystem.
+ * Browser tools (risk: network). Chromium runs in the guest behind the egress proxy. Each tool
+ * declares the URL it opens or acts on (and any workspace file it writes); the loop asks the
+ * policy once for the call (recorded), checks an opened URL against the egress rules, and only
+ * then runs the tool with the task's browser. Every step logs a browser.action event with the
+ * URL and the outcome. Screenshots are written into the workspace through a guest file grant for
+ * exactly the decided path, never onto the host filesystem.
  */
-export interface BrowserToolContext extends ToolContext {
-  /** The task's browser, launched on first use. */
-  browser(): Promise<GuestBrowser>;
-  /** Egress verdict for a URL ('ask' counts as allowed here: the proxy asks when the request is made). */
-  checkUrl(url: string): { allowed: boolean; reason?: string };
-}
 
 const SNAPSHOT_CAP = 24_000;
-
-function isBrowserCtx(ctx: ToolContext): ctx is BrowserToolContext {
-  return typeof (ctx as BrowserToolContext).browser === 'function';
-}
-
-async function gate(
-  tool: Tool<unknown>,
-  input: unknown,
-  ctx: ToolContext,
-  url?: string,
-): Promise<ToolResult | undefined> {
-  if (!isBrowserCtx(ctx))
-    return {
-      content: 'The browser is not available in this sandbox (start it with --image browser).',
-      isError: true,
-    };
-  // Tools that act on the current page are judged by that page's URL (already allowed when it
-  // was opened), so reading or typing into an allowed site does not ask every time.
-  const pageUrl =
-    url ??
-    (await (
-      await ctx.browser()
-    )
-      .page()
-      .then((p) => p.url())
-      .catch(() => undefined));
-  const policyInput =
-    pageUrl && /^https?:/i.test(pageUrl) && input && typeof input === 'object'
-      ? { ...input, url: pageUrl }
-      : input;
-  const auth = await ctx.authorize({ kind: 'tool', tool: tool.name, risk: tool.risk, input: policyInput });
-  if (!auth.allowed) {
-    ctx.record({ type: 'browser.action', action: tool.name, url, outcome: 'denied', detail: auth.reason });
-    return { content: `Denied: ${auth.reason ?? 'policy said no'}.`, isError: true, denied: true };
-  }
-  if (url && /^https?:/i.test(url)) {
-    const egress = ctx.checkUrl(url);
-    if (!egress.allowed) {
-      ctx.record({
-        type: 'browser.action',
-        action: tool.name,
-        url,
-        outcome: 'denied',
-        detail: egress.reason,
-      });
-      return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
-    }
-  }
-  return undefined;
-}
+type BrowserTool<I> = Tool<I, 'browser'>;
 
 async function act(
   name: string,
-  ctx: ToolContext,
-  url: string | undefined,
-  fn: (b: GuestBrowser) => Promise<ToolResult>,
+  ctx: ToolContext<'browser'>,
+  fn: (b: BrowserHandle) => Promise<ToolResult>,
 ): Promise<ToolResult> {
-  const bctx = ctx as BrowserToolContext;
+  const url = ctx.browser.url;
   try {
-    const result = await fn(await bctx.browser());
+    const result = await fn(ctx.browser);
     ctx.record({ type: 'browser.action', action: name, url, outcome: result.isError ? 'error' : 'ok' });
     return result;
   } catch (err) {
@@ -87,19 +35,19 @@ async function act(
 }
 
 const urlInput = z.object({ url: z.string().url().describe('Absolute http(s) URL to open.') }).strict();
-export const browserNavigateTool: Tool<z.infer<typeof urlInput>> = {
+export const browserNavigateTool: BrowserTool<z.infer<typeof urlInput>> = {
   name: 'browser_navigate',
   risk: 'network',
+  access: 'browser',
   description:
     'Open a URL in the headless browser (runs in the VM; only hosts the egress policy allows are reachable).',
   input: urlInput,
   describe: (i) => `browser_navigate ${i.url}`,
-  async run(input, ctx) {
-    const denied = await gate(browserNavigateTool as Tool<unknown>, input, ctx, input.url);
-    if (denied) return denied;
-    return act(browserNavigateTool.name, ctx, input.url, async (b) => {
+  claim: (i) => ({ kind: 'browser', url: i.url }),
+  async run(_input, ctx) {
+    return act(browserNavigateTool.name, ctx, async (b) => {
       const page = await b.page();
-      const res = await page.goto(input.url, { waitUntil: 'load', timeout: 60_000 });
+      const res = await b.open({ timeoutMs: 60_000 });
       const status = res?.status();
       if (status === 403 && (await res?.text())?.includes('egress policy')) {
         return {
@@ -114,16 +62,16 @@ export const browserNavigateTool: Tool<z.infer<typeof urlInput>> = {
 };
 
 const empty = z.object({}).strict();
-export const browserSnapshotTool: Tool<z.infer<typeof empty>> = {
+export const browserSnapshotTool: BrowserTool<z.infer<typeof empty>> = {
   name: 'browser_snapshot',
   risk: 'network',
+  access: 'browser',
   description: 'The accessible text of the current page (roles, names, text), size-capped.',
   input: empty,
   describe: () => 'browser_snapshot',
-  async run(input, ctx) {
-    const denied = await gate(browserSnapshotTool as Tool<unknown>, input, ctx);
-    if (denied) return denied;
-    return act(browserSnapshotTool.name, ctx, undefined, async (b) => {
+  claim: () => ({ kind: 'browser' }),
+  async run(_input, ctx) {
+    return act(browserSnapshotTool.name, ctx, async (b) => {
       const page = await b.page();
       const snap = await page.locator('body').ariaSnapshot({ timeout: 30_000 });
       return { content: `URL: ${page.url()}\n${abridge(snap, SNAPSHOT_CAP)}` };
@@ -142,7 +90,7 @@ const target = z
   .strict()
   .refine((v) => v.selector || v.text, { message: 'give a selector or a text' });
 
-function locate(page: Awaited<ReturnType<GuestBrowser['page']>>, t: { selector?: string; text?: string }) {
+function locate(page: BrowserPage, t: { selector?: string; text?: string }) {
   if (t.selector) return page.locator(t.selector).first();
   return page
     .getByRole('button', { name: t.text! })
@@ -162,27 +110,27 @@ function describeDownloads(list: BrowserDownload[]): string {
     .join('\n');
 }
 
-export const browserClickTool: Tool<z.infer<typeof target>> = {
+export const browserClickTool: BrowserTool<z.infer<typeof target>> = {
   name: 'browser_click',
   risk: 'network',
+  access: 'browser',
   description: 'Click an element of the current page (by CSS selector or by its text).',
   input: target,
   describe: (i) => `browser_click ${i.selector ?? JSON.stringify(i.text)}`,
+  // Judged, checked and recorded by the page it clicks on.
+  claim: async (_i, env) => ({ kind: 'browser', url: await env.pageUrl() }),
   async run(input, ctx) {
-    const current = isBrowserCtx(ctx) ? (await (await ctx.browser()).page()).url() : undefined;
-    const denied = await gate(browserClickTool as Tool<unknown>, input, ctx, current);
-    if (denied) return denied;
-    return act(browserClickTool.name, ctx, current, async (b) => {
+    return act(browserClickTool.name, ctx, async (b) => {
       const page = await b.page();
       const el = locate(page, input);
       const href = await el.getAttribute('href', { timeout: 10_000 }).catch(() => null);
-      if (href && isBrowserCtx(ctx)) {
+      if (href) {
         const next = new URL(href, page.url()).toString();
-        const egress = ctx.checkUrl(next);
+        const egress = b.checkUrl(next);
         if (!egress.allowed)
           return { content: `Blocked by the egress policy: ${egress.reason}`, isError: true, denied: true };
       }
-      const downloadsBefore = b.downloads().length;
+      const downloadsBefore = (await b.downloads()).length;
       const urlBefore = page.url();
       await el.click({ timeout: 30_000 });
       await page.waitForLoadState('load', { timeout: 30_000 }).catch(() => {});
@@ -205,16 +153,16 @@ const typeInput = z
     submit: z.boolean().optional().describe('Press Enter afterwards.'),
   })
   .strict();
-export const browserTypeTool: Tool<z.infer<typeof typeInput>> = {
+export const browserTypeTool: BrowserTool<z.infer<typeof typeInput>> = {
   name: 'browser_type',
   risk: 'network',
+  access: 'browser',
   description: 'Type text into a field of the current page (optionally press Enter).',
   input: typeInput,
   describe: (i) => `browser_type ${i.selector} (${i.text.length} chars)`,
+  claim: () => ({ kind: 'browser' }),
   async run(input, ctx) {
-    const denied = await gate(browserTypeTool as Tool<unknown>, input, ctx);
-    if (denied) return denied;
-    return act(browserTypeTool.name, ctx, undefined, async (b) => {
+    return act(browserTypeTool.name, ctx, async (b) => {
       const page = await b.page();
       await page.locator(input.selector).first().fill(input.text, { timeout: 30_000 });
       if (input.submit) await page.locator(input.selector).first().press('Enter');
@@ -234,10 +182,7 @@ const shotInput = z
   })
   .strict();
 /** A busy (emulated) guest sometimes misses the frame Chromium captures from: try again. */
-async function captureScreenshot(
-  page: Awaited<ReturnType<GuestBrowser['page']>>,
-  fullPage: boolean,
-): Promise<Buffer> {
+async function captureScreenshot(page: BrowserPage, fullPage: boolean): Promise<Buffer> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await page.screenshot({ fullPage, timeout: 60_000 });
@@ -248,49 +193,49 @@ async function captureScreenshot(
   }
 }
 
-export const browserScreenshotTool: Tool<z.infer<typeof shotInput>> = {
+export const browserScreenshotTool: BrowserTool<z.infer<typeof shotInput>> = {
   name: 'browser_screenshot',
   risk: 'network',
+  access: 'browser',
   description: 'Take a PNG screenshot of the current page and save it into the workspace; returns its path.',
   input: shotInput,
   describe: (i) => `browser_screenshot ${i.path ?? ''}`.trim(),
-  paths: (i) => [{ path: `/workspace/${i.path ?? 'screenshots/x.png'}`, access: 'write' }],
+  // One decision covers both the page (its URL) and the file the PNG is written to.
+  claim: (i) => ({
+    kind: 'browser',
+    paths: [
+      {
+        path: guestPath(i.path ?? `screenshots/${new Date().toISOString().replace(/[:.]/g, '-')}.png`),
+        access: 'write',
+      },
+    ],
+  }),
   async run(input, ctx) {
-    const rel = input.path ?? `screenshots/${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
-    const auth = await ctx.authorize({
-      kind: 'tool',
-      tool: browserScreenshotTool.name,
-      risk: browserScreenshotTool.risk,
-      input,
-      paths: [{ path: `/workspace/${rel}`, access: 'write' }],
-    });
-    if (!auth.allowed) return { content: `Denied: ${auth.reason}`, isError: true, denied: true };
-    const denied = await gate(browserScreenshotTool as Tool<unknown>, input, ctx);
-    if (denied) return denied;
-    return act(browserScreenshotTool.name, ctx, undefined, async (b) => {
+    const [shot] = ctx.files.paths;
+    if (!shot) return { content: 'browser_screenshot was decided without a file to write', isError: true };
+    return act(browserScreenshotTool.name, ctx, async (b) => {
       const page = await b.page();
       const png = await captureScreenshot(page, input.fullPage ?? false);
-      const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-      if (dir) await ctx.session.exec(`mkdir -p /workspace/${dir}`, { timeoutMs: 10_000 });
-      await ctx.session.writeFile(`/workspace/${rel}`, png);
+      // The grant creates the parent folders (the folder is one quoted word) and writes only this path.
+      await ctx.files.writeFile(shot.path, png);
       return {
-        content: `Saved a ${png.length}-byte PNG of ${page.url()} to /workspace/${rel}`,
-        filesChanged: [rel],
+        content: `Saved a ${png.length}-byte PNG of ${page.url()} to ${shot.path}`,
+        filesChanged: [workspaceRelative(shot.path)],
       };
     });
   },
 };
 
-export const browserBackTool: Tool<z.infer<typeof empty>> = {
+export const browserBackTool: BrowserTool<z.infer<typeof empty>> = {
   name: 'browser_back',
   risk: 'network',
+  access: 'browser',
   description: 'Go back to the previous page.',
   input: empty,
   describe: () => 'browser_back',
-  async run(input, ctx) {
-    const denied = await gate(browserBackTool as Tool<unknown>, input, ctx);
-    if (denied) return denied;
-    return act(browserBackTool.name, ctx, undefined, async (b) => {
+  claim: () => ({ kind: 'browser' }),
+  async run(_input, ctx) {
+    return act(browserBackTool.name, ctx, async (b) => {
       const page = await b.page();
       await page.goBack({ timeout: 30_000 });
       return { content: `Now at ${page.url()} — title: ${await page.title()}` };
@@ -298,20 +243,24 @@ export const browserBackTool: Tool<z.infer<typeof empty>> = {
   },
 };
 
-export const browserDownloadsTool: Tool<z.infer<typeof empty>> = {
+export const browserDownloadsTool: BrowserTool<z.infer<typeof empty>> = {
   name: 'browser_downloads',
   risk: 'network',
+  access: 'browser',
   description: `List files the browser downloaded (they are saved in ${DOWNLOADS_DIR}).`,
   input: empty,
   describe: () => 'browser_downloads',
-  async run(input, ctx) {
-    const denied = await gate(browserDownloadsTool as Tool<unknown>, input, ctx);
-    if (denied) return denied;
-    return act(browserDownloadsTool.name, ctx, undefined, async (b) => {
+  // The listing is a read of the downloads folder: declared, so Read rules apply to it too.
+  claim: () => ({ kind: 'browser', paths: [{ path: DOWNLOADS_DIR, access: 'read', scope: 'entries' }] }),
+  async run(_input, ctx) {
+    return act(browserDownloadsTool.name, ctx, async (b) => {
       const settled = await b.waitForDownloads(0, { beginMs: 0, timeoutMs: 30_000 });
       const pending = settled.filter((d) => d.state === 'inProgress');
-      const entries = await ctx.session.list(DOWNLOADS_DIR).catch(() => []);
-      const files = entries.filter((e) => e.type === 'file' && !e.name.endsWith('.crdownload'));
+      const entries = await ctx.files.list(DOWNLOADS_DIR).catch(() => []);
+      const withheld = new Set(ctx.files.withheld.map((w) => w.replace(/\/$/, '')));
+      const files = entries.filter(
+        (e) => e.type === 'file' && !e.name.endsWith('.crdownload') && !withheld.has(e.name),
+      );
       const lines = files.map((f) => `${DOWNLOADS_DIR}/${f.name} (${f.size} bytes)`);
       if (pending.length) lines.push(describeDownloads(pending));
       if (lines.length === 0) return { content: `No downloads yet in ${DOWNLOADS_DIR}.` };
@@ -328,4 +277,4 @@ export const BROWSER_TOOLS = [
   browserScreenshotTool,
   browserBackTool,
   browserDownloadsTool,
-] as Tool<unknown>[];
+] as Tool<unknown, 'browser'>[];

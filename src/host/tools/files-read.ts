@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { abridge, bytesOfMB } from './abridge.js';
-import { authorizeFileScope, authorizeFileTool, guestFailure } from './authorize.js';
-import { guestPath, shellQuote, workspaceRelative } from './guest-path.js';
+import { guestFailure } from './call.js';
+import { searchCommand } from './guest-files.js';
+import { guestPath, workspaceRelative } from './guest-path.js';
 import type { Tool, ToolResult } from './types.js';
+
+export { searchCommand };
 
 const readInput = z
   .object({
@@ -13,22 +16,21 @@ const readInput = z
   .strict();
 export type ReadFileInput = z.infer<typeof readInput>;
 
-export const readFileTool: Tool<ReadFileInput> = {
+export const readFileTool: Tool<ReadFileInput, 'files'> = {
   name: 'read_file',
   risk: 'read',
+  access: 'files',
   description: 'Read a text file in the VM workspace. Use offset/limit for long files.',
   input: readInput,
   describe: (i) =>
     `read_file ${i.path}${i.offset || i.limit ? ` (lines ${i.offset ?? 1}+${i.limit ?? ''})` : ''}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'read' }],
+  claim: (i) => ({ kind: 'files', paths: [{ path: guestPath(i.path), access: 'read' }] }),
   async run(input, ctx): Promise<ToolResult> {
     const path = guestPath(input.path);
-    const denied = await authorizeFileTool(readFileTool, input, readFileTool.paths!(input), ctx);
-    if (denied) return denied;
     const max = bytesOfMB(ctx.maxFileSizeMB);
     let data: Buffer;
     try {
-      const st = await ctx.session.stat(path);
+      const st = await ctx.files.stat(path);
       if (st.type === 'directory')
         return { content: `${input.path} is a directory — use list_directory`, isError: true };
       if (st.size > max) {
@@ -37,7 +39,7 @@ export const readFileTool: Tool<ReadFileInput> = {
           isError: true,
         };
       }
-      data = await ctx.session.readFile(path, { maxBytes: max });
+      data = await ctx.files.readFile(path, { maxBytes: max });
     } catch (err) {
       return guestFailure('read', input.path, err);
     }
@@ -63,22 +65,21 @@ const listInput = z
   .strict();
 export type ListDirectoryInput = z.infer<typeof listInput>;
 
-export const listDirectoryTool: Tool<ListDirectoryInput> = {
+export const listDirectoryTool: Tool<ListDirectoryInput, 'files'> = {
   name: 'list_directory',
   risk: 'read',
+  access: 'files',
   description: 'List a directory in the VM workspace (names, "/" after directories, sizes of files).',
   input: listInput,
   describe: (i) => `list_directory ${i.path}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'read', scope: 'entries' }],
+  claim: (i) => ({ kind: 'files', paths: [{ path: guestPath(i.path), access: 'read', scope: 'entries' }] }),
   async run(input, ctx): Promise<ToolResult> {
     const path = guestPath(input.path);
-    const auth = await authorizeFileScope(listDirectoryTool, input, listDirectoryTool.paths!(input), ctx);
-    if ('denied' in auth) return auth.denied;
     // Names stay visible (the shell shows them too, and the model should not recreate the file);
     // size and type of a withheld entry are not shown.
-    const withheld = new Set(auth.withheld.map((w) => w.replace(/\/$/, '')));
+    const withheld = new Set(ctx.files.withheld.map((w) => w.replace(/\/$/, '')));
     try {
-      const entries = await ctx.session.list(path);
+      const entries = await ctx.files.list(path);
       entries.sort((a, b) => a.name.localeCompare(b.name));
       const lines = entries.map((e) =>
         withheld.has(e.name)
@@ -112,33 +113,6 @@ const searchInput = z
   .strict();
 export type SearchFilesInput = z.infer<typeof searchInput>;
 
-/** find's -path patterns are globs: match these names literally. */
-function findLiteral(path: string): string {
-  return path.replace(/[\\*?[]/g, '\\$&');
-}
-
-/**
- * The search run in the guest; every model-supplied word is quoted. find lists regular files
- * (not following symbolic links below the root, like grep -r) and prunes what the Read rules
- * withhold, so a denied file is never read, and neither the matches nor their count can reveal
- * what it holds; grep -Z ends each file name with a NUL so the host can parse names safely.
- */
-export function searchCommand(input: SearchFilesInput, withheld: readonly string[] = []): string {
-  const root = guestPath(input.path);
-  const find = ['find', '-H', shellQuote(root)];
-  if (withheld.length > 0) {
-    const tests = withheld.map((w) => `-path ${shellQuote(findLiteral(`${root}/${w.replace(/\/$/, '')}`))}`);
-    find.push('\\(', tests.join(' -o '), '\\)', '-prune', '-o');
-  }
-  find.push('-type', 'f');
-  if (input.glob) find.push('-name', shellQuote(input.glob));
-  find.push('-print0');
-  const grep = ['xargs', '-0', '-r', 'grep', '-nIEHZ', '--color=never'];
-  if (input.ignore_case) grep.push('-i');
-  grep.push('-e', shellQuote(input.pattern), '--');
-  return `${find.join(' ')} | ${grep.join(' ')} | head -n ${input.max_results + 1}`;
-}
-
 /** Parses `file\0line:text` lines, leaving out any file under a withheld entry (defence in depth). */
 export function searchMatches(stdout: string, root: string, withheld: readonly string[]): string[] {
   const out: string[] = [];
@@ -157,26 +131,21 @@ export function searchMatches(stdout: string, root: string, withheld: readonly s
   return out;
 }
 
-export const searchFilesTool: Tool<SearchFilesInput> = {
+export const searchFilesTool: Tool<SearchFilesInput, 'files'> = {
   name: 'search_files',
   risk: 'read',
+  access: 'files',
   description: 'Search file contents in the VM workspace with grep -E; returns path:line:text matches.',
   input: searchInput,
   describe: (i) => `search_files /${i.pattern}/ in ${i.path}${i.glob ? ` (${i.glob})` : ''}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'read', scope: 'tree' }],
+  claim: (i) => ({ kind: 'files', paths: [{ path: guestPath(i.path), access: 'read', scope: 'tree' }] }),
   async run(input, ctx): Promise<ToolResult> {
-    const auth = await authorizeFileScope(searchFilesTool, input, searchFilesTool.paths!(input), ctx);
-    if ('denied' in auth) return auth.denied;
-    const result = await ctx.session.exec(searchCommand(input, auth.withheld), {
-      cwd: '/workspace',
-      timeoutMs: 60_000,
-      maxOutputBytes: 1024 * 1024,
-      signal: ctx.signal,
-    });
+    // The grant builds the command (every word quoted) and prunes what the decision withholds.
+    const result = await ctx.files.search(input, { timeoutMs: 60_000, maxOutputBytes: 1024 * 1024 });
     if (result.timedOut)
       return { content: 'search timed out after 60s; narrow the path or glob', isError: true };
     // With the pipe, the exit status is head's; grep's own errors arrive on stderr.
-    const lines = searchMatches(result.stdout, guestPath(input.path), auth.withheld);
+    const lines = searchMatches(result.stdout, guestPath(input.path), ctx.files.withheld);
     if (lines.length === 0) {
       const err = result.stderr.trim();
       return err

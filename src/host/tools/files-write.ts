@@ -1,33 +1,15 @@
-import { posix } from 'node:path';
 import { z } from 'zod';
 import { CoworkError } from '../errors.js';
-import { assertStillInside } from '../policy/path-guard.js';
 import { bytesOfMB } from './abridge.js';
-import { authorizeFileTool, guestFailure } from './authorize.js';
-import { guestPath, shellQuote, workspaceRelative } from './guest-path.js';
-import type { Tool, ToolContext, ToolResult } from './types.js';
+import { guestFailure } from './call.js';
+import { guestPath, workspaceRelative } from './guest-path.js';
+import type { Tool, ToolResult } from './types.js';
 
 function tooLarge(path: string, bytes: number, maxMB: number): ToolResult {
   return {
     content: `Refused: the new content of ${path} would be ${bytes} bytes, over the ${maxMB} MB file limit. Nothing was written.`,
     isError: true,
   };
-}
-
-/**
- * Writes through the GuestSession (SFTP), creating missing parent folders in the guest first.
- * Right before, the path guard runs again on the host copy of the workspace: a symbolic link
- * swapped in since the decision (by something running in the guest) is refused.
- */
-async function writeGuestFile(ctx: ToolContext, absPath: string, data: string): Promise<void> {
-  assertStillInside(ctx.workspace, absPath, 'write');
-  const dir = posix.dirname(absPath);
-  const mk = await ctx.session.exec(`mkdir -p -- ${shellQuote(dir)}`, {
-    timeoutMs: 30_000,
-    signal: ctx.signal,
-  });
-  if (mk.exitCode !== 0) throw new Error(mk.stderr.trim() || `mkdir exited with ${mk.exitCode}`);
-  await ctx.session.writeFile(absPath, data);
 }
 
 function writeFailure(path: string, err: unknown): ToolResult {
@@ -44,21 +26,25 @@ const writeInput = z
   .strict();
 export type WriteFileInput = z.infer<typeof writeInput>;
 
-export const writeFileTool: Tool<WriteFileInput> = {
+export const writeFileTool: Tool<WriteFileInput, 'files'> = {
   name: 'write_file',
   risk: 'write',
+  access: 'files',
   description: 'Create or overwrite a file in the VM workspace with the given content (parents are created).',
   input: writeInput,
   describe: (i) => `write_file ${i.path} (${Buffer.byteLength(i.content)} bytes)`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'write' }],
+  // Too large is refused before anyone is asked to approve it.
+  precheck: (i, { maxFileSizeMB }) => {
+    const bytes = Buffer.byteLength(i.content);
+    return bytes > bytesOfMB(maxFileSizeMB) ? tooLarge(i.path, bytes, maxFileSizeMB) : undefined;
+  },
+  claim: (i) => ({ kind: 'files', paths: [{ path: guestPath(i.path), access: 'write' }] }),
   async run(input, ctx): Promise<ToolResult> {
     const path = guestPath(input.path);
     const bytes = Buffer.byteLength(input.content);
-    if (bytes > bytesOfMB(ctx.maxFileSizeMB)) return tooLarge(input.path, bytes, ctx.maxFileSizeMB);
-    const denied = await authorizeFileTool(writeFileTool, input, writeFileTool.paths!(input), ctx);
-    if (denied) return denied;
     try {
-      await writeGuestFile(ctx, path, input.content);
+      // Parent folders are created in the guest; the path guard runs again right before.
+      await ctx.files.writeFile(path, input.content);
     } catch (err) {
       return writeFailure(input.path, err);
     }
@@ -85,25 +71,24 @@ function countOccurrences(haystack: string, needle: string): number {
   return n;
 }
 
-export const editFileTool: Tool<EditFileInput> = {
+export const editFileTool: Tool<EditFileInput, 'files'> = {
   name: 'edit_file',
   risk: 'write',
+  access: 'files',
   description:
     'Replace an exact string in a file in the VM workspace. old_string must match exactly once (include ' +
     'surrounding lines to make it unique) unless replace_all is true.',
   input: editInput,
   describe: (i) => `edit_file ${i.path}${i.replace_all ? ' (all occurrences)' : ''}`,
-  paths: (i) => [{ path: guestPath(i.path), access: 'edit' }],
+  claim: (i) => ({ kind: 'files', paths: [{ path: guestPath(i.path), access: 'edit' }] }),
   async run(input, ctx): Promise<ToolResult> {
     const path = guestPath(input.path);
-    const denied = await authorizeFileTool(editFileTool, input, editFileTool.paths!(input), ctx);
-    if (denied) return denied;
     const max = bytesOfMB(ctx.maxFileSizeMB);
     let text: string;
     try {
-      const st = await ctx.session.stat(path);
+      const st = await ctx.files.stat(path);
       if (st.size > max) return tooLarge(input.path, st.size, ctx.maxFileSizeMB);
-      text = (await ctx.session.readFile(path, { maxBytes: max })).toString('utf8');
+      text = (await ctx.files.readFile(path, { maxBytes: max })).toString('utf8');
     } catch (err) {
       return guestFailure('read', input.path, err);
     }
@@ -126,7 +111,7 @@ export const editFileTool: Tool<EditFileInput> = {
     const bytes = Buffer.byteLength(updated);
     if (bytes > max) return tooLarge(input.path, bytes, ctx.maxFileSizeMB);
     try {
-      await writeGuestFile(ctx, path, updated);
+      await ctx.files.writeFile(path, updated);
     } catch (err) {
       return writeFailure(input.path, err);
     }

@@ -38,23 +38,24 @@ export function formatExecResult(result: ExecResult, timeoutS: number): string {
   return lines.join('\n');
 }
 
-export const shellTool: Tool<ShellInput> = {
+export const shellTool: Tool<ShellInput, 'shell'> = {
   name: 'shell',
   risk: 'destructive',
+  access: 'shell',
   description:
     'Run a shell command in the Linux VM (Debian; bash, git, python3, build tools). The workspace is at ' +
     '/workspace. Commands may be denied by policy or need the user’s approval; if denied, you are told why — ' +
     'adapt instead of retrying the same command. Output is abridged when long.',
   input: shellInput,
   describe: (input) => (input.cwd ? `shell (in ${input.cwd}): ${input.command}` : `shell: ${input.command}`),
+  claim: (input) => ({
+    kind: 'shell',
+    command: input.command,
+    cwd: input.cwd === undefined ? GUEST_WORKSPACE : guestPath(input.cwd),
+  }),
   async run(input, ctx): Promise<ToolResult> {
     const timeoutS = input.timeout_seconds ?? DEFAULT_SHELL_TIMEOUT_S;
-    const cwd = input.cwd === undefined ? GUEST_WORKSPACE : guestPath(input.cwd);
-    const outcome = await ctx.execShell(input.command, {
-      cwd,
-      timeoutMs: timeoutS * 1000,
-      signal: ctx.signal,
-    });
+    const outcome = await ctx.shell.run({ timeoutMs: timeoutS * 1000 });
     if (!outcome.result) {
       const reason = outcome.deniedReason ?? outcome.decision.reasons.join('; ');
       return {
