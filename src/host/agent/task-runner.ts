@@ -1,4 +1,5 @@
 import Anthropic from '@anthropic-ai/sdk';
+import { type BudgetLimits, tighterLimits } from '../api/limits.js';
 import type { ExecOutcome, ExecRequest, Origin } from '../control/api.js';
 import { CoworkError } from '../errors.js';
 import { BudgetTracker, type PriceOverride } from '../guardrails/index.js';
@@ -84,7 +85,7 @@ export class AgentTaskRunner {
   }
 
   async start(
-    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    req: { prompt: string; model?: string; apiKeyOverride?: string; limits?: BudgetLimits },
     origin: Origin,
   ): Promise<{ id: string }> {
     const o = this.#opts;
@@ -97,11 +98,13 @@ export class AgentTaskRunner {
     const { key, source } = await resolveAnthropicKey(o.secrets, {
       ANTHROPIC_API_KEY: req.apiKeyOverride ?? env.ANTHROPIC_API_KEY,
     });
+    // A caller's limits (tasks.start) only tighten the configured budgets.
+    const limits = tighterLimits(o.limits, req.limits);
     const budget = new BudgetTracker({
       model,
-      maxTokens: o.limits.maxTokens,
-      maxCostUsd: o.limits.maxCostUsd,
-      maxIterations: o.limits.maxIterations,
+      maxTokens: limits.maxTokens,
+      maxCostUsd: limits.maxCostUsd,
+      maxIterations: limits.maxIterations,
       pricing: o.pricing,
     });
     const context = origin.context === 'gateway' ? 'gateway' : 'agent';

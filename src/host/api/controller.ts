@@ -1,0 +1,117 @@
+import type { PendingApproval, Verdict } from '../approvals/types.js';
+import type { Decision, PolicyContextName } from '../policy/types.js';
+import type { ExecResult } from '../ssh/types.js';
+import type { ProtectedChange } from '../workspace/index.js';
+
+/**
+ * The controller's programmatic surface: what every frontend's methods (contract.ts) are
+ * bound to. The local Unix socket (CLI), the WebSocket API (dashboard, menubar) and messaging
+ * channels all dispatch to this one object, so they cannot drift apart. Callers pass who they
+ * are (`origin`) and the policy context; the controller never trusts a transport to have made
+ * a decision.
+ */
+export interface Origin {
+  /** 'cli', 'terminal', 'device:<id>', 'telegram:<userId>' */
+  id: string;
+  context: PolicyContextName;
+}
+
+export interface StatusInfo {
+  workspace: string;
+  state: 'starting' | 'running' | 'stopping' | 'stopped' | 'crashed';
+  pid: number; // controller pid
+  vm: {
+    driver: string;
+    pid?: number;
+    accel: string;
+    share: string;
+    image: string;
+    imageHash?: string;
+    cpus: number;
+    memoryMiB: number;
+    sshPort?: number;
+    bootMs?: number;
+    startedAt?: string;
+  };
+  egress?: { listening: boolean; port?: number };
+  control?: { listen?: string };
+  pendingApprovals: number;
+  tasks: { running: number };
+}
+
+export interface ExecRequest {
+  command: string;
+  cwd?: string;
+  timeoutMs?: number;
+  maxOutputBytes?: number;
+  stdin?: string;
+  taskId?: string;
+}
+
+export interface ExecOutcome {
+  decision: Decision;
+  /** Present when the command ran. */
+  result?: ExecResult;
+  /** Present when denied (by policy or by an approval answer): what the user/agent is told. */
+  deniedReason?: string;
+  approvalId?: string;
+  /** Protected paths the command created in the guest, which the host quarantined. */
+  protectedChanges?: ProtectedChange[];
+}
+
+export interface TaskSummary {
+  id: string;
+  title: string;
+  status: string;
+  context: PolicyContextName;
+  origin: string;
+  createdAt: string;
+  finishedAt?: string;
+  outcome?: string;
+  summary?: string;
+}
+
+/** Budgets of one task. They can only tighten the configured `[budgets]`, never raise them. */
+export interface TaskLimits {
+  maxTokens?: number;
+  maxCostUsd?: number;
+  maxIterations?: number;
+}
+
+export interface TaskStartRequest {
+  prompt: string;
+  model?: string;
+  /** ANTHROPIC_API_KEY from the owner's environment; it stays on the host (controller → SDK). */
+  apiKeyOverride?: string;
+  limits?: TaskLimits;
+}
+
+export interface ExecStreams {
+  signal?: AbortSignal;
+  onStdout?: (c: Buffer) => void;
+  onStderr?: (c: Buffer) => void;
+}
+
+/** A live event of a running task (the model's text as it streams); the timeline is the durable record. */
+export interface TaskLiveEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
+export interface ControllerApi {
+  status(): Promise<StatusInfo>;
+  exec(req: ExecRequest, origin: Origin, opts?: ExecStreams): Promise<ExecOutcome>;
+  approvalsList(): PendingApproval[];
+  approvalsAnswer(id: string, verdict: Omit<Verdict, 'by'>, origin: Origin): void;
+  tasksList(opts?: { limit?: number }): TaskSummary[];
+  tasksGet(id: string): TaskSummary;
+  /** Starts an agent task; resolves with its id once started. */
+  tasksStart(req: TaskStartRequest, origin: Origin): Promise<{ id: string }>;
+  tasksCancel(id: string, origin: Origin): void;
+  timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[];
+  /** Live events; returns an unsubscribe function. */
+  timelineSubscribe(listener: (event: unknown) => void): () => void;
+  /** Live agent events of every task; absent when the controller runs no agent tasks. */
+  taskEvents?(listener: (taskId: string, event: TaskLiveEvent) => void): () => void;
+  stop(origin: Origin): Promise<void>;
+}
