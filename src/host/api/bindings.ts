@@ -7,6 +7,7 @@ import {
   METHODS,
   type MethodName,
   type Methods,
+  type ParamsOf,
   type ParsedParamsOf,
   type ResultOf,
   type Transport,
@@ -31,7 +32,7 @@ export interface CallContext {
 }
 
 /** Methods the ControllerApi serves (the rest act on a transport's own state: devices, its subscriptions). */
-type CallName = Exclude<
+export type CallName = Exclude<
   MethodName,
   | 'timeline.subscribe'
   | 'tasks.events'
@@ -157,4 +158,20 @@ export function parseParams<M extends MethodName>(
 export function offered(name: string, transport: Transport): MethodName | undefined {
   if (!isMethodName(name)) return undefined;
   return (METHODS[name].transports as readonly Transport[]).includes(transport) ? name : undefined;
+}
+
+/**
+ * One call of a method the ControllerApi serves, for a transport that has already checked the
+ * caller's role: the params are validated with the contract's schema, then bound.
+ */
+export async function invoke<M extends CallName>(
+  name: M,
+  raw: ParamsOf<M>,
+  ctx: CallContext,
+  caller: Caller = 'remote',
+): Promise<ResultOf<M>> {
+  const check = parseParams(name, raw, caller);
+  if (!check.ok) throw check.error;
+  const call = CALLS[name] as CallBinding<M>;
+  return await call(check.params, ctx);
 }

@@ -7,6 +7,8 @@ export {
   CALLS,
   type CallContext,
   type Caller,
+  type CallName,
+  invoke,
   narrowContext,
   offered,
   parseParams,
