@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LAYERS, POLICY_CONTEXTS, RISKS } from '../policy/types.js';
+import { verdictKindSchema } from '../timeline/events.js';
 import { PARAM_LIMITS as L } from './limits.js';
 import { ROLES, type Role } from './roles.js';
 
@@ -29,7 +30,7 @@ export type ContextRule = (typeof CONTEXT_RULES)[number];
 
 export const roleSchema = z.enum(ROLES);
 const policyContext = z.enum(POLICY_CONTEXTS);
-const verdictKind = z.enum(['approve-once', 'approve-task', 'deny']);
+const verdictKind = verdictKindSchema;
 const empty = z.strictObject({});
 const taskId = z.string().min(1).max(L.taskIdChars);
 const byId = z.strictObject({ id: taskId });
