@@ -52,7 +52,7 @@ const securitySamples: SecurityEvent[] = [
 describe('timeline vocabulary shared with other folders', () => {
   it('security events have one definition: the timeline vocabulary', () => {
     expect(securityEventSchema.options).toHaveLength(SECURITY_EVENTS.length);
-    securityEventSchema.options.forEach((o, i) => expect(o).toBe(SECURITY_EVENTS[i]));
+    for (const [i, o] of securityEventSchema.options.entries()) expect(o).toBe(SECURITY_EVENTS[i]);
   });
 
   it('records every control-API security event type', () => {
