@@ -12,7 +12,7 @@ import {
   type ResultOf,
   type Transport,
 } from './contract.js';
-import type { ControllerApi, Origin } from './controller.js';
+import type { ControllerApi, Origin, TaskLiveEvent } from './controller.js';
 
 /**
  * How each method of the contract is carried out on the ControllerApi — the one binding every
@@ -109,14 +109,27 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
 export const SUBSCRIPTIONS: { [M in SubscriptionName]: SubscriptionBinding<M> } = {
   'timeline.subscribe': (_p, api, emit) =>
     api.timelineSubscribe((e) => emit(e as EventOf<'timeline.subscribe'>)),
-  // Only what a terminal needs live: the model's text as it streams. The id is optional so a
-  // client can subscribe before it starts a task and lose none of its first words.
+  // Only what a terminal needs live: the model's text as it streams, and the files the task
+  // wrote. The id is optional so a client can subscribe before it starts a task and lose none
+  // of its first words.
   'tasks.events': (p, api, emit) =>
     api.taskEvents?.((taskId, event) => {
-      if ((p.id === undefined || taskId === p.id) && event.type === 'text')
-        emit({ ...event, taskId } as EventOf<'tasks.events'>);
+      if (p.id !== undefined && taskId !== p.id) return;
+      const live = liveTaskEvent(taskId, event);
+      if (live) emit(live);
     }) ?? (() => {}),
 };
+
+function liveTaskEvent(taskId: string, event: TaskLiveEvent): EventOf<'tasks.events'> | undefined {
+  if (event.type === 'text' && typeof event.text === 'string')
+    return { taskId, type: 'text', text: event.text };
+  if (event.type !== 'finished') return undefined;
+  const result = (event.result ?? {}) as { outcome?: unknown; filesChanged?: unknown };
+  const files = Array.isArray(result.filesChanged)
+    ? result.filesChanged.filter((f) => typeof f === 'string')
+    : [];
+  return { taskId, type: 'finished', outcome: String(result.outcome ?? 'unknown'), filesChanged: files };
+}
 
 export function isCall(name: MethodName): name is CallName {
   return Object.hasOwn(CALLS, name);

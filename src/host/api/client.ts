@@ -9,6 +9,7 @@ import type { EventOf, MethodOf, OwnerParamsOf, ParamsOf, ResultOf, Transport } 
 /** What a transport's untyped client offers (LocalControlClient, or an adapter of ControlClient). */
 export interface RawCaller {
   call(method: string, params: Record<string, unknown>, opts: RawCallOptions): Promise<unknown>;
+  close?(): void;
 }
 
 export interface RawCallOptions {
@@ -48,6 +49,10 @@ export class ApiClient<T extends Transport> {
     if (opts?.onOutput) raw.onStream = opts.onOutput;
     if (opts?.onEvent) raw.onEvent = opts.onEvent as (event: unknown) => void;
     return this.raw.call(method, dropUndefined(params ?? {}), raw) as Promise<ResultOf<M>>;
+  }
+
+  close(): void {
+    this.raw.close?.();
   }
 }
 

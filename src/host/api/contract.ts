@@ -251,7 +251,17 @@ export const METHODS = {
     transports: ['local'],
     params: z.strictObject({ id: taskId.optional() }),
     result: z.null(),
-    emits: z.object({ taskId: z.string(), type: z.literal('text'), text: z.string() }),
+    emits: z.discriminatedUnion('type', [
+      z.strictObject({ taskId: z.string(), type: z.literal('text'), text: z.string() }),
+      /** The agent's own result, just before the timeline's task.finished. */
+      z.strictObject({
+        taskId: z.string(),
+        type: z.literal('finished'),
+        outcome: z.string(),
+        /** Workspace-relative paths the file tools wrote (shell commands may change more). */
+        filesChanged: z.array(z.string()),
+      }),
+    ]),
     subscription: true,
   }),
   'timeline.query': method({
@@ -384,6 +394,5 @@ export type OwnerParamsOf<M extends MethodName> = z.input<Methods[M]['ownerParam
 export type ParsedParamsOf<M extends MethodName> = z.output<Methods[M]['params']> &
   Partial<z.output<Methods[M]['ownerParams']>>;
 export type ResultOf<M extends MethodName> = z.output<Methods[M]['result']>;
-export type EventOf<M extends MethodName> = Methods[M] extends { emits: z.ZodType }
-  ? z.output<Methods[M]['emits']>
-  : never;
+/** What a call pushes while it runs; `never` for methods that push nothing. */
+export type EventOf<M extends MethodName> = z.output<NonNullable<Methods[M]['emits']>>;
