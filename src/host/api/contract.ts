@@ -245,7 +245,8 @@ export const METHODS = {
     result: z.strictObject({ cancelled: z.string() }),
   }),
   'tasks.events': method({
-    description: 'Live text of running tasks as the model writes it (all tasks, or one by id)',
+    description:
+      "Live text of running tasks as the model writes it, and each task's result (all tasks, or one by id)",
     minRole: 'viewer',
     context: 'none',
     transports: ['local'],
