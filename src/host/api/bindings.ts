@@ -146,17 +146,19 @@ export type ParamCheck<M extends MethodName> =
   | { ok: true; params: ParsedParamsOf<M> }
   | { ok: false; error: CoworkError };
 
-/** Validates params against the contract's schema for this kind of caller (a missing params object is `{}`). */
+/**
+ * Validates params against the contract's schema for this kind of caller (a missing params
+ * object is `{}`). A transport with framing options of its own passes its extension of that
+ * schema as `schema`.
+ */
 export function parseParams<M extends MethodName>(
   name: M,
   raw: unknown,
   caller: Caller,
-  extend?: z.ZodRawShape,
+  schema?: z.ZodObject,
 ): ParamCheck<M> {
   const spec: Methods[MethodName] = METHODS[name];
-  const base = caller === 'owner' ? spec.ownerParams : spec.params;
-  const schema = extend ? base.extend(extend) : base;
-  const parsed = schema.safeParse(raw ?? {});
+  const parsed = (schema ?? (caller === 'owner' ? spec.ownerParams : spec.params)).safeParse(raw ?? {});
   if (!parsed.success) {
     const error = new CoworkError(
       'invalidArgument',

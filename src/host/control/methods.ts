@@ -108,7 +108,7 @@ export function prepareCall(name: string, rawParams: unknown, role: Role): Prepa
     );
     return { ok: false, error, protocol: false };
   }
-  const check = parseParams(method, rawParams, 'remote', FRAMING[method]);
+  const check = parseParams(method, rawParams, 'remote', METHODS[method].params);
   if (!check.ok) return { ok: false, error: check.error, protocol: true };
   const params = check.params as Record<string, unknown>;
   return { ok: true, run: async (ctx) => await run(method, params, ctx) };
