@@ -250,3 +250,35 @@ describe('owner-only params', () => {
     });
   });
 });
+
+describe('tasks.events on the local socket', () => {
+  it("forwards a task's text and result, only of the task asked for, until cancelled", async () => {
+    const listeners: ((taskId: string, e: { type: string; [k: string]: unknown }) => void)[] = [];
+    const { api } = recordingApi();
+    api.taskEvents = (l) => {
+      listeners.push(l);
+      return () => listeners.splice(listeners.indexOf(l), 1);
+    };
+    const ac = new AbortController();
+    const events: unknown[] = [];
+    const done = localHandlers(api)['tasks.events'](
+      { id: 't-1' },
+      { signal: ac.signal, stream: () => {}, event: (e) => events.push(e) },
+    );
+    await new Promise((r) => setImmediate(r));
+    const emit = (taskId: string, e: { type: string; [k: string]: unknown }) => {
+      for (const l of listeners) l(taskId, e);
+    };
+    emit('t-1', { type: 'text', text: 'hello' });
+    emit('t-2', { type: 'text', text: 'not this task' });
+    emit('t-1', { type: 'tool.call', name: 'shell' });
+    emit('t-1', { type: 'finished', result: { outcome: 'completed', filesChanged: ['a.txt'], usage: {} } });
+    ac.abort();
+    await expect(done).resolves.toBeNull();
+    expect(listeners).toHaveLength(0);
+    expect(events).toEqual([
+      { taskId: 't-1', type: 'text', text: 'hello' },
+      { taskId: 't-1', type: 'finished', outcome: 'completed', filesChanged: ['a.txt'] },
+    ]);
+  });
+});
