@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { LocalControlClient } from '../host/control/local-client.js';
+import type { ApiClient } from '../host/api/client.js';
 import { CoworkError, EXIT_CODES } from '../host/errors.js';
 
 /*
@@ -39,16 +39,17 @@ export async function locate(workspace?: string) {
   return locateSandbox(workspace);
 }
 
-/** Connects to the running controller of a workspace (loads only the socket client). */
+/** Connects to the running controller of a workspace (loads only the socket client, no zod). */
 export async function connectController(
   workspace?: string,
-): Promise<{ client: LocalControlClient; workspace: string }> {
-  const [loc, { LocalControlClient }] = await Promise.all([
+): Promise<{ client: ApiClient<'local'>; workspace: string }> {
+  const [loc, { LocalControlClient }, { ApiClient }] = await Promise.all([
     locate(workspace),
     import('../host/control/local-client.js'),
+    import('../host/api/client.js'),
   ]);
-  const client = await LocalControlClient.connect(loc.socketPath, loc.workspace);
-  return { client, workspace: loc.workspace };
+  const raw = await LocalControlClient.connect(loc.socketPath, loc.workspace);
+  return { client: new ApiClient<'local'>(raw), workspace: loc.workspace };
 }
 
 export function intOption(name: string, min: number, max: number): (v: string) => number {

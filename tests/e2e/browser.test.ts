@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Origin } from '../../src/host/control/api.js';
+import type { Origin } from '../../src/host/api/controller.js';
 import type { RunningController } from '../../src/host/sandbox/serve.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { AnthropicApiStandIn, reply, toolUse } from '../helpers/anthropic-api.js';

@@ -2,8 +2,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AgentTaskRunner } from '../../src/host/agent/index.js';
+import type { Origin } from '../../src/host/api/controller.js';
 import type { PendingApproval } from '../../src/host/approvals/types.js';
-import type { Origin } from '../../src/host/control/api.js';
 import { LocalControlClient } from '../../src/host/control/local-client.js';
 import type { RunningController } from '../../src/host/sandbox/serve.js';
 import type { SecretStore } from '../../src/host/secrets/index.js';

@@ -3,9 +3,9 @@ import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ControllerApi } from '../../src/host/api/controller.js';
 import { RemoteAccess } from '../../src/host/channels/index.js';
 import { configSchema } from '../../src/host/config/schema.js';
-import type { ControllerApi } from '../../src/host/control/api.js';
 import {
   AUTH_FAILED_MESSAGE,
   CLOSE_CODES,

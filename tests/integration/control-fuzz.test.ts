@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ControllerApi } from '../../src/host/control/api.js';
+import type { ControllerApi } from '../../src/host/api/controller.js';
 import { ControlClient, ControlServer, ControlStore, METHOD_NAMES } from '../../src/host/control/index.js';
 
 /**

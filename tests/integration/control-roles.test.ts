@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ControllerApi } from '../../src/host/control/api.js';
+import type { ControllerApi } from '../../src/host/api/controller.js';
 import {
   ControlClient,
   ControlServer,

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import type { ControllerApi, Origin } from '../../src/host/api/controller.js';
 import type { PendingApproval, Verdict } from '../../src/host/approvals/types.js';
 import { controlSchema } from '../../src/host/config/schema.js';
-import type { ControllerApi, Origin } from '../../src/host/control/api.js';
 import {
   CLOSE_CODES,
   ControlClient,

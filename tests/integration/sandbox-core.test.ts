@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Origin } from '../../src/host/control/api.js';
+import type { Origin } from '../../src/host/api/controller.js';
 import type { RunningController } from '../../src/host/sandbox/serve.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Origin } from '../../src/host/control/api.js';
+import type { Origin } from '../../src/host/api/controller.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { readLock } from '../../src/host/sandbox/lock.js';
 import type { RunningController } from '../../src/host/sandbox/serve.js';

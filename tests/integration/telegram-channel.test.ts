@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ControllerApi, Origin } from '../../src/host/api/controller.js';
 import type { PendingApproval, Verdict } from '../../src/host/approvals/types.js';
 import {
   type ChannelSecurityInput,
@@ -9,7 +10,6 @@ import {
   telegramChannelFromConfig,
 } from '../../src/host/channels/index.js';
 import { telegramSchema } from '../../src/host/config/schema.js';
-import type { ControllerApi, Origin } from '../../src/host/control/api.js';
 import { ControlStore, type SecurityEvent } from '../../src/host/control/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { TelegramApiEmulator, type TgUser } from '../helpers/telegram-api.js';

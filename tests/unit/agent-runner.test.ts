@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentTaskRunner, type EnforcementPath } from '../../src/host/agent/index.js';
-import type { ExecRequest, Origin } from '../../src/host/control/api.js';
+import type { ExecRequest, Origin } from '../../src/host/api/controller.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { SecretStore } from '../../src/host/secrets/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';

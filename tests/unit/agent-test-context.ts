@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { ExecOutcome } from '../../src/host/api/controller.js';
 import type { GuestBrowser } from '../../src/host/browser/guest-browser.js';
-import type { ExecOutcome } from '../../src/host/control/api.js';
 import { CoworkError } from '../../src/host/errors.js';
 import type { Decision, PolicyRequest } from '../../src/host/policy/types.js';
 import type { DirEntry, ExecOptions, ExecResult, FileStat, GuestSession } from '../../src/host/ssh/types.js';

@@ -8,6 +8,7 @@ import {
   securityEventSchema,
 } from '../../src/host/control/events.js';
 import { type EgressTimelineSink, toTimelineEvent } from '../../src/host/egress/events.js';
+import { SECURITY_EVENTS } from '../../src/host/timeline/events.js';
 import { EVENT_TYPES, Timeline } from '../../src/host/timeline/index.js';
 
 /**
@@ -49,6 +50,11 @@ const securitySamples: SecurityEvent[] = [
 ];
 
 describe('timeline vocabulary shared with other folders', () => {
+  it('security events have one definition: the timeline vocabulary', () => {
+    expect(securityEventSchema.options).toHaveLength(SECURITY_EVENTS.length);
+    for (const [i, o] of securityEventSchema.options.entries()) expect(o).toBe(SECURITY_EVENTS[i]);
+  });
+
   it('records every control-API security event type', () => {
     const types = securityEventSchema.options.map((o) => o.shape.type.value);
     expect(securitySamples.map((s) => s.type).sort()).toEqual([...types].sort());

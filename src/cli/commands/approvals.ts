@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import type { PendingApproval } from '../../host/approvals/types.js';
 import { action, addExamples, connectController, printJson } from '../common.js';
 
 export function register(program: Command): void {
@@ -11,7 +10,7 @@ export function register(program: Command): void {
     .action(
       action(async (flags: { workspace?: string; json?: boolean }) => {
         const { client } = await connectController(flags.workspace);
-        const pending = await client.call<PendingApproval[]>('approvals.list').finally(() => client.close());
+        const pending = await client.call('approvals.list').finally(() => client.close());
         if (flags.json) return printJson(pending);
         if (pending.length === 0) return void process.stdout.write('no pending approvals\n');
         for (const p of pending) {

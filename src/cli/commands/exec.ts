@@ -1,6 +1,9 @@
 import { constants } from 'node:os';
 import { type Command, Option } from 'commander';
-import type { ExecOutcome } from '../../host/control/api.js';
+import type { ApiClient } from '../../host/api/client.js';
+import type { ResultOf } from '../../host/api/contract.js';
+import { PARAM_LIMITS } from '../../host/api/limits.js';
+import { CoworkError } from '../../host/errors.js';
 import { action, addExamples, connectController, intOption, printJson } from '../common.js';
 
 interface ExecFlags {
@@ -13,28 +16,40 @@ interface ExecFlags {
   maxOutput?: number;
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
+type ExecOutcome = ResultOf<'exec'>;
+type ExecResult = NonNullable<ExecOutcome['result']>;
+
+const MAX_OUTPUT_MIB = PARAM_LIMITS.maxOutputBytes / 1024 / 1024;
 
 export function register(program: Command): void {
-  const cmd = program
-    .command('exec')
-    .description(
-      "Run a command in the sandbox's guest (through the policy engine) and exit with its exit code",
-    )
-    .argument(
-      '<command...>',
-      "the command; words are joined with spaces and run by the guest's shell, like ssh",
-    )
+  const cmd = defineOptions(
+    program
+      .command('exec')
+      .description(
+        "Run a command in the sandbox's guest (through the policy engine) and exit with its exit code",
+      )
+      .argument(
+        '<command...>',
+        "the command; words are joined with spaces and run by the guest's shell, like ssh",
+      ),
+  ).action(action(execCommand));
+  addExamples(cmd, [
+    "cowork-vm exec -- 'echo hi > /workspace/hello.txt && uname -a'",
+    'cowork-vm exec --json -- ls -la',
+    'cowork-vm exec --context agent -- npm test      # asks for approval unless a rule allows it',
+    'echo data | cowork-vm exec -i -- wc -c',
+  ]);
+}
+
+/** The option table; its ranges are the contract's (PARAM_LIMITS), so the socket never refuses what is offered here. */
+function defineOptions(cmd: Command): Command {
+  return cmd
     .option('-w, --workspace <dir>', 'workspace folder (default: current directory)')
     .option('--json', 'print {exitCode, signal, stdout, stderr, truncated, durationMs} instead of streaming')
     .option(
       '-t, --timeout <seconds>',
-      'kill the command after this many seconds (1–86400)',
-      intOption('--timeout', 1, 86_400),
+      `kill the command after this many seconds (1–${PARAM_LIMITS.maxTimeoutMs / 1000})`,
+      intOption('--timeout', 1, PARAM_LIMITS.maxTimeoutMs / 1000),
     )
     .addOption(
       new Option('--context <context>', 'policy context to evaluate in (agent: ask unless allowed by a rule)')
@@ -42,70 +57,88 @@ export function register(program: Command): void {
         .default('local'),
     )
     .option('--cwd <dir>', 'working directory in the guest (default /workspace)')
-    .option('-i, --stdin', "forward this process's standard input to the command")
+    .option('-i, --stdin', "forward this process's standard input to the command (at most 1 MiB)")
     .option(
       '--max-output <bytes>',
-      'cap per stream (default 1 MiB)',
-      intOption('--max-output', 1024, 1 << 30),
-    )
-    .action(
-      action(async (words: string[], flags: ExecFlags) => {
-        const command = words.join(' ');
-        const stdin = flags.stdin ? await readStdin() : undefined;
-        const { client } = await connectController(flags.workspace);
-        const ac = new AbortController();
-        const onInt = () => ac.abort();
-        process.once('SIGINT', onInt);
-        let outcome: ExecOutcome;
-        try {
-          outcome = await client.call<ExecOutcome>(
-            'exec',
-            {
-              command,
-              context: flags.context ?? 'local',
-              cwd: flags.cwd,
-              timeoutMs: flags.timeout ? flags.timeout * 1000 : undefined,
-              maxOutputBytes: flags.maxOutput,
-              stdin,
-            },
-            {
-              signal: ac.signal,
-              onStream: flags.json
-                ? undefined
-                : (stream, chunk) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
-              onEvent: undefined,
-            },
-          );
-        } finally {
-          process.off('SIGINT', onInt);
-          client.close();
-        }
-        if (!outcome.result) {
-          const reason = outcome.deniedReason ?? outcome.decision.reasons.join('; ');
-          if (flags.json) printJson({ denied: true, decision: outcome.decision, reason });
-          else process.stderr.write(`cowork-vm: denied: ${reason}\n`);
-          process.exit(126);
-        }
-        const r = outcome.result;
-        if (flags.json) {
-          const { exitCode, signal, stdout, stderr, truncated, durationMs, timedOut } = r;
-          printJson({ exitCode, signal, stdout, stderr, truncated, durationMs, timedOut });
-        } else {
-          if (r.truncated)
-            process.stderr.write('cowork-vm: output was truncated at the cap (--max-output)\n');
-          if (r.timedOut)
-            process.stderr.write(`cowork-vm: command timed out after ${flags.timeout} s and was killed\n`);
-        }
-        await new Promise((res) => process.stdout.write('', res));
-        process.exit(exitStatus(r));
-      }),
+      `cap per stream (default 1 MiB, at most ${MAX_OUTPUT_MIB} MiB)`,
+      intOption('--max-output', 1024, PARAM_LIMITS.maxOutputBytes),
     );
-  addExamples(cmd, [
-    "cowork-vm exec -- 'echo hi > /workspace/hello.txt && uname -a'",
-    'cowork-vm exec --json -- ls -la',
-    'cowork-vm exec --context agent -- npm test      # asks for approval unless a rule allows it',
-    'echo data | cowork-vm exec -i -- wc -c',
-  ]);
+}
+
+async function execCommand(words: string[], flags: ExecFlags): Promise<void> {
+  const stdin = flags.stdin ? await readStdin() : undefined;
+  const { client } = await connectController(flags.workspace);
+  const outcome = await runInGuest(client, words.join(' '), stdin, flags);
+  if (!outcome.result) reportDenied(outcome, flags);
+  const r = outcome.result;
+  reportResult(r, flags);
+  await new Promise((res) => process.stdout.write('', res));
+  process.exit(exitStatus(r));
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.length > PARAM_LIMITS.stdinChars) {
+    throw new CoworkError(
+      'limitExceeded',
+      `--stdin input is ${text.length} characters; the limit is ${PARAM_LIMITS.stdinChars} (1 MiB) — put larger data in the workspace and read it from there`,
+    );
+  }
+  return text;
+}
+
+/** One exec call; Ctrl-C cancels it (the guest's process group is killed). Output streams unless --json. */
+async function runInGuest(
+  client: ApiClient<'local'>,
+  command: string,
+  stdin: string | undefined,
+  flags: ExecFlags,
+): Promise<ExecOutcome> {
+  const ac = new AbortController();
+  const onInt = () => ac.abort();
+  process.once('SIGINT', onInt);
+  try {
+    return await client.call(
+      'exec',
+      {
+        command,
+        context: flags.context ?? 'local',
+        cwd: flags.cwd,
+        timeoutMs: flags.timeout ? flags.timeout * 1000 : undefined,
+        maxOutputBytes: flags.maxOutput,
+        stdin,
+      },
+      {
+        signal: ac.signal,
+        onOutput: flags.json
+          ? undefined
+          : (stream, chunk) => (stream === 'stdout' ? process.stdout : process.stderr).write(chunk),
+      },
+    );
+  } finally {
+    process.off('SIGINT', onInt);
+    client.close();
+  }
+}
+
+function reportDenied(outcome: ExecOutcome, flags: ExecFlags): never {
+  const reason = outcome.deniedReason ?? outcome.decision.reasons.join('; ');
+  if (flags.json) printJson({ denied: true, decision: outcome.decision, reason });
+  else process.stderr.write(`cowork-vm: denied: ${reason}\n`);
+  process.exit(126);
+}
+
+function reportResult(r: ExecResult, flags: ExecFlags): void {
+  if (flags.json) {
+    const { exitCode, signal, stdout, stderr, truncated, durationMs, timedOut } = r;
+    printJson({ exitCode, signal, stdout, stderr, truncated, durationMs, timedOut });
+    return;
+  }
+  if (r.truncated) process.stderr.write('cowork-vm: output was truncated at the cap (--max-output)\n');
+  if (r.timedOut)
+    process.stderr.write(`cowork-vm: command timed out after ${flags.timeout} s and was killed\n`);
 }
 
 /** The guest's exit code; 124 on timeout; 128+N when killed by signal N (like a shell). */

@@ -1,6 +1,13 @@
 import type { Command } from 'commander';
 import { action, addExamples, printJson } from '../common.js';
 
+interface BuildFlags {
+  arch?: string;
+  force?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+}
+
 /** The image store of this host, loaded when an image command runs. */
 async function imageStore() {
   const [{ hostPaths }, { ImageStore }] = await Promise.all([
@@ -24,7 +31,12 @@ export function register(program: Command): void {
     'cowork-vm image ls',
     'cowork-vm image rm base',
   ]);
+  registerBuild(image);
+  registerList(image);
+  registerRemove(image);
+}
 
+function registerBuild(image: Command): void {
   const build = image
     .command('build')
     .description(
@@ -35,57 +47,56 @@ export function register(program: Command): void {
     .option('--force', 'rebuild even when an intact image of this recipe exists')
     .option('-v, --verbose', "show mmdebstrap's own log lines")
     .option('--json', 'print the resulting manifest as JSON')
-    .action(
-      action(
-        async (
-          name: string,
-          flags: { arch?: string; force?: boolean; verbose?: boolean; json?: boolean },
-        ) => {
-          const store = await imageStore();
-          const say = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
-          const res = await store.build(name, {
-            arch: flags.arch,
-            force: flags.force,
-            onProgress: (stage, msg) => say(`[${stage}] ${msg}`),
-            onLog: flags.verbose ? (l) => say(`    ${l}`) : undefined,
-          });
-          if (flags.json) return printJson({ dir: res.dir, built: res.built, manifest: res.manifest });
-          const m = res.manifest;
-          const size = Object.values(m.files).reduce((n, f) => n + f.size, 0);
-          say(
-            res.built
-              ? `built ${m.name} (${m.arch}, kernel ${m.kernelVersion}, ${mib(size)}) in ${m.totalSeconds} s → ${res.dir}\n` +
-                  `  stages: ${m.stages.map((s) => `${s.name} ${s.seconds} s`).join(' · ')}`
-              : `${m.name} (${m.arch}) is up to date → ${res.dir}`,
-          );
-        },
-      ),
-    );
+    .action(action(buildImage));
   addExamples(build, [
     'cowork-vm image build',
     'cowork-vm image build browser --verbose',
     'cowork-vm image build base --force',
   ]);
+}
 
+async function buildImage(name: string, flags: BuildFlags): Promise<void> {
+  const store = await imageStore();
+  // With --json, stdout carries only the manifest: progress goes to stderr.
+  const say = (l: string) => (flags.json ? process.stderr : process.stdout).write(`${l}\n`);
+  const res = await store.build(name, {
+    arch: flags.arch,
+    force: flags.force,
+    onProgress: (stage, msg) => say(`[${stage}] ${msg}`),
+    onLog: flags.verbose ? (l) => say(`    ${l}`) : undefined,
+  });
+  if (flags.json) return printJson({ dir: res.dir, built: res.built, manifest: res.manifest });
+  const m = res.manifest;
+  const size = Object.values(m.files).reduce((n, f) => n + f.size, 0);
+  say(
+    res.built
+      ? `built ${m.name} (${m.arch}, kernel ${m.kernelVersion}, ${mib(size)}) in ${m.totalSeconds} s → ${res.dir}\n` +
+          `  stages: ${m.stages.map((s) => `${s.name} ${s.seconds} s`).join(' · ')}`
+      : `${m.name} (${m.arch}) is up to date → ${res.dir}`,
+  );
+}
+
+function registerList(image: Command): void {
   const ls = image
     .command('ls')
     .description('List built images and whether each matches the current recipe')
     .option('--json', 'print machine-readable JSON')
-    .action(
-      action(async (flags: { json?: boolean }) => {
-        const list = (await imageStore()).list();
-        if (flags.json) return printJson(list);
-        if (list.length === 0)
-          return void process.stdout.write('no images built — run: cowork-vm image build\n');
-        for (const i of list) {
-          process.stdout.write(
-            `${i.name.padEnd(8)} ${i.arch.padEnd(6)} ${i.hash.slice(0, 12)}  ${mib(i.sizeBytes).padStart(9)}  ${i.builtAt}  ${i.status}\n`,
-          );
-        }
-      }),
-    );
+    .action(action(listImages));
   addExamples(ls, ['cowork-vm image ls', 'cowork-vm image ls --json']);
+}
 
+async function listImages(flags: { json?: boolean }): Promise<void> {
+  const list = (await imageStore()).list();
+  if (flags.json) return printJson(list);
+  if (list.length === 0) return void process.stdout.write('no images built — run: cowork-vm image build\n');
+  for (const i of list) {
+    process.stdout.write(
+      `${i.name.padEnd(8)} ${i.arch.padEnd(6)} ${i.hash.slice(0, 12)}  ${mib(i.sizeBytes).padStart(9)}  ${i.builtAt}  ${i.status}\n`,
+    );
+  }
+}
+
+function registerRemove(image: Command): void {
   const rm = image
     .command('rm')
     .description('Remove built images of a variant (or one image folder)')
@@ -94,10 +105,7 @@ export function register(program: Command): void {
     .option('--stale', 'only images of an older recipe')
     .action(
       action(async (name: string, flags: { arch?: string; stale?: boolean }) => {
-        const removed = (await imageStore()).remove(name, {
-          arch: flags.arch,
-          staleOnly: flags.stale,
-        });
+        const removed = (await imageStore()).remove(name, { arch: flags.arch, staleOnly: flags.stale });
         for (const d of removed) process.stdout.write(`removed ${d}\n`);
       }),
     );

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Role } from '../../host/control/protocol.js';
+import type { Role } from '../../host/api/roles.js';
 import { CoworkError } from '../../host/errors.js';
 import { action, addExamples, printJson } from '../common.js';
 
@@ -15,7 +15,7 @@ export function register(program: Command): void {
       action(async (flags: { role: string; json?: boolean }) => {
         const [{ createPairingCode }, { ROLES }] = await Promise.all([
           import('../../host/control/devices.js'),
-          import('../../host/control/protocol.js'),
+          import('../../host/api/roles.js'),
         ]);
         if (!(ROLES as readonly string[]).includes(flags.role)) {
           throw new CoworkError('invalidArgument', `--role ${flags.role} is not one of ${ROLES.join(', ')}`);

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import type { LocalControlClient } from '../../host/control/local-client.js';
+import type { ApiClient } from '../../host/api/client.js';
+import type { EventOf } from '../../host/api/contract.js';
 import { CoworkError, EXIT_CODES } from '../../host/errors.js';
 import type { StoredEvent } from '../../host/timeline/index.js';
 import { action, addExamples, connectController, humanMs } from '../common.js';
@@ -26,7 +27,6 @@ const oneLine = (s: string, max = 160) => {
 
 /** Renders one task's timeline events for a person at a terminal. */
 class TaskView {
-  readonly filesChanged = new Set<string>();
   started = Date.now();
   lastBudget?: Extract<StoredEvent, { type: 'budget' }>['data'];
 
@@ -36,14 +36,8 @@ class TaskView {
         const u = e.data.usage;
         return `· model call${e.data.attempt > 1 ? ` (attempt ${e.data.attempt})` : ''}: ${u.input} in / ${u.output} out tokens, stop ${e.data.stopReason}`;
       }
-      case 'tool.call': {
-        const input = e.data.inputExcerpt ?? '';
-        if (e.data.name === 'write_file' || e.data.name === 'edit_file') {
-          const m = /"path":"((?:[^"\\]|\\.)*)"/.exec(input);
-          if (m?.[1]) this.filesChanged.add(JSON.parse(`"${m[1]}"`) as string);
-        }
-        return `▸ ${e.data.name} ${oneLine(input)}`;
-      }
+      case 'tool.call':
+        return `▸ ${e.data.name} ${oneLine(e.data.inputExcerpt ?? '')}`;
       case 'policy.decision':
         return `  policy: ${e.data.effect}${e.data.reasons.length ? ` — ${oneLine(e.data.reasons.join('; '), 120)}` : ''}`;
       case 'approval.answered':
@@ -88,7 +82,7 @@ function budgetLine(b: Extract<StoredEvent, { type: 'budget' }>['data']): string
 }
 
 /** Asks the person at this terminal about an approval for this task, then answers it. */
-async function askApproval(client: LocalControlClient, e: Extract<StoredEvent, { type: 'approval.asked' }>) {
+async function askApproval(client: ApiClient<'local'>, e: Extract<StoredEvent, { type: 'approval.asked' }>) {
   const d = e.data;
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   // A tty is read in raw mode while asking: Ctrl-C arrives as a byte readline turns into its own
@@ -113,6 +107,132 @@ async function askApproval(client: LocalControlClient, e: Extract<StoredEvent, {
   }
 }
 
+type Finished = Extract<StoredEvent, { type: 'task.finished' }>;
+type LiveEvent = EventOf<'tasks.events'>;
+
+/**
+ * One task as this terminal follows it: subscribed to the timeline (and, for people, to the
+ * model's live text) before the task starts, so nothing it does is missed; events of the task
+ * that arrive before its id is known are held back and replayed.
+ */
+class TaskWatch {
+  readonly view = new TaskView();
+  private taskId: string | undefined;
+  private readonly early: StoredEvent[] = [];
+  private readonly heldLive: LiveEvent[] = [];
+  private approvals = Promise.resolve();
+  private readonly sub = new AbortController();
+  private readonly streams: Promise<unknown>[] = [];
+  private finish: (e: Finished) => void = () => {};
+  readonly finished = new Promise<Finished>((r) => (this.finish = r));
+  /** The files the agent's file tools wrote, from its own result (absent if it never reported one). */
+  filesChanged: string[] | undefined;
+  /** A person at a terminal answers approvals here; otherwise they are pointed elsewhere. */
+  private readonly interactive: boolean;
+
+  constructor(
+    private readonly client: ApiClient<'local'>,
+    private readonly flags: RunFlags,
+  ) {
+    this.interactive = process.stdin.isTTY === true && !flags.json;
+    const onTimeline = (e: StoredEvent) => (this.taskId ? this.handle(e) : this.early.push(e));
+    this.streams.push(
+      client
+        .call(
+          'timeline.subscribe',
+          {},
+          { signal: this.sub.signal, onEvent: (e) => onTimeline(e as StoredEvent) },
+        )
+        .catch(() => undefined),
+    );
+    if (!flags.json) {
+      const onLive = (e: LiveEvent) => (this.taskId ? this.live(e) : this.heldLive.push(e));
+      this.streams.push(
+        client.call('tasks.events', {}, { signal: this.sub.signal, onEvent: onLive }).catch(() => undefined),
+      );
+    }
+  }
+
+  async start(prompt: string): Promise<string> {
+    const { id } = await this.client.call('tasks.start', {
+      prompt,
+      model: this.flags.model,
+      context: 'agent',
+      // The explicit override a user may give; it stays on the host (controller → SDK).
+      apiKeyOverride: process.env.ANTHROPIC_API_KEY || undefined,
+    });
+    this.taskId = id;
+    if (!this.flags.json) process.stdout.write(`task ${id} started — Ctrl-C cancels it\n`);
+    for (const e of this.heldLive.splice(0)) this.live(e);
+    for (const e of this.early.splice(0)) this.handle(e);
+    return id;
+  }
+
+  /** Waits for task.finished; the first Ctrl-C cancels the task, the second stops waiting. */
+  async untilFinished(): Promise<Finished> {
+    let interrupted = false;
+    const onInt = () => {
+      if (interrupted) process.exit(EXIT_CODES.cancelled);
+      interrupted = true;
+      process.stderr.write(`\ncancelling ${this.taskId}… (Ctrl-C again to stop waiting)\n`);
+      void this.client.call('tasks.cancel', { id: this.taskId! }).catch(() => undefined);
+    };
+    process.on('SIGINT', onInt);
+    return await this.finished.finally(() => process.off('SIGINT', onInt));
+  }
+
+  async close(): Promise<void> {
+    this.sub.abort();
+    await Promise.all(this.streams);
+    this.client.close();
+  }
+
+  private live(e: LiveEvent): void {
+    if (e.taskId !== this.taskId) return;
+    if (e.type === 'text') process.stdout.write(e.text);
+    else this.filesChanged = e.filesChanged;
+  }
+
+  private handle(e: StoredEvent): void {
+    if (e.taskId !== this.taskId) return;
+    if (this.flags.json) process.stdout.write(`${JSON.stringify(e)}\n`);
+    else {
+      const line = this.view.line(e);
+      if (line) process.stdout.write(`${line}\n`);
+    }
+    if (e.type === 'approval.asked') {
+      if (this.interactive) this.approvals = this.approvals.then(() => askApproval(this.client, e));
+      else if (!this.flags.json)
+        process.stdout.write(
+          `  waiting for approval: cowork-vm approve ${e.data.id} | cowork-vm deny ${e.data.id}\n`,
+        );
+    }
+    if (e.type === 'task.finished') this.finish(e);
+  }
+}
+
+function printSummary(watch: TaskWatch, taskId: string, end: Finished): void {
+  const b = watch.view.lastBudget;
+  const files = watch.filesChanged;
+  const changed =
+    files === undefined ? '(not reported)' : files.length ? files.join(', ') : '(none by file tools)';
+  process.stdout.write(
+    `\n${end.data.outcome.toUpperCase()}: ${end.data.summary ?? ''}\n` +
+      `files changed: ${changed}\n` +
+      `${b ? `${budgetLine(b)} · ` : ''}duration ${humanMs(Date.now() - watch.view.started)} · task ${taskId} (cowork-vm timeline ${taskId})\n`,
+  );
+}
+
+async function runTask(words: string[], flags: RunFlags): Promise<void> {
+  const { client } = await connectController(flags.workspace);
+  const watch = new TaskWatch(client, flags);
+  const taskId = await watch.start(words.join(' '));
+  const end = await watch.untilFinished();
+  await watch.close();
+  if (!flags.json) printSummary(watch, taskId, end);
+  process.exit(OUTCOME_EXIT[end.data.outcome] ?? 1);
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command('run')
@@ -121,108 +241,7 @@ export function register(program: Command): void {
     .option('-w, --workspace <dir>', 'workspace folder (default: current directory)')
     .option('-m, --model <id>', 'Claude model id (default: config agent.model)')
     .option('--json', 'print the timeline events of the task as JSON lines')
-    .action(
-      action(async (words: string[], flags: RunFlags) => {
-        const prompt = words.join(' ');
-        const { client } = await connectController(flags.workspace);
-        const view = new TaskView();
-        const interactive = process.stdin.isTTY === true && !flags.json;
-        let taskId: string | undefined;
-        const early: StoredEvent[] = [];
-        let finish: (e: Extract<StoredEvent, { type: 'task.finished' }>) => void = () => {};
-        const finished = new Promise<Extract<StoredEvent, { type: 'task.finished' }>>((r) => (finish = r));
-        let approvals = Promise.resolve();
-
-        const handle = (e: StoredEvent) => {
-          if (e.taskId !== taskId) return;
-          if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`);
-          else {
-            const line = view.line(e);
-            if (line) process.stdout.write(`${line}\n`);
-          }
-          if (e.type === 'approval.asked') {
-            if (interactive) approvals = approvals.then(() => askApproval(client, e));
-            else if (!flags.json)
-              process.stdout.write(
-                `  waiting for approval: cowork-vm approve ${e.data.id} | cowork-vm deny ${e.data.id}\n`,
-              );
-          }
-          if (e.type === 'task.finished') finish(e);
-        };
-        const sub = new AbortController();
-        const subscription = client
-          .call(
-            'timeline.subscribe',
-            {},
-            {
-              signal: sub.signal,
-              onEvent: (ev) => (taskId ? handle(ev as StoredEvent) : early.push(ev as StoredEvent)),
-            },
-          )
-          .catch(() => undefined);
-
-        // The model's text as it streams (the timeline carries everything else). Subscribed before
-        // the task starts; text of this task that arrives before its id is known is held back.
-        const heldText: { taskId: string; text: string }[] = [];
-        const showText = (e: { taskId: string; text: string }) => {
-          if (e.taskId === taskId) process.stdout.write(e.text);
-        };
-        const textStream = flags.json
-          ? undefined
-          : client
-              .call(
-                'tasks.events',
-                {},
-                {
-                  signal: sub.signal,
-                  onEvent: (ev) => {
-                    const e = ev as { taskId?: unknown; text?: unknown };
-                    if (typeof e.taskId !== 'string' || typeof e.text !== 'string') return;
-                    if (taskId) showText({ taskId: e.taskId, text: e.text });
-                    else heldText.push({ taskId: e.taskId, text: e.text });
-                  },
-                },
-              )
-              .catch(() => undefined);
-
-        const started = await client.call<{ id: string }>('tasks.start', {
-          prompt,
-          model: flags.model,
-          context: 'agent',
-          // The explicit override the issue allows; it stays on the host (controller → SDK).
-          apiKeyOverride: process.env.ANTHROPIC_API_KEY || undefined,
-        });
-        taskId = started.id;
-        if (!flags.json) process.stdout.write(`task ${taskId} started — Ctrl-C cancels it\n`);
-
-        for (const e of heldText.splice(0)) showText(e);
-        for (const e of early.splice(0)) handle(e);
-
-        let interrupted = false;
-        const onInt = () => {
-          if (interrupted) process.exit(EXIT_CODES.cancelled); // second Ctrl-C: stop waiting
-          interrupted = true;
-          process.stderr.write(`\ncancelling ${taskId}… (Ctrl-C again to stop waiting)\n`);
-          void client.call('tasks.cancel', { id: taskId }).catch(() => undefined);
-        };
-        process.on('SIGINT', onInt);
-        const end = await finished.finally(() => process.off('SIGINT', onInt));
-        sub.abort();
-        await subscription;
-        await textStream;
-        client.close();
-
-        if (!flags.json) {
-          const b = view.lastBudget;
-          process.stdout.write(
-            `\n${end.data.outcome.toUpperCase()}: ${end.data.summary ?? ''}\n` +
-              `files changed: ${view.filesChanged.size ? [...view.filesChanged].sort().join(', ') : '(none by file tools)'}\n` +
-              `${b ? `${budgetLine(b)} · ` : ''}duration ${humanMs(Date.now() - view.started)} · task ${taskId} (cowork-vm timeline ${taskId})\n`,
-          );
-        }
-        process.exit(OUTCOME_EXIT[end.data.outcome] ?? 1);
-      }),
-    );
+    .action(action(runTask));
   addExamples(cmd, [
     'cowork-vm run "add a test for utils.ts and make it pass"',
     'cowork-vm run --model claude-haiku-5-5 "summarise README.md"',

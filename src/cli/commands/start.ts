@@ -47,9 +47,9 @@ export function register(program: Command): void {
     .option('--json', 'with --detach: print the status as JSON when ready')
     .addOption(new Option('--child').hideHelp())
     .action(
-      action(async (flags: StartFlags) => {
+      action(async (flags: StartFlags, command: Command) => {
         await refuseUnsafeListen(flags);
-        return flags.detach && !flags.child ? detach(flags) : foreground(flags);
+        return flags.detach && !flags.child ? detach(flags, command) : foreground(flags);
       }),
     );
   addExamples(cmd, [
@@ -139,8 +139,29 @@ async function statusLine(controller: {
   }
 }
 
+/** Options that concern the parent of a detached start only; the child runs in the foreground of its log. */
+const PARENT_ONLY = new Set(['detach', 'json', 'child']);
+
+/**
+ * The child's command line, derived from this command's own option table: every option the
+ * user gave is passed on as parsed (the workspace resolved), so a new option reaches the child
+ * without a hand-written line here, and the child checks each value with the same parsers.
+ */
+export function childArgs(command: Command, flags: StartFlags, workspace: string): string[] {
+  const values = { ...flags, workspace } as Record<string, unknown>;
+  const args = ['start', '--child'];
+  for (const opt of command.options) {
+    const key = opt.attributeName();
+    const value = values[key];
+    if (PARENT_ONLY.has(key) || value === undefined || value === false || !opt.long) continue;
+    args.push(opt.long);
+    if (!opt.isBoolean()) args.push(String(value));
+  }
+  return args;
+}
+
 /** `start --detach`: run the controller as a background child and wait until it is ready. */
-async function detach(flags: StartFlags): Promise<void> {
+async function detach(flags: StartFlags, command: Command): Promise<void> {
   const loc = await locate(flags.workspace);
   const { processAlive, readLock } = await import('../../host/sandbox/lock.js');
   // Refuse before spawning anything: a second child must not even touch the running one's log.
@@ -155,15 +176,7 @@ async function detach(flags: StartFlags): Promise<void> {
   const logPath = join(loc.stateDir, 'controller.log');
   const fd = openSync(logPath, 'a', 0o600);
   let shown = fstatSync(fd).size; // read only what this start writes
-  const args = [process.argv[1] ?? '', 'start', '--child', '--workspace', loc.workspace];
-  if (flags.config) args.push('--config', flags.config);
-  if (flags.cpus) args.push('--cpus', String(flags.cpus));
-  if (flags.memory) args.push('--memory', String(flags.memory));
-  if (flags.image) args.push('--image', flags.image);
-  if (flags.accel) args.push('--accel', flags.accel);
-  if (flags.share) args.push('--share', flags.share);
-  if (flags.listen) args.push('--listen', flags.listen);
-  if (flags.allowRemote) args.push('--allow-remote');
+  const args = [process.argv[1] ?? '', ...childArgs(command, flags, loc.workspace)];
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', fd, fd],

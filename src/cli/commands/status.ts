@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { StatusInfo } from '../../host/control/api.js';
+import type { StatusInfo } from '../../host/api/controller.js';
 import { CoworkError } from '../../host/errors.js';
 import { action, addExamples, connectController, humanMs, locate, printJson } from '../common.js';
 
@@ -20,7 +20,7 @@ export function register(program: Command): void {
         try {
           const { client } = await connectController(flags.workspace);
           try {
-            st = await client.call<StatusInfo>('status');
+            st = await client.call('status');
           } finally {
             client.close();
           }

@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
-import type { ExecOutcome, ExecRequest, Origin } from '../control/api.js';
+import type { ExecOutcome, ExecRequest, Origin } from '../api/controller.js';
+import { type BudgetLimits, tighterLimits } from '../api/limits.js';
 import { CoworkError } from '../errors.js';
 import { BudgetTracker, type PriceOverride } from '../guardrails/index.js';
 import { resolveAnthropicKey } from '../secrets/anthropic-key.js';
@@ -83,7 +84,7 @@ export class AgentTaskRunner {
   }
 
   async start(
-    req: { prompt: string; model?: string; apiKeyOverride?: string },
+    req: { prompt: string; model?: string; apiKeyOverride?: string; limits?: BudgetLimits },
     origin: Origin,
   ): Promise<{ id: string }> {
     const controller = this.#controller;
@@ -92,7 +93,7 @@ export class AgentTaskRunner {
     const model = req.model ?? this.#opts.model ?? DEFAULT_MODEL;
     // Before the task exists: a missing key or an unpriced model with a cost budget is the caller's to fix.
     const { key, source } = await this.#resolveKey(req.apiKeyOverride);
-    const budget = this.#budget(model);
+    const budget = this.#budget(model, req.limits);
     const context = origin.context === 'gateway' ? 'gateway' : 'agent';
     const id = this.#opts.timeline.createTask({ title: titleOf(req.prompt), context, origin: origin.id }).id;
     this.#opts.timeline.record(id, {
@@ -112,8 +113,10 @@ export class AgentTaskRunner {
     return resolveAnthropicKey(this.#opts.secrets, { ANTHROPIC_API_KEY: override ?? env.ANTHROPIC_API_KEY });
   }
 
-  #budget(model: string): BudgetTracker {
-    const { limits, pricing } = this.#opts;
+  #budget(model: string, requested: BudgetLimits | undefined): BudgetTracker {
+    // A caller's limits (tasks.start) only tighten the configured budgets.
+    const limits = tighterLimits(this.#opts.limits, requested);
+    const { pricing } = this.#opts;
     return new BudgetTracker({
       model,
       maxTokens: limits.maxTokens,

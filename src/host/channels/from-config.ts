@@ -1,6 +1,6 @@
 import type { z } from 'zod';
+import type { ControllerApi } from '../api/controller.js';
 import type { telegramSchema } from '../config/schema.js';
-import type { ControllerApi } from '../control/api.js';
 import type { Clock, SecurityRecorder } from '../control/events.js';
 import type { ControlStore } from '../control/store.js';
 import { TelegramChannel } from './telegram.js';

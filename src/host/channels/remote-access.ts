@@ -1,5 +1,5 @@
+import type { ControllerApi } from '../api/controller.js';
 import type { CoworkConfig } from '../config/schema.js';
-import type { ControllerApi } from '../control/api.js';
 import type { Clock, SecurityRecorder } from '../control/events.js';
 import { assertListenAllowed, controlServerFromConfig } from '../control/from-config.js';
 import type { ControlServer } from '../control/server.js';

@@ -1,5 +1,5 @@
+import type { StatusInfo } from '../api/controller.js';
 import type { PendingApproval } from '../approvals/types.js';
-import type { StatusInfo } from '../control/api.js';
 
 /** Plain-text messages the Telegram channel sends (no parse_mode: nothing user-supplied is markup). */
 

@@ -1,10 +1,12 @@
 import { Bot, type Context, InlineKeyboard } from 'grammy';
 import type { Message } from 'grammy/types';
+import { type CallName, invoke } from '../api/bindings.js';
+import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../api/contract.js';
+import type { ControllerApi, Origin } from '../api/controller.js';
+import { roleAllows } from '../api/roles.js';
 import type { PendingApproval } from '../approvals/types.js';
-import type { ControllerApi, Origin } from '../control/api.js';
 import { displaySafeName } from '../control/device-name.js';
 import { type Clock, type SecurityRecorder, systemClock } from '../control/events.js';
-import { METHODS, type MethodName, roleAllows } from '../control/methods.js';
 import { type ControlStore, isHostPairingLimit } from '../control/store.js';
 import { CoworkError } from '../errors.js';
 import { ChannelAccess, type ChannelSecurityInput, type ChannelUser } from './access.js';
@@ -29,8 +31,8 @@ const CALLBACK = /^ap:([A-Za-z0-9_-]{1,40}):(once|deny)$/;
 
 /**
  * Telegram as a messaging channel (grammy, long polling). Every action is checked against the
- * control API's role table and dispatched to the ControllerApi in the `gateway` context with
- * origin `telegram:<userId>`; strangers can do nothing but /pair (in pairing mode).
+ * contract's role table and dispatched through its bindings (src/host/api) in the `gateway`
+ * context with origin `telegram:<userId>`; strangers can do nothing but /pair (in pairing mode).
  */
 export class TelegramChannel {
   readonly bot: Bot;
@@ -91,6 +93,12 @@ export class TelegramChannel {
 
   private origin(userId: string): Origin {
     return { id: `telegram:${userId}`, context: 'gateway' };
+  }
+
+  /** A contract method as this user (a remote caller): params checked by the contract's schema. */
+  private call<M extends CallName>(method: M, params: ParamsOf<M>, uid: string): Promise<ResultOf<M>> {
+    const signal = new AbortController().signal;
+    return invoke(method, params, { api: this.api, origin: this.origin(uid), signal });
   }
 
   /** Rate limit every update per user before anything else runs. */
@@ -180,10 +188,10 @@ export class TelegramChannel {
     }
     try {
       if (cmd === 'help' || cmd === 'start') await ctx.reply(HELP_TEXT);
-      else if (cmd === 'status') await ctx.reply(formatStatus(await this.api.status()));
+      else if (cmd === 'status') await ctx.reply(formatStatus(await this.call('status', {}, uid)));
       else if (cmd === 'run') await this.onRun(ctx, uid, arg);
       else if (cmd === 'cancel') await this.onCancel(ctx, uid, arg);
-      else if (cmd === 'approvals') await this.onApprovals(ctx, user);
+      else if (cmd === 'approvals') await this.onApprovals(ctx, uid, user);
     } catch (err) {
       await ctx.reply(clip(`/${cmd} failed: ${CoworkError.from(err).message}`));
     }
@@ -194,7 +202,7 @@ export class TelegramChannel {
       await ctx.reply('Usage: /run TASK — describe what the agent should do.');
       return;
     }
-    const { id } = await this.api.tasksStart({ prompt }, this.origin(uid));
+    const { id } = await this.call('tasks.start', { prompt }, uid);
     this.taskChats.set(id, ctx.chat!.id);
     this.lastTaskOfChat.set(ctx.chat!.id, id);
     await ctx.reply(`Started task ${id}. I will post progress here; /cancel stops it.`);
@@ -206,12 +214,12 @@ export class TelegramChannel {
       await ctx.reply('Usage: /cancel TASK_ID (no task was started from this chat).');
       return;
     }
-    this.api.tasksCancel(id, this.origin(uid));
+    await this.call('tasks.cancel', { id }, uid);
     await ctx.reply(`Cancelling task ${id}.`);
   }
 
-  private async onApprovals(ctx: Context, user: ChannelUser): Promise<void> {
-    const pending = this.api.approvalsList();
+  private async onApprovals(ctx: Context, uid: string, user: ChannelUser): Promise<void> {
+    const pending = await this.call('approvals.list', {}, uid);
     if (pending.length === 0) {
       await ctx.reply('No pending approvals.');
       return;
@@ -262,7 +270,7 @@ export class TelegramChannel {
     const [, id, choice] = m;
     const kind = choice === 'once' ? 'approve-once' : 'deny';
     try {
-      this.api.approvalsAnswer(id!, { kind }, this.origin(uid));
+      await this.call('approvals.answer', { id: id!, kind }, uid);
     } catch (err) {
       await ctx.answerCallbackQuery({ text: clip(CoworkError.from(err).message, 190) });
       return;

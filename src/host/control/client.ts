@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { WebSocket } from 'ws';
 import { z } from 'zod';
+import { ApiClient } from '../api/client.js';
 import { CoworkError } from '../errors.js';
 import { computeAuthHmac, decodeDeviceKey } from './auth.js';
 import {
@@ -207,6 +208,11 @@ export class ControlClient extends EventEmitter {
       });
       this.ws.send(JSON.stringify({ type: 'req', id, method, ...(params !== undefined ? { params } : {}) }));
     });
+  }
+
+  /** The same calls, with params and results typed by the contract (src/host/api/contract.ts). */
+  typed(): ApiClient<'remote'> {
+    return new ApiClient<'remote'>({ call: (method, params) => this.call(method, params) });
   }
 
   /** Subscribes to timeline events; returns the unsubscribe function. */

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
+import type { ControllerApi } from '../api/controller.js';
 import type { ControlConfig } from '../config/schema.js';
 import { CoworkError } from '../errors.js';
-import type { ControllerApi } from './api.js';
 import type { Clock, SecurityRecorder } from './events.js';
 import { listenRefusal } from './net.js';
 import { ControlServer } from './server.js';

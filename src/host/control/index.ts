@@ -1,4 +1,11 @@
-export type { ControllerApi, ExecOutcome, ExecRequest, Origin, StatusInfo, TaskSummary } from './api.js';
+export type {
+  ControllerApi,
+  ExecOutcome,
+  ExecRequest,
+  Origin,
+  StatusInfo,
+  TaskSummary,
+} from '../api/controller.js';
 export { AUTH_LOCKOUT, AUTH_TIMEOUT_MS, computeAuthHmac, verifyAuthHmac } from './auth.js';
 export {
   type CloseInfo,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type LocalMethodName, methodsOf } from '../api/contract.js';
 
 /**
  * Frames on the local control socket (Unix socket in the sandbox state dir, mode 0600):
@@ -8,22 +9,11 @@ import { z } from 'zod';
  *                    { type:'stream', id, stream:'stdout'|'stderr', data(base64) }   (exec output while it runs)
  *                    { type:'event', id, event }                                    (subscriptions)
  *   client → server  { type:'cancel', id }                                          (abort request id)
+ * The methods, their params and results are the contract's; this file only frames them.
  */
-export const LOCAL_METHODS = [
-  'status',
-  'exec',
-  'approvals.list',
-  'approvals.answer',
-  'tasks.list',
-  'tasks.get',
-  'tasks.start',
-  'tasks.cancel',
-  'tasks.events',
-  'timeline.query',
-  'timeline.subscribe',
-  'stop',
-] as const;
-export type LocalMethod = (typeof LOCAL_METHODS)[number];
+/** The methods of the contract (src/host/api/contract.ts) that the local socket offers. */
+export const LOCAL_METHODS = methodsOf('local') as [LocalMethodName, ...LocalMethodName[]];
+export type LocalMethod = LocalMethodName;
 
 export const MAX_LOCAL_FRAME_BYTES = 16 * 1024 * 1024;
 
@@ -56,53 +46,3 @@ export const ServerFrame = z.union([
   z.object({ type: z.literal('event'), id: z.number(), event: z.unknown() }).strict(),
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
-
-// Params of each method, validated by the server before dispatch.
-export const ExecParams = z
-  .object({
-    command: z.string().min(1),
-    context: z.enum(['local', 'agent', 'gateway']).default('local'),
-    cwd: z.string().optional(),
-    timeoutMs: z.number().int().positive().max(86_400_000).optional(),
-    maxOutputBytes: z.number().int().positive().optional(),
-    stdin: z.string().optional(),
-    taskId: z.string().optional(),
-  })
-  .strict();
-
-export const AnswerParams = z
-  .object({
-    id: z.string().min(1),
-    kind: z.enum(['approve-once', 'approve-task', 'deny']),
-    message: z.string().max(4000).optional(),
-  })
-  .strict();
-
-export const TaskIdParams = z.object({ id: z.string().min(1) }).strict();
-export const TaskEventsParams = z.object({ id: z.string().min(1).optional() }).strict();
-export const TasksListParams = z.object({ limit: z.number().int().positive().max(1000).optional() }).strict();
-export const TasksStartParams = z
-  .object({
-    prompt: z.string().min(1),
-    model: z.string().optional(),
-    context: z.enum(['local', 'agent', 'gateway']).default('agent'),
-    /** ANTHROPIC_API_KEY from the caller's environment: the explicit override the issue allows. */
-    apiKeyOverride: z.string().optional(),
-    limits: z
-      .object({
-        maxTokens: z.number().optional(),
-        maxCostUsd: z.number().optional(),
-        maxIterations: z.number().optional(),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict();
-export const TimelineQueryParams = z
-  .object({
-    taskId: z.string().optional(),
-    afterId: z.number().int().nonnegative().optional(),
-    limit: z.number().int().positive().max(10_000).optional(),
-  })
-  .strict();
-export const EmptyParams = z.object({}).strict();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { roleSchema } from '../api/contract.js';
 import { ERROR_CODES } from '../errors.js';
 
 /**
@@ -27,9 +28,8 @@ export const CLOSE_CODES = {
   shuttingDown: 1001,
 } as const;
 
-export const ROLES = ['viewer', 'operator', 'admin'] as const;
-export const roleSchema = z.enum(ROLES);
-export type Role = z.infer<typeof roleSchema>;
+export { ROLES, type Role } from '../api/roles.js';
+export { roleSchema };
 
 export const errorBodySchema = z.strictObject({ code: z.enum(ERROR_CODES), message: z.string() });
 export type ErrorBody = z.infer<typeof errorBodySchema>;

@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
+import type { ControllerApi } from '../api/controller.js';
 import { CoworkError } from '../errors.js';
-import type { ControllerApi } from './api.js';
 import { AUTH_LOCKOUT, type NonceRegistry, verifyAuthHmac } from './auth.js';
 import { type Clock, recordSafely, type SecurityRecorder } from './events.js';
 import { type MethodContext, prepareCall } from './methods.js';

@@ -1,13 +1,14 @@
 import { join } from 'node:path';
-import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
 import type {
   ControllerApi,
   ExecOutcome,
   ExecRequest,
   Origin,
   StatusInfo,
+  TaskStartRequest,
   TaskSummary,
-} from '../control/api.js';
+} from '../api/controller.js';
+import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
@@ -36,10 +37,7 @@ export interface ControllerDeps {
 }
 
 export interface TaskRunner {
-  start(
-    req: { prompt: string; model?: string; apiKeyOverride?: string },
-    origin: Origin,
-  ): Promise<{ id: string }>;
+  start(req: TaskStartRequest, origin: Origin): Promise<{ id: string }>;
   cancel(id: string, origin: Origin): void;
   running(): number;
   /** Live events (streamed model text…) as they happen; the timeline is the durable record. */
@@ -280,10 +278,7 @@ export class Controller implements ControllerApi {
     return toSummary(t);
   }
 
-  async tasksStart(
-    req: { prompt: string; model?: string; apiKeyOverride?: string },
-    origin: Origin,
-  ): Promise<{ id: string }> {
+  async tasksStart(req: TaskStartRequest, origin: Origin): Promise<{ id: string }> {
     if (!this.deps.tasks)
       throw new CoworkError('unsupported', 'agent tasks are not available in this controller');
     return this.deps.tasks.start(req, origin);

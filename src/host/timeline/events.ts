@@ -55,11 +55,38 @@ export const budgetFiguresSchema = z.strictObject({
   }),
 });
 
-const verdictKind = z.enum(['approve-once', 'approve-task', 'deny']);
+/** How an approval was answered; the control API's `approvals.answer` takes the same kinds. */
+export const verdictKindSchema = z.enum(['approve-once', 'approve-task', 'deny']);
+const verdictKind = verdictKindSchema;
 
 function ev<T extends string, S extends z.core.$ZodLooseShape>(type: T, shape: S) {
   return z.strictObject({ type: z.literal(type), ...shape });
 }
+
+/**
+ * What the control API and the messaging channels record about access: every failure, lockout,
+ * refusal and pairing. control/events.ts builds its `securityEventSchema` from this list, so the
+ * Timeline (passed there as the SecurityRecorder) accepts exactly what they emit.
+ */
+export const SECURITY_EVENTS = [
+  ev('control.auth_ok', { ip: z.string(), deviceId: z.string() }),
+  ev('control.auth_failed', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
+  ev('control.pair_failed', { identity: z.string(), reason: z.string() }),
+  ev('control.paired', {
+    identity: z.string(),
+    deviceId: z.string(),
+    name: z.string(),
+    role: z.string(),
+    channel: z.string(),
+  }),
+  ev('control.lockout', { scope: z.enum(['auth', 'pair']), key: z.string(), until: z.number() }),
+  ev('control.refused_locked', { scope: z.enum(['auth', 'pair']), key: z.string() }),
+  ev('control.device_revoked', { deviceId: z.string(), by: z.string() }),
+  ev('control.protocol_error', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
+  ev('control.origin_refused', { ip: z.string(), origin: z.string() }),
+  ev('channel.refused', { channel: z.string(), user: z.string(), reason: z.string() }),
+  ev('channel.open_mode', { channel: z.string() }),
+] as const;
 
 export const timelineEventSchema = z.discriminatedUnion('type', [
   // tasks
@@ -205,25 +232,8 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     outcome: z.string(),
     detail: z.string().optional(),
   }),
-  // control API and channels (issue 6): the same shapes as control/events.ts securityEventSchema,
-  // so the Timeline can be passed as its SecurityRecorder (tests/unit/timeline-vocabulary.test.ts).
-  ev('control.auth_ok', { ip: z.string(), deviceId: z.string() }),
-  ev('control.auth_failed', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
-  ev('control.pair_failed', { identity: z.string(), reason: z.string() }),
-  ev('control.paired', {
-    identity: z.string(),
-    deviceId: z.string(),
-    name: z.string(),
-    role: z.string(),
-    channel: z.string(),
-  }),
-  ev('control.lockout', { scope: z.enum(['auth', 'pair']), key: z.string(), until: z.number() }),
-  ev('control.refused_locked', { scope: z.enum(['auth', 'pair']), key: z.string() }),
-  ev('control.device_revoked', { deviceId: z.string(), by: z.string() }),
-  ev('control.protocol_error', { ip: z.string(), deviceId: z.string().optional(), reason: z.string() }),
-  ev('control.origin_refused', { ip: z.string(), origin: z.string() }),
-  ev('channel.refused', { channel: z.string(), user: z.string(), reason: z.string() }),
-  ev('channel.open_mode', { channel: z.string() }),
+  // control API and channels: their security events (control/events.ts records them)
+  ...SECURITY_EVENTS,
   // secrets: names only, never values (strict objects reject any other field)
   ev('secret.set', { name: z.string() }),
   ev('secret.deleted', { name: z.string() }),

@@ -7,7 +7,7 @@ import type { EventType, StoredEvent, TaskOutcome } from './events.js';
 
 export type TaskStatus = 'running' | TaskOutcome;
 
-/** A task as the CLI and the control API show it (same shape as control/api.ts TaskSummary). */
+/** A task as the CLI and the control API show it (same shape as api/controller.ts TaskSummary). */
 export interface TaskRecord {
   id: string;
   title: string;

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
+import type { ExecOutcome } from '../api/controller.js';
 import type { GuestBrowser } from '../browser/guest-browser.js';
-import type { ExecOutcome } from '../control/api.js';
 import type { Decision, PolicyRequest, Risk } from '../policy/types.js';
 import type { BrowserHandle } from './browser-handle.js';
 import type { GuestFileGrant, GuestFiles, ToolPath } from './guest-files.js';

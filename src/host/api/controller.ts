@@ -4,10 +4,11 @@ import type { ExecResult } from '../ssh/types.js';
 import type { ProtectedChange } from '../workspace/index.js';
 
 /**
- * The controller's programmatic surface. The local Unix control socket (CLI), the WebSocket
- * control API (dashboard, menubar) and messaging channels all dispatch to this one object, so
- * they cannot drift apart. Callers pass who they are (`origin`) and the policy context; the
- * controller never trusts a transport to have made a decision.
+ * The controller's programmatic surface: what every frontend's methods (contract.ts) are
+ * bound to. The local Unix socket (CLI), the WebSocket API (dashboard, menubar) and messaging
+ * channels all dispatch to this one object, so they cannot drift apart. Callers pass who they
+ * are (`origin`) and the policy context; the controller never trusts a transport to have made
+ * a decision.
  */
 export interface Origin {
   /** 'cli', 'terminal', 'device:<id>', 'telegram:<userId>' */
@@ -70,25 +71,47 @@ export interface TaskSummary {
   summary?: string;
 }
 
+/** Budgets of one task. They can only tighten the configured `[budgets]`, never raise them. */
+export interface TaskLimits {
+  maxTokens?: number;
+  maxCostUsd?: number;
+  maxIterations?: number;
+}
+
+export interface TaskStartRequest {
+  prompt: string;
+  model?: string;
+  /** ANTHROPIC_API_KEY from the owner's environment; it stays on the host (controller → SDK). */
+  apiKeyOverride?: string;
+  limits?: TaskLimits;
+}
+
+export interface ExecStreams {
+  signal?: AbortSignal;
+  onStdout?: (c: Buffer) => void;
+  onStderr?: (c: Buffer) => void;
+}
+
+/** A live event of a running task (the model's text as it streams); the timeline is the durable record. */
+export interface TaskLiveEvent {
+  type: string;
+  [key: string]: unknown;
+}
+
 export interface ControllerApi {
   status(): Promise<StatusInfo>;
-  exec(
-    req: ExecRequest,
-    origin: Origin,
-    opts?: { signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void },
-  ): Promise<ExecOutcome>;
+  exec(req: ExecRequest, origin: Origin, opts?: ExecStreams): Promise<ExecOutcome>;
   approvalsList(): PendingApproval[];
   approvalsAnswer(id: string, verdict: Omit<Verdict, 'by'>, origin: Origin): void;
   tasksList(opts?: { limit?: number }): TaskSummary[];
   tasksGet(id: string): TaskSummary;
-  /** Starts an agent task (issue 4); resolves with its id once started. */
-  tasksStart(
-    req: { prompt: string; model?: string; apiKeyOverride?: string },
-    origin: Origin,
-  ): Promise<{ id: string }>;
+  /** Starts an agent task; resolves with its id once started. */
+  tasksStart(req: TaskStartRequest, origin: Origin): Promise<{ id: string }>;
   tasksCancel(id: string, origin: Origin): void;
   timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[];
   /** Live events; returns an unsubscribe function. */
   timelineSubscribe(listener: (event: unknown) => void): () => void;
+  /** Live agent events of every task; absent when the controller runs no agent tasks. */
+  taskEvents?(listener: (taskId: string, event: TaskLiveEvent) => void): () => void;
   stop(origin: Origin): Promise<void>;
 }

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { LAYERS, POLICY_CONTEXTS, RISKS } from '../policy/types.js';
+import { ROLES } from './roles.js';
+
+/**
+ * The results of the contract's methods, as zod schemas. The bindings must return these types
+ * (checked at compile time); they are not re-validated at run time, where the controller is the
+ * only source of them.
+ */
+
+export const roleSchema = z.enum(ROLES);
+const policyContext = z.enum(POLICY_CONTEXTS);
+
+export const decisionSchema = z.strictObject({
+  effect: z.enum(['allow', 'ask', 'deny']),
+  reasons: z.array(z.string()),
+  layer: z.enum(LAYERS),
+  rule: z.string().optional(),
+  withheld: z.array(z.string()).optional(),
+});
+
+export const execResultSchema = z.strictObject({
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  truncated: z.boolean(),
+  durationMs: z.number().nonnegative(),
+  timedOut: z.boolean(),
+});
+
+export const execOutcomeSchema = z.strictObject({
+  decision: decisionSchema,
+  result: execResultSchema.optional(),
+  deniedReason: z.string().optional(),
+  approvalId: z.string().optional(),
+  protectedChanges: z
+    .array(
+      z.strictObject({
+        path: z.string(),
+        change: z.enum(['created', 'replaced']),
+        action: z.enum(['quarantined', 'quarantine-failed']),
+        quarantinedTo: z.string().optional(),
+        reason: z.string(),
+        error: z.string().optional(),
+      }),
+    )
+    .optional(),
+});
+
+export const statusSchema = z.strictObject({
+  workspace: z.string(),
+  state: z.enum(['starting', 'running', 'stopping', 'stopped', 'crashed']),
+  pid: z.number().int(),
+  vm: z.strictObject({
+    driver: z.string(),
+    pid: z.number().int().optional(),
+    accel: z.string(),
+    share: z.string(),
+    image: z.string(),
+    imageHash: z.string().optional(),
+    cpus: z.number().int(),
+    memoryMiB: z.number().int(),
+    sshPort: z.number().int().optional(),
+    bootMs: z.number().optional(),
+    startedAt: z.string().optional(),
+  }),
+  egress: z.strictObject({ listening: z.boolean(), port: z.number().int().optional() }).optional(),
+  control: z.strictObject({ listen: z.string().optional() }).optional(),
+  pendingApprovals: z.number().int(),
+  tasks: z.strictObject({ running: z.number().int() }),
+});
+
+export const pendingApprovalSchema = z.strictObject({
+  id: z.string(),
+  taskId: z.string().optional(),
+  tool: z.string(),
+  command: z.string().optional(),
+  input: z.unknown().optional(),
+  cwd: z.string().optional(),
+  risk: z.enum(RISKS),
+  context: policyContext,
+  reasons: z.array(z.string()),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+});
+
+export const taskSummarySchema = z.strictObject({
+  id: z.string(),
+  title: z.string(),
+  status: z.string(),
+  context: policyContext,
+  origin: z.string(),
+  createdAt: z.string(),
+  finishedAt: z.string().optional(),
+  outcome: z.string().optional(),
+  summary: z.string().optional(),
+});
+
+/** A timeline event as stored (see timeline/events.ts for each type's `data`). */
+export const timelineEntrySchema = z.object({
+  id: z.number().int(),
+  ts: z.number(),
+  taskId: z.string().nullable(),
+  type: z.string(),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export const taskLimitsSchema = z.strictObject({
+  maxTokens: z.number().int().positive().optional(),
+  maxCostUsd: z.number().positive().optional(),
+  maxIterations: z.number().int().positive().optional(),
+});
+
+export const deviceSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  role: roleSchema,
+  /** 'control' for WebSocket devices; a channel name ('telegram') for messaging users. */
+  channel: z.string(),
+  channelUser: z.string().optional(),
+  createdAt: z.number(),
+  lastSeenAt: z.number().optional(),
+  revokedAt: z.number().optional(),
+  revokedBy: z.string().optional(),
+});
