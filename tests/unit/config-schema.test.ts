@@ -40,7 +40,7 @@ describe('config defaults', () => {
     });
     expect(c.vm).toEqual({ cpus: 2, memoryMiB: 1024, image: 'base', accel: 'auto', share: 'auto' });
     expect(c.agent.model).toBe(DEFAULT_MODEL);
-    expect(c.egress).toEqual({ allow: [], deny: [], ask: false });
+    expect(c.egress).toEqual({ allow: [], deny: [], ask: false, allowAll: false });
     expect(c.control.maxFrameBytes).toBe(1024 * 1024);
     expect(c.control.listen).toBeUndefined();
     expect(c.channels.telegram).toMatchObject({ enabled: false, mode: 'pairing', rateLimitPerMinute: 30 });

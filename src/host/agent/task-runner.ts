@@ -48,6 +48,11 @@ export interface AgentTaskRunnerOptions {
    * `checkUrl()`); pass those tools in `tools`.
    */
   extendContext?: (base: ToolContext) => ToolContext;
+  /**
+   * Called exactly once when a task whose context was extended ends, however it ends (done,
+   * failed, cancelled, its loop crashed, or it never got going): where per-task state is disposed.
+   */
+  onTaskEnd?: (taskId: string) => void;
   /** Live events per task, for terminals and control-API clients. */
   onEvent?: (taskId: string, event: AgentEvent) => void;
   /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
@@ -111,8 +116,26 @@ export class AgentTaskRunner {
     const abort = new AbortController();
     const toolOrigin: Origin = { id: `task:${id}`, context };
     const base = this.#toolContext(controller, id, toolOrigin, abort.signal);
-    const ctx = o.extendContext ? o.extendContext(base) : base;
-    const client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      try {
+        o.onTaskEnd?.(id);
+      } catch {
+        // Disposing per-task state must not turn a finished task into a failed one.
+      }
+    };
+    let ctx: ToolContext;
+    let client: Anthropic;
+    try {
+      ctx = o.extendContext ? o.extendContext(base) : base;
+      client = new Anthropic({ apiKey: key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+    } catch (err) {
+      end();
+      o.timeline.finishTask(id, { outcome: 'failed', summary: CoworkError.from(err).message });
+      throw err;
+    }
     const done = runAgentTask({
       prompt: req.prompt,
       model,
@@ -135,7 +158,10 @@ export class AgentTaskRunner {
         o.timeline.finishTask(id, { outcome: e.code === 'denied' ? 'denied' : 'failed', summary: e.message });
         return undefined;
       })
-      .finally(() => this.#tasks.delete(id));
+      .finally(() => {
+        this.#tasks.delete(id);
+        end();
+      });
     this.#tasks.set(id, { abort, done });
     return { id };
   }
