@@ -18,13 +18,12 @@ export function isListedPublicSuffix(name: string): boolean {
 
 /**
  * Why a wildcard over `domain` (`*.domain` or `.domain`) would cover a public suffix, or null.
- * Covered: a single label (every top-level name is a suffix by the PSL's default rule, listed
- * or not: new ones are delegated every year), a listed suffix, a name whose children are
- * suffixes by a PSL wildcard rule (`*.ck`), or a name with a listed suffix below it
- * (`amazonaws.com` holds `s3.amazonaws.com`).
+ * Covered: a listed suffix (every delegated top-level name is listed), a name whose children
+ * are suffixes by a PSL wildcard rule (`*.ck`), or a name with a listed suffix below it
+ * (`amazonaws.com` holds `s3.amazonaws.com`). A top-level name the list does not know
+ * (`.test`, `.internal`, `.corp`) is a private namespace and stays allowed.
  */
 export function wildcardCoversPublicSuffix(domain: string): string | null {
-  if (!domain.includes('.')) return `"${domain}" is a top-level name`;
   if (isListedPublicSuffix(domain)) return `"${domain}" is a public suffix`;
   if (isListedPublicSuffix(`cowork-probe.${domain}`))
     return `every name directly under "${domain}" is a public suffix`;

@@ -13,7 +13,7 @@ import { isListedPublicSuffix, wildcardCoversPublicSuffix } from './public-suffi
  *   ".example.com"       example.com and all its subdomains
  *   "203.0.113.7", "[2001:db8::1]", "2001:db8::1"   an IP literal (any spelling; compared canonically)
  *   any of the above + ":PORT"  (e.g. "example.com:8443", "[::1]:8080")
- *   "*"                  deny list only: every host
+ *   "*"                  deny list: every host; allow list: only as "*:PORT" (every host on that port)
  * An allow entry without a port allows the standard port of the way the guest asks: 80 for
  * plain HTTP forwarding, 443 for CONNECT. With a port, exactly that port (either way).
  * A deny entry without a port denies every port of the host; with a port, only that port.
@@ -111,7 +111,9 @@ export function parseRule(text: string, list: 'allow' | 'deny'): EgressRule {
   const port = split.port;
   const hostText = split.host;
   if (hostText === '*') {
-    if (list === 'allow') throw tooBroad('"*" is every host');
+    // Every host on one named port is an explicit choice; every host on the standard ports is
+    // what allowAll says, and only allowAll may say it.
+    if (list === 'allow' && port === undefined) throw tooBroad('"*" is every host');
     return { text, pattern: { kind: 'any' }, port };
   }
   const wildcard = hostText.startsWith('*.') ? 'subdomains' : hostText.startsWith('.') ? 'domain' : null;
