@@ -174,6 +174,31 @@ describe('config types, keys and syntax', () => {
     expect(errorOf('[egress]\nallow = ["http://example.com/"]').message).toContain('egress.allow[0]');
   });
 
+  it('refuses an egress.allow entry that is or covers a public suffix, naming the key and the entry', () => {
+    for (const [entry, at] of [
+      ['.com', 0],
+      ['*.com', 0],
+      ['*.co.uk', 0],
+      ['*.github.io', 0],
+      ['.s3.amazonaws.com:443', 0],
+    ] as const) {
+      const msg = errorOf(`[egress]\nallow = ["example.com", ${JSON.stringify(entry)}]`).message;
+      expect(msg, entry).toContain(`egress.allow[${at + 1}] = ${JSON.stringify(entry)} is refused`);
+      expect(msg).toContain('public suffix');
+      expect(msg).toContain('allowAll = true');
+    }
+    // Deny entries may be broad; a workspace config may add them.
+    expect(ok('[egress]\ndeny = [".com", "*.github.io"]').egress.deny).toEqual(['.com', '*.github.io']);
+  });
+
+  it('egress.allowAll is an explicit boolean, off by default', () => {
+    expect(ok('').egress.allowAll).toBe(false);
+    expect(ok('[egress]\nallowAll = true').egress.allowAll).toBe(true);
+    expect(errorOf('[egress]\nallowAll = "yes"').message).toContain(
+      'egress.allowAll = "yes" must be true or false',
+    );
+  });
+
   it('control: loopback by default, remote needs allowRemote and tls', () => {
     expect(ok('[control]\nlisten = "127.0.0.1:7077"').control.listen).toBe('127.0.0.1:7077');
     expect(ok('[control]\nlisten = "[::1]:7077"').control.listen).toBe('[::1]:7077');

@@ -217,3 +217,101 @@ describe('egressOptionsFromConfig', () => {
     expect(decide('other.test', 443, opts.rules).effect).toBe('ask');
   });
 });
+
+describe('IP rules and the IPv6 forms of an IPv4 address', () => {
+  it('a deny entry for an IPv4 address denies its mapped, compatible, SIIT, NAT64 and 6to4 forms', () => {
+    const rules = { allow: ['203.0.113.7', '*:8443'], deny: ['203.0.113.7'] };
+    for (const h of [
+      '203.0.113.7',
+      '3405803783',
+      '0xcb.0x0.0x71.0x7',
+      '[::ffff:203.0.113.7]',
+      '[::ffff:cb00:7107]',
+      '[::cb00:7107]',
+      '[::ffff:0:cb00:7107]',
+      '[64:ff9b::cb00:7107]',
+      '[64:ff9b:1::cb00:7107]',
+      '[2002:cb00:7107::]',
+    ]) {
+      expect(decide(h, 443, rules), h).toMatchObject({ effect: 'deny', stage: 'deny-list' });
+      expect(decide(h, 8443, rules), h).toMatchObject({ effect: 'deny', stage: 'deny-list' });
+    }
+  });
+
+  it('a deny entry written in an IPv6 form denies the IPv4 address too', () => {
+    for (const entry of ['[::ffff:cb00:7107]', '::ffff:203.0.113.7', '[64:ff9b::cb00:7107]']) {
+      const rules = { allow: ['203.0.113.7'], deny: [entry] };
+      expect(effect('203.0.113.7', 443, rules), entry).toBe('deny');
+      expect(effect('[::ffff:203.0.113.7]', 443, rules), entry).toBe('deny');
+    }
+  });
+
+  it('an allow entry for an IPv4 address covers the forms that reach it, and not 6to4', () => {
+    const rules = { allow: ['203.0.113.7'] };
+    for (const h of ['[::ffff:cb00:7107]', '[::ffff:0:cb00:7107]', '[64:ff9b::cb00:7107]']) {
+      expect(effect(h, 443, rules), h).toBe('allow');
+    }
+    expect(effect('[2002:cb00:7107::]', 443, rules)).toBe('deny');
+    expect(effect('203.0.113.8', 443, rules)).toBe('deny');
+  });
+
+  it('task grants are keyed by the address rules see', () => {
+    const granted = new Set(['203.0.113.7']);
+    expect(effect('[::ffff:cb00:7107]', 443, { ask: false }, granted)).toBe('allow');
+  });
+});
+
+describe('allow entries that cover a public suffix', () => {
+  const refused = (entry: string) => {
+    try {
+      compileRules({ allow: [entry] });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return undefined;
+  };
+
+  it.each([
+    '.com',
+    '*.com',
+    'com',
+    '.co.uk',
+    '*.co.uk',
+    'co.uk',
+    '*.github.io',
+    '.github.io',
+    'github.io',
+    '*.s3.amazonaws.com',
+    '*.amazonaws.com',
+    '.blogspot.com',
+    '*.foo.ck',
+    '.COM',
+    '*.com:8443',
+    '.xn--p1ai',
+    '*',
+  ])('refuses %s, naming the entry and the way to allow everything', (entry) => {
+    const msg = refused(entry);
+    expect(msg, entry).toContain(`egress.allow entry ${JSON.stringify(entry)} is refused`);
+    expect(msg).toContain('allowAll = true');
+  });
+
+  it.each([
+    'example.com',
+    '.example.com',
+    '*.example.co.uk',
+    'user.github.io',
+    '*.user.github.io',
+    '.www.ck',
+    '.test',
+    '*.internal',
+    'localhost',
+    '*:8443',
+  ])('accepts %s', (entry) => {
+    expect(refused(entry), entry).toBeUndefined();
+  });
+
+  it('deny entries may be as broad as wanted', () => {
+    expect(compileRules({ deny: ['.com', '*.github.io', '*'] }).deny).toHaveLength(3);
+    expect(effect('x.github.io', 443, { allowAll: true, deny: ['*.github.io'] })).toBe('deny');
+  });
+});
