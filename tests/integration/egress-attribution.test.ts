@@ -20,6 +20,8 @@ import { closeServer, listen, ScriptedBroker } from '../helpers/egress.js';
 let origin: net.Server;
 let originPort: number;
 const originSockets = new Set<net.Socket>();
+/** Everything the origin was sent, to check that no credentials travel past the proxy. */
+let originBytes = '';
 const proxies: EgressProxy[] = [];
 
 beforeAll(async () => {
@@ -28,6 +30,9 @@ beforeAll(async () => {
     originSockets.add(s);
     s.on('close', () => originSockets.delete(s));
     s.on('error', () => s.destroy());
+    s.on('data', (d: Buffer) => {
+      originBytes += d.toString('latin1');
+    });
     s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'));
   });
   await listen(origin);
@@ -166,6 +171,12 @@ describe('egress attributed to the task whose credentials the request carries', 
     );
     scopes.disposeAll();
     expect(proxy.tasks.live).toBe(0);
+    // The credentials end at the proxy: the origin never sees them.
+    expect(originBytes).toContain('GET /again');
+    for (const secret of [a.credential?.password, b.credential?.password, authA.slice(6), 'task-']) {
+      expect(originBytes).not.toContain(secret);
+    }
+    expect(originBytes.toLowerCase()).not.toContain('proxy-authorization');
   });
 
   it('concurrent requests of two tasks are each recorded for their own task', async () => {
