@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   compileRules,
   decideEgress,
+  denyMessage,
   type EgressKind,
   egressOptionsFromConfig,
   parseRule,
@@ -313,5 +314,23 @@ describe('allow entries that cover a public suffix', () => {
   it('deny entries may be as broad as wanted', () => {
     expect(compileRules({ deny: ['.com', '*.github.io', '*'] }).deny).toHaveLength(3);
     expect(effect('x.github.io', 443, { allowAll: true, deny: ['*.github.io'] })).toBe('deny');
+  });
+});
+
+describe('denyMessage', () => {
+  it('suggests an entry that would allow the refused request, port included unless standard for it', () => {
+    const base = { host: 'site.test', stage: 'port', reason: 'r' };
+    expect(denyMessage({ ...base, what: 'CONNECT site.test:80', port: 80 })).toContain(
+      'allow = ["site.test:80"]',
+    );
+    expect(denyMessage({ ...base, what: 'CONNECT site.test:443', port: 443 })).toContain(
+      'allow = ["site.test"]',
+    );
+    expect(denyMessage({ ...base, what: 'GET http://site.test:443/', port: 443 })).toContain(
+      'allow = ["site.test:443"]',
+    );
+    expect(denyMessage({ ...base, what: 'GET http://site.test/', port: 80 })).toContain(
+      'allow = ["site.test"]',
+    );
   });
 });
