@@ -80,42 +80,57 @@ function tooBroadAdvice(why: string): string {
 }
 
 /**
- * Why an allow entry is too broad (it is "*", or is or covers a public suffix), or null —
- * also for entries that are not valid at all (parseRule says why those are wrong).
+ * Why an allow entry is too broad (it is "*", or is or covers a public suffix), as the sentence
+ * the config error carries, or null — also for entries that are not valid at all (parseRule
+ * says why those are wrong).
  */
 export function allowEntryTooBroad(text: string): string | null {
+  let rule: EgressRule;
   try {
-    parseRule(text, 'allow');
+    rule = parseEntry(text, 'allow');
+  } catch {
     return null;
-  } catch (err) {
-    const m = /is refused: (.*)$/s.exec((err as Error).message);
-    return m ? (m[1] as string) : null;
   }
+  const why = breadth(rule);
+  return why === null ? null : tooBroadAdvice(why);
 }
 
+/** Parses an entry; an allow entry that is too broad is refused (see allowEntryTooBroad). */
 export function parseRule(text: string, list: 'allow' | 'deny'): EgressRule {
+  const rule = parseEntry(text, list);
+  const why = list === 'allow' ? breadth(rule) : null;
+  if (why !== null) {
+    throw new CoworkError(
+      'invalidArgument',
+      `egress.allow entry ${JSON.stringify(text)} is refused: ${tooBroadAdvice(why)}`,
+    );
+  }
+  return rule;
+}
+
+/** Why an allow rule would cover hosts anyone can register, or null. */
+function breadth(rule: EgressRule): string | null {
+  const p = rule.pattern;
+  // Every host on one named port is an explicit choice; every host on the standard ports is
+  // what allowAll says, and only allowAll may say it.
+  if (p.kind === 'any') return rule.port === undefined ? '"*" is every host' : null;
+  if (p.kind === 'subdomains' || p.kind === 'domain') return wildcardCoversPublicSuffix(p.domain);
+  if (!p.isIp && isListedPublicSuffix(p.host)) return `"${p.host}" is a public suffix`;
+  return null;
+}
+
+function parseEntry(text: string, list: 'allow' | 'deny'): EgressRule {
   const bad = (why: string) =>
     new CoworkError(
       'invalidArgument',
       `egress.${list} entry ${JSON.stringify(text)} is not valid: ${why}. Use "host", "*.domain", ".domain", ` +
         `an IP address, or any of these followed by ":PORT" (e.g. "example.com:8443", "[::1]:8080").`,
     );
-  const tooBroad = (why: string) =>
-    new CoworkError(
-      'invalidArgument',
-      `egress.allow entry ${JSON.stringify(text)} is refused: ${tooBroadAdvice(why)}`,
-    );
-  const trimmed = text.trim();
-  const split = splitHostPort(trimmed);
+  const split = splitHostPort(text.trim());
   if (!split) throw bad('cannot read the host and port');
   const port = split.port;
   const hostText = split.host;
-  if (hostText === '*') {
-    // Every host on one named port is an explicit choice; every host on the standard ports is
-    // what allowAll says, and only allowAll may say it.
-    if (list === 'allow' && port === undefined) throw tooBroad('"*" is every host');
-    return { text, pattern: { kind: 'any' }, port };
-  }
+  if (hostText === '*') return { text, pattern: { kind: 'any' }, port };
   const wildcard = hostText.startsWith('*.') ? 'subdomains' : hostText.startsWith('.') ? 'domain' : null;
   const bare =
     wildcard === 'subdomains' ? hostText.slice(2) : wildcard === 'domain' ? hostText.slice(1) : hostText;
@@ -123,19 +138,12 @@ export function parseRule(text: string, list: 'allow' | 'deny'): EgressRule {
   const host = normalizeHost(bare);
   if (!host) throw bad(`${JSON.stringify(bare)} is not a host name or IP address`);
   if (wildcard && host.kind === 'ip') throw bad('a wildcard cannot be combined with an IP address');
-  if (list === 'allow' && host.kind === 'name') {
-    const covers = wildcard ? wildcardCoversPublicSuffix(host.host) : null;
-    if (covers) throw tooBroad(covers);
-    if (!wildcard && isListedPublicSuffix(host.host)) throw tooBroad(`"${host.host}" is a public suffix`);
-  }
   if (wildcard === 'subdomains') return { text, pattern: { kind: 'subdomains', domain: host.host }, port };
   if (wildcard === 'domain') return { text, pattern: { kind: 'domain', domain: host.host }, port };
-  if (host.kind === 'ip')
-    return {
-      text,
-      pattern: { kind: 'exact', host: ruleAddress(host.bytes), isIp: true, literal: host.host },
-      port,
-    };
+  if (host.kind === 'ip') {
+    const pattern = { kind: 'exact', host: ruleAddress(host.bytes), isIp: true, literal: host.host } as const;
+    return { text, pattern, port };
+  }
   return { text, pattern: { kind: 'exact', host: host.host, isIp: false }, port };
 }
 
