@@ -169,6 +169,25 @@ describe('the SSRF guard judges the address a literal or an answer reaches', () 
     },
   );
 
+  it.each(['[64:ff9b::7f00:1]', '[::ffff:0:7f00:1]', '[64:ff9b:1::7f00:1]'])(
+    'an allow entry naming %s (a translator’s loopback) does not open 127.0.0.1 here',
+    async (entry) => {
+      const { port, events } = await startProxy({ rules: { allow: [`${entry}:${P()}`] } });
+      for (const host of ['127.0.0.1', '2130706433', '[::ffff:7f00:1]', '[::7f00:1]']) {
+        expect((await proxyRequest(port, `http://${host}:${P()}/`)).status, host).toBe(403);
+      }
+      expect(events.map((e) => e.stage)).toEqual(['ssrf', 'ssrf', 'ssrf', 'ssrf']);
+      expect(dialled).toEqual([]);
+      expect(upstreamHits).toBe(0);
+    },
+  );
+
+  it('an allow entry in the mapped form names 127.0.0.1 itself', async () => {
+    const { port } = await startProxy({ rules: { allow: [`[::ffff:127.0.0.1]:${P()}`] } });
+    expect((await proxyRequest(port, `http://127.0.0.1:${P()}/`)).status).toBe(200);
+    expect(dialled).toEqual([`127.0.0.1:${P()}`]);
+  });
+
   it('an allow entry naming 127.0.0.1 opens its mapped form (dialled as 127.0.0.1), not its NAT64 or 6to4 forms', async () => {
     const { port, events } = await startProxy({ rules: { allow: [`127.0.0.1:${P()}`] } });
     const mapped = await connectVia(port, `[::ffff:127.0.0.1]:${P()}`);

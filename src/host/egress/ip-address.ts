@@ -262,6 +262,15 @@ export function ruleAddress(bytes: IpBytes): string {
 }
 
 /**
+ * The address the proxy dials for this one: an IPv4-mapped or -compatible address is dialled as
+ * its IPv4 address (the kernel would reach that anyway); every other address as it is.
+ */
+export function dialAddress(bytes: IpBytes): IpBytes {
+  const e = embeddedIPv4(bytes);
+  return e && (e.form === 'mapped' || e.form === 'compatible') ? e.v4 : bytes;
+}
+
+/**
  * Every canonical text a deny rule is checked against: the address, and the IPv4 address any
  * IPv6 form carries (6to4 included — a deny list errs towards refusing).
  */

@@ -3,7 +3,7 @@ import { CoworkError } from '../errors.js';
 import { hostPortText, type NormalizedHost, normalizeHost } from './host.js';
 import {
   blockedAddressReason,
-  embeddedIPv4,
+  dialAddress,
   formatIp,
   METADATA_NAMES,
   type ParsedIp,
@@ -80,9 +80,10 @@ export type TargetCheck =
   | { ok: false; stage: 'ssrf' | 'deny-list' | 'resolve'; reason: string; rule?: string; address?: string };
 
 /**
- * True when an allow entry names the address the proxy will dial, for this port. An IPv4 rule
- * names the mapped and compatible forms too (they are dialled as that IPv4 address), but not
- * a NAT64 or SIIT form: that goes to a translator, and loopback there is not loopback here.
+ * True when an allow entry names, as its destination, the address the proxy will dial for this
+ * port. An IPv4 rule names its mapped and compatible forms too (they are dialled as that IPv4
+ * address), but neither a NAT64 or SIIT form of it nor the other way round: those go to a
+ * translator, and loopback there is not loopback here.
  */
 function namedByAllowRule(rules: EgressRules, ip: ParsedIp, port: number, kind: EgressKind): boolean {
   const dialled = dialForm(ip).text;
@@ -90,17 +91,15 @@ function namedByAllowRule(rules: EgressRules, ip: ParsedIp, port: number, kind: 
     (r) =>
       r.pattern.kind === 'exact' &&
       r.pattern.isIp &&
-      (r.pattern.literal === ip.text || r.pattern.host === dialled) &&
+      r.pattern.dial === dialled &&
       (r.port === undefined ? port === STANDARD_PORT[kind] : r.port === port),
   );
 }
 
-/** The address actually dialled: an IPv4-mapped or -compatible address is dialled as IPv4. */
+/** The address actually dialled (see dialAddress). */
 export function dialForm(ip: ParsedIp): ParsedIp {
-  const e = embeddedIPv4(ip.bytes);
-  if (e && (e.form === 'mapped' || e.form === 'compatible'))
-    return { family: 4, bytes: e.v4, text: formatIp(e.v4) };
-  return ip;
+  const bytes = dialAddress(ip.bytes);
+  return bytes === ip.bytes ? ip : { family: 4, bytes, text: formatIp(bytes) };
 }
 
 export async function checkTarget(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CoworkError } from '../errors.js';
 import { type NormalizedHost, normalizeHost, splitHostPort } from './host.js';
-import { denyAddresses, ruleAddress } from './ip-address.js';
+import { denyAddresses, dialAddress, formatIp, ruleAddress } from './ip-address.js';
 import { isListedPublicSuffix, wildcardCoversPublicSuffix } from './public-suffix.js';
 
 /**
@@ -39,8 +39,11 @@ export type EgressRulesInput = z.input<typeof EgressRulesSchema>;
 
 export type HostPattern =
   | { kind: 'any' }
-  /** `host` is what rules compare (see ruleAddress); `literal` the IP exactly as written, canonical. */
-  | { kind: 'exact'; host: string; isIp: boolean; literal?: string }
+  /**
+   * `host` is what rules compare (see ruleAddress); for an IP, `dial` is the one address the
+   * entry names as a destination (see dialAddress), the only one it lifts the SSRF guard for.
+   */
+  | { kind: 'exact'; host: string; isIp: boolean; dial?: string }
   | { kind: 'subdomains'; domain: string } // *.example.com
   | { kind: 'domain'; domain: string }; // .example.com
 
@@ -141,7 +144,8 @@ function parseEntry(text: string, list: 'allow' | 'deny'): EgressRule {
   if (wildcard === 'subdomains') return { text, pattern: { kind: 'subdomains', domain: host.host }, port };
   if (wildcard === 'domain') return { text, pattern: { kind: 'domain', domain: host.host }, port };
   if (host.kind === 'ip') {
-    const pattern = { kind: 'exact', host: ruleAddress(host.bytes), isIp: true, literal: host.host } as const;
+    const dial = formatIp(dialAddress(host.bytes));
+    const pattern = { kind: 'exact', host: ruleAddress(host.bytes), isIp: true, dial } as const;
     return { text, pattern, port };
   }
   return { text, pattern: { kind: 'exact', host: host.host, isIp: false }, port };
