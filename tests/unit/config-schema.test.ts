@@ -285,6 +285,7 @@ describe('loadConfig', () => {
         'allow = ["evil.com"]',
         'deny = ["tracker.com"]',
         'ask = true',
+        'allowAll = true',
         '[vm]',
         'cpus = 16',
         '[control]',
@@ -309,6 +310,8 @@ describe('loadConfig', () => {
     expect(w).toContain('policy.allow is ignored');
     expect(w).toContain('guardrails.maxCostPerTask = 50 is ignored');
     expect(w).toContain('egress.allow is ignored');
+    expect(r.config.egress.allowAll).toBe(false);
+    expect(w).toContain('egress.allowAll is ignored');
     expect(w).toContain('[vm] is ignored');
     expect(w).toContain('[control] is ignored');
     expect(r.sources.workspace).toBe(join(workspace, '.cowork', 'config.toml'));
