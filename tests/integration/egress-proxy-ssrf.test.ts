@@ -63,7 +63,7 @@ beforeAll(async () => {
   canaryPort = (canary.address() as net.AddressInfo).port;
   origin = await startOrigin();
   proxy = new EgressProxy({
-    rules: { allow: ['*', '*:22', '*:8080'] },
+    rules: { allowAll: true, allow: ['*:22', '*:8080'] },
     // A mapping for one name must not open loopback to any other name.
     testResolve: { 'site.test': '127.0.0.1' },
     allowTestResolve: true,

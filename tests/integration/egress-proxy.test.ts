@@ -227,7 +227,7 @@ describe('denied traffic', () => {
   });
 
   it('rejects requests that are not proxy requests', async () => {
-    const { port } = await startProxy({ rules: { allow: ['*'] } });
+    const { port } = await startProxy({ rules: { allowAll: true } });
     const res = await proxyRequest(port, '/direct');
     expect(res.status).toBe(400);
     expect(res.body).toContain('absolute-form');
@@ -244,9 +244,13 @@ describe('asking through the ApprovalBroker', () => {
     const broker = new ScriptedBroker(() => ({ kind: 'approve-once', by: 'device:test' }));
     const { port, proxy, eventAt } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
     const task = newTask();
-    proxy.setTask(task);
-    expect((await proxyRequest(port, url())).status).toBe(200);
-    expect((await proxyRequest(port, url())).status).toBe(200);
+    // The task's own proxy credentials are what attribute a request to it.
+    const { username, password } = proxy.tasks.issue({ taskId: task, hosts: new Set() });
+    const headers = {
+      'proxy-authorization': `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+    };
+    expect((await proxyRequest(port, url(), { headers })).status).toBe(200);
+    expect((await proxyRequest(port, url(), { headers })).status).toBe(200);
     expect(broker.asked).toHaveLength(2);
     expect(broker.asked[0]).toMatchObject<Partial<ApprovalRequest>>({
       taskId: task,
@@ -259,21 +263,7 @@ describe('asking through the ApprovalBroker', () => {
     expect(timeline.query({ taskId: task, types: ['egress.request'] })).toHaveLength(2);
   });
 
-  it('approve-task allows the host for the rest of that task only', async () => {
-    const broker = new ScriptedBroker(() => ({ kind: 'approve-task', by: 'terminal' }));
-    const { port, proxy } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
-    const [t1, t2] = [newTask(), newTask()];
-    proxy.setTask(t1);
-    expect((await proxyRequest(port, url())).status).toBe(200);
-    expect((await connectVia(port, 'ask.test:443')).status).toBe(200);
-    expect(broker.asked).toHaveLength(1);
-    expect([...proxy.approvedHosts(t1)]).toEqual(['ask.test']);
-    proxy.setTask(t2);
-    expect((await proxyRequest(port, url())).status).toBe(200);
-    expect(broker.asked).toHaveLength(2);
-    proxy.endTask(t1);
-    expect(proxy.approvedHosts(t1).size).toBe(0);
-  });
+  // approve-task and per-task attribution: tests/integration/egress-attribution.test.ts.
 
   it('a deny verdict is a 403 carrying the user message', async () => {
     const broker = new ScriptedBroker(

@@ -40,7 +40,7 @@ describe('config defaults', () => {
     });
     expect(c.vm).toEqual({ cpus: 2, memoryMiB: 1024, image: 'base', accel: 'auto', share: 'auto' });
     expect(c.agent.model).toBe(DEFAULT_MODEL);
-    expect(c.egress).toEqual({ allow: [], deny: [], ask: false });
+    expect(c.egress).toEqual({ allow: [], deny: [], ask: false, allowAll: false });
     expect(c.control.maxFrameBytes).toBe(1024 * 1024);
     expect(c.control.listen).toBeUndefined();
     expect(c.channels.telegram).toMatchObject({ enabled: false, mode: 'pairing', rateLimitPerMinute: 30 });
@@ -174,6 +174,31 @@ describe('config types, keys and syntax', () => {
     expect(errorOf('[egress]\nallow = ["http://example.com/"]').message).toContain('egress.allow[0]');
   });
 
+  it('refuses an egress.allow entry that is or covers a public suffix, naming the key and the entry', () => {
+    for (const [entry, at] of [
+      ['.com', 0],
+      ['*.com', 0],
+      ['*.co.uk', 0],
+      ['*.github.io', 0],
+      ['.s3.amazonaws.com:443', 0],
+    ] as const) {
+      const msg = errorOf(`[egress]\nallow = ["example.com", ${JSON.stringify(entry)}]`).message;
+      expect(msg, entry).toContain(`egress.allow[${at + 1}] = ${JSON.stringify(entry)} is refused`);
+      expect(msg).toContain('public suffix');
+      expect(msg).toContain('allowAll = true');
+    }
+    // Deny entries may be broad; a workspace config may add them.
+    expect(ok('[egress]\ndeny = [".com", "*.github.io"]').egress.deny).toEqual(['.com', '*.github.io']);
+  });
+
+  it('egress.allowAll is an explicit boolean, off by default', () => {
+    expect(ok('').egress.allowAll).toBe(false);
+    expect(ok('[egress]\nallowAll = true').egress.allowAll).toBe(true);
+    expect(errorOf('[egress]\nallowAll = "yes"').message).toContain(
+      'egress.allowAll = "yes" must be true or false',
+    );
+  });
+
   it('control: loopback by default, remote needs allowRemote and tls', () => {
     expect(ok('[control]\nlisten = "127.0.0.1:7077"').control.listen).toBe('127.0.0.1:7077');
     expect(ok('[control]\nlisten = "[::1]:7077"').control.listen).toBe('[::1]:7077');
@@ -260,6 +285,7 @@ describe('loadConfig', () => {
         'allow = ["evil.com"]',
         'deny = ["tracker.com"]',
         'ask = true',
+        'allowAll = true',
         '[vm]',
         'cpus = 16',
         '[control]',
@@ -284,6 +310,8 @@ describe('loadConfig', () => {
     expect(w).toContain('policy.allow is ignored');
     expect(w).toContain('guardrails.maxCostPerTask = 50 is ignored');
     expect(w).toContain('egress.allow is ignored');
+    expect(r.config.egress.allowAll).toBe(false);
+    expect(w).toContain('egress.allowAll is ignored');
     expect(w).toContain('[vm] is ignored');
     expect(w).toContain('[control] is ignored');
     expect(r.sources.workspace).toBe(join(workspace, '.cowork', 'config.toml'));

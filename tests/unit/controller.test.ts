@@ -9,6 +9,7 @@ import { createPolicyEngine } from '../../src/host/policy/index.js';
 import type { PolicyEngine } from '../../src/host/policy/types.js';
 import { Controller } from '../../src/host/sandbox/controller.js';
 import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import { TaskScopes } from '../../src/host/sandbox/task-scope.js';
 import type { ExecResult } from '../../src/host/ssh/types.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 
@@ -42,6 +43,7 @@ describe('Controller enforcement path', () => {
   let timeline: Timeline;
   let broker: MemoryApprovalBroker;
   let controller: Controller;
+  let scopes: TaskScopes;
 
   function build(policy: PolicyEngine = createPolicyEngine(defaultConfig())) {
     controller = new Controller({
@@ -53,11 +55,13 @@ describe('Controller enforcement path', () => {
       timeline,
       approvalTimeoutMs: 60_000,
       vmSpec: { driver: 'qemu', cpus: 1, memoryMiB: 512 },
+      scopes,
     });
   }
 
   beforeEach(() => {
     ran = [];
+    scopes = new TaskScopes();
     timeline = Timeline.open(join(mkdtempSync(join(tmpdir(), 'ctl-tl-')), 'timeline.db'));
     broker = new MemoryApprovalBroker({ timeline });
     build();
@@ -88,6 +92,8 @@ describe('Controller enforcement path', () => {
   it('approve-task lets the exact same command through later in the task, and nothing else', async () => {
     const t1 = timeline.createTask({ title: 'a', context: 'agent', origin: 'test' }).id;
     const t2 = timeline.createTask({ title: 'b', context: 'agent', origin: 'test' }).id;
+    scopes.open(t1);
+    scopes.open(t2);
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
     await new Promise((r) => setTimeout(r, 20));
     controller.approvalsAnswer(
@@ -113,6 +119,7 @@ describe('Controller enforcement path', () => {
 
   it('approve-task never turns a deny into an allow', async () => {
     const t1 = timeline.createTask({ title: 'a', context: 'agent', origin: 'test' }).id;
+    scopes.open(t1);
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
     await new Promise((r) => setTimeout(r, 20));
     controller.approvalsAnswer(

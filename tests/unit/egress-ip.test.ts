@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   blockedAddressReason,
+  denyAddresses,
+  dialForm,
+  embeddedIPv4,
   normalizeHost,
   parseConnectAuthority,
   parseIPv4Loose,
   parseIPv6,
   parseIp,
+  ruleAddress,
 } from '../../src/host/egress/index.js';
 
 const text = (s: string) => parseIp(s)?.text;
@@ -158,5 +162,50 @@ describe('normalizeHost', () => {
     ]) {
       expect(parseConnectAuthority(bad), bad).toBeNull();
     }
+  });
+});
+
+describe('IPv4 inside IPv6: what rules compare', () => {
+  const bytesOf = (s: string) => {
+    const ip = parseIp(s);
+    if (!ip) throw new Error(`not an IP: ${s}`);
+    return ip.bytes;
+  };
+
+  it.each([
+    ['::ffff:203.0.113.7', 'mapped', '203.0.113.7'],
+    ['::ffff:cb00:7107', 'mapped', '203.0.113.7'],
+    ['0:0:0:0:0:FFFF:CB00:7107', 'mapped', '203.0.113.7'],
+    ['::203.0.113.7', 'compatible', '203.0.113.7'],
+    ['::ffff:0:203.0.113.7', 'siit', '203.0.113.7'],
+    ['64:ff9b::203.0.113.7', 'nat64', '203.0.113.7'],
+    ['64:ff9b::cb00:7107', 'nat64', '203.0.113.7'],
+    ['64:ff9b:1::cb00:7107', 'nat64-local', '203.0.113.7'],
+    ['64:ff9b:1:cb00:71:700::', 'nat64-local', '203.0.113.7'],
+  ])('%s is %s and matches rules as %s', (input, form, v4) => {
+    const b = bytesOf(input);
+    expect(embeddedIPv4(b)?.form).toBe(form);
+    expect(ruleAddress(b)).toBe(v4);
+    expect(denyAddresses(b)).toContain(v4);
+  });
+
+  it('6to4 is a different destination: deny rules see through it, allow rules do not', () => {
+    const b = bytesOf('2002:cb00:7107::1');
+    expect(embeddedIPv4(b)).toMatchObject({ form: '6to4', sameDestination: false });
+    expect(ruleAddress(b)).toBe('2002:cb00:7107::1');
+    expect(denyAddresses(b)).toEqual(['2002:cb00:7107::1', '203.0.113.7']);
+  });
+
+  it('::, ::1 and ordinary addresses embed nothing', () => {
+    for (const s of ['::', '::1', '2001:db8::1', 'fe80::1', '203.0.113.7']) {
+      expect(embeddedIPv4(bytesOf(s)), s).toBeNull();
+      expect(ruleAddress(bytesOf(s))).toBe(parseIp(s)?.text);
+    }
+  });
+
+  it('dials an IPv4-mapped or -compatible address as IPv4, anything else as written', () => {
+    expect(dialForm(parseIp('::ffff:127.0.0.1')!)).toMatchObject({ family: 4, text: '127.0.0.1' });
+    expect(dialForm(parseIp('::7f00:1')!)).toMatchObject({ family: 4, text: '127.0.0.1' });
+    expect(dialForm(parseIp('64:ff9b::7f00:1')!)).toMatchObject({ family: 6, text: '64:ff9b::7f00:1' });
   });
 });

@@ -48,6 +48,11 @@ export interface AgentTaskRunnerOptions {
    * tools in `tools`. Called once as the task starts.
    */
   extendContext?: (base: ToolGate) => ToolGate;
+  /**
+   * Called exactly once when a task ends, however it ends (done, failed, cancelled, its loop
+   * crashed, or it never got going): where per-task state is disposed.
+   */
+  onTaskEnd?: (taskId: string) => void;
   /** Live events per task, for terminals and control-API clients. */
   onEvent?: (taskId: string, event: AgentEvent) => void;
   /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
@@ -167,7 +172,14 @@ export class AgentTaskRunner {
         o.timeline.finishTask(id, { outcome: e.code === 'denied' ? 'denied' : 'failed', summary: e.message });
         return undefined;
       })
-      .finally(() => this.#tasks.delete(id));
+      .finally(() => {
+        this.#tasks.delete(id);
+        try {
+          o.onTaskEnd?.(id);
+        } catch {
+          // Disposing per-task state must not turn a finished task into a failed one.
+        }
+      });
   }
 
   /**

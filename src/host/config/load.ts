@@ -202,6 +202,8 @@ export function applyWorkspaceConfig(
     warnings.push(
       `${file}: egress.allow is ignored (a workspace config may only add denied hosts): ${ws.egress.allow.join(', ')}`,
     );
+  if ('allowAll' in rawEgress && ws.egress.allowAll)
+    warnings.push(`${file}: egress.allowAll is ignored (a workspace config may only add denied hosts)`);
   for (const d of ws.egress.deny) if (!config.egress.deny.includes(d)) config.egress.deny.push(d);
   if (ws.egress.ask) config.egress.ask = true;
   if ('testResolve' in rawEgress)

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { allowEntryTooBroad } from '../egress/rules.js';
 import { DEFAULT_PROTECT, invalidProtectPatterns } from '../workspace/protected.js';
 
 /**
@@ -128,10 +129,21 @@ const ipLiteral = z
     error: 'is not an IP address',
   });
 
+/** Refuses an allow entry that is or covers a public suffix (`.com`, `*.co.uk`, `*.github.io`). */
+const allowPattern = hostPattern.superRefine((entry, ctx) => {
+  const why = allowEntryTooBroad(entry);
+  if (why) ctx.addIssue({ code: 'custom', message: `is refused: ${why}` });
+});
+
 export const egressSchema = z.strictObject({
-  allow: z.array(hostPattern).default([]),
+  allow: z.array(allowPattern).default([]),
   deny: z.array(hostPattern).default([]),
   ask: z.boolean({ error: 'must be true or false' }).default(false),
+  /**
+   * Every host, on ports 80 (plain HTTP) and 443 (CONNECT); the deny list and the SSRF guard
+   * still apply. The only way to allow everything: public-suffix allow entries are refused.
+   */
+  allowAll: z.boolean({ error: 'must be true or false' }).default(false),
   /** Test-only name resolution; honoured only when COWORK_VM_TEST_RESOLVE=1 (checked by loadConfig). */
   testResolve: z.record(z.string(), ipLiteral).optional(),
 });

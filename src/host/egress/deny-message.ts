@@ -16,7 +16,9 @@ export interface DenyInfo {
 }
 
 export function denyMessage(info: DenyInfo): string {
-  const entry = info.port === 80 || info.port === 443 ? info.host : hostPortText(info.host, info.port);
+  // A port-less allow entry means 443 for CONNECT and 80 for plain HTTP: name any other port.
+  const standard = info.what.startsWith('CONNECT ') ? 443 : 80;
+  const entry = info.port === standard ? info.host : hostPortText(info.host, info.port);
   const lines = [
     `Blocked by the cowork-vm egress policy: ${info.what} was refused by the sandbox's proxy, not by the remote site.`,
     `Reason: ${info.reason}${info.rule ? ` (rule ${JSON.stringify(info.rule)})` : ''}.`,

@@ -5,6 +5,7 @@ export interface EgressConfigSection {
   allow?: string[];
   deny?: string[];
   ask?: boolean;
+  allowAll?: boolean;
   testResolve?: Record<string, string>;
 }
 
@@ -17,7 +18,12 @@ export function egressOptionsFromConfig(
   section: EgressConfigSection | undefined,
 ): Pick<EgressProxyOptions, 'rules' | 'testResolve'> {
   return {
-    rules: { allow: section?.allow ?? [], deny: section?.deny ?? [], ask: section?.ask ?? false },
+    rules: {
+      allow: section?.allow ?? [],
+      deny: section?.deny ?? [],
+      ask: section?.ask ?? false,
+      allowAll: section?.allowAll ?? false,
+    },
     ...(section?.testResolve ? { testResolve: section.testResolve } : {}),
   };
 }

@@ -1,3 +1,9 @@
+export {
+  type EgressTaskGrants,
+  type ProxyCredential,
+  proxyEnvFor,
+  TaskAttribution,
+} from './attribution.js';
 export { benchEgress } from './bench.js';
 export { denyMessage } from './deny-message.js';
 export {
@@ -9,17 +15,27 @@ export {
 } from './events.js';
 export { type EgressConfigSection, egressOptionsFromConfig } from './from-config.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
-export { blockedAddressReason, parseIPv4Loose, parseIPv6, parseIp } from './ip-address.js';
+export {
+  blockedAddressReason,
+  denyAddresses,
+  embeddedIPv4,
+  parseIPv4Loose,
+  parseIPv6,
+  parseIp,
+  ruleAddress,
+} from './ip-address.js';
 export {
   type Dialer,
   defaultDialer,
   EgressProxy,
   type EgressProxyOptions,
 } from './proxy.js';
+export { isListedPublicSuffix, wildcardCoversPublicSuffix } from './public-suffix.js';
 export { egressRelayCommand } from './relay.js';
 export {
   checkTarget,
   compileTestResolve,
+  dialForm,
   type LookupFn,
   type ResolvedAddress,
   systemLookup,
@@ -27,10 +43,14 @@ export {
 export {
   compileRules,
   decideEgress,
+  type EgressAsk,
   type EgressDecision,
+  type EgressKind,
   type EgressRule,
   type EgressRules,
   type EgressRulesInput,
   EgressRulesSchema,
+  grantKey,
   parseRule,
+  STANDARD_PORT,
 } from './rules.js';

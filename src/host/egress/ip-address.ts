@@ -204,6 +204,82 @@ function startsWith(bytes: IpBytes, prefix: number[]): boolean {
   return prefix.every((b, i) => bytes[i] === b);
 }
 
+/** How an IPv6 address carries an IPv4 address, when it does. */
+export type EmbeddingForm = 'mapped' | 'compatible' | 'siit' | 'nat64' | 'nat64-local' | '6to4';
+
+export interface EmbeddedIPv4 {
+  form: EmbeddingForm;
+  v4: IpBytes;
+  /**
+   * True when reaching the IPv6 address means reaching the IPv4 one (the kernel dials it as
+   * IPv4, or a translator on the path rewrites it to it). 6to4 is not: it reaches a relay and
+   * the 6to4 site behind that IPv4 router, so only deny rules look through it.
+   */
+  sameDestination: boolean;
+}
+
+const ZEROS10 = new Array<number>(10).fill(0);
+
+/**
+ * The IPv4 address inside an IPv6 one: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`
+ * (deprecated; `::` and `::1` excluded), SIIT `::ffff:0:a.b.c.d`, NAT64 well-known prefix
+ * `64:ff9b::/96`, local-use NAT64 `64:ff9b:1::/48` (RFC 6052 layouts for /48 and /96), 6to4
+ * `2002:a.b.c.d::/48`. Null for any other address (and for IPv4 bytes).
+ */
+export function embeddedIPv4(bytes: IpBytes): EmbeddedIPv4 | null {
+  if (bytes.length !== 16) return null;
+  const tail = (at: number) => bytes.slice(at, at + 4);
+  if (startsWith(bytes, [...ZEROS10, 0xff, 0xff]))
+    return { form: 'mapped', v4: tail(12), sameDestination: true };
+  if (startsWith(bytes, [0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]))
+    return { form: 'siit', v4: tail(12), sameDestination: true };
+  if (
+    startsWith(bytes, [...ZEROS10, 0, 0]) &&
+    !(bytes[12] === 0 && bytes[13] === 0 && bytes[14] === 0 && (bytes[15] ?? 0) <= 1)
+  )
+    return { form: 'compatible', v4: tail(12), sameDestination: true };
+  if (startsWith(bytes, [0, 0x64, 0xff, 0x9b, ...ZEROS10.slice(0, 8)]))
+    return { form: 'nat64', v4: tail(12), sameDestination: true };
+  if (startsWith(bytes, [0, 0x64, 0xff, 0x9b, 0, 1])) {
+    // Operators pick their own prefix length inside the /48; /96 is the common one and /48 puts
+    // the address around the reserved u-octet (bits 64-71). Either is read, /96 first.
+    if (startsWith(bytes.slice(6), [0, 0, 0, 0, 0, 0]))
+      return { form: 'nat64-local', v4: tail(12), sameDestination: true };
+    const v4 = Uint8Array.from([bytes[6] ?? 0, bytes[7] ?? 0, bytes[9] ?? 0, bytes[10] ?? 0]);
+    return { form: 'nat64-local', v4, sameDestination: true };
+  }
+  if (startsWith(bytes, [0x20, 0x02])) return { form: '6to4', v4: tail(2), sameDestination: false };
+  return null;
+}
+
+/**
+ * The address a rule is matched against: the IPv4 address for an IPv6 form that reaches it
+ * (mapped, compatible, SIIT, NAT64), otherwise the address itself. Canonical text.
+ */
+export function ruleAddress(bytes: IpBytes): string {
+  const e = embeddedIPv4(bytes);
+  return e?.sameDestination ? formatIp(e.v4) : formatIp(bytes);
+}
+
+/**
+ * The address the proxy dials for this one: an IPv4-mapped or -compatible address is dialled as
+ * its IPv4 address (the kernel would reach that anyway); every other address as it is.
+ */
+export function dialAddress(bytes: IpBytes): IpBytes {
+  const e = embeddedIPv4(bytes);
+  return e && (e.form === 'mapped' || e.form === 'compatible') ? e.v4 : bytes;
+}
+
+/**
+ * Every canonical text a deny rule is checked against: the address, and the IPv4 address any
+ * IPv6 form carries (6to4 included — a deny list errs towards refusing).
+ */
+export function denyAddresses(bytes: IpBytes): string[] {
+  const own = formatIp(bytes);
+  const e = embeddedIPv4(bytes);
+  return e ? [own, formatIp(e.v4)] : [own];
+}
+
 /**
  * Why the proxy must not dial this address, or null when it is an ordinary public address.
  * IPv6 forms that embed an IPv4 address (mapped, compatible, SIIT, NAT64, 6to4) are judged by

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ApprovalBroker } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
+import { TaskAttribution } from './attribution.js';
 import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
 import { hostPortText, type NormalizedHost } from './host.js';
@@ -14,7 +15,7 @@ import {
   systemLookup,
   type TestResolveMap,
 } from './resolve.js';
-import { compileRules, decideEgress, type EgressRules, type EgressRulesInput } from './rules.js';
+import { compileRules, decideEgress, type EgressRules, type EgressRulesInput, grantKey } from './rules.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
 
@@ -30,6 +31,11 @@ const defaultRecordError = (err: CoworkError): void =>
 export interface EgressProxyOptions {
   /** `[egress]` allow / deny / ask. Absent = deny everything. */
   rules?: EgressRulesInput | EgressRules;
+  /**
+   * Which task each request belongs to, from its Proxy-Authorization (default: a new, empty
+   * one). The controller issues and revokes each task's credentials on it.
+   */
+  tasks?: TaskAttribution;
   /** Asked when a host is on neither list and `ask` is on. Without one, ask means deny. */
   broker?: ApprovalBroker;
   /** Loopback only: '127.0.0.1' (default) or '::1'. */
@@ -151,10 +157,11 @@ export class EgressProxy {
   private readonly testResolve: TestResolveMap;
   private readonly lookup: LookupFn;
   private readonly approvals: TaskApprovals;
+  /** Issues and checks per-task proxy credentials; a request without valid ones is no task's. */
+  readonly tasks: TaskAttribution;
   private readonly server: http.Server;
   private readonly sockets = new Set<Duplex>();
   private readonly runtime: ProxyRuntime;
-  private taskId: string | null = null;
   private listening: { host: string; port: number } | undefined;
   private closed = false;
 
@@ -173,7 +180,9 @@ export class EgressProxy {
       );
     }
     this.lookup = opts.lookup ?? systemLookup;
-    this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs);
+    this.tasks = opts.tasks ?? new TaskAttribution();
+    this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs, this.tasks);
+    const taskOf = (req: http.IncomingMessage) => this.tasks.attribute(req.headers['proxy-authorization']);
     const dial = opts.dial ?? defaultDialer;
     const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
     // Every upstream socket goes through the dialer, which only ever sees checked addresses.
@@ -198,10 +207,10 @@ export class EgressProxy {
       );
     };
     this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
-      forwardHttp(this.runtime, req, res, this.taskId).catch(contain(req.socket)),
+      forwardHttp(this.runtime, req, res, taskOf(req)).catch(contain(req.socket)),
     );
     this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      openTunnel(this.runtime, req, socket, head, this.taskId).catch(contain(socket)),
+      openTunnel(this.runtime, req, socket, head, taskOf(req)).catch(contain(socket)),
     );
     // WebSockets and other upgrades travel through CONNECT (browsers tunnel ws:// that way too).
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
@@ -214,7 +223,7 @@ export class EgressProxy {
       );
       const reason = 'protocol upgrade over plain HTTP (not forwarded)';
       this.record({
-        ...{ type: 'egress.request', taskId: this.taskId, kind: 'http', method: req.method ?? 'GET' },
+        ...{ type: 'egress.request', taskId: taskOf(req), kind: 'http', method: req.method ?? 'GET' },
         ...{ host: '', port: 0, decision: 'deny', stage: 'invalid', reason, status: 501 },
         ...{ bytesIn: 0, bytesOut: 0, durationMs: 0 },
       });
@@ -261,17 +270,6 @@ export class EgressProxy {
     this.listening = undefined;
   }
 
-  /** The task whose requests are going through now (approvals and events are attributed to it). */
-  setTask(taskId: string | null): void {
-    this.taskId = taskId;
-  }
-
-  /** Forgets the hosts approved for a finished task. */
-  endTask(taskId: string | null): void {
-    this.approvals.endTask(taskId);
-    if (this.taskId === taskId) this.taskId = null;
-  }
-
   /** Requests now held until a user answers an approval. */
   get waitingForApproval(): number {
     return this.approvals.waiting;
@@ -288,11 +286,15 @@ export class EgressProxy {
 
   private async authorize(target: EgressTarget, taskId: string | null): Promise<Authorization> {
     const { host, port } = target;
-    const decision = decideEgress(host.host, port, this.rules, this.approvals.hostsFor(taskId));
+    const decision = decideEgress(
+      { host: host.host, port, kind: target.kind },
+      this.rules,
+      this.approvals.hostsFor(taskId),
+    );
     const rule = decision.rule === undefined ? {} : { rule: decision.rule };
     if (decision.effect === 'deny')
       return { ok: false, status: 403, stage: decision.stage, reason: decision.reason, ...rule };
-    const checked = await checkTarget(host, port, this.rules, {
+    const checked = await checkTarget(host, port, target.kind, this.rules, {
       lookup: this.lookup,
       testResolve: this.testResolve,
     });
@@ -307,7 +309,7 @@ export class EgressProxy {
       const reason = `${decision.reason} and no approval frontend is connected to ask a user`;
       return { ok: false, status: 403, stage: 'approval', reason };
     }
-    const verdict = await this.approvals.ask(taskId, host.host, {
+    const verdict = await this.approvals.ask(taskId, grantKey(host), {
       ...(taskId === null ? {} : { taskId }),
       tool: 'egress',
       command: target.what,

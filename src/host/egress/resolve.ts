@@ -1,8 +1,15 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { CoworkError } from '../errors.js';
 import { hostPortText, type NormalizedHost, normalizeHost } from './host.js';
-import { blockedAddressReason, METADATA_NAMES, type ParsedIp, parseIp } from './ip-address.js';
-import { DEFAULT_PORTS, denyRuleMatches, type EgressRules } from './rules.js';
+import {
+  blockedAddressReason,
+  dialAddress,
+  formatIp,
+  METADATA_NAMES,
+  type ParsedIp,
+  parseIp,
+} from './ip-address.js';
+import { denyRuleMatches, type EgressKind, type EgressRules, STANDARD_PORT } from './rules.js';
 
 /**
  * The SSRF guard: turns an allowed host into the ONE address the proxy will dial. A name is
@@ -72,20 +79,33 @@ export type TargetCheck =
   | { ok: true; address: string; family: 4 | 6; via: 'literal' | 'dns' | 'test-resolve' }
   | { ok: false; stage: 'ssrf' | 'deny-list' | 'resolve'; reason: string; rule?: string; address?: string };
 
-/** True when an allow entry names this exact IP (any spelling) for this port. */
-function namedByAllowRule(rules: EgressRules, ip: string, port: number): boolean {
+/**
+ * True when an allow entry names, as its destination, the address the proxy will dial for this
+ * port. An IPv4 rule names its mapped and compatible forms too (they are dialled as that IPv4
+ * address), but neither a NAT64 or SIIT form of it nor the other way round: those go to a
+ * translator, and loopback there is not loopback here.
+ */
+function namedByAllowRule(rules: EgressRules, ip: ParsedIp, port: number, kind: EgressKind): boolean {
+  const dialled = dialForm(ip).text;
   return rules.allow.some(
     (r) =>
       r.pattern.kind === 'exact' &&
       r.pattern.isIp &&
-      r.pattern.host === ip &&
-      (r.port === undefined ? DEFAULT_PORTS.has(port) : r.port === port),
+      r.pattern.dial === dialled &&
+      (r.port === undefined ? port === STANDARD_PORT[kind] : r.port === port),
   );
+}
+
+/** The address actually dialled (see dialAddress). */
+export function dialForm(ip: ParsedIp): ParsedIp {
+  const bytes = dialAddress(ip.bytes);
+  return bytes === ip.bytes ? ip : { family: 4, bytes, text: formatIp(bytes) };
 }
 
 export async function checkTarget(
   host: NormalizedHost,
   port: number,
+  kind: EgressKind,
   rules: EgressRules,
   opts: { lookup: LookupFn; testResolve: TestResolveMap },
 ): Promise<TargetCheck> {
@@ -122,18 +142,24 @@ export async function checkTarget(
   // Every address is judged, not only the one dialled: a name that mixes public and internal
   // addresses is refused as a whole.
   for (const ip of candidates) {
-    const denied = rules.deny.find((r) => r.pattern.kind === 'exact' && denyRuleMatches(r, ip.text, port));
+    const asHost: NormalizedHost = { kind: 'ip', host: ip.text, family: ip.family, bytes: ip.bytes };
+    const denied = rules.deny.find(
+      (r) =>
+        (r.pattern.kind === 'any' || (r.pattern.kind === 'exact' && r.pattern.isIp)) &&
+        denyRuleMatches(r, asHost, port),
+    );
     if (denied) {
       const reason = `${hostPortText(host.host, port)} resolves to ${ip.text}, which is on the egress deny list`;
       return { ok: false, stage: 'deny-list', reason, rule: denied.text, address: ip.text };
     }
-    if (via === 'test-resolve' || namedByAllowRule(rules, ip.text, port)) continue;
+    if (via === 'test-resolve' || namedByAllowRule(rules, ip, port, kind)) continue;
     const blocked = blockedAddressReason(ip.bytes);
     if (blocked) {
       const what = host.kind === 'ip' ? `${ip.text} is` : `${host.host} resolves to ${ip.text},`;
       return { ok: false, stage: 'ssrf', reason: `${what} ${blocked}`, address: ip.text };
     }
   }
-  const chosen = candidates.find((c) => c.family === 4) ?? (candidates[0] as ParsedIp);
+  const dialled = candidates.map(dialForm);
+  const chosen = dialled.find((c) => c.family === 4) ?? (dialled[0] as ParsedIp);
   return { ok: true, address: chosen.text, family: chosen.family, via };
 }

@@ -17,6 +17,7 @@ import { scopeGuestFiles } from '../tools/guest-files.js';
 import type { ToolAuthorization, ToolPolicyRequest } from '../tools/types.js';
 import { describeProtectedChange, type ProtectedChange, type WorkspaceGuard } from '../workspace/index.js';
 import type { Sandbox } from './sandbox.js';
+import { TaskScopes } from './task-scope.js';
 
 export interface ControllerDeps {
   workspace: string;
@@ -34,6 +35,8 @@ export interface ControllerDeps {
   onStopRequested?: () => void;
   /** Quarantines protected paths the guest created; checked after every command. */
   guard?: WorkspaceGuard;
+  /** Running tasks' scopes (command approvals, egress grants, proxy credentials); default: its own. */
+  scopes?: TaskScopes;
 }
 
 export interface TaskRunner {
@@ -51,10 +54,12 @@ export interface TaskRunner {
  */
 export class Controller implements ControllerApi {
   private state: StatusInfo['state'] = 'running';
-  /** taskId → exact commands approved for the rest of that task. */
-  private readonly taskApprovals = new Map<string, Set<string>>();
+  /** Per-task state lives in the task's scope and ends with the task, never here. */
+  private readonly scopes: TaskScopes;
 
-  constructor(private readonly deps: ControllerDeps) {}
+  constructor(private readonly deps: ControllerDeps) {
+    this.scopes = deps.scopes ?? new TaskScopes();
+  }
 
   setControlListen(url: string | undefined): void {
     this.deps.controlListen = url;
@@ -122,7 +127,7 @@ export class Controller implements ControllerApi {
   ): Promise<{ allowed: boolean; decision: Decision; reason?: string }> {
     const { timeline } = this.deps;
     const tid = taskId ?? null;
-    const approved = taskId ? this.taskApprovals.get(taskId) : undefined;
+    const approved = this.scopes.get(taskId)?.commandApprovals;
     let decision: Decision;
     try {
       decision = this.deps.policy.evaluate(request, {
@@ -180,11 +185,8 @@ export class Controller implements ControllerApi {
         reason: why,
       };
     }
-    if (verdict.kind === 'approve-task' && taskId && command) {
-      const set = this.taskApprovals.get(taskId) ?? new Set<string>();
-      set.add(command);
-      this.taskApprovals.set(taskId, set);
-    }
+    // Kept only while the task runs: a task that has ended (or never ran) has no scope to keep it in.
+    if (verdict.kind === 'approve-task' && command) this.scopes.get(taskId)?.commandApprovals.add(command);
     return {
       allowed: true,
       decision: { ...decision, effect: 'allow', reasons: [...decision.reasons, `approved by ${verdict.by}`] },
@@ -229,6 +231,8 @@ export class Controller implements ControllerApi {
         timeoutMs: req.timeoutMs,
         maxOutputBytes: req.maxOutputBytes,
         stdin: req.stdin,
+        // The task's own proxy credentials, so its guest traffic is attributed to it.
+        env: this.scopes.get(req.taskId)?.proxyEnv(),
         signal: opts.signal,
         onStdout: opts.onStdout,
         onStderr: opts.onStderr,

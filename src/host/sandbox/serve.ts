@@ -17,6 +17,7 @@ import { Controller } from './controller.js';
 import { localHandlers } from './handlers.js';
 import { SandboxLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
+import { TaskScopes } from './task-scope.js';
 import { createTaskRunner } from './tasks.js';
 import { resolveWorkspace } from './workspace.js';
 
@@ -130,7 +131,12 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     // guestfwd. With no [egress] rules it denies everything (with a 403 that says how to allow).
     const approvals = new MemoryApprovalBroker({ timeline });
     const egress = new EgressProxy({
-      rules: { allow: config.egress.allow, deny: config.egress.deny, ask: config.egress.ask },
+      rules: {
+        allow: config.egress.allow,
+        deny: config.egress.deny,
+        ask: config.egress.ask,
+        allowAll: config.egress.allowAll,
+      },
       broker: approvals,
       timeline,
       testResolve: config.egress.testResolve,
@@ -180,15 +186,9 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     });
 
     let requestStop: (reason: string) => void = () => {};
-    const tasks = createTaskRunner({
-      config,
-      sandbox,
-      workspace,
-      timeline,
-      egress,
-      proxyUrl: `http://${EGRESS_GUEST_ADDRESS}:${EGRESS_GUEST_PORT}`,
-      env,
-    });
+    const proxyUrl = `http://${EGRESS_GUEST_ADDRESS}:${EGRESS_GUEST_PORT}`;
+    const scopes = new TaskScopes({ attribution: egress.tasks, proxyUrl });
+    const tasks = createTaskRunner({ config, sandbox, workspace, timeline, proxyUrl, env, scopes });
     cleanup.push(() => tasks.dispose());
     const controller = new Controller({
       workspace,
@@ -201,6 +201,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       vmSpec: { driver: driver.name, cpus, memoryMiB },
       egressPort,
       tasks,
+      scopes,
       onStopRequested: () => requestStop('stop requested'),
       guard,
     });

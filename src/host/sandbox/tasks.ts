@@ -1,53 +1,68 @@
 import { AgentTaskRunner } from '../agent/index.js';
 import { GuestBrowser } from '../browser/guest-browser.js';
 import type { ResolvedConfig } from '../config/index.js';
-import { decideEgress, type EgressProxy } from '../egress/index.js';
+import { decideEgress } from '../egress/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import type { Timeline } from '../timeline/index.js';
 import { BROWSER_TOOLS } from '../tools/browser.js';
 import { defaultTools, type ToolGate } from '../tools/index.js';
 import type { Sandbox } from './sandbox.js';
+import type { TaskScopes } from './task-scope.js';
 
 export interface TaskRunnerDeps {
   config: ResolvedConfig;
   sandbox: Sandbox;
   workspace: string;
   timeline: Timeline;
-  egress: EgressProxy;
   /** Guest address of the egress proxy, for Chromium's --proxy-server. */
   proxyUrl: string;
   env: NodeJS.ProcessEnv;
+  /** Each task's scope (approvals, egress grants, proxy credentials), shared with the Controller. */
+  scopes: TaskScopes;
 }
 
 /**
  * The agent task runner of one controller: the tool set (browser tools when the image has
- * Chromium), the task's own browser (per-task profile, closed when the task ends), the egress
- * proxy's "approved for this task" scope, and the budgets from config.
+ * Chromium), the task's own browser (per-task profile, closed when the task ends), the task's
+ * scope (opened as the task starts, disposed when it ends), and the budgets from config.
  */
 export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
-  const { config, sandbox, timeline, egress, env } = deps;
+  const { config, sandbox, timeline, scopes, env } = deps;
   const g = config.guardrails;
   const withBrowser = sandbox.info.image === 'browser';
-  const rules = { allow: config.egress.allow, deny: config.egress.deny, ask: config.egress.ask };
-  let runner: AgentTaskRunner;
+  const rules = {
+    allow: config.egress.allow,
+    deny: config.egress.deny,
+    ask: config.egress.ask,
+    allowAll: config.egress.allowAll,
+  };
+  const browsers = new Map<string, Promise<GuestBrowser>>();
+
+  const onTaskEnd = (taskId: string): void => {
+    scopes.close(taskId);
+    const browser = browsers.get(taskId);
+    browsers.delete(taskId);
+    void browser?.then((b) => b.close()).catch(() => {});
+  };
 
   const extendContext = (base: ToolGate): ToolGate => {
-    egress.setTask(base.taskId);
-    let browser: Promise<GuestBrowser> | undefined;
-    void runner.wait(base.taskId).finally(() => {
-      egress.endTask(base.taskId);
-      void browser?.then((b) => b.close()).catch(() => {});
-    });
+    const scope = scopes.open(base.taskId);
     if (!withBrowser) return base;
     const ctx: ToolGate = { ...base };
     ctx.browser = {
       browser: () => {
-        browser ??= GuestBrowser.launch({
-          session: sandbox.session,
-          proxyUrl: deps.proxyUrl,
-          profile: base.taskId,
-          signal: base.signal,
-        });
+        let browser = browsers.get(base.taskId);
+        if (!browser) {
+          // Chromium takes no credentials in --proxy-server, so its traffic is no task's until
+          // the browser answers the proxy's credentials itself: sandbox-level rules only.
+          browser = GuestBrowser.launch({
+            session: sandbox.session,
+            proxyUrl: deps.proxyUrl,
+            profile: base.taskId,
+            signal: base.signal,
+          });
+          browsers.set(base.taskId, browser);
+        }
         return browser;
       },
       checkUrl: (url) => {
@@ -57,13 +72,10 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
         } catch {
           return { allowed: false, reason: `${url} is not a valid URL` };
         }
-        const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-        const d = decideEgress(
-          u.hostname.replace(/^\[|\]$/g, ''),
-          port,
-          rules,
-          egress.approvedHosts(base.taskId),
-        );
+        const kind = u.protocol === 'https:' ? 'connect' : 'http';
+        const port = Number(u.port || (kind === 'connect' ? 443 : 80));
+        const host = u.hostname.replace(/^\[|\]$/g, '');
+        const d = decideEgress({ host, port, kind }, rules, scope.egressHosts);
         // 'ask' passes here: the proxy asks the user when the request is actually made.
         return d.effect === 'deny' ? { allowed: false, reason: d.reason } : { allowed: true };
       },
@@ -71,7 +83,7 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
     return ctx;
   };
 
-  runner = new AgentTaskRunner({
+  return new AgentTaskRunner({
     timeline,
     secrets: new KeychainSecretStore(),
     limits: {
@@ -87,6 +99,6 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
     env,
     tools: withBrowser ? [...defaultTools(), ...BROWSER_TOOLS] : defaultTools(),
     extendContext,
+    onTaskEnd,
   });
-  return runner;
 }
