@@ -10,12 +10,10 @@ export {
 export { type EgressConfigSection, egressOptionsFromConfig } from './from-config.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
 export { blockedAddressReason, parseIPv4Loose, parseIPv6, parseIp } from './ip-address.js';
-export {
-  type Dialer,
-  defaultDialer,
-  EgressProxy,
-  type EgressProxyOptions,
-} from './proxy.js';
+export { type BodyFraming, checkRequestFraming, type FramingCheck } from './framing.js';
+export { DEFAULT_LIMITS, LIMIT_RANGES, type ProxyLimits, resolveLimits } from './limits.js';
+export { type Admission, EgressProxy, type EgressProxyOptions } from './proxy.js';
+export { type Dialer, defaultDialer } from './runtime.js';
 export { egressRelayCommand } from './relay.js';
 export {
   checkTarget,

@@ -1,12 +1,16 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ApprovalBroker } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
+import { ClientConnection } from './client-connection.js';
+import { endWith } from './dial.js';
 import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
-import { hostPortText, type NormalizedHost } from './host.js';
+import { clientErrorAnswer } from './framing.js';
+import { hostPortText } from './host.js';
+import { type ProxyLimits, resolveLimits } from './limits.js';
 import {
   checkTarget,
   compileTestResolve,
@@ -15,19 +19,22 @@ import {
   type TestResolveMap,
 } from './resolve.js';
 import { compileRules, decideEgress, type EgressRules, type EgressRulesInput } from './rules.js';
+import {
+  type Authorization,
+  type Dialer,
+  defaultDialer,
+  type EgressTarget,
+  type ProxyRuntime,
+  recordRefusal,
+} from './runtime.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
-
-/** Opens the TCP connection to a checked address. Tests inject one to see what is dialled. */
-export type Dialer = (target: { address: string; family: 4 | 6; port: number }) => net.Socket;
-
-export const defaultDialer: Dialer = ({ address, family, port }) =>
-  net.connect({ host: address, port, family });
+import { openUpgrade } from './upgrade.js';
 
 const defaultRecordError = (err: CoworkError): void =>
   process.emitWarning(err.message, 'CoworkEgressWarning');
 
-export interface EgressProxyOptions {
+export interface EgressProxyOptions extends Partial<ProxyLimits> {
   /** `[egress]` allow / deny / ask. Absent = deny everything. */
   rules?: EgressRulesInput | EgressRules;
   /** Asked when a host is on neither list and `ask` is on. Without one, ask means deny. */
@@ -51,100 +58,19 @@ export interface EgressProxyOptions {
   /** Policy context shown with approvals (default 'agent'). */
   context?: PolicyContextName;
   approvalTimeoutMs?: number;
-  connectTimeoutMs?: number; // default 10 s
-  idleTimeoutMs?: number; // default 5 min
 }
 
-export interface EgressTarget {
-  kind: 'http' | 'connect';
-  method: string;
-  host: NormalizedHost;
-  port: number;
-  url?: string;
-  /** 'GET http://host/path' or 'CONNECT host:443', for approvals and messages. */
-  what: string;
-}
-
-export type Authorization =
-  | {
-      ok: true;
-      address: string;
-      family: 4 | 6;
-      stage: EgressEvent['stage'];
-      reason: string;
-      rule?: string;
-      approvedBy?: string;
-    }
-  | {
-      ok: false;
-      status: 403 | 502;
-      stage: EgressEvent['stage'];
-      reason: string;
-      rule?: string;
-      address?: string;
-      verdictMessage?: string;
-    };
-
-/** Records a refused request (HTTP or CONNECT) with the reason the proxy decided on. */
-export function recordDenial(
-  rt: Pick<ProxyRuntime, 'record'>,
-  common: Omit<
-    EgressEvent,
-    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
-  >,
-  auth: Extract<Authorization, { ok: false }>,
-  durationMs: number,
-): void {
-  const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-  rt.record({
-    ...common,
-    ...rest,
-    decision: 'deny',
-    status,
-    bytesIn: 0,
-    bytesOut: 0,
-    durationMs,
-  } as EgressEvent);
-}
-
-/** Records an allowed request whose client left while it was being decided: nothing was dialled. */
-export function recordClientGone(
-  rt: Pick<ProxyRuntime, 'record'>,
-  common: Omit<
-    EgressEvent,
-    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
-  >,
-  allowed: Omit<Extract<Authorization, { ok: true }>, 'ok' | 'family'>,
-  durationMs: number,
-  error: string,
-): void {
-  rt.record({
-    ...common,
-    ...allowed,
-    decision: 'allow',
-    bytesIn: 0,
-    bytesOut: 0,
-    durationMs,
-    error,
-  } as EgressEvent);
-}
-
-/** What the forwarding and tunnelling halves need from the proxy. */
-export interface ProxyRuntime {
-  readonly dial: Dialer;
-  readonly agent: http.Agent;
-  readonly connectTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  authorize(target: EgressTarget, taskId: string | null): Promise<Authorization>;
-  record(event: EgressEvent): void;
-  track(socket: Duplex): void;
+/** Who a request is made for; the one place a request is attributed before anything else. */
+export interface Admission {
+  taskId: string | null;
 }
 
 /**
- * The guest's only route out: an HTTP forward proxy with CONNECT tunnels (no TLS
- * interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
- * Every request is decided (deny list → allow list → port → task approvals → ask → deny),
- * resolved once, checked against the SSRF guard, dialled at the checked address and recorded.
+ * The guest's only route out: an HTTP forward proxy with CONNECT tunnels and WebSocket upgrades
+ * (no TLS interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
+ * Every request is checked for unambiguous framing, decided (deny list → allow list → port →
+ * task approvals → ask → deny), resolved once, checked against the SSRF guard, dialled at the
+ * checked address and recorded. Every connection is bounded in time and their number is capped.
  */
 export class EgressProxy {
   private rules: EgressRules;
@@ -152,7 +78,14 @@ export class EgressProxy {
   private readonly lookup: LookupFn;
   private readonly approvals: TaskApprovals;
   private readonly server: http.Server;
+  private readonly limits: ProxyLimits;
+  /** Every open socket, client and upstream, so close() can end them all. */
   private readonly sockets = new Set<Duplex>();
+  /** Client connections that count toward the cap, with their per-connection state. */
+  private readonly clients = new Map<Duplex, ClientConnection>();
+  /** Connections answered 503 at the cap; nothing they send is handled. */
+  private readonly overCap = new WeakSet<Duplex>();
+  private capEpisodeRecorded = false;
   private readonly runtime: ProxyRuntime;
   private taskId: string | null = null;
   private listening: { host: string; port: number } | undefined;
@@ -160,6 +93,7 @@ export class EgressProxy {
 
   constructor(private readonly opts: EgressProxyOptions = {}) {
     this.rules = compileRules(opts.rules);
+    this.limits = resolveLimits(opts);
     const env = opts.env ?? process.env;
     this.testResolve = compileTestResolve(
       opts.testResolve,
@@ -175,55 +109,173 @@ export class EgressProxy {
     this.lookup = opts.lookup ?? systemLookup;
     this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs);
     const dial = opts.dial ?? defaultDialer;
-    const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
-    // Every upstream socket goes through the dialer, which only ever sees checked addresses.
-    agent.createConnection = ((o: { host?: string; port?: number; family?: number }) =>
-      dial({ address: o.host ?? '', port: Number(o.port), family: o.family === 6 ? 6 : 4 })) as never;
     this.runtime = {
       dial,
-      agent,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
-      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      limits: this.limits,
       authorize: (t, task) => this.authorize(t, task),
       record: (e) => this.record(e),
       track: (s) => this.track(s),
+      connectionOf: (s) => this.connectionOf(s),
     };
-    this.server = http.createServer({ requestTimeout: 0 });
-    this.server.on('connection', (s: net.Socket) => this.track(s));
-    // A bug or a hostile upstream must cost one connection, never the process.
-    const contain = (socket: Duplex) => (err: unknown) => {
+    this.server = this.createServer();
+  }
+
+  private createServer(): http.Server {
+    const { headersTimeoutMs, idleTimeoutMs, maxHeaderBytes } = this.limits;
+    const server = http.createServer({
+      // The whole-request timer stays off (uploads and approvals may take long); headers must
+      // arrive within headersTimeoutMs, and stalls after that are bounded by the upstream's
+      // idle timeout. Node's default ties headersTimeout to requestTimeout, so both are set.
+      requestTimeout: 0,
+      headersTimeout: headersTimeoutMs,
+      keepAliveTimeout: idleTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeoutMs / 4))),
+      maxHeaderSize: maxHeaderBytes,
+      // Never the lenient parser, whatever NODE_OPTIONS says: it is what keeps framing unambiguous.
+      insecureHTTPParser: false,
+    });
+    server.on('connection', (s: net.Socket) => this.accept(s));
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.refuseIfOverCap(req.socket)) return;
+      const { taskId } = this.admit(req);
+      forwardHttp(this.runtime, req, res, taskId).catch(this.contain(req.socket));
+    });
+    server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.takeOver(req, socket, (taskId) => openTunnel(this.runtime, req, socket, head, taskId)),
+    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.takeOver(req, socket, (taskId) => openUpgrade(this.runtime, req, socket, head, taskId)),
+    );
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
+      this.answerClientError(err, socket),
+    );
+    return server;
+  }
+
+  /**
+   * Attributes a request to the task it is made for. Every request, CONNECT and upgrade passes
+   * through here once, before framing checks and decisions.
+   */
+  private admit(_req: http.IncomingMessage | undefined): Admission {
+    return { taskId: this.taskId };
+  }
+
+  /** A bug or a hostile upstream must cost one connection, never the process. */
+  private contain(socket: Duplex): (err: unknown) => void {
+    return (err) => {
       socket.destroy();
       (this.opts.onRecordError ?? defaultRecordError)(
         CoworkError.from(err, 'internal', 'egress proxy request failed'),
       );
     };
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
-      forwardHttp(this.runtime, req, res, this.taskId).catch(contain(req.socket)),
+  }
+
+  /** Counts a new client connection; past the cap it gets a 503 and nothing it sends is handled. */
+  private accept(socket: net.Socket): void {
+    this.track(socket);
+    if (this.closed) return;
+    if (this.clients.size >= this.limits.maxConnections) {
+      this.refuseAtCap(socket);
+      return;
+    }
+    this.clients.set(socket, new ClientConnection(socket, this.runtime.dial, this.limits));
+    socket.once('close', () => {
+      this.clients.delete(socket);
+      if (this.clients.size < this.limits.maxConnections) this.capEpisodeRecorded = false;
+    });
+  }
+
+  private refuseAtCap(socket: net.Socket): void {
+    this.overCap.add(socket);
+    const max = this.limits.maxConnections;
+    const reason = `the connection cap was reached: at most ${max} connections to the egress proxy may be open at once`;
+    socket.on('error', () => socket.destroy());
+    endWith(socket, 503, `cowork-vm egress proxy: ${reason}. Close idle connections or tunnels and retry.\n`);
+    // Let the 503 reach the client before the socket goes; never longer than a header timeout.
+    socket.setTimeout(this.limits.headersTimeoutMs, () => socket.destroy());
+    // One event per episode at the cap: a flood must not become a flood of timeline rows.
+    if (!this.capEpisodeRecorded) {
+      this.capEpisodeRecorded = true;
+      const base = {
+        type: 'egress.request' as const,
+        taskId: this.admit(undefined).taskId,
+        kind: 'http' as const,
+      };
+      recordRefusal(this.runtime, { ...base, method: '' }, { status: 503, stage: 'limit', reason }, 0);
+    }
+  }
+
+  private refuseIfOverCap(socket: Duplex): boolean {
+    if (!this.overCap.has(socket)) return false;
+    socket.destroy();
+    return true;
+  }
+
+  private connectionOf(socket: Duplex): ClientConnection {
+    let conn = this.clients.get(socket);
+    if (!conn) {
+      // Not counted (already closing); still give it its own pool, never a shared one.
+      conn = new ClientConnection(socket, this.runtime.dial, this.limits);
+      this.clients.set(socket, conn);
+      socket.once('close', () => this.clients.delete(socket));
+    }
+    return conn;
+  }
+
+  /**
+   * A CONNECT or upgrade takes the socket away from the HTTP server. If earlier requests on the
+   * same connection are still being answered, the takeover would overtake their responses (and
+   * their responses would land in the tunnel): such a pipelined request is refused once the
+   * earlier responses are out, and nothing is dialled for it.
+   */
+  private takeOver(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    run: (taskId: string | null) => Promise<void>,
+  ): void {
+    if (this.refuseIfOverCap(socket)) return;
+    const { taskId } = this.admit(req);
+    const conn = this.connectionOf(socket);
+    if (!conn.busy) {
+      run(taskId).catch(this.contain(socket));
+      return;
+    }
+    socket.on('error', () => socket.destroy());
+    socket.pause();
+    const method = req.method ?? '';
+    const reason = `${method} pipelined behind an unanswered request on the same connection (the proxy does not pipeline across ${method}; send it on a new connection or after the previous response)`;
+    recordRefusal(
+      this.runtime,
+      { type: 'egress.request', taskId, kind: method === 'CONNECT' ? 'connect' : 'http', method },
+      { status: 400, stage: 'invalid', reason },
+      0,
     );
-    this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      openTunnel(this.runtime, req, socket, head, this.taskId).catch(contain(socket)),
-    );
-    // WebSockets and other upgrades travel through CONNECT (browsers tunnel ws:// that way too).
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
-      const body =
-        'cowork-vm egress proxy: protocol upgrades over plain HTTP are not forwarded; use CONNECT.\n';
-      socket.on('error', () => socket.destroy());
-      socket.end(
-        `HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-          `Connection: close\r\n\r\n${body}`,
+    void conn.whenIdle().then(() => endWith(socket, 400, `cowork-vm egress proxy: refused: ${reason}.\n`));
+  }
+
+  /** Parser errors, oversized headers and header timeouts: a complete answer, then close. */
+  private answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+    if (this.overCap.has(socket) || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const answer = clientErrorAnswer(err, this.limits.maxHeaderBytes, this.limits.headersTimeoutMs);
+    if (answer.isRequest) {
+      const { taskId } = this.admit(undefined);
+      recordRefusal(
+        this.runtime,
+        { type: 'egress.request', taskId, kind: 'http', method: '' },
+        { status: answer.status, stage: 'invalid', reason: answer.reason },
+        0,
       );
-      const reason = 'protocol upgrade over plain HTTP (not forwarded)';
-      this.record({
-        ...{ type: 'egress.request', taskId: this.taskId, kind: 'http', method: req.method ?? 'GET' },
-        ...{ host: '', port: 0, decision: 'deny', stage: 'invalid', reason, status: 501 },
-        ...{ bytesIn: 0, bytesOut: 0, durationMs: 0 },
-      });
-    });
-    this.server.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable)
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
+    }
+    socket.on('error', () => socket.destroy());
+    // Answer after any earlier response on this connection, never in the middle of one.
+    const conn = this.clients.get(socket);
+    const after = conn ? conn.whenIdle() : Promise.resolve();
+    void after.then(() =>
+      endWith(socket, answer.status, `cowork-vm egress proxy: refused: ${answer.reason}.\n`),
+    );
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -256,7 +308,6 @@ export class EgressProxy {
     this.closed = true;
     const done = this.listening ? new Promise<void>((r) => this.server.close(() => r())) : Promise.resolve();
     for (const s of this.sockets) s.destroy();
-    this.runtime.agent.destroy();
     await done;
     this.listening = undefined;
   }
