@@ -16,6 +16,7 @@ export class ClientConnection {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private closed = false;
+  private refusing = false;
 
   constructor(
     socket: Duplex,
@@ -57,6 +58,18 @@ export class ClientConnection {
       this.inFlight -= 1;
       if (this.inFlight === 0) this.wakeIdle();
     });
+  }
+
+  /**
+   * After a refused request the connection is answered once more (the refusal, with
+   * Connection: close) and then closed; requests already pipelined behind it are never handled.
+   */
+  refuseRest(): void {
+    this.refusing = true;
+  }
+
+  get refused(): boolean {
+    return this.refusing;
   }
 
   get busy(): boolean {

@@ -38,6 +38,8 @@ export async function forwardHttp(
   const method = req.method ?? 'GET';
   const base = { type: 'egress.request' as const, taskId, kind: 'http' as const, method };
   const conn = rt.connectionOf(req.socket);
+  // Pipelined behind a refusal: never answered, the connection closes after the refusal.
+  if (conn.refused) return;
   conn.begin(res);
 
   const framing = checkRequestFraming(method, req.httpVersion, req.rawHeaders);
@@ -45,7 +47,7 @@ export async function forwardHttp(
   if (!framing.ok || !parsed.ok) {
     // The rest of this connection cannot be trusted to be read the same way upstream: close it.
     const reason = framing.ok ? (parsed as { reason: string }).reason : framing.reason;
-    conn.discardUpstreams();
+    conn.refuseRest();
     sendText(res, 400, `cowork-vm egress proxy: refused: ${reason}.\n`);
     const where = parsed.ok ? { host: parsed.target.host.host, port: parsed.port, url: parsed.shownUrl } : {};
     recordRefusal(rt, { ...base, ...where }, { status: 400, stage: 'invalid', reason }, elapsed());

@@ -236,12 +236,17 @@ export class EgressProxy {
     if (this.refuseIfOverCap(socket)) return;
     const { taskId } = this.admit(req);
     const conn = this.connectionOf(socket);
+    if (conn.refused) {
+      socket.destroy();
+      return;
+    }
     if (!conn.busy) {
       run(taskId).catch(this.contain(socket));
       return;
     }
     socket.on('error', () => socket.destroy());
     socket.pause();
+    conn.refuseRest();
     const method = req.method ?? '';
     const reason = `${method} pipelined behind an unanswered request on the same connection (the proxy does not pipeline across ${method}; send it on a new connection or after the previous response)`;
     recordRefusal(
@@ -259,6 +264,12 @@ export class EgressProxy {
       socket.destroy();
       return;
     }
+    const conn = this.clients.get(socket);
+    if (conn?.refused) {
+      // The parser tripped over the rest of a request already refused: that refusal is the answer.
+      void conn.whenIdle().then(() => socket.end());
+      return;
+    }
     const answer = clientErrorAnswer(err, this.limits.maxHeaderBytes, this.limits.headersTimeoutMs);
     if (answer.isRequest) {
       const { taskId } = this.admit(undefined);
@@ -270,8 +281,8 @@ export class EgressProxy {
       );
     }
     socket.on('error', () => socket.destroy());
+    conn?.refuseRest();
     // Answer after any earlier response on this connection, never in the middle of one.
-    const conn = this.clients.get(socket);
     const after = conn ? conn.whenIdle() : Promise.resolve();
     void after.then(() =>
       endWith(socket, answer.status, `cowork-vm egress proxy: refused: ${answer.reason}.\n`),
