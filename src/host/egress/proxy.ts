@@ -334,6 +334,11 @@ export class EgressProxy {
     if (this.taskId === taskId) this.taskId = null;
   }
 
+  /** Client connections open now (tunnels included); at most `maxConnections`. */
+  get openConnections(): number {
+    return this.clients.size;
+  }
+
   /** Requests now held until a user answers an approval. */
   get waitingForApproval(): number {
     return this.approvals.waiting;
