@@ -1,4 +1,3 @@
-import type http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -216,5 +215,3 @@ describe('response desync', () => {
     expect(upstream.seen).toEqual([]);
   });
 });
-
-export type { http };

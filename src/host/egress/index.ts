@@ -7,13 +7,12 @@ export {
   type TimelineEgressEvent,
   toTimelineEvent,
 } from './events.js';
+export { type BodyFraming, checkRequestFraming, type FramingCheck } from './framing.js';
 export { type EgressConfigSection, egressOptionsFromConfig } from './from-config.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
 export { blockedAddressReason, parseIPv4Loose, parseIPv6, parseIp } from './ip-address.js';
-export { type BodyFraming, checkRequestFraming, type FramingCheck } from './framing.js';
 export { DEFAULT_LIMITS, LIMIT_RANGES, type ProxyLimits, resolveLimits } from './limits.js';
 export { type Admission, EgressProxy, type EgressProxyOptions } from './proxy.js';
-export { type Dialer, defaultDialer } from './runtime.js';
 export { egressRelayCommand } from './relay.js';
 export {
   checkTarget,
@@ -32,3 +31,4 @@ export {
   EgressRulesSchema,
   parseRule,
 } from './rules.js';
+export { type Dialer, defaultDialer } from './runtime.js';

@@ -2,8 +2,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientConnection } from './client-connection.js';
 import type { EgressEvent } from './events.js';
-import type { ProxyLimits } from './limits.js';
 import type { NormalizedHost } from './host.js';
+import type { ProxyLimits } from './limits.js';
 
 /**
  * What the forwarding, tunnelling and upgrade halves share with the proxy. They import this
