@@ -192,7 +192,9 @@ export class EgressProxy {
     socket.on('error', () => socket.destroy());
     endWith(socket, 503, `cowork-vm egress proxy: ${reason}. Close idle connections or tunnels and retry.\n`);
     // Let the 503 reach the client before the socket goes; never longer than a header timeout.
-    socket.setTimeout(this.limits.headersTimeoutMs, () => socket.destroy());
+    // A hard deadline, not an inactivity timer: a client that keeps sending cannot hold it open.
+    const deadline = setTimeout(() => socket.destroy(), this.limits.headersTimeoutMs);
+    socket.once('close', () => clearTimeout(deadline));
     // One event per episode at the cap: a flood must not become a flood of timeline rows.
     if (!this.capEpisodeRecorded) {
       this.capEpisodeRecorded = true;
@@ -205,9 +207,13 @@ export class EgressProxy {
     }
   }
 
+  /**
+   * True for a connection already answered 503: what it sends is read and dropped (destroying
+   * it here could reset the 503 away before the client read it); its timer closes it.
+   */
   private refuseIfOverCap(socket: Duplex): boolean {
     if (!this.overCap.has(socket)) return false;
-    socket.destroy();
+    socket.resume();
     return true;
   }
 

@@ -171,8 +171,9 @@ function relayUpgrade(
       bytesIn += d.length;
     });
     up.pipe(client);
+    up.on('aborted', () => client.destroy());
     up.on('close', () => {
-      client.destroy();
+      if (!client.writableEnded) client.end();
       recordOnce({ status: up.statusCode ?? 502, bytesIn, bytesOut: 0 });
     });
   });
