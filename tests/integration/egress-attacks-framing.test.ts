@@ -160,6 +160,38 @@ describe('request smuggling', () => {
   });
 });
 
+describe('pipelining', () => {
+  it('pipelined plain requests are each forwarded once and answered in order', async () => {
+    const { port } = await startProxy();
+    const paths = ['/a', '/b', '/c', '/d'];
+    const bytes = paths
+      .map(
+        (p, i) =>
+          `GET http://${hostOf()}${p} HTTP/1.1\r\nHost: x\r\n${i === paths.length - 1 ? 'Connection: close\r\n' : ''}\r\n`,
+      )
+      .join('');
+    const reply = await rawExchange(port, bytes);
+    expect([...reply.matchAll(/reply to GET (\S+)/g)].map((m) => m[1])).toEqual(paths);
+    expect(upstream.seen.map((s) => s.url)).toEqual(paths);
+  });
+
+  it('thousands of requests in one write cost a bounded amount of work', async () => {
+    const { port, events } = await startProxy();
+    const bytes = `GET http://${hostOf()}/many HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(2000);
+    const reply = await rawExchange(port, bytes);
+    const statuses = statusesIn(reply);
+    expect(statuses.at(-1)).toBe(503);
+    expect(statuses.length).toBeLessThanOrEqual(33);
+    expect(upstream.seen.length).toBeLessThanOrEqual(32);
+    expect(reply).toContain('more than 32 pipelined requests');
+    expect(events.filter((e) => e.stage === 'limit')).toHaveLength(1);
+  });
+
+  it('an HTTP version other than 1.0 or 1.1 is refused', () => {
+    expect(checkRequestFraming('GET', '2.0', ['Host', 'a'])).toMatchObject({ ok: false });
+  });
+});
+
 describe('response desync', () => {
   it("a second client never receives a response meant for another client's connection", async () => {
     // An upstream that answers /double with two responses: a proxy that pooled upstream sockets

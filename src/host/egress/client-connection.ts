@@ -4,6 +4,9 @@ import { dialWithTimeout } from './dial.js';
 import type { ProxyLimits } from './limits.js';
 import type { Dialer } from './runtime.js';
 
+/** Unanswered requests one connection may have; the next is refused and the connection closed. */
+export const MAX_PIPELINED = 32;
+
 /**
  * One guest connection to the proxy. It owns its upstream connections: a kept-alive upstream
  * socket serves only the requests of this one client connection (so a desynchronised upstream
@@ -70,6 +73,11 @@ export class ClientConnection {
 
   get refused(): boolean {
     return this.refusing;
+  }
+
+  /** True when this connection already has as many unanswered requests as it may. */
+  get pipelineFull(): boolean {
+    return this.inFlight >= MAX_PIPELINED;
   }
 
   get busy(): boolean {

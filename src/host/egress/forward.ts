@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { CoworkError } from '../errors.js';
-import type { ClientConnection } from './client-connection.js';
+import { type ClientConnection, MAX_PIPELINED } from './client-connection.js';
 import { denyMessage } from './deny-message.js';
 import { upstreamFailureStatus } from './dial.js';
 import type { EgressEvent } from './events.js';
@@ -40,6 +40,19 @@ export async function forwardHttp(
   const conn = rt.connectionOf(req.socket);
   // Pipelined behind a refusal: never answered, the connection closes after the refusal.
   if (conn.refused) return;
+  if (conn.pipelineFull) {
+    // Bounded work per connection: a client cannot queue thousands of requests in one write.
+    conn.refuseRest();
+    conn.begin(res);
+    const reason = `more than ${MAX_PIPELINED} pipelined requests unanswered on one connection`;
+    sendText(
+      res,
+      503,
+      `cowork-vm egress proxy: refused: ${reason}; wait for responses before sending more.\n`,
+    );
+    recordRefusal(rt, base, { status: 503, stage: 'limit', reason }, elapsed());
+    return;
+  }
   conn.begin(res);
 
   const framing = checkRequestFraming(method, req.httpVersion, req.rawHeaders);

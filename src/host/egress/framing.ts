@@ -33,6 +33,7 @@ export function checkRequestFraming(
   httpVersion: string,
   rawHeaders: readonly string[],
 ): FramingCheck {
+  if (httpVersion !== '1.1' && httpVersion !== '1.0') return refuse(`HTTP/${httpVersion} is not spoken here`);
   const lengths: string[] = [];
   const encodings: string[] = [];
   let hosts = 0;
