@@ -4,11 +4,9 @@ import type { Duplex } from 'node:stream';
 import type { ApprovalBroker } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
-import { ClientConnection } from './client-connection.js';
-import { endWith } from './dial.js';
+import { ConnectionGate } from './connection-gate.js';
 import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
-import { clientErrorAnswer } from './framing.js';
 import { hostPortText } from './host.js';
 import { type ProxyLimits, resolveLimits } from './limits.js';
 import {
@@ -25,7 +23,6 @@ import {
   defaultDialer,
   type EgressTarget,
   type ProxyRuntime,
-  recordRefusal,
 } from './runtime.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
@@ -81,11 +78,7 @@ export class EgressProxy {
   private readonly limits: ProxyLimits;
   /** Every open socket, client and upstream, so close() can end them all. */
   private readonly sockets = new Set<Duplex>();
-  /** Client connections that count toward the cap, with their per-connection state. */
-  private readonly clients = new Map<Duplex, ClientConnection>();
-  /** Connections answered 503 at the cap; nothing they send is handled. */
-  private readonly overCap = new WeakSet<Duplex>();
-  private capEpisodeRecorded = false;
+  private readonly gate: ConnectionGate;
   private readonly runtime: ProxyRuntime;
   private taskId: string | null = null;
   private listening: { host: string; port: number } | undefined;
@@ -115,8 +108,13 @@ export class EgressProxy {
       authorize: (t, task) => this.authorize(t, task),
       record: (e) => this.record(e),
       track: (s) => this.track(s),
-      connectionOf: (s) => this.connectionOf(s),
+      connectionOf: (s) => this.gate.connectionOf(s),
     };
+    this.gate = new ConnectionGate(
+      this.runtime,
+      (req) => this.admit(req),
+      (s) => this.contain(s),
+    );
     this.server = this.createServer();
   }
 
@@ -134,20 +132,23 @@ export class EgressProxy {
       // Never the lenient parser, whatever NODE_OPTIONS says: it is what keeps framing unambiguous.
       insecureHTTPParser: false,
     });
-    server.on('connection', (s: net.Socket) => this.accept(s));
+    server.on('connection', (s: net.Socket) => {
+      this.track(s);
+      if (!this.closed) this.gate.accept(s);
+    });
     server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      if (this.refuseIfOverCap(req.socket)) return;
+      if (this.gate.refuseIfOverCap(req.socket)) return;
       const { taskId } = this.admit(req);
       forwardHttp(this.runtime, req, res, taskId).catch(this.contain(req.socket));
     });
     server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.takeOver(req, socket, (taskId) => openTunnel(this.runtime, req, socket, head, taskId)),
+      this.gate.takeOver(req, socket, (taskId) => openTunnel(this.runtime, req, socket, head, taskId)),
     );
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.takeOver(req, socket, (taskId) => openUpgrade(this.runtime, req, socket, head, taskId)),
+      this.gate.takeOver(req, socket, (taskId) => openUpgrade(this.runtime, req, socket, head, taskId)),
     );
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
-      this.answerClientError(err, socket),
+      this.gate.answerClientError(err, socket),
     );
     return server;
   }
@@ -168,131 +169,6 @@ export class EgressProxy {
         CoworkError.from(err, 'internal', 'egress proxy request failed'),
       );
     };
-  }
-
-  /** Counts a new client connection; past the cap it gets a 503 and nothing it sends is handled. */
-  private accept(socket: net.Socket): void {
-    this.track(socket);
-    if (this.closed) return;
-    if (this.clients.size >= this.limits.maxConnections) {
-      this.refuseAtCap(socket);
-      return;
-    }
-    this.clients.set(socket, new ClientConnection(socket, this.runtime.dial, this.limits));
-    socket.once('close', () => {
-      this.clients.delete(socket);
-      if (this.clients.size < this.limits.maxConnections) this.capEpisodeRecorded = false;
-    });
-  }
-
-  private refuseAtCap(socket: net.Socket): void {
-    this.overCap.add(socket);
-    const max = this.limits.maxConnections;
-    const reason = `the connection cap was reached: at most ${max} connections to the egress proxy may be open at once`;
-    socket.on('error', () => socket.destroy());
-    endWith(socket, 503, `cowork-vm egress proxy: ${reason}. Close idle connections or tunnels and retry.\n`);
-    // Let the 503 reach the client before the socket goes; never longer than a header timeout.
-    // A hard deadline, not an inactivity timer: a client that keeps sending cannot hold it open.
-    const deadline = setTimeout(() => socket.destroy(), this.limits.headersTimeoutMs);
-    socket.once('close', () => clearTimeout(deadline));
-    // One event per episode at the cap: a flood must not become a flood of timeline rows.
-    if (!this.capEpisodeRecorded) {
-      this.capEpisodeRecorded = true;
-      const base = {
-        type: 'egress.request' as const,
-        taskId: this.admit(undefined).taskId,
-        kind: 'http' as const,
-      };
-      recordRefusal(this.runtime, { ...base, method: '' }, { status: 503, stage: 'limit', reason }, 0);
-    }
-  }
-
-  /**
-   * True for a connection already answered 503: what it sends is read and dropped (destroying
-   * it here could reset the 503 away before the client read it); its timer closes it.
-   */
-  private refuseIfOverCap(socket: Duplex): boolean {
-    if (!this.overCap.has(socket)) return false;
-    socket.resume();
-    return true;
-  }
-
-  private connectionOf(socket: Duplex): ClientConnection {
-    let conn = this.clients.get(socket);
-    if (!conn) {
-      // Not counted (already closing); still give it its own pool, never a shared one.
-      conn = new ClientConnection(socket, this.runtime.dial, this.limits);
-      this.clients.set(socket, conn);
-      socket.once('close', () => this.clients.delete(socket));
-    }
-    return conn;
-  }
-
-  /**
-   * A CONNECT or upgrade takes the socket away from the HTTP server. If earlier requests on the
-   * same connection are still being answered, the takeover would overtake their responses (and
-   * their responses would land in the tunnel): such a pipelined request is refused once the
-   * earlier responses are out, and nothing is dialled for it.
-   */
-  private takeOver(
-    req: http.IncomingMessage,
-    socket: Duplex,
-    run: (taskId: string | null) => Promise<void>,
-  ): void {
-    if (this.refuseIfOverCap(socket)) return;
-    const { taskId } = this.admit(req);
-    const conn = this.connectionOf(socket);
-    if (conn.refused) {
-      socket.destroy();
-      return;
-    }
-    if (!conn.busy) {
-      run(taskId).catch(this.contain(socket));
-      return;
-    }
-    socket.on('error', () => socket.destroy());
-    socket.pause();
-    conn.refuseRest();
-    const method = req.method ?? '';
-    const reason = `${method} pipelined behind an unanswered request on the same connection (the proxy does not pipeline across ${method}; send it on a new connection or after the previous response)`;
-    recordRefusal(
-      this.runtime,
-      { type: 'egress.request', taskId, kind: method === 'CONNECT' ? 'connect' : 'http', method },
-      { status: 400, stage: 'invalid', reason },
-      0,
-    );
-    void conn.whenIdle().then(() => endWith(socket, 400, `cowork-vm egress proxy: refused: ${reason}.\n`));
-  }
-
-  /** Parser errors, oversized headers and header timeouts: a complete answer, then close. */
-  private answerClientError(err: Error & { code?: string }, socket: Duplex): void {
-    if (this.overCap.has(socket) || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const conn = this.clients.get(socket);
-    if (conn?.refused) {
-      // The parser tripped over the rest of a request already refused: that refusal is the answer.
-      void conn.whenIdle().then(() => socket.end());
-      return;
-    }
-    const answer = clientErrorAnswer(err, this.limits.maxHeaderBytes, this.limits.headersTimeoutMs);
-    if (answer.isRequest) {
-      const { taskId } = this.admit(undefined);
-      recordRefusal(
-        this.runtime,
-        { type: 'egress.request', taskId, kind: 'http', method: '' },
-        { status: answer.status, stage: 'invalid', reason: answer.reason },
-        0,
-      );
-    }
-    socket.on('error', () => socket.destroy());
-    conn?.refuseRest();
-    // Answer after any earlier response on this connection, never in the middle of one.
-    const after = conn ? conn.whenIdle() : Promise.resolve();
-    void after.then(() =>
-      endWith(socket, answer.status, `cowork-vm egress proxy: refused: ${answer.reason}.\n`),
-    );
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -342,7 +218,7 @@ export class EgressProxy {
 
   /** Client connections open now (tunnels included); at most `maxConnections`. */
   get openConnections(): number {
-    return this.clients.size;
+    return this.gate.openConnections;
   }
 
   /** Requests now held until a user answers an approval. */
