@@ -7,7 +7,7 @@ import { upstreamFailureStatus } from './dial.js';
 import type { EgressEvent } from './events.js';
 import { type BodyFraming, checkRequestFraming } from './framing.js';
 import { endToEndHeaders, headerObject } from './headers.js';
-import { parseHttpTarget } from './http-target.js';
+import { type HttpTarget, parseHttpTarget } from './http-target.js';
 import {
   type Authorization,
   authorizeOrRefuse,
@@ -40,32 +40,17 @@ export async function forwardHttp(
   const conn = rt.connectionOf(req.socket);
   // Pipelined behind a refusal: never answered, the connection closes after the refusal.
   if (conn.refused) return;
-  if (conn.pipelineFull) {
-    // Bounded work per connection: a client cannot queue thousands of requests in one write.
-    conn.refuseRest();
-    conn.begin(res);
-    const reason = `more than ${MAX_PIPELINED} pipelined requests unanswered on one connection`;
-    sendText(
-      res,
-      503,
-      `cowork-vm egress proxy: refused: ${reason}; wait for responses before sending more.\n`,
-    );
-    recordRefusal(rt, base, { status: 503, stage: 'limit', reason }, elapsed());
-    return;
-  }
+  const read = readRequest(conn, req, method);
   conn.begin(res);
-
-  const framing = checkRequestFraming(method, req.httpVersion, req.rawHeaders);
-  const parsed = parseHttpTarget(method, req.url ?? '');
-  if (!framing.ok || !parsed.ok) {
+  if (!read.ok) {
     // The rest of this connection cannot be trusted to be read the same way upstream: close it.
-    const reason = framing.ok ? (parsed as { reason: string }).reason : framing.reason;
     conn.refuseRest();
-    sendText(res, 400, `cowork-vm egress proxy: refused: ${reason}.\n`);
-    const where = parsed.ok ? { host: parsed.target.host.host, port: parsed.port, url: parsed.shownUrl } : {};
-    recordRefusal(rt, { ...base, ...where }, { status: 400, stage: 'invalid', reason }, elapsed());
+    const { status, stage, reason } = read;
+    sendText(res, status, `cowork-vm egress proxy: refused: ${reason}${read.hint}.\n`);
+    recordRefusal(rt, { ...base, ...read.where }, { status, stage, reason }, elapsed());
     return;
   }
+  const { parsed, body } = read;
   const { target, url, shownUrl } = parsed;
   const common: EventCommon = { ...base, host: target.host.host, port: target.port, url: shownUrl };
 
@@ -96,12 +81,46 @@ export async function forwardHttp(
     auth,
     path: `${url.pathname}${url.search}`,
     hostHeader: url.host,
-    body: framing.body,
+    body,
     record: (outcome) => {
       const { ok: _ok, family: _family, ...allowed } = auth;
       rt.record({ ...common, ...allowed, decision: 'allow', durationMs: elapsed(), ...outcome });
     },
   });
+}
+
+type ReadRequest =
+  | { ok: true; body: BodyFraming; parsed: Extract<HttpTarget, { ok: true }> }
+  | {
+      ok: false;
+      status: 400 | 503;
+      stage: 'invalid' | 'limit';
+      reason: string;
+      hint: string;
+      where: { host?: string; port?: number; url?: string };
+    };
+
+/** The request's framing and target, or why it is refused before anything is decided. */
+function readRequest(conn: ClientConnection, req: http.IncomingMessage, method: string): ReadRequest {
+  const parsed = parseHttpTarget(method, req.url ?? '');
+  const where = parsed.ok ? { host: parsed.target.host.host, port: parsed.port, url: parsed.shownUrl } : {};
+  // Bounded work per connection: a client cannot queue thousands of requests in one write.
+  if (conn.pipelineFull) {
+    const reason = `more than ${MAX_PIPELINED} pipelined requests unanswered on one connection`;
+    return {
+      ok: false,
+      status: 503,
+      stage: 'limit',
+      reason,
+      hint: '; wait for responses before sending more',
+      where,
+    };
+  }
+  const framing = checkRequestFraming(method, req.httpVersion, req.rawHeaders);
+  if (!framing.ok)
+    return { ok: false, status: 400, stage: 'invalid', reason: framing.reason, hint: '', where };
+  if (!parsed.ok) return { ok: false, status: 400, stage: 'invalid', reason: parsed.reason, hint: '', where };
+  return { ok: true, body: framing.body, parsed };
 }
 
 interface RelayPlan {
@@ -135,17 +154,7 @@ function relayRequest(
   plan: RelayPlan,
 ): void {
   const { target, auth } = plan;
-  const upstream = http.request({
-    host: auth.address,
-    family: auth.family,
-    port: target.port,
-    method: target.method,
-    path: plan.path,
-    headers: upstreamHeaders(req.rawHeaders, plan.hostHeader, plan.body),
-    setHost: false,
-    insecureHTTPParser: false,
-    agent: conn.upstreamAgent(),
-  });
+  const upstream = openUpstreamRequest(rt, conn, req, plan);
   const tally = {
     bytesIn: 0,
     bytesOut: 0,
@@ -167,11 +176,6 @@ function relayRequest(
     }
     upstream.destroy();
   };
-  upstream.setTimeout(rt.limits.tunnelIdleTimeoutMs, () =>
-    upstream.destroy(
-      new CoworkError('timeout', `the upstream sent nothing for ${rt.limits.tunnelIdleTimeoutMs} ms`),
-    ),
-  );
   upstream.on('error', fail);
   // A 101 to a request that did not ask to switch protocols: nothing sane can follow.
   upstream.on('upgrade', (_up, socket) => {
@@ -200,6 +204,31 @@ function relayRequest(
       ...(tally.error ? { error: tally.error } : {}),
     });
   });
+}
+
+/** The upstream request over this client connection's own pool, bounded by the idle timeout. */
+function openUpstreamRequest(
+  rt: ProxyRuntime,
+  conn: ClientConnection,
+  req: http.IncomingMessage,
+  plan: RelayPlan,
+): http.ClientRequest {
+  const upstream = http.request({
+    host: plan.auth.address,
+    family: plan.auth.family,
+    port: plan.target.port,
+    method: plan.target.method,
+    path: plan.path,
+    headers: upstreamHeaders(req.rawHeaders, plan.hostHeader, plan.body),
+    setHost: false,
+    insecureHTTPParser: false,
+    agent: conn.upstreamAgent(),
+  });
+  const idleMs = rt.limits.tunnelIdleTimeoutMs;
+  upstream.setTimeout(idleMs, () =>
+    upstream.destroy(new CoworkError('timeout', `the upstream sent nothing for ${idleMs} ms`)),
+  );
+  return upstream;
 }
 
 function streamResponse(
