@@ -164,6 +164,37 @@ describe('slow and idle clients', () => {
   });
 });
 
+describe('clients that never close their side', () => {
+  it('are closed by the proxy after a refusal (CONNECT 403, plain 403, malformed 400)', async () => {
+    const { port, proxy } = await startProxy({ rules: { allow: [] } });
+    const attempts = [
+      'CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n',
+      `GET http://127.0.0.1:${upstream.port + 1}/ HTTP/1.1\r\nHost: x\r\n\r\n`,
+      'GET http://x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+    ];
+    for (const bytes of attempts) {
+      // allowHalfOpen: the client does not answer the proxy's FIN, like a hostile one.
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      clients.push(socket);
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+      });
+      socket.on('error', () => socket.destroy());
+      const ended = new Promise((r) => socket.once('end', r));
+      socket.write(bytes);
+      await ended; // the answer is complete and the proxy sent its FIN
+      expect(statusesIn(got), bytes).toHaveLength(1);
+      // The proxy let go of the socket although this client's side is still open.
+      await until(
+        `the proxy released the socket after ${bytes.slice(0, 20)}`,
+        () => proxy.openConnections === 0,
+      );
+    }
+    await until('no connection is held', () => proxy.openConnections === 0);
+  });
+});
+
 describe('connection cap', () => {
   it('holds at the cap, answers the rest 503 with the cap in the body, and recovers when one closes', async () => {
     const cap = 8;

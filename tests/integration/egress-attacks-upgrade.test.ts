@@ -145,6 +145,25 @@ describe('WebSocket upgrades', () => {
     expect(upstream.seen).toEqual([]);
   });
 
+  it('answers 504 when the upstream accepts the upgrade request and never answers', async () => {
+    const mute = net.createServer((s) => s.on('error', () => s.destroy()).resume());
+    await listen(mute);
+    const mport = (mute.address() as net.AddressInfo).port;
+    try {
+      const { port, events } = await startProxy({
+        rules: { allow: [`127.0.0.1:${mport}`] },
+        tunnelIdleTimeoutMs: 200,
+      });
+      const reply = await rawExchange(port, upgradeRequest(`127.0.0.1:${mport}`));
+      expect(statusesIn(reply)).toEqual([504]);
+      expect(reply).toContain('the upstream sent nothing for 200 ms');
+      await until('it was recorded', () => events.length === 1);
+      expect(events[0]).toMatchObject({ decision: 'allow', status: 504 });
+    } finally {
+      await closeServer(mute);
+    }
+  });
+
   it('answers an upstream 101 to a plain request with a 502 instead of hanging', async () => {
     const switcher = net.createServer((s) => {
       s.on('error', () => s.destroy());

@@ -48,6 +48,10 @@ export function endWith(socket: Duplex, status: number, body: string): void {
   }
   const text = http.STATUS_CODES[status] ?? 'Error';
   const length = Buffer.byteLength(body);
+  // Read and drop what the client still sends, and close fully once the answer is out, as Node
+  // does for `Connection: close`: a client that never closes its side cannot hold the socket.
+  socket.resume();
+  socket.once('finish', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${length}\r\n` +
       `X-Cowork-Egress: ${status === 403 ? 'denied' : 'error'}\r\nConnection: close\r\n\r\n${body}`,

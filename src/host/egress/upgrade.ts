@@ -2,6 +2,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { CoworkError } from '../errors.js';
 import { denyMessage } from './deny-message.js';
 import { dialWithTimeout, endWith, upstreamFailureStatus } from './dial.js';
 import { checkRequestFraming } from './framing.js';
@@ -146,7 +147,15 @@ function relayUpgrade(
     recorded = true;
     record(o);
   };
+  let upgraded = false;
+  // Until the 101 the upstream must answer within the idle timeout; after it the tunnel's own
+  // idle timer takes over.
+  const idleMs = rt.limits.tunnelIdleTimeoutMs;
+  upstream.setTimeout(idleMs, () => {
+    if (!upgraded) upstream.destroy(new CoworkError('timeout', `the upstream sent nothing for ${idleMs} ms`));
+  });
   upstream.on('error', (err) => {
+    if (upgraded) return; // the upgraded socket reports its own end
     const status = upstreamFailureStatus(err);
     endWith(
       client,
@@ -157,7 +166,7 @@ function relayUpgrade(
   });
   client.once('close', () => upstream.destroy());
   upstream.on('upgrade', (up, socket: net.Socket, upHead: Buffer) => {
-    upstream.removeAllListeners('error');
+    upgraded = true;
     spliceUpgraded(rt, client, socket, up, upHead, early, recordOnce);
   });
   upstream.on('response', (up) => {
