@@ -205,6 +205,17 @@ describe('pipelining across CONNECT and upgrades', () => {
     );
   });
 
+  it('a CONNECT behind a refused request gets nothing but that refusal', async () => {
+    const { port, dialled } = await startProxy();
+    const bytes =
+      `GET http://site.test:${upstream.port}/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n` +
+      `CONNECT secure.test:${wsPort} HTTP/1.1\r\nHost: secure.test:${wsPort}\r\n\r\n`;
+    const reply = await rawExchange(port, bytes);
+    expect(statusesIn(reply)).toEqual([400]);
+    expect(reply).toContain('Transfer-Encoding on a GET request');
+    expect(dialled).toEqual([]);
+  });
+
   it('an upgrade behind a pending GET is refused the same way', async () => {
     const { port, dialled } = await startProxy();
     const before = wsConnections;

@@ -96,7 +96,8 @@ export class ConnectionGate {
     const { taskId } = this.admit(req);
     const conn = this.connectionOf(socket);
     if (conn.refused) {
-      socket.destroy();
+      // Behind a refusal: that refusal is the last answer on this connection.
+      closeAfterAnswers(conn, socket);
       return;
     }
     if (!conn.busy) {
@@ -126,7 +127,7 @@ export class ConnectionGate {
     const conn = this.clients.get(socket);
     if (conn?.refused) {
       // The parser tripped over the rest of a request already refused: that refusal is the answer.
-      void conn.whenIdle().then(() => socket.end());
+      closeAfterAnswers(conn, socket);
       return;
     }
     const answer = clientErrorAnswer(
@@ -151,4 +152,15 @@ export class ConnectionGate {
       endWith(socket, answer.status, `cowork-vm egress proxy: refused: ${answer.reason}.\n`),
     );
   }
+}
+
+/** Closes the socket once every response already started on it is out (never cutting one). */
+function closeAfterAnswers(conn: ClientConnection, socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  socket.resume();
+  void conn.whenIdle().then(() => {
+    socket.end();
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  });
 }
