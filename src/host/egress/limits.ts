@@ -49,7 +49,7 @@ export function resolveLimits(input: Partial<ProxyLimits> = {}): ProxyLimits {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
       throw new CoworkError(
         'invalidArgument',
-        `egress proxy option ${key} = ${JSON.stringify(value)} is out of range: it must be an integer from ${min} to ${max}`,
+        `egress proxy option ${key} = ${typeof value === 'number' ? String(value) : JSON.stringify(value)} is out of range: it must be an integer from ${min} to ${max}`,
       );
     }
     out[key] = value;
