@@ -237,6 +237,21 @@ describe('response desync', () => {
     }
   });
 
+  it('the reported attack: a smuggled request cannot put its response in front of another client', async () => {
+    const { port, events } = await startProxy();
+    const a = await rawExchange(
+      port,
+      head('GET', ['Connection: content-length', `Content-Length: ${smuggled().length}`]) + smuggled(),
+    );
+    const b = await rawExchange(port, head('GET', ['Connection: close']));
+    expect(statusesIn(a)).toEqual([400]);
+    expect(b).toContain('reply to GET /first');
+    expect(b).not.toContain('/smuggled');
+    expect(upstream.seen.map((s) => s.url)).toEqual(['/first']);
+    expect(events[0]).toMatchObject({ decision: 'deny', stage: 'invalid', method: 'GET', host: 'site.test' });
+    expect(events[0]?.reason).toContain('Connection header names content-length');
+  });
+
   it('after a refused request the connection is closed, so nothing more is read from it', async () => {
     const { port } = await startProxy();
     const reply = await rawExchange(
