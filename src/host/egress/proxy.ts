@@ -154,8 +154,9 @@ export class EgressProxy {
   }
 
   /**
-   * Attributes a request to the task it is made for. Every request, CONNECT and upgrade passes
-   * through here once, before framing checks and decisions.
+   * Attributes a request to the task it is made for: the one admission point. Every request,
+   * CONNECT and upgrade passes through here once, before framing checks and decisions; `req` is
+   * undefined for bytes that never became a request (parser errors, connections over the cap).
    */
   private admit(_req: http.IncomingMessage | undefined): Admission {
     return { taskId: this.taskId };
