@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import {
   type EgressEvent,
   EgressEventSchema,
@@ -117,6 +117,28 @@ describe('WebSocket upgrades', () => {
       bytesOut: wsClientFrame('hello').length,
     });
     expect(events[0]?.bytesIn).toBeGreaterThanOrEqual(12); // the echoed frame
+  });
+
+  it('carries a real ws client through the proxy (absolute-form upgrade, as HTTP_PROXY clients send it)', async () => {
+    const { port, events } = await startProxy();
+    const target = `chat.test:${wsPort}`;
+    const client = new WebSocket(`ws://${target}/chat`, {
+      // Reach the proxy, not the target, and ask it in absolute form (what a proxy agent does).
+      createConnection: () => net.connect(port, '127.0.0.1'),
+      finishRequest: (req) => {
+        req.path = `http://${target}/chat`;
+        req.end();
+      },
+    });
+    const echoed = await new Promise<string>((resolve, reject) => {
+      client.on('open', () => client.send('over ws'));
+      client.on('message', (m) => resolve(m.toString()));
+      client.on('error', reject);
+    });
+    expect(echoed).toBe('echo:over ws');
+    client.close();
+    await until('the tunnel was recorded', () => events.length === 1);
+    expect(events[0]).toMatchObject({ decision: 'allow', status: 101, host: 'chat.test' });
   });
 
   it('refuses an upgrade to a host the policy denies, before anything is dialled', async () => {
