@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -251,7 +252,6 @@ export function statusesIn(raw: string): number[] {
  * black-holed address does. `stop` kills that child.
  */
 export async function startBlackHole(): Promise<{ port: number; stop: () => Promise<void> }> {
-  const { spawn } = await import('node:child_process');
   const child = spawn(
     process.execPath,
     [
