@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -191,4 +192,109 @@ export class ScriptedBroker implements ApprovalBroker {
   answer(): void {
     throw new CoworkError('invalidState', 'ScriptedBroker answers by script');
   }
+}
+
+// ---- Wire-level attack helpers: raw bytes in, raw bytes out, upstreams that count ----
+
+/**
+ * An upstream that counts every request it parses. Its parser is Node's lenient one, like a
+ * sloppy origin: anything the proxy lets through unframed would show up here as an extra request.
+ */
+export async function startCountingUpstream(): Promise<{
+  server: http.Server;
+  port: number;
+  seen: SeenRequest[];
+  connections: () => number;
+}> {
+  const seen: SeenRequest[] = [];
+  let connections = 0;
+  const server = http.createServer({ insecureHTTPParser: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('latin1');
+      seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      const reply = `reply to ${req.method} ${req.url} (${Buffer.byteLength(body)} body bytes)`;
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(reply) });
+      res.end(reply);
+    });
+  });
+  server.on('connection', () => {
+    connections += 1;
+  });
+  await listen(server);
+  return { server, port: (server.address() as net.AddressInfo).port, seen, connections: () => connections };
+}
+
+/** Writes `bytes` to the proxy in ONE write and returns everything it sent back until it closed. */
+export function rawExchange(port: number, bytes: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes));
+    let out = '';
+    socket.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+    });
+    socket.on('close', () => resolve(out));
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'ECONNRESET' ? resolve(out) : reject(err),
+    );
+  });
+}
+
+/** Status codes of every response head in a raw byte stream, in order. */
+export function statusesIn(raw: string): number[] {
+  return [...raw.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+/**
+ * A TCP port on loopback that never completes a handshake: a listener with a full accept queue in
+ * a child process whose event loop is blocked, so the kernel drops further SYNs exactly as a
+ * black-holed address does. `stop` kills that child.
+ */
+export async function startBlackHole(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>{" +
+        "process.stdout.write(s.address().port+'\\n');Atomics.wait(new Int32Array(new SharedArrayBuffer(4)),0,0)})",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new CoworkError('internal', `black-hole listener exited (${code})`)));
+  });
+  // Fill the accept queue (backlog 1 holds two handshakes); nobody ever accepts them.
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => s.destroy());
+    fillers.push(s);
+    await new Promise((r) => s.once('connect', r));
+  }
+  return {
+    port,
+    stop: async () => {
+      for (const s of fillers) s.destroy();
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** One masked client text frame (RFC 6455 §5.2), payload under 126 bytes. */
+export function wsClientFrame(text: string): Buffer {
+  const payload = Buffer.from(text);
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]);
+}
+
+/** The text of the first unmasked server text frame in `buf`, if complete. */
+export function wsServerText(buf: Buffer): string | undefined {
+  if (buf.length < 2 || buf[0] !== 0x81) return undefined;
+  const len = (buf[1] as number) & 0x7f;
+  return buf.length >= 2 + len ? buf.subarray(2, 2 + len).toString() : undefined;
 }

@@ -18,6 +18,7 @@ export const EgressEventSchema = z
     decision: z.enum(['allow', 'deny']),
     stage: z.enum([
       'invalid',
+      'limit',
       'deny-list',
       'allow-list',
       'port',

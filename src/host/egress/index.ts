@@ -13,6 +13,7 @@ export {
   type TimelineEgressEvent,
   toTimelineEvent,
 } from './events.js';
+export { type BodyFraming, checkRequestFraming, type FramingCheck } from './framing.js';
 export { type EgressConfigSection, egressOptionsFromConfig } from './from-config.js';
 export { type NormalizedHost, normalizeHost, parseConnectAuthority } from './host.js';
 export {
@@ -24,12 +25,8 @@ export {
   parseIp,
   ruleAddress,
 } from './ip-address.js';
-export {
-  type Dialer,
-  defaultDialer,
-  EgressProxy,
-  type EgressProxyOptions,
-} from './proxy.js';
+export { DEFAULT_LIMITS, LIMIT_RANGES, type ProxyLimits, resolveLimits } from './limits.js';
+export { type Admission, EgressProxy, type EgressProxyOptions } from './proxy.js';
 export { isListedPublicSuffix, wildcardCoversPublicSuffix } from './public-suffix.js';
 export { egressRelayCommand } from './relay.js';
 export {
@@ -54,3 +51,4 @@ export {
   parseRule,
   STANDARD_PORT,
 } from './rules.js';
+export { type Dialer, defaultDialer } from './runtime.js';

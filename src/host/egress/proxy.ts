@@ -1,13 +1,15 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ApprovalBroker } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
 import { TaskAttribution } from './attribution.js';
+import { ConnectionGate } from './connection-gate.js';
 import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
-import { hostPortText, type NormalizedHost } from './host.js';
+import { hostPortText } from './host.js';
+import { type ProxyLimits, resolveLimits } from './limits.js';
 import {
   checkTarget,
   compileTestResolve,
@@ -16,19 +18,21 @@ import {
   type TestResolveMap,
 } from './resolve.js';
 import { compileRules, decideEgress, type EgressRules, type EgressRulesInput, grantKey } from './rules.js';
+import {
+  type Authorization,
+  type Dialer,
+  defaultDialer,
+  type EgressTarget,
+  type ProxyRuntime,
+} from './runtime.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
-
-/** Opens the TCP connection to a checked address. Tests inject one to see what is dialled. */
-export type Dialer = (target: { address: string; family: 4 | 6; port: number }) => net.Socket;
-
-export const defaultDialer: Dialer = ({ address, family, port }) =>
-  net.connect({ host: address, port, family });
+import { openUpgrade } from './upgrade.js';
 
 const defaultRecordError = (err: CoworkError): void =>
   process.emitWarning(err.message, 'CoworkEgressWarning');
 
-export interface EgressProxyOptions {
+export interface EgressProxyOptions extends Partial<ProxyLimits> {
   /** `[egress]` allow / deny / ask. Absent = deny everything. */
   rules?: EgressRulesInput | EgressRules;
   /**
@@ -57,100 +61,19 @@ export interface EgressProxyOptions {
   /** Policy context shown with approvals (default 'agent'). */
   context?: PolicyContextName;
   approvalTimeoutMs?: number;
-  connectTimeoutMs?: number; // default 10 s
-  idleTimeoutMs?: number; // default 5 min
 }
 
-export interface EgressTarget {
-  kind: 'http' | 'connect';
-  method: string;
-  host: NormalizedHost;
-  port: number;
-  url?: string;
-  /** 'GET http://host/path' or 'CONNECT host:443', for approvals and messages. */
-  what: string;
-}
-
-export type Authorization =
-  | {
-      ok: true;
-      address: string;
-      family: 4 | 6;
-      stage: EgressEvent['stage'];
-      reason: string;
-      rule?: string;
-      approvedBy?: string;
-    }
-  | {
-      ok: false;
-      status: 403 | 502;
-      stage: EgressEvent['stage'];
-      reason: string;
-      rule?: string;
-      address?: string;
-      verdictMessage?: string;
-    };
-
-/** Records a refused request (HTTP or CONNECT) with the reason the proxy decided on. */
-export function recordDenial(
-  rt: Pick<ProxyRuntime, 'record'>,
-  common: Omit<
-    EgressEvent,
-    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
-  >,
-  auth: Extract<Authorization, { ok: false }>,
-  durationMs: number,
-): void {
-  const { ok: _ok, status, verdictMessage: _v, ...rest } = auth;
-  rt.record({
-    ...common,
-    ...rest,
-    decision: 'deny',
-    status,
-    bytesIn: 0,
-    bytesOut: 0,
-    durationMs,
-  } as EgressEvent);
-}
-
-/** Records an allowed request whose client left while it was being decided: nothing was dialled. */
-export function recordClientGone(
-  rt: Pick<ProxyRuntime, 'record'>,
-  common: Omit<
-    EgressEvent,
-    'decision' | 'status' | 'bytesIn' | 'bytesOut' | 'durationMs' | 'stage' | 'reason'
-  >,
-  allowed: Omit<Extract<Authorization, { ok: true }>, 'ok' | 'family'>,
-  durationMs: number,
-  error: string,
-): void {
-  rt.record({
-    ...common,
-    ...allowed,
-    decision: 'allow',
-    bytesIn: 0,
-    bytesOut: 0,
-    durationMs,
-    error,
-  } as EgressEvent);
-}
-
-/** What the forwarding and tunnelling halves need from the proxy. */
-export interface ProxyRuntime {
-  readonly dial: Dialer;
-  readonly agent: http.Agent;
-  readonly connectTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  authorize(target: EgressTarget, taskId: string | null): Promise<Authorization>;
-  record(event: EgressEvent): void;
-  track(socket: Duplex): void;
+/** Who a request is made for; the one place a request is attributed before anything else. */
+export interface Admission {
+  taskId: string | null;
 }
 
 /**
- * The guest's only route out: an HTTP forward proxy with CONNECT tunnels (no TLS
- * interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
- * Every request is decided (deny list → allow list → port → task approvals → ask → deny),
- * resolved once, checked against the SSRF guard, dialled at the checked address and recorded.
+ * The guest's only route out: an HTTP forward proxy with CONNECT tunnels and WebSocket upgrades
+ * (no TLS interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
+ * Every request is checked for unambiguous framing, decided (deny list → allow list → port →
+ * task approvals → ask → deny), resolved once, checked against the SSRF guard, dialled at the
+ * checked address and recorded. Every connection is bounded in time and their number is capped.
  */
 export class EgressProxy {
   private rules: EgressRules;
@@ -160,13 +83,17 @@ export class EgressProxy {
   /** Issues and checks per-task proxy credentials; a request without valid ones is no task's. */
   readonly tasks: TaskAttribution;
   private readonly server: http.Server;
+  private readonly limits: ProxyLimits;
+  /** Every open socket, client and upstream, so close() can end them all. */
   private readonly sockets = new Set<Duplex>();
+  private readonly gate: ConnectionGate;
   private readonly runtime: ProxyRuntime;
   private listening: { host: string; port: number } | undefined;
   private closed = false;
 
   constructor(private readonly opts: EgressProxyOptions = {}) {
     this.rules = compileRules(opts.rules);
+    this.limits = resolveLimits(opts);
     const env = opts.env ?? process.env;
     this.testResolve = compileTestResolve(
       opts.testResolve,
@@ -182,57 +109,75 @@ export class EgressProxy {
     this.lookup = opts.lookup ?? systemLookup;
     this.tasks = opts.tasks ?? new TaskAttribution();
     this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs, this.tasks);
-    const taskOf = (req: http.IncomingMessage) => this.tasks.attribute(req.headers['proxy-authorization']);
     const dial = opts.dial ?? defaultDialer;
-    const agent = new http.Agent({ keepAlive: true, maxFreeSockets: 16 });
-    // Every upstream socket goes through the dialer, which only ever sees checked addresses.
-    agent.createConnection = ((o: { host?: string; port?: number; family?: number }) =>
-      dial({ address: o.host ?? '', port: Number(o.port), family: o.family === 6 ? 6 : 4 })) as never;
     this.runtime = {
       dial,
-      agent,
-      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
-      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      limits: this.limits,
       authorize: (t, task) => this.authorize(t, task),
       record: (e) => this.record(e),
       track: (s) => this.track(s),
+      connectionOf: (s) => this.gate.connectionOf(s),
     };
-    this.server = http.createServer({ requestTimeout: 0 });
-    this.server.on('connection', (s: net.Socket) => this.track(s));
-    // A bug or a hostile upstream must cost one connection, never the process.
-    const contain = (socket: Duplex) => (err: unknown) => {
+    this.gate = new ConnectionGate(
+      this.runtime,
+      (req) => this.admit(req),
+      (s) => this.contain(s),
+    );
+    this.server = this.createServer();
+  }
+
+  private createServer(): http.Server {
+    const { headersTimeoutMs, idleTimeoutMs, maxHeaderBytes } = this.limits;
+    const server = http.createServer({
+      // The whole-request timer stays off (uploads and approvals may take long); headers must
+      // arrive within headersTimeoutMs, and stalls after that are bounded by the upstream's
+      // idle timeout. Node's default ties headersTimeout to requestTimeout, so both are set.
+      requestTimeout: 0,
+      headersTimeout: headersTimeoutMs,
+      keepAliveTimeout: idleTimeoutMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeoutMs / 4))),
+      maxHeaderSize: maxHeaderBytes,
+      // Never the lenient parser, whatever NODE_OPTIONS says: it is what keeps framing unambiguous.
+      insecureHTTPParser: false,
+    });
+    server.on('connection', (s: net.Socket) => {
+      this.track(s);
+      if (!this.closed) this.gate.accept(s);
+    });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (this.gate.refuseIfOverCap(req.socket)) return;
+      const { taskId } = this.admit(req);
+      forwardHttp(this.runtime, req, res, taskId).catch(this.contain(req.socket));
+    });
+    server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.gate.takeOver(req, socket, (taskId) => openTunnel(this.runtime, req, socket, head, taskId)),
+    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.gate.takeOver(req, socket, (taskId) => openUpgrade(this.runtime, req, socket, head, taskId)),
+    );
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) =>
+      this.gate.answerClientError(err, socket),
+    );
+    return server;
+  }
+
+  /**
+   * Attributes a request to the task it is made for: the one admission point. Every request,
+   * CONNECT and upgrade passes through here once, before framing checks and decisions; `req` is
+   * undefined for bytes that never became a request (parser errors, connections over the cap).
+   */
+  private admit(req: http.IncomingMessage | undefined): Admission {
+    return { taskId: req ? this.tasks.attribute(req.headers['proxy-authorization']) : null };
+  }
+
+  /** A bug or a hostile upstream must cost one connection, never the process. */
+  private contain(socket: Duplex): (err: unknown) => void {
+    return (err) => {
       socket.destroy();
       (this.opts.onRecordError ?? defaultRecordError)(
         CoworkError.from(err, 'internal', 'egress proxy request failed'),
       );
     };
-    this.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) =>
-      forwardHttp(this.runtime, req, res, taskOf(req)).catch(contain(req.socket)),
-    );
-    this.server.on('connect', (req: http.IncomingMessage, socket: Duplex, head: Buffer) =>
-      openTunnel(this.runtime, req, socket, head, taskOf(req)).catch(contain(socket)),
-    );
-    // WebSockets and other upgrades travel through CONNECT (browsers tunnel ws:// that way too).
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
-      const body =
-        'cowork-vm egress proxy: protocol upgrades over plain HTTP are not forwarded; use CONNECT.\n';
-      socket.on('error', () => socket.destroy());
-      socket.end(
-        `HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-          `Connection: close\r\n\r\n${body}`,
-      );
-      const reason = 'protocol upgrade over plain HTTP (not forwarded)';
-      this.record({
-        ...{ type: 'egress.request', taskId: taskOf(req), kind: 'http', method: req.method ?? 'GET' },
-        ...{ host: '', port: 0, decision: 'deny', stage: 'invalid', reason, status: 501 },
-        ...{ bytesIn: 0, bytesOut: 0, durationMs: 0 },
-      });
-    });
-    this.server.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable)
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      else socket.destroy();
-    });
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -265,9 +210,13 @@ export class EgressProxy {
     this.closed = true;
     const done = this.listening ? new Promise<void>((r) => this.server.close(() => r())) : Promise.resolve();
     for (const s of this.sockets) s.destroy();
-    this.runtime.agent.destroy();
     await done;
     this.listening = undefined;
+  }
+
+  /** Client connections open now (tunnels included); at most `maxConnections`. */
+  get openConnections(): number {
+    return this.gate.openConnections;
   }
 
   /** Requests now held until a user answers an approval. */

@@ -1,20 +1,29 @@
 import type http from 'node:http';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import { CoworkError } from '../errors.js';
 import { denyMessage } from './deny-message.js';
+import { dialWithTimeout, endWith, upstreamFailureStatus } from './dial.js';
+import { checkRequestFraming } from './framing.js';
 import { parseConnectAuthority } from './host.js';
 import {
   type Authorization,
+  authorizeOrRefuse,
   type EgressTarget,
+  type EventCommon,
   type ProxyRuntime,
   recordClientGone,
   recordDenial,
-} from './proxy.js';
+  recordRefusal,
+} from './runtime.js';
+
+type Allowed = Extract<Authorization, { ok: true }>;
 
 /**
  * CONNECT tunnels: the proxy answers 200 only after the target was decided, checked and
- * dialled; a refusal is a complete 403 response and the tunnel is never opened. Bytes are
- * relayed untouched (no TLS interception).
+ * dialled; a refusal is a complete response and the tunnel is never opened. Bytes are relayed
+ * untouched (no TLS interception).
  */
 export async function openTunnel(
   rt: ProxyRuntime,
@@ -25,26 +34,18 @@ export async function openTunnel(
 ): Promise<void> {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
-  rt.track(client);
   client.on('error', () => client.destroy());
   const base = { type: 'egress.request' as const, taskId, kind: 'connect' as const, method: 'CONNECT' };
   const authority = req.url ?? '';
   const parsed = parseConnectAuthority(authority);
-  if (!parsed) {
-    const reason = `${JSON.stringify(authority.slice(0, 200))} is not a host:port CONNECT target`;
-    endWith(client, 400, `cowork-vm egress proxy: ${reason}.\n`);
-    rt.record({
-      ...base,
-      host: '',
-      port: 0,
-      decision: 'deny',
-      stage: 'invalid',
-      reason,
-      status: 400,
-      bytesIn: 0,
-      bytesOut: 0,
-      durationMs: elapsed(),
-    });
+  const framing = checkRequestFraming('CONNECT', req.httpVersion, req.rawHeaders);
+  if (!parsed || !framing.ok) {
+    const reason = !framing.ok
+      ? framing.reason
+      : `${JSON.stringify(authority.slice(0, 200))} is not a host:port CONNECT target`;
+    endWith(client, 400, `cowork-vm egress proxy: refused: ${reason}.\n`);
+    const where = parsed ? { host: parsed.host.host, port: parsed.port } : {};
+    recordRefusal(rt, { ...base, ...where }, { status: 400, stage: 'invalid', reason }, elapsed());
     return;
   }
   const { host, port } = parsed;
@@ -55,43 +56,20 @@ export async function openTunnel(
     port,
     what: `CONNECT ${authority}`,
   };
-  const common = { ...base, host: host.host, port };
+  const common: EventCommon = { ...base, host: host.host, port };
 
-  // While the target is decided (an approval can take minutes) keep reading the client, so
-  // that a client that goes away is noticed; bytes it sends early are held, up to a cap.
-  const early: Buffer[] = [head];
-  let earlyBytes = head.length;
-  let gone = false;
-  const hold = (d: Buffer) => {
-    earlyBytes += d.length;
-    if (earlyBytes > EARLY_DATA_CAP) client.destroy();
-    else early.push(d);
-  };
-  client.on('data', hold);
-  client.once('end', () => {
-    gone = true;
-  });
-  client.once('close', () => {
-    gone = true;
-  });
-
-  let auth: Authorization;
-  try {
-    auth = await rt.authorize(target, taskId);
-  } catch (err) {
-    auth = { ok: false, status: 502, stage: 'resolve', reason: `the proxy failed to decide: ${String(err)}` };
-  }
-  client.off('data', hold);
-  client.pause(); // nothing may be dropped between now and the pipe to the upstream
+  const early = holdEarlyData(client, head);
+  const auth = await authorizeOrRefuse(rt, target, taskId);
+  const held = early.release();
   if (!auth.ok) {
     endWith(client, auth.status, denyMessage({ ...auth, what: target.what, host: host.host, port }));
     recordDenial(rt, common, auth, elapsed());
     return;
   }
-  const { ok: _ok, family: _family, ...allowed } = auth;
-  if (gone || client.destroyed) {
+  if (early.gone() || client.destroyed) {
     client.destroy();
     // The client left while the tunnel was being decided (e.g. during an approval): dial nothing.
+    const { ok: _ok, family: _family, ...allowed } = auth;
     recordClientGone(
       rt,
       common,
@@ -101,42 +79,79 @@ export async function openTunnel(
     );
     return;
   }
+  relayTunnel(rt, client, held, target, auth, (outcome) => {
+    const { ok: _ok, family: _family, ...allowed } = auth;
+    rt.record({ ...common, ...allowed, decision: 'allow', durationMs: elapsed(), ...outcome });
+  });
+}
 
-  const upstream = rt.dial({ address: auth.address, family: auth.family, port });
+/**
+ * While the target is decided (an approval can take minutes) keep reading the client, so that
+ * a client that goes away is noticed; bytes it sends early are held, up to a cap.
+ */
+export function holdEarlyData(client: Duplex, head: Buffer): { release(): Buffer[]; gone(): boolean } {
+  const early: Buffer[] = [head];
+  let earlyBytes = head.length;
+  let gone = false;
+  const hold = (d: Buffer) => {
+    earlyBytes += d.length;
+    if (earlyBytes > EARLY_DATA_CAP) client.destroy();
+    else early.push(d);
+  };
+  const onGone = () => {
+    gone = true;
+  };
+  client.on('data', hold);
+  client.once('end', onGone);
+  client.once('close', onGone);
+  return {
+    release: () => {
+      client.off('data', hold);
+      client.pause(); // nothing may be dropped between now and the pipe to the upstream
+      return early;
+    },
+    gone: () => gone,
+  };
+}
+
+type TunnelOutcome = { status: number; bytesIn: number; bytesOut: number; error?: string };
+
+/**
+ * Dials the checked address, answers 200 once connected, and relays both ways until either side
+ * closes or the tunnel is idle too long; records once, when both sides are closed.
+ */
+function relayTunnel(
+  rt: ProxyRuntime,
+  client: Duplex,
+  early: Buffer[],
+  target: EgressTarget,
+  auth: Allowed,
+  record: (outcome: TunnelOutcome) => void,
+): void {
+  const upstream = dialWithTimeout(
+    rt.dial,
+    { address: auth.address, family: auth.family, port: target.port },
+    rt.limits.connectTimeoutMs,
+  );
   rt.track(upstream);
   let connected = false;
   let error: string | undefined;
-  let closes = 0;
-  const onClose = () => {
-    closes += 1;
-    if (closes === 1) {
-      // One side is gone: the tunnel is over.
-      client.destroy();
-      upstream.destroy();
-      return;
-    }
-    rt.record({
-      ...common,
-      ...allowed,
-      decision: 'allow',
-      status: connected ? 200 : 502,
+  let failStatus: number | undefined;
+  closeTogether(client, upstream, () =>
+    record({
+      status: connected ? 200 : (failStatus ?? 502),
       bytesIn: upstream.bytesRead,
       bytesOut: upstream.bytesWritten,
-      durationMs: elapsed(),
       ...(error ? { error } : {}),
-    });
-  };
-  client.once('close', onClose);
-  upstream.once('close', onClose);
-  upstream.setTimeout(rt.connectTimeoutMs, () =>
-    upstream.destroy(new Error(connected ? 'the tunnel was idle too long' : 'connection timed out')),
+    }),
   );
   upstream.on('error', (err) => {
     error = err.message;
     if (!connected) {
+      failStatus = upstreamFailureStatus(err);
       endWith(
         client,
-        502,
+        failStatus,
         `cowork-vm egress proxy: ${target.what} was allowed but the connection to ${auth.address} failed: ${err.message}\n`,
       );
     }
@@ -144,7 +159,7 @@ export async function openTunnel(
   });
   upstream.once('connect', () => {
     connected = true;
-    upstream.setTimeout(rt.idleTimeoutMs);
+    idleTimeout(upstream, rt.limits.tunnelIdleTimeoutMs);
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     for (const chunk of early) if (chunk.length > 0) upstream.write(chunk);
     upstream.pipe(client);
@@ -152,13 +167,27 @@ export async function openTunnel(
   });
 }
 
-const EARLY_DATA_CAP = 64 * 1024;
+/** When one side closes the other is destroyed; `done` runs once both are closed. */
+export function closeTogether(a: Duplex, b: Duplex, done: () => void): void {
+  let closes = 0;
+  const onClose = () => {
+    closes += 1;
+    if (closes === 1) {
+      a.destroy();
+      b.destroy();
+      return;
+    }
+    done();
+  };
+  a.once('close', onClose);
+  b.once('close', onClose);
+}
 
-function endWith(socket: Duplex, status: 400 | 403 | 502, body: string): void {
-  const text = status === 403 ? 'Forbidden' : status === 400 ? 'Bad Request' : 'Bad Gateway';
-  const length = Buffer.byteLength(body);
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${length}\r\n` +
-      `X-Cowork-Egress: ${status === 403 ? 'denied' : 'error'}\r\nConnection: close\r\n\r\n${body}`,
+/** The upstream socket sees traffic in both directions of a tunnel: idle there is idle. */
+export function idleTimeout(upstream: net.Socket, ms: number): void {
+  upstream.setTimeout(ms, () =>
+    upstream.destroy(new CoworkError('timeout', `the tunnel carried nothing for ${ms} ms`)),
   );
 }
+
+const EARLY_DATA_CAP = 64 * 1024;
