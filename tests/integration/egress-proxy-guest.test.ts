@@ -34,7 +34,8 @@ beforeAll(async () => {
   timeline = Timeline.open(join(t.root, 'timeline.db'));
   broker = new MemoryApprovalBroker({ timeline });
   proxy = new EgressProxy({
-    rules: { allow: ['site.test'], deny: ['denied.test'], ask: true },
+    // CONNECT to port 80 needs a rule that names the port (a port-less rule means 443 for CONNECT).
+    rules: { allow: ['site.test', 'site.test:80'], deny: ['denied.test'], ask: true },
     testResolve: {
       'site.test': '127.0.0.1',
       'ask.test': '127.0.0.1',
