@@ -10,8 +10,9 @@ export interface WaitOptions {
   /** Time between two checks (default 10 ms). */
   intervalMs?: number;
   /**
-   * Checked before each poll: a reason string stops the wait at once (a child process that
-   * exited, a guest that stopped) instead of spending the whole timeout on a lost cause.
+   * Checked after each check that did not hold: a reason string stops the wait at once (a
+   * child process that exited, a guest that stopped) instead of spending the whole timeout on
+   * a lost cause. The condition is checked first, so what a process did before exiting counts.
    */
   stopIf?: () => string | undefined | false;
   /** Appended to the failure message: the log, the events seen so far. */
@@ -31,10 +32,15 @@ export async function waitFor<T>(
   const intervalMs = opts.intervalMs ?? 10;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const stopped = opts.stopIf?.();
-    if (stopped) throw new Error(`gave up waiting for ${what}: ${stopped}${suffix(opts)}`);
     const value = await check();
     if (value) return value;
+    const stopped = opts.stopIf?.();
+    if (stopped) {
+      // What the process did just before it stopped still counts.
+      const last = await check();
+      if (last) return last;
+      throw new Error(`gave up waiting for ${what}: ${stopped}${suffix(opts)}`);
+    }
     if (Date.now() >= deadline)
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${suffix(opts)}`);
     await new Promise((r) => setTimeout(r, intervalMs));
