@@ -97,11 +97,16 @@ async function launch(dir: string, image: BootImage, port: number): Promise<Gues
   const exited = new Promise<number | null>((resolve) => qemu.on('exit', (code) => resolve(code)));
   const guest = { dir, port, qemu, exited, console: () => readFileSync(consoleLog, 'utf8') };
   // QEMU binds the forwarded port before the guest runs: the first console byte means it is ours.
-  await waitFor(() => guest.console().length > 0, 'the guest console', {
-    timeoutMs: 120_000,
-    intervalMs: 50,
-    stopIf: () => qemu.exitCode !== null && `QEMU exited with ${qemu.exitCode}: ${stderr.trim()}`,
-  });
+  try {
+    await waitFor(() => guest.console().length > 0, 'the guest console', {
+      timeoutMs: 120_000,
+      intervalMs: 50,
+      stopIf: () => qemu.exitCode !== null && `QEMU exited with ${qemu.exitCode}: ${stderr.trim()}`,
+    });
+  } catch (err) {
+    qemu.kill('SIGKILL');
+    throw err;
+  }
   return guest;
 }
 
