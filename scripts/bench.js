@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { benchEgress } from '../dist/host/egress/bench.js';
 import { benchPolicy } from '../dist/host/policy/bench.js';
 import { bootBare, writeBareInitramfs } from './bench/bare-boot.js';
+import { checkBenchOutput } from './bench/check.js';
 import { timeCliExec, timeCliStartup } from './bench/cli.js';
 import {
   bootSandbox,
@@ -217,11 +218,13 @@ async function main() {
   log('egress bench');
   const egress = await benchEgress();
 
+  const header = ['measurement', 'cowork-vm', 'baseline (same run)', 'ratio', 'notes'];
+  const problems = checkBenchOutput({ header, rows, policy: policy.lines, egress: egress.lines });
   const out = [
     `cowork-vm bench — ${new Date().toISOString()}, ${availableParallelism()} CPUs, accel tcg, ` +
       `guest ${like.cpus} vCPU / ${like.memoryMiB} MiB, load average ${startLoad} at start, ${load()} at end`,
     '',
-    table(['measurement', 'cowork-vm', 'baseline (same run)', 'ratio', 'notes'], rows),
+    table(header, rows),
     '',
     ...policy.lines,
     ...egress.lines,
@@ -229,6 +232,12 @@ async function main() {
     `total ${((performance.now() - t0) / 1000).toFixed(0)} s`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
+  if (problems.length) {
+    for (const p of problems) log(`output check: ${p}`);
+    throw new Error(
+      `${problems.length} result(s) above are missing or malformed — the bench or a module it times changed`,
+    );
+  }
 }
 
 try {

@@ -16,6 +16,9 @@ npm run build
 node bin/cowork-vm.js image build base
 node bin/cowork-vm.js image build browser
 
+# One `vitest run` runs the three projects of vitest.config.ts one group after another (unit in
+# parallel, then integration and e2e a file at a time), so no guest boots while the unit files
+# use both cores, and the single JSON report below holds every project's results.
 rm -f .vitest-results.json
 set +e
 dbus-run-session -- bash -c '

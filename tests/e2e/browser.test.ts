@@ -7,6 +7,7 @@ import { Timeline } from '../../src/host/timeline/index.js';
 import { AnthropicApiStandIn, reply, toolUse } from '../helpers/anthropic-api.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
 import { REPORT_BODY, SITE_TEXT, startTestSite, type TestSite } from '../helpers/test-site.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The browser tools end to end: a real QEMU guest booted from the `browser` image, the real
@@ -115,9 +116,10 @@ describe('browser tools in a real guest with the real Chromium', () => {
     );
     const t1 = Date.now();
     taskId = (await sb.controller.tasksStart({ prompt: 'exercise the browser' }, cli)).id;
-    for (let i = 0; i < 9000 && timeline.getTask(taskId)?.status === 'running'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(() => timeline.getTask(taskId)?.status !== 'running', 'the browser task to finish', {
+      timeoutMs: 900_000,
+      intervalMs: 100,
+    });
     timings.taskMs = Date.now() - t1;
     const actions = timeline.query({ taskId, types: ['browser.action'] }) as { data: Wire }[];
     const steps = actions.map((a) => `${a.data.action}:${a.data.outcome}`).join(' ');

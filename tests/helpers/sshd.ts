@@ -9,10 +9,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Socket, connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { requireProvided } from '../../src/host/host-requirements.js';
+import { onFreePort } from './free-port.js';
 
 /**
  * A real OpenSSH sshd on 127.0.0.1:<free port> for tests, configured like the guest's
@@ -64,17 +65,6 @@ function ensureTestUser(): string {
   return TEST_USER;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** Every descendant pid of `root`, from /proc (children before grandchildren). */
 export function descendants(root: number): number[] {
   const parent = new Map<number, number>();
@@ -112,21 +102,19 @@ function killAll(pids: number[]): void {
   }
 }
 
-export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
-  requireProvided(SSHD_PATH); // from the host requirements list: fails with the install line
-  const user = ensureTestUser();
-  const dir = mkdtempSync(join(tmpdir(), 'cowork-sshd-'));
-  chmodSync(dir, 0o755); // the login user must read authorized_keys through it
-  const workDir = join(dir, 'work');
-  mkdirSync(workDir);
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', user]).toString().trim());
-    chownSync(workDir, uid, gid);
-  }
-  writeFileSync(join(dir, 'ssh_host_ed25519_key'), opts.hostPrivateKey, { mode: 0o600 });
-  writeFileSync(join(dir, 'authorized_keys'), `${opts.authorizedKeysLine}\n`, { mode: 0o644 });
-  const port = opts.port ?? (await freePort());
+interface LaunchedSshd {
+  port: number;
+  proc: ChildProcess;
+  log(): string;
+}
+
+/** Writes the config for `port` and starts sshd; resolves once it listens. */
+async function launchSshd(
+  dir: string,
+  user: string,
+  port: number,
+  maxSessions: number | undefined,
+): Promise<LaunchedSshd> {
   const config = [
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
@@ -146,7 +134,7 @@ export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
     'UseDNS no',
     'LogLevel VERBOSE',
     'Subsystem sftp internal-sftp',
-    ...(opts.maxSessions ? [`MaxSessions ${opts.maxSessions}`] : []),
+    ...(maxSessions ? [`MaxSessions ${maxSessions}`] : []),
   ].join('\n');
   const configPath = join(dir, 'sshd_config');
   writeFileSync(configPath, `${config}\n`);
@@ -173,25 +161,46 @@ export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
       reject(new Error(`sshd exited with ${code}:\n${log}`));
     });
   });
+  return { port, proc, log: () => log };
+}
+
+export async function startSshd(opts: StartSshdOptions): Promise<TestSshd> {
+  requireProvided(SSHD_PATH); // from the host requirements list: fails with the install line
+  const user = ensureTestUser();
+  const dir = mkdtempSync(join(tmpdir(), 'cowork-sshd-'));
+  chmodSync(dir, 0o755); // the login user must read authorized_keys through it
+  const workDir = join(dir, 'work');
+  mkdirSync(workDir);
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', user]).toString().trim());
+    const gid = Number(execFileSync('id', ['-g', user]).toString().trim());
+    chownSync(workDir, uid, gid);
+  }
+  writeFileSync(join(dir, 'ssh_host_ed25519_key'), opts.hostPrivateKey, { mode: 0o600 });
+  writeFileSync(join(dir, 'authorized_keys'), `${opts.authorizedKeysLine}\n`, { mode: 0o644 });
+  // sshd must be told its port: a port picked here may be taken before sshd binds it, so a
+  // start that fails with "Address already in use" is retried on another (onFreePort).
+  const launch = (port: number) => launchSshd(dir, user, port, opts.maxSessions);
+  const { port, proc, log } = await (opts.port ? launch(opts.port) : onFreePort(launch));
   const pid = proc.pid as number;
 
   return {
     port,
     user,
     workDir,
-    log: () => log,
+    log,
     waitForLog: (re, timeoutMs = 10_000) =>
       new Promise((resolve, reject) => {
-        if (re.test(log)) return resolve(log);
+        if (re.test(log())) return resolve(log());
         const timer = setTimeout(() => {
           proc.stderr?.off('data', check);
-          reject(new Error(`sshd log never matched ${re}:\n${log}`));
+          reject(new Error(`sshd log never matched ${re}:\n${log()}`));
         }, timeoutMs);
         const check = () => {
-          if (!re.test(log)) return;
+          if (!re.test(log())) return;
           clearTimeout(timer);
           proc.stderr?.off('data', check);
-          resolve(log);
+          resolve(log());
         };
         proc.stderr?.on('data', check);
       }),

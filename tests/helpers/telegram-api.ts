@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitFor } from './wait.js';
 
 /**
  * A local stand-in for Telegram's Bot API (https://core.telegram.org/bots/api), speaking its
@@ -113,16 +114,13 @@ export class TelegramApiEmulator {
     return this.sent.filter((m) => m.chat.id === chatId);
   }
 
-  /** Resolves when `check` returns a value, re-checking after every API call. */
-  async waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = check();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}; bot calls: ${this.calls.join(', ')}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+  /** Resolves when `check` returns a value; a timeout lists the bot's API calls so far. */
+  waitFor<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+    return waitFor(check, what, {
+      timeoutMs,
+      intervalMs: 20,
+      detail: () => `bot calls: ${this.calls.join(', ')}`,
+    });
   }
 
   /** Resolves once the bot has fetched (and so processed the previous batch of) every pushed update. */

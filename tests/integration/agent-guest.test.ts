@@ -10,6 +10,7 @@ import type { SecretStore } from '../../src/host/secrets/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { AnthropicApiStandIn, apiError, reply, text, toolUse } from '../helpers/anthropic-api.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The agent end to end against a real QEMU guest: the real controller (policy, approvals,
@@ -305,9 +306,14 @@ describe('agent tasks in a real guest', () => {
     );
     const r = runner();
     const { id } = await r.start({ prompt: 'sleep' }, cli);
-    for (let i = 0; i < 300 && !timeline.query({ taskId: id, types: ['exec.started'] }).length; i++) {
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    await waitFor(
+      () => timeline.query({ taskId: id, types: ['exec.started'] }).length,
+      'the command to start',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      },
+    );
     expect(timeline.query({ taskId: id, types: ['exec.started'] })).toHaveLength(1);
     r.cancel(id, cli);
     await r.wait(id);

@@ -5,15 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AnthropicApiStandIn, reply, text, toolUse } from '../helpers/anthropic-api.js';
 import { assertBuilt, cli, cliAsync } from '../helpers/cli.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
 
-async function waitForApproval(env: NodeJS.ProcessEnv, ws: string): Promise<{ id: string; command: string }> {
-  for (let i = 0; i < 240; i++) {
-    const r = cli(['approvals', '--json', '--workspace', ws], env);
-    const list = JSON.parse(r.stdout || '[]') as { id: string; command: string }[];
-    if (list.length > 0) return list[0]!;
-    await new Promise((res) => setTimeout(res, 250));
-  }
-  throw new Error('no approval appeared');
+type Approval = { id: string; command: string };
+
+function waitForApproval(env: NodeJS.ProcessEnv, ws: string): Promise<Approval> {
+  return waitFor(
+    () => (JSON.parse(cli(['approvals', '--json', '--workspace', ws], env).stdout || '[]') as Approval[])[0],
+    'a pending approval (cowork-vm approvals --json)',
+    { timeoutMs: 60_000, intervalMs: 250 },
+  );
 }
 
 describe('cowork-vm CLI end to end (built binary, real guest)', () => {

@@ -23,6 +23,7 @@ import { CoworkError } from '../../src/host/errors.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { rawUpgrade } from '../helpers/control-attack.js';
 import { selfSignedCert } from '../helpers/tls.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The seam, not the thing under test: records every call the control API makes. */
 class RecordingApi implements ControllerApi {
@@ -562,7 +563,7 @@ describe('origins and binding', () => {
     await expect(third.authenticate(creds)).rejects.toMatchObject({ code: 'unavailable' });
     expect((await third.closed).code).toBe(CLOSE_CODES.tryAgainLater);
     await a.close();
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => server.sessionCount < 2, 'the server to drop the closed connection');
     await expect(authed(creds)).resolves.toBeInstanceOf(ControlClient);
   });
 
@@ -617,8 +618,7 @@ describe('methods', () => {
     await c.subscribe(() => {});
     expect(api.subscriberCount).toBe(1);
     await c.close();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(api.subscriberCount).toBe(0);
+    await waitFor(() => api.subscriberCount === 0, 'the subscription to end with the connection');
   });
 
   it('passes API errors through as typed errors', async () => {

@@ -10,6 +10,7 @@ import { Timeline } from '../../src/host/timeline/index.js';
 import { createDriver } from '../../src/host/vm/index.js';
 import { closeServer, type SeenRequest, startOrigin } from '../helpers/egress.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
 
 // Egress from a real QEMU guest (TCG): the proxy on host loopback is the guest's only way out,
 // reached through QEMU's guestfwd at 10.0.2.100:3128 (one relay process per connection) with
@@ -104,7 +105,7 @@ describe('egress from a real guest', () => {
     expect(origin.seen.map((s) => s.url)).toEqual(['/from-guest', '/tunnelled']);
     // A tunnel's event is recorded when the tunnel closes, which may be just after curl returns.
     const allowed = () => events.filter((e) => e.decision === 'allow').map((e) => e.kind);
-    for (let i = 0; i < 100 && allowed().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => allowed().length >= 2, 'both allow events', { detail: () => JSON.stringify(events) });
     expect(allowed()).toEqual(['http', 'connect']);
   });
 

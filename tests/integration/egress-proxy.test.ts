@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ApprovalRequest, Verdict } from '../../src/host/approvals/types.js';
 import {
-  benchEgress,
   type EgressEvent,
   EgressEventSchema,
   EgressProxy,
@@ -25,6 +24,7 @@ import {
   startTlsEcho,
   tlsOverTunnel,
 } from '../helpers/egress.js';
+import { waitFor } from '../helpers/wait.js';
 
 // The proxy for real, on loopback: a local origin and a local TLS server reached under `.test`
 // names through the test resolver. Every event is checked against the proxy's event schema and
@@ -72,12 +72,11 @@ async function startProxy(opts: Partial<EgressProxyOptions> = {}) {
   proxies.push(proxy);
   const { port } = await proxy.start();
   // Events are recorded when a connection finishes; wait for the n-th one.
-  const eventAt = async (n: number): Promise<EgressEvent> => {
-    for (let i = 0; i < 1500 && events.length <= n; i++) await new Promise((r) => setTimeout(r, 10));
-    const e = events[n];
-    if (!e) throw new CoworkError('timeout', `no egress event #${n}; got ${JSON.stringify(events)}`);
-    return e;
-  };
+  const eventAt = (n: number): Promise<EgressEvent> =>
+    waitFor(() => events[n], `egress event #${n}`, {
+      timeoutMs: 15_000,
+      detail: () => `got ${JSON.stringify(events)}`,
+    });
   return { proxy, port, events, eventAt };
 }
 
@@ -283,7 +282,7 @@ describe('asking through the ApprovalBroker', () => {
     const broker = new ScriptedBroker(() => new Promise<Verdict>((r) => (release = r)));
     const { port, proxy } = await startProxy({ rules: { ask: true }, broker, dial: viaOrigin() });
     const all = Promise.all([1, 2, 3].map(() => proxyRequest(port, url())));
-    while (proxy.waitingForApproval < 3) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => proxy.waitingForApproval >= 3, 'three requests waiting for the answer');
     release({ kind: 'approve-once', by: 'test' });
     expect((await all).map((r) => r.status)).toEqual([200, 200, 200]);
     expect(broker.asked).toHaveLength(1);
@@ -307,11 +306,11 @@ describe('asking through the ApprovalBroker', () => {
     ]) {
       const before = proxy.waitingForApproval;
       const client = net.connect(port, '127.0.0.1', () => client.write(request));
-      while (proxy.waitingForApproval === before) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => proxy.waitingForApproval > before, 'the request to wait for the answer');
       client.destroy();
       await new Promise((r) => setTimeout(r, 50)); // let the proxy see the close
       release({ kind: 'approve-once', by: 'test' });
-      while (proxy.waitingForApproval > 0) await new Promise((r) => setTimeout(r, 5));
+      await waitFor(() => proxy.waitingForApproval === 0, 'the answer to be applied');
     }
     expect(await eventAt(0)).toMatchObject({ kind: 'http', error: expect.stringContaining('client closed') });
     expect(await eventAt(1)).toMatchObject({
@@ -385,16 +384,5 @@ describe('construction and lifecycle', () => {
     await proxy.close();
     await closed;
     expect(tunnel.socket.destroyed).toBe(true);
-  });
-});
-
-describe('benchmark', () => {
-  it('reports proxy overhead and download throughput as ratios', async () => {
-    const { lines } = await benchEgress();
-    console.log(lines.join('\n'));
-    expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/per request .* ratio \d+\.\d+x/);
-    expect(lines[1]).toMatch(/16 MiB download \d+ MiB\/s via proxy .* ratio \d+\.\d+/);
-    expect(lines[2]).toMatch(/guestfwd relay \d+\.\d ms per request \(ratio \d+x/);
   });
 });

@@ -9,12 +9,16 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/host/paths.js';
+import { writeSeed } from '../../src/host/sandbox/seed.js';
+import type { BootImage } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
+import { onFreePort } from '../helpers/free-port.js';
+import { waitFor } from '../helpers/wait.js';
 
 // Boots the built base image with a plain QEMU command line (independent of the QEMU driver) to
 // check the guest side of docs/guest-contract.md: readiness line, user mapping, sshd lockdown,
@@ -31,37 +35,35 @@ interface Guest {
   console: () => string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 function tscKhz(): number | undefined {
   const m = /cpu MHz\s*:\s*([0-9.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
   return m?.[1] ? Math.round(Number(m[1]) * 1000) : undefined;
 }
 
+/** The seed share as a sandbox writes it (writeSeed), with keys made by OpenSSH's ssh-keygen. */
 function makeSeed(dir: string, opts: { hostKey: boolean }): void {
-  mkdirSync(join(dir, 'seed'), { recursive: true });
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client')]);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
-  if (opts.hostKey)
-    writeFileSync(join(dir, 'seed', 'ssh_host_ed25519_key'), readFileSync(join(dir, 'hostkey')));
-  writeFileSync(join(dir, 'seed', 'authorized_keys'), readFileSync(join(dir, 'client.pub')));
-  writeFileSync(
-    join(dir, 'seed', 'guest.env'),
-    `AGENT_UID='${AGENT_UID}'\nAGENT_GID='${AGENT_GID}'\nHOSTNAME='cowork-imgtest'\n`,
-  );
+  writeSeed(join(dir, 'seed'), {
+    hostPrivateKey: readFileSync(join(dir, 'hostkey'), 'utf8'),
+    clientPublicKey: readFileSync(join(dir, 'client.pub'), 'utf8'),
+    agentUid: AGENT_UID,
+    agentGid: AGENT_GID,
+    hostname: 'cowork-imgtest',
+  });
+  if (!opts.hostKey) rmSync(join(dir, 'seed', 'ssh_host_ed25519_key'));
 }
 
+/**
+ * QEMU is told its forwarded port up front; when another process took it first, QEMU exits
+ * before the guest prints anything and the boot is tried again on another port.
+ */
 async function boot(dir: string): Promise<Guest> {
   const image = await new ImageStore(hostPaths()).resolve('base');
-  const port = await freePort();
+  return onFreePort((port) => launch(dir, image.boot, port));
+}
+
+async function launch(dir: string, image: BootImage, port: number): Promise<Guest> {
   mkdirSync(join(dir, 'ws'), { recursive: true });
   if (isRoot) chownSync(join(dir, 'ws'), AGENT_UID, AGENT_GID);
   const hostPub = readFileSync(join(dir, 'hostkey.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
@@ -77,8 +79,8 @@ async function boot(dir: string): Promise<Guest> {
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
     '-chardev', `file,id=con,path=${consoleLog}`, '-serial', 'chardev:con',
     '-qmp', `unix:${join(dir, 'qmp.sock')},server=on,wait=off`,
-    '-kernel', image.boot.kernel, '-initrd', image.boot.initrd, '-append', append.join(' '),
-    '-drive', `id=root,file=${image.boot.rootfs},format=raw,if=none,readonly=on`,
+    '-kernel', image.kernel, '-initrd', image.initrd, '-append', append.join(' '),
+    '-drive', `id=root,file=${image.rootfs},format=raw,if=none,readonly=on`,
     '-device', 'virtio-blk-device,drive=root',
     '-fsdev', `local,id=ws,path=${join(dir, 'ws')},security_model=none`,
     '-device', 'virtio-9p-device,fsdev=ws,mount_tag=workspace',
@@ -88,20 +90,33 @@ async function boot(dir: string): Promise<Guest> {
     '-device', 'virtio-net-device,netdev=n0',
   ];
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  qemu.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => qemu.on('exit', (code) => resolve(code)));
-  return { dir, port, qemu, exited, console: () => readFileSync(consoleLog, 'utf8') };
+  const guest = { dir, port, qemu, exited, console: () => readFileSync(consoleLog, 'utf8') };
+  // QEMU binds the forwarded port before the guest runs: the first console byte means it is ours.
+  try {
+    await waitFor(() => guest.console().length > 0, 'the guest console', {
+      timeoutMs: 120_000,
+      intervalMs: 50,
+      stopIf: () => qemu.exitCode !== null && `QEMU exited with ${qemu.exitCode}: ${stderr.trim()}`,
+    });
+  } catch (err) {
+    qemu.kill('SIGKILL');
+    throw err;
+  }
+  return guest;
 }
 
-async function waitFor(guest: Guest, re: RegExp, timeoutMs = 120_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const text = guest.console();
-    const m = re.exec(text);
-    if (m) return m[0];
-    if (guest.qemu.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`console never matched ${re}; console:\n${guest.console()}`);
+function consoleMatch(guest: Guest, re: RegExp): Promise<string> {
+  return waitFor(() => re.exec(guest.console())?.[0], `the console to match ${re}`, {
+    timeoutMs: 120_000,
+    intervalMs: 200,
+    stopIf: () => guest.qemu.exitCode !== null && `QEMU exited with ${guest.qemu.exitCode}`,
+    detail: () => `console:\n${guest.console()}`,
+  });
 }
 
 function ssh(
@@ -162,7 +177,7 @@ describe('a booted base guest', () => {
     dir = mkdtempSync(join(tmpdir(), 'cowork-imgboot-'));
     makeSeed(dir, { hostKey: true });
     guest = await boot(dir);
-    await waitFor(guest, /^COWORK-READY .*$/m);
+    await consoleMatch(guest, /^COWORK-READY .*$/m);
   }, 180_000);
 
   afterAll(() => {
@@ -275,7 +290,7 @@ describe('a guest with a bad seed', () => {
       makeSeed(dir, { hostKey: false });
       const guest = await boot(dir);
       try {
-        const line = await waitFor(guest, /^COWORK-FATAL .*$/m);
+        const line = await consoleMatch(guest, /^COWORK-FATAL .*$/m);
         expect(line.trimEnd()).toBe('COWORK-FATAL seed share has no ssh_host_ed25519_key');
         expect(await guest.exited).toBe(0);
         expect(guest.console()).not.toMatch(/COWORK-READY/);

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/host/paths.js';
 import { ImageStore } from '../../src/host/vm/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Issue 2 item 7: the built CLI works for an ordinary user. CI runs as root, so this file
@@ -96,18 +97,16 @@ function openFolders(dir: string): void {
 }
 
 /** Gone or a zombie (a detached controller's parent may not reap it at once). Waits up to 20 s. */
-async function exited(pid: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
-    let stat: string;
+function exited(pid: number): Promise<boolean> {
+  const gone = () => {
     try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
     } catch {
       return true;
     }
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
+  };
+  return waitFor(gone, `process ${pid} to exit`, { timeoutMs: 20_000, intervalMs: 200 }).catch(() => false);
 }
 
 describe('an ordinary user runs the built CLI (issue 2 item 7)', () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
 import type { BootImage, VmExitInfo, VmHandle } from '../../src/host/vm/driver.js';
 import { cleanupStrays, QemuDriver } from '../../src/host/vm/qemu/index.js';
+import { waitFor } from '../helpers/wait.js';
 import {
   baseImage,
   type GuestDirs,
@@ -243,13 +244,23 @@ describe('boot failures', () => {
     writeInitramfs(initrd, '#!/bin/busybox sh\nexec /bin/busybox sleep 600\n');
     const driver = new QemuDriver({ stateDir: d.stateDir });
     const ac = new AbortController();
+    let notStarted: unknown;
+    // Abort once QEMU runs (its command line names the test folder), so there is a process to kill.
+    const abortOnceRunning = () =>
+      waitFor(() => processesMentioning(d.root).length > 0, 'QEMU to start', {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      })
+        .catch((e: unknown) => (notStarted = e))
+        .finally(() => ac.abort());
     const started = driver.start(guestSpec(d, { ...image, initrd }, { shareMode: '9p' }), {
       signal: ac.signal,
       onProgress: (l) => {
-        if (l.startsWith('workspace share')) setTimeout(() => ac.abort(), 1500);
+        if (l.startsWith('workspace share')) void abortOnceRunning();
       },
     });
     const err = await errorOf(started);
+    expect(notStarted).toBeUndefined();
     expect(err.code).toBe('cancelled');
     expect(processesMentioning(d.root)).toEqual([]);
   });

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,8 @@ import { gzipSync } from 'node:zlib';
 import { CoworkError } from '../../src/host/errors.js';
 import { requireProvided } from '../../src/host/host-requirements.js';
 import { hostPaths } from '../../src/host/paths.js';
+import { agentIds, writeSeed } from '../../src/host/sandbox/seed.js';
+import { ensureSandboxKeys, type SandboxKeys } from '../../src/host/ssh/keys.js';
 import type { Arch, BootImage, VmSpec } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
 
@@ -34,37 +35,41 @@ export interface GuestDirs {
   seed: string;
   runDir: string;
   stateDir: string;
+  /** The keys in the seed, made and loaded by the code a sandbox uses. */
+  keys: SandboxKeys;
   cleanup(): void;
 }
 
+/**
+ * Folders for one guest, with the seed share written by the sandbox's own seed code
+ * (`writeSeed`, `agentIds`, `ensureSandboxKeys`) so these tests boot the guest on exactly the
+ * contract a real start hands it (docs/guest-contract.md), not on a copy of it.
+ */
 export async function guestDirs(prefix: string): Promise<GuestDirs> {
   const root = mkdtempSync(join(tmpdir(), `${prefix}-`));
-  const dirs = {
+  const workspace = join(root, 'workspace');
+  const runDir = join(root, 'run');
+  const stateDir = join(root, 'state');
+  for (const d of [workspace, runDir, stateDir]) mkdirSync(d, { recursive: true });
+  const seed = join(root, 'seed');
+  const keys = await ensureSandboxKeys(join(root, 'keys'));
+  const ids = agentIds(workspace);
+  writeSeed(seed, {
+    hostPrivateKey: keys.hostPrivateKey,
+    clientPublicKey: keys.authorizedKeysLine,
+    agentUid: ids.uid,
+    agentGid: ids.gid,
+    hostname: prefix,
+  });
+  return {
     root,
-    workspace: join(root, 'workspace'),
-    seed: join(root, 'seed'),
-    runDir: join(root, 'run'),
-    stateDir: join(root, 'state'),
+    workspace,
+    seed,
+    runDir,
+    stateDir,
+    keys,
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
-  for (const d of [dirs.workspace, dirs.runDir, dirs.stateDir]) mkdirSync(d, { recursive: true });
-  writeSeed(dirs.seed, join(root, 'keys'), prefix);
-  return dirs;
-}
-
-/**
- * The seed share per docs/guest-contract.md, with keys made by OpenSSH's own ssh-keygen (the
- * drivers know nothing about SSH; these tests only need a guest whose sshd starts).
- */
-function writeSeed(seed: string, keyDir: string, hostname: string): void {
-  mkdirSync(seed, { recursive: true, mode: 0o700 });
-  mkdirSync(keyDir, { recursive: true, mode: 0o700 });
-  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
-  keygen(join(seed, 'ssh_host_ed25519_key'));
-  rmSync(join(seed, 'ssh_host_ed25519_key.pub'));
-  keygen(join(keyDir, 'client'));
-  writeFileSync(join(seed, 'authorized_keys'), readFileSync(join(keyDir, 'client.pub')));
-  writeFileSync(join(seed, 'guest.env'), `AGENT_UID='1000'\nAGENT_GID='1000'\nHOSTNAME='${hostname}'\n`);
 }
 
 export function guestSpec(dirs: GuestDirs, image: BootImage, over: Partial<VmSpec> = {}): VmSpec {

@@ -8,6 +8,7 @@ import type { RunningController } from '../../src/host/sandbox/serve.js';
 import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
 import { SshGuestSession } from '../../src/host/ssh/session.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
 
 const local: Origin = { id: 'test', context: 'local' };
 
@@ -55,8 +56,11 @@ describe('sandbox faults against a real QEMU guest', () => {
     const lockFile = join(sb.stateDir, 'lock');
     expect(readLock(lockFile)?.pid).toBe(process.pid);
 
-    const running = sb.controller.exec({ command: 'sleep 120' }, local);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The guest writes the marker once the command runs: QEMU dies with it truly in flight.
+    const running = sb.controller.exec({ command: ': > /workspace/exec-started; sleep 120' }, local);
+    await waitFor(() => existsSync(join(t.workspace, 'exec-started')), 'the command to start in the guest', {
+      timeoutMs: 60_000,
+    });
     process.kill(sb.sandbox.vm.pid!, 'SIGKILL');
 
     const err = await running.then(

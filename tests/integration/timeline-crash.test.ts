@@ -15,6 +15,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryApprovalBroker, reconcileAfterRestart } from '../../src/host/approvals/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The controller is a separate process that can be SIGKILLed at any moment. These tests run the
@@ -118,14 +119,12 @@ function run(name: string, mode: 'self' | 'loop' | 'slow', count: number) {
   return { file, child, exited, reported, stderr: () => stderr };
 }
 
-async function waitFor(cond: () => boolean, what: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (cond()) return;
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`child exited while waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`gave up waiting for ${what}`);
+/** Waits for `cond`; a child that exits first fails the wait at once. */
+function untilChild(cond: () => boolean, what: string, child: ChildProcess): Promise<boolean> {
+  return waitFor(cond, what, {
+    timeoutMs: 20_000,
+    stopIf: () => (child.exitCode !== null || child.signalCode !== null) && 'the child exited',
+  });
 }
 
 function checkIntact(file: string): void {
@@ -161,7 +160,7 @@ describe('Timeline survives SIGKILL', () => {
 
   it('keeps every reported event when killed from outside mid-stream', async () => {
     const r = run('outside', 'loop', 0);
-    await waitFor(() => r.reported().ids.length >= 200, '200 committed events', r.child);
+    await untilChild(() => r.reported().ids.length >= 200, '200 committed events', r.child);
     r.child.kill('SIGKILL');
     const exit = await r.exited;
     expect(exit.signal).toBe('SIGKILL');
@@ -183,7 +182,7 @@ describe('Timeline survives SIGKILL', () => {
 describe('Timeline across processes', () => {
   it('lets a read-only reader follow a task another process is writing, until it finishes', async () => {
     const r = run('follow', 'slow', 20);
-    await waitFor(() => r.reported().taskId !== undefined && existsSync(r.file), 'the task id', r.child);
+    await untilChild(() => r.reported().taskId !== undefined && existsSync(r.file), 'the task id', r.child);
     const taskId = r.reported().taskId!;
     const reader = Timeline.open(r.file, { readonly: true });
     const got: string[] = [];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, cli } from '../helpers/cli.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The workspace boundary, attacked for real: a guest that may run a trusted `echo` and a trusted
@@ -123,14 +124,11 @@ describe('workspace boundary (built CLI, real guest)', () => {
       );
       expect(l.code, l.stderr).toBe(0);
     }
-    const deadline = Date.now() + 30_000;
-    let quarantined = false;
-    while (Date.now() < deadline && !quarantined) {
-      await new Promise((res) => setTimeout(res, 500));
-      const tl = cli(['timeline', '--json', '--workspace', ws], t.env);
-      quarantined = tl.stdout.includes('late/.envrc');
-    }
-    expect(quarantined).toBe(true);
+    await waitFor(
+      () => cli(['timeline', '--json', '--workspace', ws], t.env).stdout.includes('late/.envrc'),
+      'the timeline to record late/.envrc as quarantined',
+      { timeoutMs: 30_000, intervalMs: 500 },
+    );
     expect(existsSync(join(ws, 'late', '.envrc'))).toBe(false);
   });
 

@@ -16,6 +16,7 @@ import {
   text,
   toolUse,
 } from '../helpers/anthropic-api.js';
+import { waitFor } from '../helpers/wait.js';
 import { execResult, RecordingToolContext } from './agent-test-context.js';
 
 const KEY = 'sk-ant-api03-unit-test-key-DO-NOT-LEAK-7f3a9c';
@@ -309,7 +310,7 @@ describe('agent loop against the local Messages API', () => {
   it('cancellation aborts an in-flight model call', async () => {
     api.enqueue({ kind: 'hang' });
     const pending = run();
-    await waitFor(() => api.hangAborts.length === 1);
+    await waitFor(() => api.hangAborts.length === 1, 'the model call to be in flight');
     ctx.controller.abort('user pressed Ctrl-C');
     const result = await pending;
     expect(result.outcome).toBe('cancelled');
@@ -328,7 +329,7 @@ describe('agent loop against the local Messages API', () => {
       });
     api.enqueue(reply([toolUse('shell', { command: 'sleep 600' })]), reply([text('never asked')]));
     const pending = run();
-    await waitFor(() => ctx.shellCalls.length === 1);
+    await waitFor(() => ctx.shellCalls.length === 1, 'the guest command to start');
     ctx.controller.abort();
     const result = await pending;
     expect(result.outcome).toBe('cancelled');
@@ -351,7 +352,7 @@ describe('agent loop against the local Messages API', () => {
       ]),
     );
     const pending = run({ signal: outer.signal });
-    await waitFor(() => ctx.shellCalls.length === 1);
+    await waitFor(() => ctx.shellCalls.length === 1, 'the guest command to start');
     outer.abort('terminal');
     const result = await pending;
     expect(result.outcome).toBe('cancelled');
@@ -380,8 +381,3 @@ describe('agent loop against the local Messages API', () => {
     expect(JSON.stringify(timeline.query({ taskId }))).not.toContain(KEY);
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!cond()) throw new Error('condition not reached');
-}

@@ -17,6 +17,7 @@ import {
 } from '../../src/host/approvals/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 const req = (over: Partial<ApprovalRequest> = {}): ApprovalRequest => ({
   tool: 'shell',
@@ -315,10 +316,11 @@ describe('terminal prompt', () => {
     return { input, rl, shown: () => shown };
   }
 
-  async function until(cond: () => boolean): Promise<void> {
-    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-    if (!cond()) throw new Error('condition never became true');
-  }
+  /** Waits until the terminal has shown `text` (the prompt a person would answer). */
+  const untilShown = (t: { shown(): string }, text: string) =>
+    waitFor(() => t.shown().includes(text), `the terminal to show ${JSON.stringify(text)}`, {
+      detail: () => `shown so far: ${JSON.stringify(t.shown())}`,
+    });
 
   it('renders tool, command, cwd, risk, reasons and the deadline, with control characters made visible', () => {
     const text = renderApproval(pending({ command: 'ls\u001b[2K\rrm -rf ~', reasons: ['a', 'b'] }), 0);
@@ -349,14 +351,14 @@ describe('terminal prompt', () => {
     const t = term();
     const answer = promptApproval(pending(), t.rl);
     // Each line is typed after its prompt is shown, as a person would.
-    await until(() => t.shown().includes('> '));
+    await untilShown(t, '> ');
     t.input.write('yes\n');
-    await until(() => t.shown().includes('please type one of'));
+    await untilShown(t, 'please type one of');
     t.input.write('A\n');
     await expect(answer).resolves.toEqual({ kind: 'approve-task' });
     const denial = promptApproval(pending(), t.rl);
     t.input.write('D\n');
-    await until(() => t.shown().includes('message for the agent: '));
+    await untilShown(t, 'message for the agent: ');
     t.input.write('try make clean first\n');
     await expect(denial).resolves.toEqual({ kind: 'deny', message: 'try make clean first' });
     t.rl.close();
@@ -384,11 +386,11 @@ describe('terminal prompt', () => {
     });
     const first = broker.request(req({ command: 'first-cmd' }));
     const second = broker.request(req({ command: 'second-cmd' }));
-    await until(() => t.shown().includes('first-cmd'));
+    await untilShown(t, 'first-cmd');
     expect(t.shown()).not.toContain('second-cmd');
     broker.answer(broker.list()[0]!.id, { kind: 'deny', by: 'cli' });
     await expect(first).resolves.toMatchObject({ kind: 'deny', by: 'cli' });
-    await until(() => t.shown().includes('second-cmd'));
+    await untilShown(t, 'second-cmd');
     t.input.write('a\n');
     await expect(second).resolves.toMatchObject({ kind: 'approve-once', by: 'terminal' });
     detach();

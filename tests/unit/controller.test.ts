@@ -12,6 +12,7 @@ import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { TaskScopes } from '../../src/host/sandbox/task-scope.js';
 import type { ExecResult } from '../../src/host/ssh/types.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The controller is the one enforcement point. The Sandbox is the seam here (the real-guest
@@ -59,6 +60,9 @@ describe('Controller enforcement path', () => {
     });
   }
 
+  /** Waits until the controller holds a pending approval (the command is waiting for an answer). */
+  const untilAsked = () => waitFor(() => controller.approvalsList().length > 0, 'a pending approval');
+
   beforeEach(() => {
     ran = [];
     scopes = new TaskScopes();
@@ -79,7 +83,7 @@ describe('Controller enforcement path', () => {
 
   it('an asked command waits for an answer; deny keeps it out of the guest with the message', async () => {
     const pending = controller.exec({ command: 'touch x' }, agent);
-    await new Promise((r) => setTimeout(r, 20));
+    await untilAsked();
     const [p] = controller.approvalsList();
     expect(p?.command).toBe('touch x');
     controller.approvalsAnswer(p!.id, { kind: 'deny', message: 'not now' }, { id: 'cli', context: 'local' });
@@ -95,7 +99,7 @@ describe('Controller enforcement path', () => {
     scopes.open(t1);
     scopes.open(t2);
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
-    await new Promise((r) => setTimeout(r, 20));
+    await untilAsked();
     controller.approvalsAnswer(
       controller.approvalsList()[0]!.id,
       { kind: 'approve-task' },
@@ -106,7 +110,7 @@ describe('Controller enforcement path', () => {
     expect((await controller.exec({ command: 'make build', taskId: t1 }, agent)).result?.exitCode).toBe(0);
     // Another task, or another command: asked again.
     const other = controller.exec({ command: 'make build', taskId: t2 }, agent);
-    await new Promise((r) => setTimeout(r, 20));
+    await untilAsked();
     expect(controller.approvalsList()).toHaveLength(1);
     controller.approvalsAnswer(
       controller.approvalsList()[0]!.id,
@@ -121,7 +125,7 @@ describe('Controller enforcement path', () => {
     const t1 = timeline.createTask({ title: 'a', context: 'agent', origin: 'test' }).id;
     scopes.open(t1);
     const first = controller.exec({ command: 'make build', taskId: t1 }, agent);
-    await new Promise((r) => setTimeout(r, 20));
+    await untilAsked();
     controller.approvalsAnswer(
       controller.approvalsList()[0]!.id,
       { kind: 'approve-task' },

@@ -7,6 +7,7 @@ import { LocalControlClient } from '../../src/host/control/local-client.js';
 import { LOCAL_METHODS } from '../../src/host/control/local-protocol.js';
 import { LocalControlServer, type LocalHandlers } from '../../src/host/control/local-server.js';
 import { CoworkError } from '../../src/host/errors.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Live Unix-socket tests of the local control protocol (no VM: handlers are the seam here). */
 function handlers(overrides: Partial<LocalHandlers> = {}): LocalHandlers {
@@ -103,10 +104,12 @@ describe('local control socket', () => {
 
   it('a cancel frame aborts the handler', async () => {
     let aborted = false;
+    let started = false;
     const path = await serve(
       handlers({
         exec: (_p, ctx) =>
           new Promise((resolve) => {
+            started = true;
             ctx.signal.addEventListener('abort', () => {
               aborted = true;
               resolve('cancelled');
@@ -117,7 +120,8 @@ describe('local control socket', () => {
     const c = await LocalControlClient.connect(path, '/w');
     const ac = new AbortController();
     const p = c.call('exec', { command: 'sleep' }, { signal: ac.signal });
-    setTimeout(() => ac.abort(), 50);
+    await waitFor(() => started, 'the handler to run');
+    ac.abort();
     expect(await p).toBe('cancelled');
     expect(aborted).toBe(true);
     c.close();
@@ -125,23 +129,24 @@ describe('local control socket', () => {
 
   it('a client disconnect aborts in-flight handlers', async () => {
     let aborted = false;
+    let started = false;
     const path = await serve(
       handlers({
         exec: (_p, ctx) =>
-          new Promise((resolve) =>
+          new Promise((resolve) => {
+            started = true;
             ctx.signal.addEventListener('abort', () => {
               aborted = true;
               resolve(null);
-            }),
-          ),
+            });
+          }),
       }),
     );
     const c = await LocalControlClient.connect(path, '/w');
     void c.call('exec', { command: 'x' }).catch(() => {});
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => started, 'the handler to run');
     c.close();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(aborted).toBe(true);
+    await waitFor(() => aborted, 'the handler to be aborted by the disconnect');
   });
 
   it('connecting where nothing runs says how to start a sandbox', async () => {

@@ -13,6 +13,7 @@ import {
   Timeline,
   type TimelineEvent,
 } from '../../src/host/timeline/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 let dir: string;
 let file: string;
@@ -257,7 +258,7 @@ describe('Timeline.subscribe and follow', () => {
       for await (const e of tl.follow({ taskId: t.id, intervalMs: 5, untilTaskFinished: true }))
         got.push(e.type);
     })();
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor(() => got.length === 2, 'the follower to read the events so far');
     tl.record(null, { type: 'vm.stopped' }); // another task's or no task's events are not followed
     tl.finishTask(t.id, { outcome: 'completed' });
     await done;
@@ -309,7 +310,7 @@ describe('Timeline.subscribe and follow', () => {
         got.push(e.id);
     })();
     tl.record(null, { type: 'vm.stopped' });
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor(() => got.length === 1, 'the follower to read the new event');
     ac.abort();
     await done;
     expect(got).toHaveLength(1);

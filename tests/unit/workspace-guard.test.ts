@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ProtectedPaths, WorkspaceGuard } from '../../src/host/workspace/index.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** The protected-path matcher: pure, many cases. */
 describe('ProtectedPaths', () => {
@@ -224,8 +225,7 @@ describe('WorkspaceGuard', () => {
     mkdirSync(join(ws, 'tools'));
     await new Promise((r) => setTimeout(r, 100));
     writeFileSync(join(ws, 'tools', '.envrc'), 'touch /tmp/pwned\n');
-    const deadline = Date.now() + 10_000;
-    while (changes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => changes.length > 0, 'the watcher to report a change');
     const seen = await big.afterCommand(mark);
     big.close();
     expect(seen.map((c) => c.path)).toEqual(['tools/.envrc']);
@@ -240,8 +240,7 @@ describe('WorkspaceGuard', () => {
     writeFileSync(join(ws, '.envrc.tmp'), 'x');
     mkdirSync(join(ws, 'later'));
     writeFileSync(join(ws, 'later', '.envrc'), 'touch /tmp/pwned\n');
-    const deadline = Date.now() + 10_000;
-    while (changes.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => changes.length > 0, 'the watcher to report a change');
     expect(changes.map((c) => c.path)).toEqual(['later/.envrc']);
     expect(existsSync(join(ws, 'later', '.envrc'))).toBe(false);
     expect(existsSync(join(ws, '.envrc.tmp'))).toBe(true);
