@@ -7,8 +7,10 @@ import { gzipSync } from 'node:zlib';
 import { CoworkError } from '../../src/host/errors.js';
 import { requireProvided } from '../../src/host/host-requirements.js';
 import { hostPaths } from '../../src/host/paths.js';
-import type { Arch, BootImage, VmSpec } from '../../src/host/vm/driver.js';
+import { writeSeed } from '../../src/host/sandbox/seed.js';
+import type { Arch, BootImage, GuestNetwork, VmSpec } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
+import { QEMU_GUEST_NETWORK } from '../../src/host/vm/qemu/index.js';
 
 /** Shared by the QEMU driver and driver-contract integration tests: real image, real folders. */
 
@@ -37,7 +39,11 @@ export interface GuestDirs {
   cleanup(): void;
 }
 
-export async function guestDirs(prefix: string): Promise<GuestDirs> {
+/** Folders for one guest, with the seed for the network of the driver that boots it. */
+export async function guestDirs(
+  prefix: string,
+  network: GuestNetwork = QEMU_GUEST_NETWORK,
+): Promise<GuestDirs> {
   const root = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const dirs = {
     root,
@@ -48,23 +54,27 @@ export async function guestDirs(prefix: string): Promise<GuestDirs> {
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
   for (const d of [dirs.workspace, dirs.runDir, dirs.stateDir]) mkdirSync(d, { recursive: true });
-  writeSeed(dirs.seed, join(root, 'keys'), prefix);
+  writeTestSeed(dirs.seed, join(root, 'keys'), prefix, network);
   return dirs;
 }
 
 /**
- * The seed share per docs/guest-contract.md, with keys made by OpenSSH's own ssh-keygen (the
- * drivers know nothing about SSH; these tests only need a guest whose sshd starts).
+ * The seed share, written by the sandbox's own writeSeed, with keys made by OpenSSH's own
+ * ssh-keygen (the drivers know nothing about SSH; these tests only need a guest whose sshd starts).
  */
-function writeSeed(seed: string, keyDir: string, hostname: string): void {
-  mkdirSync(seed, { recursive: true, mode: 0o700 });
+function writeTestSeed(seed: string, keyDir: string, hostname: string, network: GuestNetwork): void {
   mkdirSync(keyDir, { recursive: true, mode: 0o700 });
   const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
-  keygen(join(seed, 'ssh_host_ed25519_key'));
-  rmSync(join(seed, 'ssh_host_ed25519_key.pub'));
+  keygen(join(keyDir, 'host'));
   keygen(join(keyDir, 'client'));
-  writeFileSync(join(seed, 'authorized_keys'), readFileSync(join(keyDir, 'client.pub')));
-  writeFileSync(join(seed, 'guest.env'), `AGENT_UID='1000'\nAGENT_GID='1000'\nHOSTNAME='${hostname}'\n`);
+  writeSeed(seed, {
+    hostPrivateKey: readFileSync(join(keyDir, 'host'), 'utf8'),
+    clientPublicKey: readFileSync(join(keyDir, 'client.pub'), 'utf8'),
+    agentUid: 1000,
+    agentGid: 1000,
+    hostname,
+    guestCidr: network.guestCidr,
+  });
 }
 
 export function guestSpec(dirs: GuestDirs, image: BootImage, over: Partial<VmSpec> = {}): VmSpec {
