@@ -55,7 +55,9 @@ function makeSeed(dir: string, opts: { hostKey: boolean }): void {
   writeFileSync(join(dir, 'seed', 'authorized_keys'), readFileSync(join(dir, 'client.pub')));
   writeFileSync(
     join(dir, 'seed', 'guest.env'),
-    `AGENT_UID='${AGENT_UID}'\nAGENT_GID='${AGENT_GID}'\nHOSTNAME='cowork-imgtest'\n`,
+    // The address a QEMU user-net guest must have for hostfwd to reach it (the QEMU driver's own
+    // choice; spelled here because this test drives QEMU by hand, per docs/guest-contract.md).
+    `AGENT_UID='${AGENT_UID}'\nAGENT_GID='${AGENT_GID}'\nHOSTNAME='cowork-imgtest'\nGUEST_ADDRESS='10.0.2.15/24'\n`,
   );
 }
 
