@@ -55,18 +55,30 @@ describe('sandbox faults against a real QEMU guest', () => {
     const lockFile = join(sb.stateDir, 'lock');
     expect(readLock(lockFile)?.pid).toBe(process.pid);
 
-    const running = sb.controller.exec({ command: 'sleep 120' }, local);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Killed once the command is known to run in the guest (its first output), not after a guess.
+    let running: Promise<unknown> | undefined;
+    await new Promise<void>((inGuest) => {
+      running = sb.controller.exec({ command: 'echo started; sleep 120' }, local, {
+        onStdout: (c) => {
+          if (c.toString().includes('started')) inGuest();
+        },
+      });
+      running.catch(() => inGuest());
+    });
     process.kill(sb.sandbox.vm.pid!, 'SIGKILL');
 
-    const err = await running.then(
+    const err = await running!.then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(CoworkError);
-    expect((err as CoworkError).message).toMatch(/VM stopped while the command ran/);
+    // The driver's words for what happened, passed through as-is.
+    expect((err as CoworkError).message).toMatch(
+      /VM stopped while the command ran \(the VM process \(qemu\) was killed by SIGKILL\)/,
+    );
     const end = await sb.done;
     expect(end.reason).toBe('crashed');
+    expect(end.exit?.reason).toBe('the VM process (qemu) was killed by SIGKILL');
     expect(existsSync(lockFile)).toBe(false);
     expect(readFileSync(join(t.workspace, 'log.txt'), 'utf8')).toBe('line1\nline2\nline3\n');
     // After a crash the controller refuses work instead of hanging.
