@@ -1,24 +1,21 @@
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
-import { RemoteAccess } from '../channels/index.js';
+import { MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
-import { LocalControlServer } from '../control/local-server.js';
 import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
 import type { HostPaths } from '../paths.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
 import type { PolicyEngine } from '../policy/index.js';
 import { createPolicyEngine } from '../policy/index.js';
-import { KeychainSecretStore } from '../secrets/index.js';
 import { Timeline } from '../timeline/index.js';
 import type { Accel, ShareMode, VmDriver, VmExitInfo } from '../vm/driver.js';
 import { createDriver, parseAccel } from '../vm/index.js';
 import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
 import { InFlightRequests } from './drain.js';
-import { localHandlers } from './handlers.js';
+import { attachTerminal, serveLocal, serveRemote } from './frontends.js';
+import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
 import { createTaskRunner } from './tasks.js';
@@ -26,8 +23,6 @@ import { resolveWorkspace } from './workspace.js';
 
 // Re-exported: the paths live in locate.ts so that CLI clients need not load this module.
 export { controlSocketPath, locateSandbox } from './locate.js';
-
-import { controlSocketPath } from './locate.js';
 
 export interface StartOptions {
   workspace?: string;
@@ -60,9 +55,6 @@ export interface RunningController {
   shutdown(reason?: string): Promise<void>;
 }
 
-/** How long shutdown waits for control requests in flight to be answered before it closes anyway. */
-const DRAIN_DEADLINE_MS = 5_000;
-
 function pick<T>(
   flag: T | undefined,
   envValue: string | undefined,
@@ -72,25 +64,6 @@ function pick<T>(
   if (flag !== undefined) return flag;
   if (envValue !== undefined && envValue !== '' && parseEnv) return parseEnv(envValue);
   return configValue;
-}
-
-/** Teardown steps, run newest first and each once, however often cleanup is requested. */
-class CleanupStack {
-  private readonly steps: (() => unknown)[] = [];
-
-  push(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    for (let step = this.steps.pop(); step; step = this.steps.pop()) {
-      try {
-        await step();
-      } catch {
-        /* keep cleaning */
-      }
-    }
-  }
 }
 
 /** What every step after the host checks needs. */
@@ -104,13 +77,6 @@ interface StartContext {
   stateDir: string;
   timeline: Timeline;
   cleanup: CleanupStack;
-}
-
-type DoneInfo = { reason: 'stopped' | 'crashed'; exit?: VmExitInfo };
-
-/** A `stop` request reaches the lifecycle through this, wired once the lifecycle exists. */
-interface StopHook {
-  request(reason: string): void;
 }
 
 /**
@@ -143,10 +109,20 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       guard,
       stop,
     });
-    if (opts.terminal) attachTerminal(ctx, opts.terminal, approvals, controller);
-    const socketPath = await serveLocal(ctx, controller, inFlight);
-    await serveRemote(ctx, controller, inFlight);
-    const { done, shutdown } = superviseLifecycle(ctx, { controller, sandbox, guard, inFlight, stop });
+    if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
+    const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight, ctx.cleanup);
+    const { listen, allowRemote, onNotice } = opts;
+    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight);
+    const { done, shutdown } = superviseLifecycle({
+      controller,
+      sandbox,
+      guard,
+      timeline: ctx.timeline,
+      inFlight,
+      server,
+      stop,
+      cleanup: ctx.cleanup,
+    });
     return {
       controller,
       sandbox,
@@ -336,117 +312,4 @@ function buildController(
   });
   tasks.attach(controller);
   return controller;
-}
-
-/** The foreground terminal as an approval frontend (the `start` terminal, when interactive). */
-function attachTerminal(
-  ctx: StartContext,
-  terminal: NonNullable<StartOptions['terminal']>,
-  approvals: MemoryApprovalBroker,
-  controller: Controller,
-): void {
-  const rl = createInterface({ input: terminal.input, output: terminal.output });
-  // On a tty readline reads in raw mode, where Ctrl-C is a byte that readline turns into its
-  // own 'SIGINT' event (and, with no listener, swallows by closing itself — so the first
-  // Ctrl-C of `cowork-vm start` did nothing). Raise it as the real signal it was meant as.
-  rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
-  const detach = attachTerminalPrompt({
-    broker: approvals,
-    rl,
-    output: terminal.output,
-    answer: (id, answer) => controller.approvalsAnswer(id, answer, { id: 'terminal', context: 'local' }),
-  });
-  ctx.cleanup.push(() => {
-    detach();
-    rl.close();
-  });
-}
-
-async function serveLocal(
-  ctx: StartContext,
-  controller: Controller,
-  inFlight: InFlightRequests,
-): Promise<string> {
-  const socketPath = controlSocketPath(ctx.stateDir);
-  const server = new LocalControlServer(socketPath, inFlight.wrapHandlers(localHandlers(controller)));
-  await server.listen();
-  ctx.cleanup.push(() => server.close());
-  return socketPath;
-}
-
-/** Remote control (WebSocket API, Telegram): off unless configured or --listen is given. */
-async function serveRemote(
-  ctx: StartContext,
-  controller: Controller,
-  inFlight: InFlightRequests,
-): Promise<void> {
-  const { opts, config } = ctx;
-  const listen = opts.listen ?? config.control.listen;
-  if (!listen && !config.channels.telegram.enabled) return;
-  const remote = await RemoteAccess.start({
-    config,
-    api: inFlight.wrapApi(controller),
-    paths: ctx.paths,
-    recorder: ctx.timeline,
-    secrets: new KeychainSecretStore(),
-    listen,
-    allowRemote: opts.allowRemote,
-    logger: { warn: (m: string) => opts.onNotice?.(`warning: ${m}`) },
-  });
-  ctx.cleanup.push(() => remote.close());
-  controller.setControlListen(remote.url);
-  if (remote.url) ctx.progress(`control API listening on ${remote.url}`);
-}
-
-/**
- * How the controller ends: a stop (request, signal) cancels the requests in flight, waits for
- * their answers, then powers the guest off; a crash lets the requests in flight report that the
- * VM stopped, then tears down. Either way `done` resolves once, after everything is closed.
- */
-function superviseLifecycle(
-  ctx: StartContext,
-  deps: {
-    controller: Controller;
-    sandbox: Sandbox;
-    guard: WorkspaceGuard;
-    inFlight: InFlightRequests;
-    stop: StopHook;
-  },
-): { done: Promise<DoneInfo>; shutdown: (reason?: string) => Promise<void> } {
-  const { controller, sandbox, guard, inFlight, stop } = deps;
-  let finished = false;
-  let resolveDone: (v: DoneInfo) => void = () => {};
-  const done = new Promise<DoneInfo>((r) => (resolveDone = r));
-
-  const shutdown = async (reason = 'stopped'): Promise<void> => {
-    if (finished) return;
-    finished = true;
-    controller.markState('stopping');
-    inFlight.abortAll();
-    // Includes the `stop` request that may have started this: its answer leaves first.
-    await inFlight.drain(DRAIN_DEADLINE_MS);
-    const exit = await sandbox.stop().catch(() => undefined);
-    ctx.timeline.record(null, { type: 'vm.stopped', reason });
-    await guard.check().catch(() => []); // a last look, once the guest can write nothing more
-    await ctx.cleanup.run();
-    resolveDone({ reason: 'stopped', exit });
-  };
-  stop.request = (reason) => void shutdown(reason);
-
-  sandbox.on('exit', (exit: VmExitInfo) => {
-    if (finished || exit.state !== 'crashed') return;
-    finished = true;
-    controller.markState('crashed');
-    ctx.timeline.record(null, { type: 'vm.crashed', reason: exit.reason, exitCode: exit.code });
-    void (async () => {
-      // Requests in flight deliver their "VM stopped" errors before the sockets go away.
-      if (!(await inFlight.drain(DRAIN_DEADLINE_MS))) {
-        inFlight.abortAll();
-        await inFlight.drain(DRAIN_DEADLINE_MS);
-      }
-      await ctx.cleanup.run();
-      resolveDone({ reason: 'crashed', exit });
-    })();
-  });
-  return { done, shutdown };
 }
