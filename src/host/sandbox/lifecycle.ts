@@ -45,7 +45,12 @@ export function superviseLifecycle(deps: {
   sandbox: Sandbox;
   guard: WorkspaceGuard;
   timeline: Timeline;
-  inFlight: InFlightRequests;
+  /**
+   * Requests in flight on the local socket (cancellable) and through the remote API. A stop
+   * cancels and drains the local ones; the remote ones get their answer when the guest is gone,
+   * before remote access closes (as before). A crash drains both.
+   */
+  inFlight: { local: InFlightRequests; remote: InFlightRequests };
   /** The local control server: closed once its requests are answered, before the guest powers off. */
   server: LocalControlServer;
   stop: StopHook;
@@ -60,9 +65,9 @@ export function superviseLifecycle(deps: {
     if (finished) return;
     finished = true;
     controller.markState('stopping');
-    inFlight.abortAll();
-    // Includes the `stop` request that may have started this: its answer leaves first.
-    await inFlight.drain(DRAIN_DEADLINE_MS);
+    inFlight.local.abortAll();
+    // Includes a local `stop` request that may have started this: its answer leaves first.
+    await inFlight.local.drain(DRAIN_DEADLINE_MS);
     await server.close();
     const exit = await sandbox.stop().catch(() => undefined);
     timeline.record(null, { type: 'vm.stopped', reason });
@@ -78,10 +83,16 @@ export function superviseLifecycle(deps: {
     controller.markState('crashed');
     timeline.record(null, { type: 'vm.crashed', reason: exit.reason, exitCode: exit.code });
     void (async () => {
-      // Requests in flight deliver their "VM stopped" errors before the sockets go away.
-      if (!(await inFlight.drain(DRAIN_DEADLINE_MS))) {
-        inFlight.abortAll();
-        await inFlight.drain(DRAIN_DEADLINE_MS);
+      // Requests in flight deliver their "VM stopped" errors before the sockets go away; what
+      // is still waiting at the deadline (e.g. for an approval) is cancelled.
+      const [local, remote] = [inFlight.local, inFlight.remote];
+      const [localDone] = await Promise.all([
+        local.drain(DRAIN_DEADLINE_MS),
+        remote.drain(DRAIN_DEADLINE_MS),
+      ]);
+      if (!localDone) {
+        local.abortAll();
+        await local.drain(DRAIN_DEADLINE_MS);
       }
       await cleanup.run();
       resolveDone({ reason: 'crashed', exit });

@@ -97,7 +97,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const { driver, accel } = await readyDriver(ctx);
     const { approvals, egress, egressPort } = await startEgress(ctx);
     const sandbox = await bootSandbox(ctx, { driver, accel, egressPort, guard, protectPlan });
-    const inFlight = new InFlightRequests();
+    const inFlight = { local: new InFlightRequests(), remote: new InFlightRequests() };
     const stop: StopHook = { request: () => {} };
     const controller = buildController(ctx, {
       driver,
@@ -110,9 +110,9 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       stop,
     });
     if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
-    const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight, ctx.cleanup);
+    const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight.local, ctx.cleanup);
     const { listen, allowRemote, onNotice } = opts;
-    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight);
+    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight.remote);
     const { done, shutdown } = superviseLifecycle({
       controller,
       sandbox,
