@@ -111,16 +111,7 @@ function runBuildScript(
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     const onLine = (line: string) => {
       log.push(line);
-      const start = /^STAGE (\S+) (.*)$/.exec(line);
-      const done = /^STAGE-DONE (\S+) ([0-9.]+)$/.exec(line);
-      if (done?.[1] && done[2]) {
-        stages.push({ name: done[1], seconds: Number(done[2]) });
-        progress(done[1], `done in ${Number(done[2]).toFixed(1)} s`);
-      } else if (start?.[1] && start[2] !== undefined) {
-        progress(start[1], start[2]);
-      } else {
-        opts.onLog?.(line);
-      }
+      stageLine(line, stages, progress, opts.onLog);
     };
     lines(child.stdout, onLine);
     lines(child.stderr, onLine);
@@ -135,18 +126,45 @@ function runBuildScript(
       } else if (code === 0) {
         resolvePromise(stages);
       } else {
-        const tail = log.slice(-8).join('\n  ');
-        const hint =
-          code === 69 ? ' — run scripts/setup-host.sh' : code === 77 ? ' — run the build as root' : '';
-        reject(
-          new CoworkError(
-            code === 69 || code === 77 ? 'unavailable' : 'internal',
-            `image build of ${name} (${arch}) failed (${signal ?? `exit ${code}`})${hint}; full log: ${logPath}\n  ${tail}`,
-          ),
-        );
+        reject(buildFailure(`${name} (${arch})`, code, signal, logPath, log));
       }
     });
   });
+}
+
+/** The build script's protocol: `STAGE name text` starts a stage, `STAGE-DONE name seconds` ends it. */
+function stageLine(
+  line: string,
+  stages: StageTime[],
+  progress: (stage: string, message: string) => void,
+  onLog: ((line: string) => void) | undefined,
+): void {
+  const start = /^STAGE (\S+) (.*)$/.exec(line);
+  const done = /^STAGE-DONE (\S+) ([0-9.]+)$/.exec(line);
+  if (done?.[1] && done[2]) {
+    stages.push({ name: done[1], seconds: Number(done[2]) });
+    progress(done[1], `done in ${Number(done[2]).toFixed(1)} s`);
+  } else if (start?.[1] && start[2] !== undefined) {
+    progress(start[1], start[2]);
+  } else {
+    onLog?.(line);
+  }
+}
+
+/** Exit 69: a host tool is missing; 77: not root. Both are the host's to fix, not a bug. */
+function buildFailure(
+  what: string,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+  logPath: string,
+  log: string[],
+): CoworkError {
+  const tail = log.slice(-8).join('\n  ');
+  const hint = code === 69 ? ' — run scripts/setup-host.sh' : code === 77 ? ' — run the build as root' : '';
+  return new CoworkError(
+    code === 69 || code === 77 ? 'unavailable' : 'internal',
+    `image build of ${what} failed (${signal ?? `exit ${code}`})${hint}; full log: ${logPath}\n  ${tail}`,
+  );
 }
 
 async function makeManifest(
