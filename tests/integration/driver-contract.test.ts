@@ -2,28 +2,45 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
-import type { Arch, BootImage, VmDriver, VmExitInfo, VmHandle } from '../../src/host/vm/driver.js';
-import { QemuDriver } from '../../src/host/vm/qemu/index.js';
+import type {
+  Arch,
+  BootImage,
+  GuestNetwork,
+  VmDriver,
+  VmExitInfo,
+  VmHandle,
+} from '../../src/host/vm/driver.js';
+import { QEMU_GUEST_NETWORK, QemuDriver } from '../../src/host/vm/qemu/index.js';
 import { baseImage, type GuestDirs, guestDirs, guestSpec, readGreeting } from './qemu-fixtures.js';
 
 /**
  * The VmDriver contract, written once and run against every driver this host can run. QEMU runs
  * here (Linux, TCG); the VZ driver runs the same suite on macOS only (no Mac exists in CI here,
- * so that block is the one allowed skipIf and says why).
+ * so that block is the one allowed skipIf and says why). Every expectation about shares,
+ * accelerators and transport follows what the driver declares (capabilities, network), never
+ * its name: a driver is held to its own declaration.
  */
 
 interface DriverCase {
   name: string;
   arch: Arch;
+  /** The guest network the seed is written for; the probe test checks the driver declares the same. */
+  network: () => Promise<GuestNetwork>;
   make: (stateDir: string) => Promise<VmDriver>;
 }
 
 const cases: DriverCase[] = [
-  { name: 'qemu', arch: 'x86_64', make: async (stateDir) => new QemuDriver({ stateDir }) },
+  {
+    name: 'qemu',
+    arch: 'x86_64',
+    network: async () => QEMU_GUEST_NETWORK,
+    make: async (stateDir) => new QemuDriver({ stateDir }),
+  },
 ];
 const vzCase: DriverCase = {
   name: 'vz',
   arch: process.arch === 'arm64' ? 'aarch64' : 'x86_64',
+  network: async () => (await import('../../src/host/vm/vz/index.js')).VZ_GUEST_NETWORK,
   make: async () => new (await import('../../src/host/vm/vz/index.js')).VzDriver(),
 };
 
@@ -32,7 +49,7 @@ function contract(c: DriverCase): void {
   const cleanups: (() => void)[] = [];
 
   async function dirs(prefix: string): Promise<GuestDirs> {
-    const d = await guestDirs(`${c.name}-${prefix}`);
+    const d = await guestDirs(`${c.name}-${prefix}`, await c.network());
     cleanups.push(d.cleanup);
     return d;
   }
@@ -63,6 +80,8 @@ function contract(c: DriverCase): void {
     expect(probe.accel).not.toBe('auto');
     expect(driver.capabilities.accels).toContain(probe.accel);
     expect(driver.name).toBe(c.name);
+    expect(driver.network).toEqual(await c.network());
+    expect(driver.capabilities.shareModes.length).toBeGreaterThan(0);
   });
 
   it('start() refuses an already aborted signal and a missing kernel without booting', async () => {
@@ -103,7 +122,9 @@ function contract(c: DriverCase): void {
       expect(driver.capabilities.shareModes).toContain(vm.info.shareMode);
       expect(driver.capabilities.accels).toContain(vm.info.accel);
       expect(vm.info.accel).not.toBe('auto');
-      if (driver.capabilities.tcpForwarding) expect(vm.info.hostPorts[22]).toBeGreaterThan(0);
+      // A forwarded transport names its loopback port; vsock has none to name.
+      if (driver.network.transport === 'tcp-forward') expect(vm.info.hostPorts[22]).toBeGreaterThan(0);
+      else expect(vm.info.hostPorts).toEqual({});
     });
 
     it('connect(22) gives independent byte streams to the guest sshd', async () => {
@@ -128,11 +149,14 @@ function contract(c: DriverCase): void {
     });
   });
 
-  it('a VM (9p share) that dies without stop() ends as crashed, with exited resolved and one exit event', async () => {
+  it('a VM that dies without stop() ends as crashed, with exited resolved, one exit event and a reason', async () => {
     const d = await dirs('crash');
     const driver = await c.make(d.stateDir);
-    const vm = await driver.start(guestSpec(d, image, { shareMode: '9p' }));
-    expect(vm.info.shareMode).toBe('9p'); // every driver offers 9p
+    // The first declared share mode, asked for by name (the lifecycle block boots 'auto'): QEMU
+    // lists 9p first (any user can run it), VZ has virtiofs only.
+    const share = driver.capabilities.shareModes[0]!;
+    const vm = await driver.start(guestSpec(d, image, { shareMode: share }));
+    expect(vm.info.shareMode).toBe(share);
     expect(await readGreeting(await vm.connect(22))).toMatch(/^SSH-2.0-OpenSSH/);
     expect(vm.pid).toBeGreaterThan(1);
     const events: VmExitInfo[] = [];
@@ -142,6 +166,9 @@ function contract(c: DriverCase): void {
     expect(info.state).toBe('crashed');
     expect(vm.state).toBe('crashed');
     expect(events).toEqual([info]);
+    // The driver says what happened in its own words; nothing above it names the hypervisor.
+    expect(info.signal).toBe('SIGKILL');
+    expect(info.reason).toMatch(/^the VM process \(.+\) was killed by SIGKILL$/);
   });
 }
 

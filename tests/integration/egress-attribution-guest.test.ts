@@ -2,9 +2,9 @@ import type http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Origin } from '../../src/host/api/controller.js';
 import type { ApprovalRequest, Verdict } from '../../src/host/approvals/types.js';
 import { defaultConfig } from '../../src/host/config/index.js';
-import type { Origin } from '../../src/host/control/api.js';
 import { type EgressEvent, EgressProxy, egressRelayCommand } from '../../src/host/egress/index.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { createPolicyEngine } from '../../src/host/policy/index.js';
@@ -68,8 +68,6 @@ beforeAll(async () => {
     share: 'auto',
     egress: {
       hostPort: proxyPort,
-      guestAddress: '10.0.2.100',
-      guestPort: 3128,
       hostCommand: egressRelayCommand(proxyPort),
     },
   });

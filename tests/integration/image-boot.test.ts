@@ -17,6 +17,7 @@ import { hostPaths } from '../../src/host/paths.js';
 import { writeSeed } from '../../src/host/sandbox/seed.js';
 import type { BootImage } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
+import { QEMU_GUEST_NETWORK } from '../../src/host/vm/qemu/index.js';
 import { onFreePort } from '../helpers/free-port.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -50,6 +51,8 @@ function makeSeed(dir: string, opts: { hostKey: boolean }): void {
     agentUid: AGENT_UID,
     agentGid: AGENT_GID,
     hostname: 'cowork-imgtest',
+    // This test drives QEMU by hand, so it gives the QEMU driver's guest address itself.
+    guestCidr: QEMU_GUEST_NETWORK.guestCidr,
   });
   if (!opts.hostKey) rmSync(join(dir, 'seed', 'ssh_host_ed25519_key'));
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,7 +175,11 @@ describe('a guest that dies', () => {
       const exit = new Promise<VmExitInfo>((resolve) => vm.on('exit', resolve));
       process.kill(vm.pid!, 'SIGKILL');
       const info = await vm.exited;
-      expect(info).toMatchObject({ state: 'crashed', signal: 'SIGKILL' });
+      expect(info).toMatchObject({
+        state: 'crashed',
+        signal: 'SIGKILL',
+        reason: 'the VM process (qemu) was killed by SIGKILL',
+      });
       expect(info.consoleTail).toContain('COWORK-READY');
       expect(info.consoleTail).not.toContain('[host]'); // a QEMU crash is not blamed on a helper
       expect(await exit).toEqual(info);
@@ -205,11 +209,26 @@ describe('a virtiofs guest whose virtiofsd dies', () => {
     const info = await vm.exited;
     expect(info.state).toBe('crashed');
     expect(info.consoleTail).toMatch(/\[host\] virtiofsd \(workspace share\) exited \(SIGKILL\)/);
+    // The helper's death is the reason, not the SIGKILL the driver then sent to QEMU.
+    expect(info.reason).toMatch(/^virtiofsd \(workspace share\) exited \(SIGKILL\)/);
     expect(processesMentioning(d.root)).toEqual([]);
   });
 });
 
 describe('boot failures', () => {
+  it("a guest whose seed lacks the driver's GUEST_ADDRESS refuses to boot, saying which key is missing", async () => {
+    const d = await dirs('qemu-noaddr');
+    const envFile = join(d.seed, 'guest.env');
+    const lines = readFileSync(envFile, 'utf8').split('\n');
+    expect(lines).toContain("GUEST_ADDRESS='10.0.2.15/24'");
+    writeFileSync(envFile, lines.filter((l) => !l.startsWith('GUEST_ADDRESS=')).join('\n'));
+    const driver = new QemuDriver({ stateDir: d.stateDir });
+    const err = await errorOf(driver.start(guestSpec(d, image, { shareMode: '9p' })));
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toMatch(/network interface .* guest\.env has no GUEST_ADDRESS/);
+    expect(processesMentioning(d.root)).toEqual([]);
+  });
+
   it('COWORK-FATAL rejects start with the reason and the last console lines, and kills QEMU', async () => {
     const d = await dirs('qemu-fatal');
     const initrd = join(d.root, 'fatal.img');

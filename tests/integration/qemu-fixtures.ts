@@ -8,8 +8,9 @@ import { requireProvided } from '../../src/host/host-requirements.js';
 import { hostPaths } from '../../src/host/paths.js';
 import { agentIds, writeSeed } from '../../src/host/sandbox/seed.js';
 import { ensureSandboxKeys, type SandboxKeys } from '../../src/host/ssh/keys.js';
-import type { Arch, BootImage, VmSpec } from '../../src/host/vm/driver.js';
+import type { Arch, BootImage, GuestNetwork, VmSpec } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
+import { QEMU_GUEST_NETWORK } from '../../src/host/vm/qemu/index.js';
 
 /** Shared by the QEMU driver and driver-contract integration tests: real image, real folders. */
 
@@ -45,7 +46,10 @@ export interface GuestDirs {
  * (`writeSeed`, `agentIds`, `ensureSandboxKeys`) so these tests boot the guest on exactly the
  * contract a real start hands it (docs/guest-contract.md), not on a copy of it.
  */
-export async function guestDirs(prefix: string): Promise<GuestDirs> {
+export async function guestDirs(
+  prefix: string,
+  network: GuestNetwork = QEMU_GUEST_NETWORK,
+): Promise<GuestDirs> {
   const root = mkdtempSync(join(tmpdir(), `${prefix}-`));
   const workspace = join(root, 'workspace');
   const runDir = join(root, 'run');
@@ -60,6 +64,7 @@ export async function guestDirs(prefix: string): Promise<GuestDirs> {
     agentUid: ids.uid,
     agentGid: ids.gid,
     hostname: prefix,
+    guestCidr: network.guestCidr,
   });
   return {
     root,

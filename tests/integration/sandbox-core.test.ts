@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Origin } from '../../src/host/api/controller.js';
-import type { RunningController } from '../../src/host/sandbox/serve.js';
+import type { RunningController } from '../../src/host/sandbox/index.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
 
 const local: Origin = { id: 'test', context: 'local' };

@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Origin } from '../../src/host/api/controller.js';
 import { CoworkError } from '../../src/host/errors.js';
-import { readLock } from '../../src/host/sandbox/lock.js';
-import type { RunningController } from '../../src/host/sandbox/serve.js';
+import { type RunningController, readLock } from '../../src/host/sandbox/index.js';
 import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
 import { SshGuestSession } from '../../src/host/ssh/session.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
@@ -63,14 +62,18 @@ describe('sandbox faults against a real QEMU guest', () => {
     });
     process.kill(sb.sandbox.vm.pid!, 'SIGKILL');
 
-    const err = await running.then(
+    const err = await running!.then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(CoworkError);
-    expect((err as CoworkError).message).toMatch(/VM stopped while the command ran/);
+    // The driver's words for what happened, passed through as-is.
+    expect((err as CoworkError).message).toMatch(
+      /VM stopped while the command ran \(the VM process \(qemu\) was killed by SIGKILL\)/,
+    );
     const end = await sb.done;
     expect(end.reason).toBe('crashed');
+    expect(end.exit?.reason).toBe('the VM process (qemu) was killed by SIGKILL');
     expect(existsSync(lockFile)).toBe(false);
     expect(readFileSync(join(t.workspace, 'log.txt'), 'utf8')).toBe('line1\nline2\nline3\n');
     // After a crash the controller refuses work instead of hanging.

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AgentTaskRunner, type EnforcementPath } from '../../src/host/agent/index.js';
 import type { SecretStore } from '../../src/host/secrets/index.js';
 import { Timeline } from '../../src/host/timeline/index.js';
+import { scopeGuestFiles } from '../../src/host/tools/guest-files.js';
 import { AnthropicApiStandIn, reply, toolUse } from '../helpers/anthropic-api.js';
 import { execResult, MemoryGuestSession } from './agent-test-context.js';
 
@@ -22,7 +23,16 @@ const store: SecretStore = {
 };
 
 const allowAll: EnforcementPath = {
-  authorize: async () => ({ allowed: true, decision: { effect: 'allow', reasons: [], layer: 'tool' } }),
+  authorize: async (req, _origin, _taskId, signal) => ({
+    allowed: true,
+    decision: { effect: 'allow', reasons: [], layer: 'tool' },
+    guest: scopeGuestFiles(new MemoryGuestSession(), {
+      workspace: '/host/ws',
+      paths: req.paths ?? [],
+      withheld: [],
+      signal: signal ?? new AbortController().signal,
+    }),
+  }),
   exec: async () => ({
     decision: { effect: 'allow', reasons: [], layer: 'tool' },
     result: execResult({ stdout: 'ok' }),
@@ -46,8 +56,6 @@ afterEach(async () => {
 function runner(configured: { maxIterations?: number; maxTokens?: number }) {
   return new AgentTaskRunner({
     controller: allowAll,
-    session: new MemoryGuestSession(),
-    workspace: '/host/ws',
     timeline,
     secrets: store,
     limits: { maxFileSizeMB: 1, ...configured },

@@ -116,9 +116,7 @@ async function foreground(flags: StartFlags): Promise<void> {
   const end = await running.done;
   if (ticker) clearInterval(ticker);
   if (end.reason === 'crashed') {
-    const why = end.exit?.signal
-      ? `QEMU was killed by ${end.exit.signal}`
-      : `QEMU exited with code ${end.exit?.code}`;
+    const why = end.exit?.reason ?? 'the VM process ended';
     process.stderr.write(`\ncowork-vm: the VM stopped unexpectedly (${why}); workspace files are intact.\n`);
     if (end.exit?.consoleTail) process.stderr.write(`last console lines:\n${end.exit.consoleTail}\n`);
     process.exit(1);

@@ -54,11 +54,12 @@ export interface MethodSpec<
   O extends z.ZodObject = z.ZodObject,
   R extends z.ZodType = z.ZodType,
   E extends z.ZodType = z.ZodType,
+  T extends readonly Transport[] = readonly Transport[],
 > {
   description: string;
   minRole: Role;
   context: ContextRule;
-  transports: readonly Transport[];
+  transports: T;
   /** What every caller may send. */
   params: P;
   /** What the owner (local socket) may send: `params` plus owner-only fields (a context, an API key). */
@@ -76,9 +77,10 @@ function method<
   R extends z.ZodType,
   X extends z.ZodRawShape = Record<never, never>,
   E extends z.ZodType = z.ZodNever,
+  const T extends readonly Transport[] = readonly Transport[],
 >(
-  spec: Omit<MethodSpec<P, z.ZodObject, R, E>, 'ownerParams'> & { ownerOnly?: X },
-): MethodSpec<P, z.ZodObject<P['shape'] & X, z.core.$strict>, R, E> {
+  spec: Omit<MethodSpec<P, z.ZodObject, R, E, T>, 'ownerParams'> & { ownerOnly?: X },
+): MethodSpec<P, z.ZodObject<P['shape'] & X, z.core.$strict>, R, E, T> {
   const { ownerOnly, ...rest } = spec;
   const ownerParams = (ownerOnly ? spec.params.extend(ownerOnly) : spec.params) as z.ZodObject<
     P['shape'] & X,

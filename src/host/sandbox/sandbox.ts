@@ -3,11 +3,11 @@ import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CoworkError } from '../errors.js';
 import type { HostPaths } from '../paths.js';
-import { ensureSandboxKeys } from '../ssh/keys.js';
+import { ensureSandboxKeys, type SandboxKeys } from '../ssh/keys.js';
 import { SshGuestSession } from '../ssh/session.js';
 import type { ExecOptions, ExecResult, GuestSession } from '../ssh/types.js';
 import type { Accel, Arch, ShareMode, VmDriver, VmExitInfo, VmHandle, VmSpec } from '../vm/driver.js';
-import { ImageStore } from '../vm/images.js';
+import { ImageStore, type ResolvedImage } from '../vm/images.js';
 import { type MountLine, WorkspaceGuard } from '../workspace/index.js';
 import { agentIds, writeSeed } from './seed.js';
 
@@ -22,7 +22,11 @@ export interface SandboxOptions {
   accel: Accel;
   share: ShareMode | 'auto';
   arch?: Arch;
-  egress?: VmSpec['egress'];
+  /**
+   * The host's egress proxy (loopback port, and for QEMU the per-connection relay command).
+   * Where the guest reaches it is the driver's `network.egress`, never the caller's choice.
+   */
+  egress?: Pick<NonNullable<VmSpec['egress']>, 'hostPort' | 'hostCommand'>;
   /** Workspace paths the guest must mount read-only or pin (seed `protect.list`). */
   protect?: MountLine[];
   onProgress?: (line: string) => void;
@@ -36,6 +40,8 @@ export interface SandboxInfo {
   imageHash: string;
   sshPort?: number;
   vmPid?: number;
+  /** The egress proxy as the guest reaches it (for HTTP_PROXY-style settings), when there is one. */
+  guestProxyUrl?: string;
   bootMs: number;
   startedAt: string;
 }
@@ -65,59 +71,22 @@ export class Sandbox extends EventEmitter {
     const progress = opts.onProgress ?? (() => {});
     const arch: Arch = opts.arch ?? (process.arch === 'arm64' ? 'aarch64' : 'x86_64');
     const t0 = Date.now();
-    const store = new ImageStore(opts.paths);
+    checkCapabilities(opts.driver, { share: opts.share, accel: opts.accel });
     progress(`checking image "${opts.image}" (${arch})`);
-    const image = await store.resolve(opts.image, arch);
-
+    const image = await new ImageStore(opts.paths).resolve(opts.image, arch);
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     const keys = await ensureSandboxKeys(join(opts.stateDir, 'keys'));
-    const ids = agentIds(opts.workspace);
-    const seedDir = join(opts.stateDir, 'seed');
-    writeSeed(seedDir, {
-      hostPrivateKey: keys.hostPrivateKey,
-      clientPublicKey: keys.authorizedKeysLine,
-      agentUid: ids.uid,
-      agentGid: ids.gid,
-      hostname: `cowork-${basename(opts.workspace)}`,
-      proxy: opts.egress ? { url: `http://${opts.egress.guestAddress}:${opts.egress.guestPort}` } : undefined,
-    });
-
-    WorkspaceGuard.writePlan(seedDir, opts.protect ?? []);
+    const egress = guestEgress(opts);
+    const seedDir = prepareSeed(opts, keys, egress);
 
     progress(`booting guest (${opts.cpus} cpu, ${opts.memoryMiB} MiB)`);
-    const vm = await opts.driver.start(
-      {
-        name: `cowork-${basename(opts.workspace)}`,
-        cpus: opts.cpus,
-        memoryMiB: opts.memoryMiB,
-        image: image.boot,
-        workspace: { tag: 'workspace', hostPath: opts.workspace, readOnly: false },
-        seed: { tag: 'seed', hostPath: seedDir, readOnly: true },
-        shareMode: opts.share,
-        accel: opts.accel,
-        guestPorts: [22],
-        egress: opts.egress,
-        runDir: join(opts.stateDir, 'run'),
-      },
-      { signal: opts.signal, onProgress: (l) => progress(`guest: ${l}`) },
-    );
+    const vm = await opts.driver.start(vmSpec(opts, image, seedDir, egress), {
+      signal: opts.signal,
+      onProgress: (l) => progress(`guest: ${l}`),
+    });
 
     progress('connecting over SSH');
-    let session: GuestSession;
-    try {
-      session = await SshGuestSession.connect({
-        connect: () => vm.connect(22),
-        username: 'agent',
-        privateKey: keys.clientPrivateKey,
-        hostKey: keys.hostPublicKey,
-        readyTimeoutMs: 60_000,
-        isVmAlive: () => vm.state === 'running',
-        maxSessions: 100, // the guest's sshd_config MaxSessions
-      });
-    } catch (err) {
-      await vm.stop({ graceful: false, timeoutMs: 5000 }).catch(() => {});
-      throw CoworkError.from(err, 'unavailable', 'the guest booted but SSH did not answer');
-    }
+    const session = await connectSession(vm, keys);
     const info: SandboxInfo = {
       accel: vm.info.accel,
       share: vm.info.shareMode,
@@ -125,6 +94,7 @@ export class Sandbox extends EventEmitter {
       imageHash: image.manifest.recipeHash,
       sshPort: vm.info.hostPorts[22],
       vmPid: vm.pid,
+      guestProxyUrl: egress && `http://${egress.guestAddress}:${egress.guestPort}`,
       bootMs: Date.now() - t0,
       startedAt: new Date().toISOString(),
     };
@@ -155,7 +125,7 @@ export class Sandbox extends EventEmitter {
       if (exit) {
         throw new CoworkError(
           'unavailable',
-          `the VM stopped while the command ran (QEMU ${exit.signal ? `killed by ${exit.signal}` : `exited ${exit.code}`}); ` +
+          `the VM stopped while the command ran (${exit.reason}); ` +
             'files already written to the workspace are intact — start it again with `cowork-vm start`',
           err,
         );
@@ -171,6 +141,94 @@ export class Sandbox extends EventEmitter {
       await this.session.exec('sync', { timeoutMs: 5000 }).catch(() => {});
     }
     await this.session.close().catch(() => {});
-    return this.vm.stop({ graceful: true, timeoutMs });
+    return this.vm.stop({ graceful: this.opts.driver.capabilities.gracefulShutdown, timeoutMs });
+  }
+}
+
+/**
+ * A request the driver cannot honour fails here, before anything is written or booted, naming
+ * the setting and what this driver offers. Decided from the declared capabilities alone.
+ */
+export function checkCapabilities(
+  driver: Pick<VmDriver, 'name' | 'capabilities'>,
+  want: { share: ShareMode | 'auto'; accel: Accel },
+): void {
+  const { shareModes, accels } = driver.capabilities;
+  if (want.share !== 'auto' && !shareModes.includes(want.share)) {
+    throw new CoworkError(
+      'invalidArgument',
+      `vm.share "${want.share}" is not offered by the ${driver.name} driver (it offers ${shareModes.join(', ')}) — use one of those or "auto"`,
+    );
+  }
+  if (!accels.includes(want.accel)) {
+    throw new CoworkError(
+      'invalidArgument',
+      `vm.accel "${want.accel}" is not offered by the ${driver.name} driver (it offers ${accels.join(', ')})`,
+    );
+  }
+}
+
+type GuestEgress = NonNullable<VmSpec['egress']>;
+
+/** The egress spec with the guest side taken from the driver's network. */
+function guestEgress(opts: SandboxOptions): GuestEgress | undefined {
+  if (!opts.egress) return undefined;
+  const { address, port } = opts.driver.network.egress;
+  return { ...opts.egress, guestAddress: address, guestPort: port };
+}
+
+/** Writes the seed share and the protected-path plan for this boot; returns its folder. */
+function prepareSeed(opts: SandboxOptions, keys: SandboxKeys, egress: GuestEgress | undefined): string {
+  const ids = agentIds(opts.workspace);
+  const seedDir = join(opts.stateDir, 'seed');
+  writeSeed(seedDir, {
+    hostPrivateKey: keys.hostPrivateKey,
+    clientPublicKey: keys.authorizedKeysLine,
+    agentUid: ids.uid,
+    agentGid: ids.gid,
+    hostname: `cowork-${basename(opts.workspace)}`,
+    guestCidr: opts.driver.network.guestCidr,
+    proxy: egress ? { url: `http://${egress.guestAddress}:${egress.guestPort}` } : undefined,
+  });
+  WorkspaceGuard.writePlan(seedDir, opts.protect ?? []);
+  return seedDir;
+}
+
+function vmSpec(
+  opts: SandboxOptions,
+  image: ResolvedImage,
+  seedDir: string,
+  egress: GuestEgress | undefined,
+): VmSpec {
+  return {
+    name: `cowork-${basename(opts.workspace)}`,
+    cpus: opts.cpus,
+    memoryMiB: opts.memoryMiB,
+    image: image.boot,
+    workspace: { tag: 'workspace', hostPath: opts.workspace, readOnly: false },
+    seed: { tag: 'seed', hostPath: seedDir, readOnly: true },
+    shareMode: opts.share,
+    accel: opts.accel,
+    guestPorts: [22],
+    egress,
+    runDir: join(opts.stateDir, 'run'),
+  };
+}
+
+/** One SSH session over the driver's transport; a guest whose sshd never answers is stopped. */
+async function connectSession(vm: VmHandle, keys: SandboxKeys): Promise<GuestSession> {
+  try {
+    return await SshGuestSession.connect({
+      connect: () => vm.connect(22),
+      username: 'agent',
+      privateKey: keys.clientPrivateKey,
+      hostKey: keys.hostPublicKey,
+      readyTimeoutMs: 60_000,
+      isVmAlive: () => vm.state === 'running',
+      maxSessions: 100, // the guest's sshd_config MaxSessions
+    });
+  } catch (err) {
+    await vm.stop({ graceful: false, timeoutMs: 5000 }).catch(() => {});
+    throw CoworkError.from(err, 'unavailable', 'the guest booted but SSH did not answer');
   }
 }

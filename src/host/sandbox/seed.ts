@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CoworkError } from '../errors.js';
 
 export interface SeedInput {
   hostPrivateKey: string;
@@ -7,7 +8,22 @@ export interface SeedInput {
   agentUid: number;
   agentGid: number;
   hostname: string;
+  /** The guest NIC's static address with prefix, as the driver's network gives it (none: no NIC). */
+  guestCidr?: string;
   proxy?: { url: string };
+}
+
+const CIDR_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+
+function checkCidr(cidr: string): void {
+  const m = CIDR_RE.exec(cidr);
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  if (!m || octets.some((o) => o > 255) || Number(m[5]) < 1 || Number(m[5]) > 32) {
+    throw new CoworkError(
+      'invalidArgument',
+      `guest address ${JSON.stringify(cidr)} is not an IPv4 address with a prefix (a.b.c.d/1-32) — the VM driver gave a bad network`,
+    );
+  }
 }
 
 /**
@@ -31,6 +47,10 @@ export function writeSeed(dir: string, input: SeedInput): void {
     AGENT_GID: String(input.agentGid),
     HOSTNAME: input.hostname.replace(/[^a-zA-Z0-9-]/g, '-').slice(0, 63) || 'cowork',
   };
+  if (input.guestCidr !== undefined) {
+    checkCidr(input.guestCidr);
+    env.GUEST_ADDRESS = input.guestCidr;
+  }
   if (input.proxy) {
     env.HTTP_PROXY = input.proxy.url;
     env.HTTPS_PROXY = input.proxy.url;

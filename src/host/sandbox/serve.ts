@@ -1,20 +1,21 @@
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { attachTerminalPrompt, MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
-import { RemoteAccess } from '../channels/index.js';
+import { MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
+import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
-import { LocalControlServer } from '../control/local-server.js';
 import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
+import type { HostPaths } from '../paths.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
+import type { PolicyEngine } from '../policy/index.js';
 import { createPolicyEngine } from '../policy/index.js';
-import { KeychainSecretStore } from '../secrets/index.js';
 import { Timeline } from '../timeline/index.js';
-import type { Accel, ShareMode, VmExitInfo } from '../vm/driver.js';
+import type { Accel, ShareMode, VmDriver, VmExitInfo } from '../vm/driver.js';
 import { createDriver, parseAccel } from '../vm/index.js';
-import { protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
+import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
-import { localHandlers } from './handlers.js';
+import { InFlightRequests } from './drain.js';
+import { attachTerminal, serveLocal, serveRemote } from './frontends.js';
+import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
@@ -23,8 +24,6 @@ import { resolveWorkspace } from './workspace.js';
 
 // Re-exported: the paths live in locate.ts so that CLI clients need not load this module.
 export { controlSocketPath, locateSandbox } from './locate.js';
-
-import { controlSocketPath } from './locate.js';
 
 export interface StartOptions {
   workspace?: string;
@@ -57,10 +56,6 @@ export interface RunningController {
   shutdown(reason?: string): Promise<void>;
 }
 
-/** Where the guest reaches the egress proxy (QEMU user-net guestfwd; never leaves the host). */
-export const EGRESS_GUEST_ADDRESS = '10.0.2.100';
-export const EGRESS_GUEST_PORT = 3128;
-
 function pick<T>(
   flag: T | undefined,
   envValue: string | undefined,
@@ -72,217 +67,257 @@ function pick<T>(
   return configValue;
 }
 
+/** What every step after the host checks needs. */
+interface StartContext {
+  opts: StartOptions;
+  env: NodeJS.ProcessEnv;
+  progress: (line: string) => void;
+  workspace: string;
+  config: ResolvedConfig;
+  paths: HostPaths;
+  stateDir: string;
+  timeline: Timeline;
+  cleanup: CleanupStack;
+}
+
 /**
  * The body of `cowork-vm start`: takes the workspace lock, boots the guest, opens the timeline,
  * builds the one enforcement path (Controller) and serves it on the local control socket. The
- * controller alone owns the VM and the SSH session.
+ * controller alone owns the VM and the SSH session. Each step registers its own teardown; a
+ * failing step undoes everything before it.
  */
 export async function startController(opts: StartOptions): Promise<RunningController> {
-  const env = opts.env ?? process.env;
-  const progress = opts.onProgress ?? (() => {});
-  const workspace = resolveWorkspace(opts.workspace);
-  const { config, warnings } = loadConfig({ configFile: opts.configFile, workspace, env });
-  for (const w of warnings) opts.onWarning?.(w);
-
-  const paths = hostPaths(env);
-  const stateDir = sandboxStateDir(paths, workspace);
-  const lock = SandboxLock.acquire(join(stateDir, 'lock'), workspace);
-  const timeline = Timeline.open(join(stateDir, 'timeline.db'));
-  const cleanup: (() => unknown)[] = [() => timeline.close(), () => lock.release()];
-  const runCleanup = async () => {
-    // Newest first; each step runs once even if cleanup is requested twice.
-    for (let fn = cleanup.pop(); fn; fn = cleanup.pop()) {
-      try {
-        await fn();
-      } catch {
-        /* keep cleaning */
-      }
-    }
-  };
-
+  const ctx = claimWorkspace(opts);
   try {
-    reconcileAfterRestart(timeline);
-    timeline.abandonRunningTasks('the controller restarted');
-    // The workspace boundary: what the host executes or trusts is mounted read-only in the guest,
-    // and whatever protected path appears later is quarantined (src/host/workspace/guard.ts).
-    const guard = new WorkspaceGuard({
-      workspace,
-      stateDir,
-      protect: protectedPathsFor(workspace, config.workspace),
-      onChange: (c) => timeline.record(null, { type: 'workspace.protected_change', ...c }),
-    });
-    const protectPlan = await guard.planMounts();
-    cleanup.push(() => guard.close());
+    reconcileAfterRestart(ctx.timeline);
+    ctx.timeline.abandonRunningTasks('the controller restarted');
+    const { guard, protectPlan } = await guardWorkspace(ctx);
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
     // It knows the same protected paths as the guard (including what the repositories' configs name).
-    const policy = createPolicyEngine(config, { protectedPaths: guard.protectedPaths });
-    const accel = pick<Accel>(opts.accel, env.COWORK_VM_ACCEL, config.vm.accel as Accel, (v) =>
-      parseAccel(v, 'COWORK_VM_ACCEL'),
-    );
-    const driver = await createDriver(process.platform, { paths });
-    const probe = await driver.probe({ accel });
-    if (!probe.ok) {
-      throw new CoworkError(
-        'unavailable',
-        `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`,
-      );
-    }
-    // The guest's only route out: a proxy on the host's loopback, reached through QEMU's
-    // guestfwd. With no [egress] rules it denies everything (with a 403 that says how to allow).
-    const approvals = new MemoryApprovalBroker({ timeline });
-    const egress = new EgressProxy({
-      rules: {
-        allow: config.egress.allow,
-        deny: config.egress.deny,
-        ask: config.egress.ask,
-        allowAll: config.egress.allowAll,
-      },
-      broker: approvals,
-      timeline,
-      testResolve: config.egress.testResolve,
-      env,
-      context: 'agent',
-      approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
-    });
-    const { port: egressPort } = await egress.start();
-    cleanup.push(() => egress.close());
-
-    const cpus = opts.cpus ?? config.vm.cpus;
-    const memoryMiB = opts.memoryMiB ?? config.vm.memoryMiB;
-    const image = opts.image ?? config.vm.image;
-    const sandbox = await Sandbox.start({
-      workspace,
-      stateDir,
-      paths,
+    const policy = createPolicyEngine(ctx.config, { protectedPaths: guard.protectedPaths });
+    const { driver, accel } = await readyDriver(ctx);
+    const { approvals, egress, egressPort } = await startEgress(ctx);
+    const sandbox = await bootSandbox(ctx, { driver, accel, egressPort, guard, protectPlan });
+    const inFlight = { local: new InFlightRequests(), remote: new InFlightRequests() };
+    const stop: StopHook = { request: () => {} };
+    const controller = buildController(ctx, {
       driver,
-      image,
-      cpus,
-      memoryMiB,
-      accel,
-      share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
-      egress: {
-        hostPort: egressPort,
-        guestAddress: EGRESS_GUEST_ADDRESS,
-        guestPort: EGRESS_GUEST_PORT,
-        hostCommand: egressRelayCommand(egressPort),
-      },
-      onProgress: progress,
-      protect: protectPlan,
-    });
-    cleanup.push(() => sandbox.stop());
-    guard.watch();
-    progress(
-      `protected ${protectPlan.length} workspace paths (git metadata, ${config.workspace.protect.join(' ')})`,
-    );
-    timeline.record(null, {
-      type: 'vm.started',
-      driver: driver.name,
-      cpus,
-      memoryMiB,
-      accel: sandbox.info.accel,
-      share: sandbox.info.share,
-      image,
-      bootMs: sandbox.info.bootMs,
-    });
-
-    let requestStop: (reason: string) => void = () => {};
-    const proxyUrl = `http://${EGRESS_GUEST_ADDRESS}:${EGRESS_GUEST_PORT}`;
-    const scopes = new TaskScopes({ attribution: egress.tasks, proxyUrl });
-    const tasks = createTaskRunner({ config, sandbox, workspace, timeline, proxyUrl, env, scopes });
-    cleanup.push(() => tasks.dispose());
-    const controller = new Controller({
-      workspace,
-      stateDir,
       sandbox,
       policy,
       approvals,
-      timeline,
-      approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
-      vmSpec: { driver: driver.name, cpus, memoryMiB },
+      egress,
       egressPort,
-      tasks,
-      scopes,
-      onStopRequested: () => requestStop('stop requested'),
       guard,
+      stop,
     });
-    tasks.attach(controller);
-    if (opts.terminal) {
-      const rl = createInterface({ input: opts.terminal.input, output: opts.terminal.output });
-      // On a tty readline reads in raw mode, where Ctrl-C is a byte that readline turns into its
-      // own 'SIGINT' event (and, with no listener, swallows by closing itself — so the first
-      // Ctrl-C of `cowork-vm start` did nothing). Raise it as the real signal it was meant as.
-      rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
-      const detach = attachTerminalPrompt({
-        broker: approvals,
-        rl,
-        output: opts.terminal.output,
-        answer: (id, answer) => controller.approvalsAnswer(id, answer, { id: 'terminal', context: 'local' }),
-      });
-      cleanup.push(() => {
-        detach();
-        rl.close();
-      });
-    }
-
-    const socketPath = controlSocketPath(stateDir);
-    const server = new LocalControlServer(socketPath, localHandlers(controller));
-    await server.listen();
-    cleanup.push(() => server.close());
-
-    // Remote control (WebSocket API, Telegram): off unless configured or --listen is given.
-    const listen = opts.listen ?? config.control.listen;
-    if (listen || config.channels.telegram.enabled) {
-      const remote = await RemoteAccess.start({
-        config,
-        api: controller,
-        paths,
-        recorder: timeline,
-        secrets: new KeychainSecretStore(),
-        listen,
-        allowRemote: opts.allowRemote,
-        logger: { warn: (m: string) => opts.onNotice?.(`warning: ${m}`) },
-      });
-      cleanup.push(() => remote.close());
-      controller.setControlListen(remote.url);
-      if (remote.url) progress(`control API listening on ${remote.url}`);
-    }
-
-    let finished = false;
-    let resolveDone: (v: { reason: 'stopped' | 'crashed'; exit?: VmExitInfo }) => void = () => {};
-    const done = new Promise<{ reason: 'stopped' | 'crashed'; exit?: VmExitInfo }>((r) => (resolveDone = r));
-
-    const shutdown = async (reason = 'stopped'): Promise<void> => {
-      if (finished) return;
-      finished = true;
-      controller.markState('stopping');
-      await server.close();
-      const exit = await sandbox.stop().catch(() => undefined);
-      timeline.record(null, { type: 'vm.stopped', reason });
-      await guard.check().catch(() => []); // a last look, once the guest can write nothing more
-      await runCleanup();
-      resolveDone({ reason: 'stopped', exit });
+    if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
+    const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight.local, ctx.cleanup);
+    const { listen, allowRemote, onNotice } = opts;
+    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight.remote);
+    const { done, shutdown } = superviseLifecycle({
+      controller,
+      sandbox,
+      guard,
+      timeline: ctx.timeline,
+      inFlight,
+      server,
+      stop,
+      cleanup: ctx.cleanup,
+    });
+    return {
+      controller,
+      sandbox,
+      workspace: ctx.workspace,
+      stateDir: ctx.stateDir,
+      socketPath,
+      done,
+      shutdown,
     };
-    // Deferred so the reply to a `stop` request leaves before the socket closes.
-    requestStop = (reason) => void setTimeout(() => void shutdown(reason), 50);
-
-    sandbox.on('exit', (exit: VmExitInfo) => {
-      if (finished || exit.state !== 'crashed') return;
-      finished = true;
-      controller.markState('crashed');
-      timeline.record(null, {
-        type: 'vm.crashed',
-        reason: exit.signal ? `QEMU killed by ${exit.signal}` : `QEMU exited with code ${exit.code}`,
-        exitCode: exit.code,
-      });
-      // Let in-flight requests deliver their "VM stopped" errors before the socket goes away.
-      setTimeout(() => {
-        void runCleanup().then(() => resolveDone({ reason: 'crashed', exit }));
-      }, 2500);
-    });
-
-    return { controller, sandbox, workspace, stateDir, socketPath, done, shutdown };
   } catch (err) {
-    await runCleanup();
+    await ctx.cleanup.run();
     throw err;
   }
+}
+
+/** Config, the workspace lock and the timeline: nothing else may run for this workspace now. */
+function claimWorkspace(opts: StartOptions): StartContext {
+  const env = opts.env ?? process.env;
+  const workspace = resolveWorkspace(opts.workspace);
+  const { config, warnings } = loadConfig({ configFile: opts.configFile, workspace, env });
+  for (const w of warnings) opts.onWarning?.(w);
+  const paths = hostPaths(env);
+  const stateDir = sandboxStateDir(paths, workspace);
+  const lock = SandboxLock.acquire(join(stateDir, 'lock'), workspace);
+  const cleanup = new CleanupStack();
+  cleanup.push(() => lock.release());
+  let timeline: Timeline;
+  try {
+    timeline = Timeline.open(join(stateDir, 'timeline.db'));
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  cleanup.push(() => timeline.close());
+  const progress = opts.onProgress ?? (() => {});
+  return { opts, env, progress, workspace, config, paths, stateDir, timeline, cleanup };
+}
+
+/**
+ * The workspace boundary: what the host executes or trusts is mounted read-only in the guest,
+ * and whatever protected path appears later is quarantined (src/host/workspace/guard.ts).
+ */
+async function guardWorkspace(
+  ctx: StartContext,
+): Promise<{ guard: WorkspaceGuard; protectPlan: MountLine[] }> {
+  const guard = new WorkspaceGuard({
+    workspace: ctx.workspace,
+    stateDir: ctx.stateDir,
+    protect: protectedPathsFor(ctx.workspace, ctx.config.workspace),
+    onChange: (c) => ctx.timeline.record(null, { type: 'workspace.protected_change', ...c }),
+  });
+  const protectPlan = await guard.planMounts();
+  ctx.cleanup.push(() => guard.close());
+  return { guard, protectPlan };
+}
+
+/** This host's driver, probed: a driver that cannot run here fails the start with its fix. */
+async function readyDriver(ctx: StartContext): Promise<{ driver: VmDriver; accel: Accel }> {
+  const accel = pick<Accel>(ctx.opts.accel, ctx.env.COWORK_VM_ACCEL, ctx.config.vm.accel as Accel, (v) =>
+    parseAccel(v, 'COWORK_VM_ACCEL'),
+  );
+  const driver = await createDriver(process.platform, { paths: ctx.paths });
+  const probe = await driver.probe({ accel });
+  if (!probe.ok) {
+    throw new CoworkError(
+      'unavailable',
+      `${driver.name} cannot run here: ${probe.reason}${probe.fix ? ` — ${probe.fix}` : ''}`,
+    );
+  }
+  return { driver, accel };
+}
+
+/**
+ * The guest's only route out: a proxy on the host's loopback, which the driver makes reachable
+ * from the guest. With no [egress] rules it denies everything (with a 403 that says how to allow).
+ */
+async function startEgress(ctx: StartContext) {
+  const { config, timeline } = ctx;
+  const approvals = new MemoryApprovalBroker({ timeline });
+  const egress = new EgressProxy({
+    rules: {
+      allow: config.egress.allow,
+      deny: config.egress.deny,
+      ask: config.egress.ask,
+      allowAll: config.egress.allowAll,
+    },
+    broker: approvals,
+    timeline,
+    testResolve: config.egress.testResolve,
+    env: ctx.env,
+    context: 'agent',
+    approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
+  });
+  const { port: egressPort } = await egress.start();
+  ctx.cleanup.push(() => egress.close());
+  return { approvals, egress, egressPort };
+}
+
+async function bootSandbox(
+  ctx: StartContext,
+  deps: {
+    driver: VmDriver;
+    accel: Accel;
+    egressPort: number;
+    guard: WorkspaceGuard;
+    protectPlan: MountLine[];
+  },
+): Promise<Sandbox> {
+  const { opts, config, timeline } = ctx;
+  const { guard, protectPlan } = deps;
+  const vm = vmSettings(ctx);
+  const sandbox = await Sandbox.start({
+    workspace: ctx.workspace,
+    stateDir: ctx.stateDir,
+    paths: ctx.paths,
+    driver: deps.driver,
+    image: vm.image,
+    cpus: vm.cpus,
+    memoryMiB: vm.memoryMiB,
+    accel: deps.accel,
+    share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
+    egress: { hostPort: deps.egressPort, hostCommand: egressRelayCommand(deps.egressPort) },
+    onProgress: ctx.progress,
+    protect: protectPlan,
+  });
+  ctx.cleanup.push(() => sandbox.stop());
+  guard.watch();
+  ctx.progress(
+    `protected ${protectPlan.length} workspace paths (git metadata, ${config.workspace.protect.join(' ')})`,
+  );
+  timeline.record(null, {
+    type: 'vm.started',
+    driver: deps.driver.name,
+    ...vm,
+    accel: sandbox.info.accel,
+    share: sandbox.info.share,
+    bootMs: sandbox.info.bootMs,
+  });
+  return sandbox;
+}
+
+function vmSettings(ctx: StartContext): { cpus: number; memoryMiB: number; image: string } {
+  return {
+    cpus: ctx.opts.cpus ?? ctx.config.vm.cpus,
+    memoryMiB: ctx.opts.memoryMiB ?? ctx.config.vm.memoryMiB,
+    image: ctx.opts.image ?? ctx.config.vm.image,
+  };
+}
+
+/** The one enforcement path, with the agent task runner attached. */
+function buildController(
+  ctx: StartContext,
+  deps: {
+    driver: VmDriver;
+    sandbox: Sandbox;
+    policy: PolicyEngine;
+    approvals: MemoryApprovalBroker;
+    egress: EgressProxy;
+    egressPort: number;
+    guard: WorkspaceGuard;
+    stop: StopHook;
+  },
+): Controller {
+  const { config, timeline } = ctx;
+  const proxyUrl = deps.sandbox.info.guestProxyUrl;
+  if (!proxyUrl)
+    throw new CoworkError('internal', 'the sandbox booted without the egress proxy it was given');
+  const scopes = new TaskScopes({ attribution: deps.egress.tasks, proxyUrl });
+  const tasks = createTaskRunner({
+    config,
+    sandbox: deps.sandbox,
+    workspace: ctx.workspace,
+    timeline,
+    proxyUrl,
+    env: ctx.env,
+    scopes,
+  });
+  ctx.cleanup.push(() => tasks.dispose());
+  const { cpus, memoryMiB } = vmSettings(ctx);
+  const controller = new Controller({
+    workspace: ctx.workspace,
+    stateDir: ctx.stateDir,
+    sandbox: deps.sandbox,
+    policy: deps.policy,
+    approvals: deps.approvals,
+    timeline,
+    approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
+    vmSpec: { driver: deps.driver.name, cpus, memoryMiB },
+    egressPort: deps.egressPort,
+    tasks,
+    scopes,
+    onStopRequested: () => deps.stop.request('stop requested'),
+    guard: deps.guard,
+  });
+  tasks.attach(controller);
+  return controller;
 }

@@ -42,126 +42,164 @@ export function runExecChannel(
   settings: ExecSettings,
   startedAt: number,
 ): Promise<ExecResult> {
-  const { nonce } = settings;
-  const line = wrapCommand(command, { cwd: settings.cwd, env: opts.env, nonce, shell: settings.shell });
-  return new Promise<ExecResult>((resolve, reject) => {
-    const stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout);
-    const stderr = new CappedOutput(settings.maxOutputBytes, opts.onStderr);
-    const marker = new PidMarkerFilter(nonce);
-    let channel: ClientChannel | undefined;
-    let exit: { code: number | null; signal: string | null } | undefined;
-    let stopping: StopReason | undefined;
-    let killSent = false;
-    let settled = false;
-    let pendingCloses = 2; // the channel and its stderr stream
-    const timers: NodeJS.Timeout[] = [];
+  return new ExecRun(transport, opts, settings, startedAt).run(command);
+}
 
-    const cleanup = () => {
-      for (const t of timers) clearTimeout(t);
-      opts.signal?.removeEventListener('abort', onAbort);
-      unregister();
-    };
-    const fail = (err: CoworkError) => {
-      if (settled) return;
-      settled = true;
-      cleanup();
-      reject(err);
-    };
-    const unregister = transport.onLost(fail);
+/**
+ * One exec's state machine. The steps: `run` opens the channel, `attach` wires it (in ssh2's
+ * callback, see ExecTransport.open), `stop` starts a timeout or abort, `kill` sends the kill once
+ * the guest pid is known, `closed` counts the channel's two closes and `conclude` turns the
+ * outcome into a result or an error. `settled` guards every way out, so it settles once.
+ */
+class ExecRun {
+  private readonly stdout: CappedOutput;
+  private readonly stderr: CappedOutput;
+  private readonly marker: PidMarkerFilter;
+  private channel: ClientChannel | undefined;
+  private exit: { code: number | null; signal: string | null } | undefined;
+  private stopping: StopReason | undefined;
+  private killSent = false;
+  private settled = false;
+  private pendingCloses = 2; // the channel and its stderr stream
+  private readonly timers: NodeJS.Timeout[] = [];
+  private unregister: () => void = () => {};
+  private resolve: (r: ExecResult) => void = () => {};
+  private reject: (e: CoworkError) => void = () => {};
+  private readonly onAbort = () => this.stop('abort');
 
-    const sendKill = () => {
-      killSent = true;
-      // A failed kill (e.g. the connection dropped) surfaces through close / connection loss.
-      void transport.kill({ pid: marker.pid, nonce }).catch(() => undefined);
-    };
-    const kill = () => {
-      if (killSent || !stopping || !channel) return;
-      // Without the pid line yet, wait for it (stderr's handler calls kill() again) unless the
-      // filter gave up on it; the tag in the environment still finds the processes then.
-      if (marker.pid !== undefined || marker.done) sendKill();
-    };
-    const stop = (why: StopReason) => {
-      if (stopping || settled) return;
-      stopping = why;
-      kill();
-      // Whatever happens to the kill, do not wait forever for the guest to confirm it.
-      timers.push(
-        setTimeout(() => {
-          if (!killSent && channel) sendKill();
-          channel?.close();
-        }, settings.killGraceMs),
-      );
-    };
-    const onAbort = () => stop('abort');
+  constructor(
+    private readonly transport: ExecTransport,
+    private readonly opts: ExecOptions,
+    private readonly settings: ExecSettings,
+    private readonly startedAt: number,
+  ) {
+    this.stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout);
+    this.stderr = new CappedOutput(settings.maxOutputBytes, opts.onStderr);
+    this.marker = new PidMarkerFilter(settings.nonce);
+  }
 
-    const finish = () => {
-      if (settled || --pendingCloses > 0) return;
-      const rest = marker.flush();
-      if (rest.length) stderr.push(rest);
-      if (!exit && !stopping) {
-        fail(
-          new CoworkError(
-            'unavailable',
-            'connection to the guest lost before the command reported its exit status; it may or may not have run to the end',
-          ),
+  run(command: string): Promise<ExecResult> {
+    const { cwd, nonce, shell } = this.settings;
+    const line = wrapCommand(command, { cwd, env: this.opts.env, nonce, shell });
+    return new Promise<ExecResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      this.unregister = this.transport.onLost((err) => this.fail(err));
+      const signal = this.opts.signal;
+      if (signal) {
+        if (signal.aborted) {
+          this.fail(new CoworkError('cancelled', 'the command was cancelled before it started'));
+          return;
+        }
+        signal.addEventListener('abort', this.onAbort, { once: true });
+      }
+      this.transport
+        .open(line, (ch) => this.attach(ch))
+        .catch((err: unknown) =>
+          this.fail(CoworkError.from(err, 'unavailable', 'could not start the command in the guest')),
         );
-        return;
-      }
-      settled = true;
-      cleanup();
-      if (stopping === 'abort') {
-        reject(
-          new CoworkError('cancelled', 'the command was cancelled; its processes in the guest were killed'),
-        );
-        return;
-      }
-      resolve({
-        exitCode: exit?.code ?? null,
-        signal: exit?.signal ?? (stopping ? 'KILL' : null),
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-        truncated: stdout.truncated || stderr.truncated,
-        durationMs: Math.round(performance.now() - startedAt),
-        timedOut: stopping === 'timeout',
-      });
-    };
+    });
+  }
 
-    if (opts.signal) {
-      if (opts.signal.aborted) {
-        fail(new CoworkError('cancelled', 'the command was cancelled before it started'));
-        return;
-      }
-      opts.signal.addEventListener('abort', onAbort, { once: true });
+  /** Wires the channel's output, exit status and closes; then stdin, the timeout, a pending stop. */
+  private attach(ch: ClientChannel): void {
+    this.channel = ch;
+    ch.on('data', (d: Buffer) => this.stdout.push(d));
+    ch.stderr.on('data', (d: Buffer) => {
+      const out = this.marker.push(d);
+      if (out.length) this.stderr.push(out);
+      if (this.stopping && !this.killSent) this.kill();
+    });
+    ch.on('exit', (code: number | null, signal?: string) => {
+      this.exit = { code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null };
+    });
+    ch.on('close', () => this.closed());
+    ch.stderr.on('close', () => this.closed());
+    ch.on('error', () => undefined); // surfaced through 'close' / connection loss
+    if (this.settled) {
+      ch.close(); // the connection was lost or the caller gave up while the channel opened
+      return;
     }
+    sendStdin(ch, this.opts.stdin);
+    if (this.opts.timeoutMs !== undefined)
+      this.timers.push(setTimeout(() => this.stop('timeout'), this.opts.timeoutMs));
+    if (this.stopping) this.kill();
+  }
 
-    const setup = (ch: ClientChannel) => {
-      channel = ch;
-      ch.on('data', (d: Buffer) => stdout.push(d));
-      ch.stderr.on('data', (d: Buffer) => {
-        const out = marker.push(d);
-        if (out.length) stderr.push(out);
-        if (stopping && !killSent) kill();
-      });
-      ch.on('exit', (code: number | null, signal?: string) => {
-        exit = { code: code ?? null, signal: signal ? signal.replace(/^SIG/, '') : null };
-      });
-      ch.on('close', finish);
-      ch.stderr.on('close', finish);
-      ch.on('error', () => undefined); // surfaced through 'close' / connection loss
-      if (settled) {
-        ch.close(); // the connection was lost or the caller gave up while the channel opened
-        return;
-      }
-      sendStdin(ch, opts.stdin);
-      if (opts.timeoutMs !== undefined) timers.push(setTimeout(() => stop('timeout'), opts.timeoutMs));
-      if (stopping) kill();
-    };
-    transport
-      .open(line, setup)
-      .catch((err: unknown) =>
-        fail(CoworkError.from(err, 'unavailable', 'could not start the command in the guest')),
+  private stop(why: StopReason): void {
+    if (this.stopping || this.settled) return;
+    this.stopping = why;
+    this.kill();
+    // Whatever happens to the kill, do not wait forever for the guest to confirm it.
+    this.timers.push(
+      setTimeout(() => {
+        if (!this.killSent && this.channel) this.sendKill();
+        this.channel?.close();
+      }, this.settings.killGraceMs),
+    );
+  }
+
+  private kill(): void {
+    if (this.killSent || !this.stopping || !this.channel) return;
+    // Without the pid line yet, wait for it (stderr's handler calls kill() again) unless the
+    // filter gave up on it; the tag in the environment still finds the processes then.
+    if (this.marker.pid !== undefined || this.marker.done) this.sendKill();
+  }
+
+  private sendKill(): void {
+    this.killSent = true;
+    // A failed kill (e.g. the connection dropped) surfaces through close / connection loss.
+    void this.transport.kill({ pid: this.marker.pid, nonce: this.settings.nonce }).catch(() => undefined);
+  }
+
+  /** Both the channel and its stderr stream have to close before the output is complete. */
+  private closed(): void {
+    if (this.settled || --this.pendingCloses > 0) return;
+    const rest = this.marker.flush();
+    if (rest.length) this.stderr.push(rest);
+    this.conclude();
+  }
+
+  private conclude(): void {
+    if (!this.exit && !this.stopping) {
+      this.fail(
+        new CoworkError(
+          'unavailable',
+          'connection to the guest lost before the command reported its exit status; it may or may not have run to the end',
+        ),
       );
-  });
+      return;
+    }
+    if (this.stopping === 'abort') {
+      this.fail(
+        new CoworkError('cancelled', 'the command was cancelled; its processes in the guest were killed'),
+      );
+      return;
+    }
+    this.settle();
+    this.resolve({
+      exitCode: this.exit?.code ?? null,
+      signal: this.exit?.signal ?? (this.stopping ? 'KILL' : null),
+      stdout: this.stdout.text(),
+      stderr: this.stderr.text(),
+      truncated: this.stdout.truncated || this.stderr.truncated,
+      durationMs: Math.round(performance.now() - this.startedAt),
+      timedOut: this.stopping === 'timeout',
+    });
+  }
+
+  private fail(err: CoworkError): void {
+    if (this.settled) return;
+    this.settle();
+    this.reject(err);
+  }
+
+  private settle(): void {
+    this.settled = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    this.unregister();
+  }
 }
 
 /**

@@ -3,7 +3,8 @@ import type { Duplex } from 'node:stream';
 /**
  * The one interface both hypervisors implement (QEMU here, Virtualization.framework on macOS).
  * Drivers know nothing about SSH, policy or agents: they boot a VmSpec and hand out byte
- * streams to guest ports. The sandbox branches on `capabilities`, never on a driver's name.
+ * streams to guest ports. The sandbox branches on `capabilities` and takes the guest's
+ * addresses from `network`, never from a driver's name.
  */
 
 export type Arch = 'x86_64' | 'aarch64';
@@ -38,9 +39,10 @@ export interface VmSpec {
   accel: Accel;
   /** Guest ports the host must be able to reach through `VmHandle.connect` (SSH is 22). */
   guestPorts: number[];
-  /** Optional egress proxy on the host that the guest may reach (issue #5). */
+  /** Optional egress proxy on the host that the guest may reach. */
   egress?: {
     hostPort: number;
+    /** Where the guest reaches it: the driver's own `network.egress`. */
     guestAddress: string;
     guestPort: number;
     /**
@@ -59,12 +61,31 @@ export interface VmSpec {
   bootTimeoutMs?: number;
 }
 
+/** What a driver can do; the sandbox checks a request against these before booting. */
 export interface DriverCapabilities {
+  /** Workspace share transports it can attach (the seed share is the driver's own business). */
   shareModes: ShareMode[];
+  /** Accelerators it accepts in VmSpec.accel ('auto' lets it choose). */
   accels: Accel[];
-  /** True when connect() goes through host TCP forwarding (QEMU user-net), false for vsock (VZ). */
-  tcpForwarding: boolean;
+  /** True when stop({ graceful: true }) asks the guest to power off before the process is ended. */
   gracefulShutdown: boolean;
+}
+
+/**
+ * The guest's network as this driver builds it. Only the driver knows these numbers (QEMU's
+ * user network assigns them; VZ has no NIC and relays over vsock), so the sandbox writes them
+ * into the seed share and hands them to tools, and no address is spelled above the driver.
+ */
+export interface GuestNetwork {
+  /** How the host reaches a guest port (sshd): a forwarded 127.0.0.1 port, or vsock. */
+  transport: 'tcp-forward' | 'vsock';
+  /**
+   * The static address (with prefix) the guest gives its NIC, e.g. '10.0.2.15/24' under QEMU's
+   * user network; absent when the guest has no NIC (VZ). Passed as GUEST_ADDRESS in guest.env.
+   */
+  guestCidr?: string;
+  /** Where the guest reaches the host's egress proxy; the driver relays it to spec.egress.hostPort. */
+  egress: { address: string; port: number };
 }
 
 export interface ProbeResult {
@@ -84,6 +105,11 @@ export interface VmExitInfo {
   state: 'stopped' | 'crashed';
   code: number | null;
   signal: string | null;
+  /**
+   * What happened, in the driver's words, naming its own process, e.g. "the VM process (qemu)
+   * was killed by SIGKILL". The sandbox and the CLI show it as-is.
+   */
+  reason: string;
   /** Last lines of the console, to show a user why a guest died. */
   consoleTail: string;
 }
@@ -107,6 +133,7 @@ export interface VmHandle {
 export interface VmDriver {
   readonly name: 'qemu' | 'vz';
   readonly capabilities: DriverCapabilities;
+  readonly network: GuestNetwork;
   /** Whether this driver can run here, and why not (binary missing, no entitlement, KVM unusable). */
   probe(opts?: { accel?: Accel }): Promise<ProbeResult>;
   /** Boots the spec; MUST resolve only after the guest printed its readiness line. */

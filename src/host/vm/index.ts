@@ -4,15 +4,18 @@ import { QemuDriver, type QemuDriverOptions } from './qemu/index.js';
 
 export { ConsoleWatcher, consoleTail } from './console-watch.js';
 export type * from './driver.js';
+export { describeVmExit } from './exit-reason.js';
+export { buildImage, type ImageBuildOptions, type ImageBuildResult } from './image-build.js';
+export { ImageCache, type ImageCacheOptions, type ImageInfo, type ResolvedImage } from './image-cache.js';
+export { ImageStore, type ImageStoreOptions } from './images.js';
 export {
-  type ImageBuildOptions,
-  type ImageBuildResult,
-  type ImageInfo,
-  ImageStore,
-  type ImageStoreOptions,
-  type ResolvedImage,
-} from './images.js';
-export { cleanupStrays, parseAccel, QemuDriver, type QemuDriverOptions, QmpClient } from './qemu/index.js';
+  cleanupStrays,
+  parseAccel,
+  QEMU_GUEST_NETWORK,
+  QemuDriver,
+  type QemuDriverOptions,
+  QmpClient,
+} from './qemu/index.js';
 
 export interface CreateDriverOptions {
   paths: HostPaths;

@@ -7,6 +7,7 @@ import type {
   Accel,
   Arch,
   DriverCapabilities,
+  GuestNetwork,
   ProbeResult,
   ShareMode,
   VmDriver,
@@ -28,6 +29,7 @@ import {
 import { QmpClient } from './qmp.js';
 import { waitForReady } from './ready.js';
 import { cleanupStrays } from './strays.js';
+import { QEMU_GUEST_NETWORK } from './user-net.js';
 import { spawnVirtiofsd } from './virtiofsd.js';
 
 export interface QemuDriverOptions {
@@ -57,9 +59,9 @@ export class QemuDriver implements VmDriver {
   readonly capabilities: DriverCapabilities = {
     shareModes: ['9p', 'virtiofs'],
     accels: ['auto', 'kvm', 'hvf', 'tcg'],
-    tcpForwarding: true,
     gracefulShutdown: true,
   };
+  readonly network: GuestNetwork = QEMU_GUEST_NETWORK;
   private readonly env: NodeJS.ProcessEnv;
   private readonly hostArch: Arch = hostArch();
 

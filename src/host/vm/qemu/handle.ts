@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import { CoworkError } from '../../errors.js';
 import { consoleTail } from '../console-watch.js';
 import type { ShareMode, VmExitInfo, VmHandle, VmState } from '../driver.js';
+import { describeVmExit } from '../exit-reason.js';
 import type { ResolvedAccel } from './accel.js';
 import type { QmpClient } from './qmp.js';
 
@@ -61,7 +62,8 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
         this._state = state;
         const tail = await consoleTail(parts.consoleLogPath);
         const note = this.helperFailure ? `\n[host] ${this.helperFailure}` : '';
-        const info: VmExitInfo = { state, code, signal, consoleTail: tail + note };
+        const reason = describeVmExit('qemu', code, signal, this.helperFailure);
+        const info: VmExitInfo = { state, code, signal, reason, consoleTail: tail + note };
         resolve(info);
         this.emit('exit', info);
       };

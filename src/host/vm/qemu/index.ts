@@ -4,3 +4,4 @@ export { QemuDriver, type QemuDriverOptions } from './driver.js';
 export { QemuVmHandle } from './handle.js';
 export { QmpClient, type QmpEvent } from './qmp.js';
 export { cleanupStrays } from './strays.js';
+export { QEMU_GUEST_NETWORK } from './user-net.js';

@@ -11,6 +11,7 @@ import { hostPaths } from '../../paths.js';
 import { ConsoleWatcher } from '../console-watch.js';
 import type {
   DriverCapabilities,
+  GuestNetwork,
   ProbeResult,
   VmDriver,
   VmExitInfo,
@@ -18,6 +19,7 @@ import type {
   VmSpec,
   VmState,
 } from '../driver.js';
+import { describeVmExit } from '../exit-reason.js';
 import { loadVzBridge, type VzConfig } from './native.js';
 
 /**
@@ -29,8 +31,17 @@ import { loadVzBridge, type VzConfig } from './native.js';
 export const VZ_CAPABILITIES: DriverCapabilities = {
   shareModes: ['virtiofs'],
   accels: ['auto', 'hvf'],
-  tcpForwarding: false,
   gracefulShutdown: true,
+};
+
+/**
+ * No NIC: sshd and the egress proxy travel over vsock. cowork-init (transport=vsock) listens on
+ * the guest's 127.0.0.1 at the proxy port and relays each connection to host CID 2, where the
+ * runner relays it on to spec.egress.hostPort.
+ */
+export const VZ_GUEST_NETWORK: GuestNetwork = {
+  transport: 'vsock',
+  egress: { address: '127.0.0.1', port: 3128 },
 };
 
 /** The entitled node binary made by scripts/sign-node-macos.sh. */
@@ -41,6 +52,7 @@ export function signedNodePath(env: NodeJS.ProcessEnv = process.env): string {
 export class VzDriver implements VmDriver {
   readonly name = 'vz' as const;
   readonly capabilities = VZ_CAPABILITIES;
+  readonly network = VZ_GUEST_NETWORK;
 
   async probe(): Promise<ProbeResult> {
     if (process.platform !== 'darwin') {
@@ -153,6 +165,7 @@ class VzVmHandle extends EventEmitter implements VmHandle {
           state: this.stopRequested ? 'stopped' : 'crashed',
           code,
           signal,
+          reason: describeVmExit('Virtualization.framework runner', code, signal),
           consoleTail: tail(consoleLogPath),
         };
         this.state = info.state;

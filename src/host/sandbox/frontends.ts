@@ -1,0 +1,90 @@
+import { createInterface } from 'node:readline';
+import { attachTerminalPrompt, type MemoryApprovalBroker } from '../approvals/index.js';
+import { RemoteAccess } from '../channels/index.js';
+import type { ResolvedConfig } from '../config/index.js';
+import { LocalControlServer } from '../control/local-server.js';
+import type { HostPaths } from '../paths.js';
+import { KeychainSecretStore } from '../secrets/index.js';
+import type { Timeline } from '../timeline/index.js';
+import type { Controller } from './controller.js';
+import type { InFlightRequests } from './drain.js';
+import { localHandlers } from './handlers.js';
+import type { CleanupStack } from './lifecycle.js';
+import { controlSocketPath } from './locate.js';
+
+/*
+ * The controller's frontends: the foreground terminal (approvals), the local control socket and
+ * the remote access (WebSocket API, Telegram). Each registers its own teardown.
+ */
+
+/** The foreground terminal as an approval frontend (the `start` terminal, when interactive). */
+export function attachTerminal(
+  terminal: { input: NodeJS.ReadableStream; output: NodeJS.WritableStream },
+  approvals: MemoryApprovalBroker,
+  controller: Controller,
+  cleanup: CleanupStack,
+): void {
+  const rl = createInterface({ input: terminal.input, output: terminal.output });
+  // On a tty readline reads in raw mode, where Ctrl-C is a byte that readline turns into its
+  // own 'SIGINT' event (and, with no listener, swallows by closing itself — so the first
+  // Ctrl-C of `cowork-vm start` did nothing). Raise it as the real signal it was meant as.
+  rl.on('SIGINT', () => process.kill(process.pid, 'SIGINT'));
+  const detach = attachTerminalPrompt({
+    broker: approvals,
+    rl,
+    output: terminal.output,
+    answer: (id, answer) => controller.approvalsAnswer(id, answer, { id: 'terminal', context: 'local' }),
+  });
+  cleanup.push(() => {
+    detach();
+    rl.close();
+  });
+}
+
+/** The local control socket (the CLI's way in), its calls tracked for the drain. */
+export async function serveLocal(
+  stateDir: string,
+  controller: Controller,
+  inFlight: InFlightRequests,
+  cleanup: CleanupStack,
+): Promise<{ server: LocalControlServer; socketPath: string }> {
+  const socketPath = controlSocketPath(stateDir);
+  const server = new LocalControlServer(socketPath, inFlight.wrapHandlers(localHandlers(controller)));
+  await server.listen();
+  cleanup.push(() => server.close());
+  return { server, socketPath };
+}
+
+/** Remote control (WebSocket API, Telegram): off unless configured or --listen is given. */
+export async function serveRemote(
+  ctx: {
+    config: ResolvedConfig;
+    paths: HostPaths;
+    timeline: Timeline;
+    /** `--listen HOST:PORT`, over [control] listen. */
+    listen?: string;
+    allowRemote?: boolean;
+    onNotice?: (line: string) => void;
+    progress: (line: string) => void;
+    cleanup: CleanupStack;
+  },
+  controller: Controller,
+  inFlight: InFlightRequests,
+): Promise<void> {
+  const { config } = ctx;
+  const listen = ctx.listen ?? config.control.listen;
+  if (!listen && !config.channels.telegram.enabled) return;
+  const remote = await RemoteAccess.start({
+    config,
+    api: inFlight.wrapApi(controller),
+    paths: ctx.paths,
+    recorder: ctx.timeline,
+    secrets: new KeychainSecretStore(),
+    listen,
+    allowRemote: ctx.allowRemote,
+    logger: { warn: (m: string) => ctx.onNotice?.(`warning: ${m}`) },
+  });
+  ctx.cleanup.push(() => remote.close());
+  controller.setControlListen(remote.url);
+  if (remote.url) ctx.progress(`control API listening on ${remote.url}`);
+}
