@@ -35,7 +35,7 @@ export function printJson(value: unknown): void {
 
 /** Where a workspace's sandbox lives (state dir, control socket), without loading the controller. */
 export async function locate(workspace?: string) {
-  const { locateSandbox } = await import('../host/sandbox/locate.js');
+  const { locateSandbox } = await import('../host/sandbox/index.js');
   return locateSandbox(workspace);
 }
 

@@ -39,7 +39,7 @@ const api: ControllerApi = {
   stop: async () => {},
 };
 
-/** The keychain seam, holding one token in memory (the real keychain is H8's, tested there). */
+/** The keychain seam, holding one token in memory (the real keychain is tested in secrets.test.ts). */
 function secretsWith(values: Record<string, string>): SecretStore {
   return {
     get: async (n) => values[n],

@@ -21,7 +21,7 @@ import { ImageStore } from '../../src/host/vm/index.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * Issue 2 item 7: the built CLI works for an ordinary user. CI runs as root, so this file
+ * The built CLI works for an ordinary user. CI runs as root, so this file
  * creates a throwaway user and runs `start --detach` / `exec` / `status --json` / `stop` as that
  * user (uid/gid switched by spawn), against a copy of the installation the user can read (the
  * repository may live under /root, mode 700) and a private image cache holding hard links to
@@ -109,7 +109,7 @@ function exited(pid: number): Promise<boolean> {
   return waitFor(gone, `process ${pid} to exit`, { timeoutMs: 20_000, intervalMs: 200 }).catch(() => false);
 }
 
-describe('an ordinary user runs the built CLI (issue 2 item 7)', () => {
+describe('an ordinary user runs the built CLI', () => {
   let user: RunAs;
   let root: string;
   let ws: string;

@@ -248,7 +248,7 @@ describe('file tools through the policy engine', () => {
   });
 });
 
-describe('protected paths, case folding, hard links (issue 10)', () => {
+describe('protected paths, case folding, hard links', () => {
   const contexts = ['agent', 'gateway', 'local'] as const;
   const evaluate = (
     engine: ReturnType<typeof createPolicyEngine>,

@@ -10,7 +10,7 @@ import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/s
 import { TelegramApiEmulator, type TgMessage, type TgUser } from '../helpers/telegram-api.js';
 
 /**
- * Issue 6, last Telegram bullet: an approval answered by a button press in Telegram reaches the
+ * An approval answered by a button press in Telegram reaches the
  * ApprovalBroker and the command then runs in a real guest. Everything is the real thing except
  * Telegram's servers: the controller is started by `startController` from a config file enabling
  * [channels.telegram] (allowlist mode, apiRoot → the local Bot API emulator), the bot token is

@@ -84,7 +84,7 @@ async function foreground(flags: StartFlags): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const interactive = !child && process.stdin.isTTY && process.stdout.isTTY;
   const [{ startController }, { parseAccel }] = await Promise.all([
-    import('../../host/sandbox/serve.js'),
+    import('../../host/sandbox/index.js'),
     import('../../host/vm/index.js'),
   ]);
   const running = await startController({
@@ -161,7 +161,7 @@ export function childArgs(command: Command, flags: StartFlags, workspace: string
 /** `start --detach`: run the controller as a background child and wait until it is ready. */
 async function detach(flags: StartFlags, command: Command): Promise<void> {
   const loc = await locate(flags.workspace);
-  const { processAlive, readLock } = await import('../../host/sandbox/lock.js');
+  const { processAlive, readLock } = await import('../../host/sandbox/index.js');
   // Refuse before spawning anything: a second child must not even touch the running one's log.
   const holder = readLock(join(loc.stateDir, 'lock'));
   if (holder && processAlive(holder.pid)) {

@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .action(
       action(async (flags: { workspace?: string; timeout: string; json?: boolean }) => {
         const loc = await locate(flags.workspace);
-        const { processAlive, readLock } = await import('../../host/sandbox/lock.js');
+        const { processAlive, readLock } = await import('../../host/sandbox/index.js');
         const { client } = await connectController(flags.workspace);
         const holder = readLock(join(loc.stateDir, 'lock'));
         try {

@@ -28,7 +28,7 @@ export interface ControllerDeps {
   timeline: Timeline;
   approvalTimeoutMs: number;
   vmSpec: { driver: string; cpus: number; memoryMiB: number };
-  /** Optional agent-task runner (issue 4); absent → tasks.start is unsupported. */
+  /** Optional agent-task runner; absent → tasks.start is unsupported. */
   tasks?: TaskRunner;
   egressPort?: number;
   controlListen?: string;

@@ -13,7 +13,7 @@ export interface ModelToolDefinition {
   input_schema: { type: 'object'; [key: string]: unknown };
 }
 
-/** The tools an agent task gets by default (browser tools join in issue 5). */
+/** The tools an agent task gets by default (the browser tools join with the browser image). */
 export function defaultTools(): AnyTool[] {
   return [
     shellTool,
