@@ -40,7 +40,15 @@ describe('config defaults', () => {
     });
     expect(c.vm).toEqual({ cpus: 2, memoryMiB: 1024, image: 'base', accel: 'auto', share: 'auto' });
     expect(c.agent.model).toBe(DEFAULT_MODEL);
-    expect(c.egress).toEqual({ allow: [], deny: [], ask: false, allowAll: false });
+    expect(c.egress).toEqual({
+      allow: [],
+      deny: [],
+      ask: false,
+      allowAll: false,
+      maxConnections: 256,
+      connectTimeoutSeconds: 10,
+      idleTimeoutSeconds: 60,
+    });
     expect(c.control.maxFrameBytes).toBe(1024 * 1024);
     expect(c.control.listen).toBeUndefined();
     expect(c.channels.telegram).toMatchObject({ enabled: false, mode: 'pairing', rateLimitPerMinute: 30 });
@@ -58,6 +66,9 @@ const BOUNDS: [string, string, number, number][] = [
   ['vm', 'cpus', 1, 16],
   ['vm', 'memoryMiB', 256, 16384],
   ['control', 'maxFrameBytes', 1024, 64 * 1024 * 1024],
+  ['egress', 'maxConnections', 1, 65_536],
+  ['egress', 'connectTimeoutSeconds', 1, 600],
+  ['egress', 'idleTimeoutSeconds', 1, 3600],
   ['channels.telegram', 'rateLimitPerMinute', 1, 600],
 ];
 

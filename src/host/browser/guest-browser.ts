@@ -8,7 +8,7 @@ export const DOWNLOADS_DIR = '/workspace/downloads';
 
 export interface GuestBrowserOptions {
   session: GuestSession;
-  /** The egress proxy as the guest reaches it, e.g. http://10.0.2.100:3128. */
+  /** The egress proxy as the guest reaches it (where the driver's `network.egress` says). */
   proxyUrl: string;
   /** Per-task profile name (lives in the guest's tmpfs). */
   profile: string;

@@ -144,6 +144,12 @@ export const egressSchema = z.strictObject({
    * still apply. The only way to allow everything: public-suffix allow entries are refused.
    */
   allowAll: z.boolean({ error: 'must be true or false' }).default(false),
+  /** Open guest connections through the proxy (tunnels included); the next one gets a 503 naming the cap. */
+  maxConnections: ranged(1, 65_536).default(256),
+  /** How long an upstream may take to accept the TCP connection before the guest gets a 504. */
+  connectTimeoutSeconds: ranged(1, 600).default(10),
+  /** A kept-alive guest connection with nothing in flight is closed after this. */
+  idleTimeoutSeconds: ranged(1, 3600).default(60),
   /** Test-only name resolution; honoured only when COWORK_VM_TEST_RESOLVE=1 (checked by loadConfig). */
   testResolve: z.record(z.string(), ipLiteral).optional(),
 });

@@ -216,6 +216,9 @@ async function startEgress(ctx: StartContext) {
     env: ctx.env,
     context: 'agent',
     approvalTimeoutMs: config.guardrails.approvalTimeoutSeconds * 1000,
+    maxConnections: config.egress.maxConnections,
+    connectTimeoutMs: config.egress.connectTimeoutSeconds * 1000,
+    idleTimeoutMs: config.egress.idleTimeoutSeconds * 1000,
   });
   const { port: egressPort } = await egress.start();
   ctx.cleanup.push(() => egress.close());
