@@ -58,31 +58,48 @@ export async function openTunnel(
   };
   const common: EventCommon = { ...base, host: host.host, port };
 
-  const early = holdEarlyData(client, head);
-  const auth = await authorizeOrRefuse(rt, target, taskId);
-  const held = early.release();
-  if (!auth.ok) {
-    endWith(client, auth.status, denyMessage({ ...auth, what: target.what, host: host.host, port }));
-    recordDenial(rt, common, auth, elapsed());
-    return;
-  }
-  if (early.gone() || client.destroyed) {
-    client.destroy();
-    // The client left while the tunnel was being decided (e.g. during an approval): dial nothing.
-    const { ok: _ok, family: _family, ...allowed } = auth;
-    recordClientGone(
-      rt,
-      common,
-      allowed,
-      elapsed(),
-      'the client closed the connection before the tunnel was opened',
-    );
-    return;
-  }
+  const decided = await decideHoldingClient(rt, client, head, target, taskId, {
+    common,
+    elapsed,
+    goneReason: 'the client closed the connection before the tunnel was opened',
+  });
+  if (!decided) return;
+  const { auth, held } = decided;
   relayTunnel(rt, client, held, target, auth, (outcome) => {
     const { ok: _ok, family: _family, ...allowed } = auth;
     rt.record({ ...common, ...allowed, decision: 'allow', durationMs: elapsed(), ...outcome });
   });
+}
+
+/**
+ * Decides a tunnel-like target (CONNECT, an upgrade) while holding the client's early bytes. A
+ * refusal is answered and recorded; a client that left during the decision (e.g. while an
+ * approval was pending) is recorded and nothing is dialled. Either way: undefined.
+ */
+export async function decideHoldingClient(
+  rt: ProxyRuntime,
+  client: Duplex,
+  head: Buffer,
+  target: EgressTarget,
+  taskId: string | null,
+  ev: { common: EventCommon; elapsed: () => number; goneReason: string },
+): Promise<{ auth: Allowed; held: Buffer[] } | undefined> {
+  const early = holdEarlyData(client, head);
+  const auth = await authorizeOrRefuse(rt, target, taskId);
+  const held = early.release();
+  if (!auth.ok) {
+    const where = { host: target.host.host, port: target.port };
+    endWith(client, auth.status, denyMessage({ ...auth, what: target.what, ...where }));
+    recordDenial(rt, ev.common, auth, ev.elapsed());
+    return undefined;
+  }
+  if (early.gone() || client.destroyed) {
+    client.destroy();
+    const { ok: _ok, family: _family, ...allowed } = auth;
+    recordClientGone(rt, ev.common, allowed, ev.elapsed(), ev.goneReason);
+    return undefined;
+  }
+  return { auth, held };
 }
 
 /**

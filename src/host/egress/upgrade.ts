@@ -3,21 +3,12 @@ import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { CoworkError } from '../errors.js';
-import { denyMessage } from './deny-message.js';
 import { dialWithTimeout, endWith, upstreamFailureStatus } from './dial.js';
 import { checkRequestFraming } from './framing.js';
 import { endToEndHeaders, headerObject } from './headers.js';
 import { parseHttpTarget } from './http-target.js';
-import {
-  type Authorization,
-  authorizeOrRefuse,
-  type EventCommon,
-  type ProxyRuntime,
-  recordClientGone,
-  recordDenial,
-  recordRefusal,
-} from './runtime.js';
-import { closeTogether, holdEarlyData, idleTimeout } from './tunnel.js';
+import { type Authorization, type EventCommon, type ProxyRuntime, recordRefusal } from './runtime.js';
+import { closeTogether, decideHoldingClient, idleTimeout } from './tunnel.js';
 
 type Allowed = Extract<Authorization, { ok: true }>;
 
@@ -51,30 +42,13 @@ export async function openUpgrade(
   const { target, url, shownUrl } = parsed;
   const common: EventCommon = { ...base, host: target.host.host, port: target.port, url: shownUrl };
 
-  const early = holdEarlyData(client, head);
-  const auth = await authorizeOrRefuse(rt, target, taskId);
-  const held = early.release();
-  if (!auth.ok) {
-    endWith(
-      client,
-      auth.status,
-      denyMessage({ ...auth, what: target.what, host: target.host.host, port: target.port }),
-    );
-    recordDenial(rt, common, auth, elapsed());
-    return;
-  }
-  if (early.gone() || client.destroyed) {
-    client.destroy();
-    const { ok: _ok, family: _family, ...allowed } = auth;
-    recordClientGone(
-      rt,
-      common,
-      allowed,
-      elapsed(),
-      'the client closed the connection before the upgrade was forwarded',
-    );
-    return;
-  }
+  const decided = await decideHoldingClient(rt, client, head, target, taskId, {
+    common,
+    elapsed,
+    goneReason: 'the client closed the connection before the upgrade was forwarded',
+  });
+  if (!decided) return;
+  const { auth, held } = decided;
   const headers = headerObject(endToEndHeaders(req.rawHeaders, ['host', 'expect', 'content-length']));
   headers.host = url.host;
   headers.connection = 'Upgrade';
