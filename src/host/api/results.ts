@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { LAYERS, POLICY_CONTEXTS, RISKS } from '../policy/types.js';
+import { protectedChangeShape } from '../timeline/events.js';
 import { ROLES } from './roles.js';
 
 /**
@@ -34,18 +35,7 @@ export const execOutcomeSchema = z.strictObject({
   result: execResultSchema.optional(),
   deniedReason: z.string().optional(),
   approvalId: z.string().optional(),
-  protectedChanges: z
-    .array(
-      z.strictObject({
-        path: z.string(),
-        change: z.enum(['created', 'replaced']),
-        action: z.enum(['quarantined', 'quarantine-failed']),
-        quarantinedTo: z.string().optional(),
-        reason: z.string(),
-        error: z.string().optional(),
-      }),
-    )
-    .optional(),
+  protectedChanges: z.array(z.strictObject(protectedChangeShape)).optional(),
 });
 
 export const statusSchema = z.strictObject({

@@ -13,6 +13,16 @@ import { LAYERS, POLICY_CONTEXTS, RISKS } from '../policy/types.js';
 
 const count = z.number().int().nonnegative();
 const ms = z.number().nonnegative();
+/** A protected path that appeared in the guest and what the host did with it (also in exec's answer). */
+export const protectedChangeShape = {
+  path: z.string(),
+  change: z.enum(['created', 'replaced']),
+  action: z.enum(['quarantined', 'quarantine-failed']),
+  quarantinedTo: z.string().optional(),
+  reason: z.string(),
+  error: z.string().optional(),
+};
+
 const excerptMeta = {
   excerptCapBytes: count.optional(),
   excerptTruncated: z.boolean().optional(),
@@ -198,14 +208,7 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     ...excerptMeta,
   }),
   // the workspace boundary: a protected path (git metadata, .envrc…) appeared in the guest
-  ev('workspace.protected_change', {
-    path: z.string(),
-    change: z.enum(['created', 'replaced']),
-    action: z.enum(['quarantined', 'quarantine-failed']),
-    quarantinedTo: z.string().optional(),
-    reason: z.string(),
-    error: z.string().optional(),
-  }),
+  ev('workspace.protected_change', protectedChangeShape),
   // network and browser
   ev('egress.request', {
     method: z.string(),
