@@ -13,6 +13,14 @@ export function cliModules(
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): { code: number | null; modules: string[]; stderr: string } {
+  return nodeModules([BIN, ...args], env);
+}
+
+/** The same trace for any node command line (e.g. `['--input-type=module', '-e', code]`). */
+export function nodeModules(
+  nodeArgs: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): { code: number | null; modules: string[]; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'module-trace-'));
   try {
     const log = join(dir, 'modules.log');
@@ -29,7 +37,7 @@ export function cliModules(
       `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`,
     );
     writeFileSync(log, '');
-    const r = spawnSync(process.execPath, ['--import', join(dir, 'register.mjs'), BIN, ...args], {
+    const r = spawnSync(process.execPath, ['--import', join(dir, 'register.mjs'), ...nodeArgs], {
       env,
       encoding: 'utf8',
       timeout: 60_000,
