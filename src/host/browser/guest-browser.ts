@@ -36,6 +36,13 @@ export function chromiumArgs(opts: { proxyUrl: string; profileDir: string; port?
     '--disable-renderer-backgrounding',
     '--disable-background-timer-throttling',
     '--disable-backgrounding-occluded-windows',
+    // Under TCG on a loaded host the GPU process (viz, software compositing) dies now and then
+    // (exit code 11; a screenshot then fails with "Unable to capture screenshot"). Chromium
+    // restarts it, but after a few such deaths it exits ("GPU process isn't usable") and takes
+    // every page with it — seen in CI and reproduced by a CPU-loaded stress run. Keep restarting
+    // it, and don't let a slow VM count as a hung GPU.
+    '--disable-gpu-watchdog',
+    '--disable-gpu-process-crash-limit',
     `--proxy-server=${opts.proxyUrl}`,
     // Loopback in the guest is the guest itself; everything else goes to the proxy.
     '--proxy-bypass-list=<-loopback>',

@@ -181,14 +181,19 @@ const shotInput = z
     fullPage: z.boolean().optional(),
   })
   .strict();
-/** A busy (emulated) guest sometimes misses the frame Chromium captures from: try again. */
+/**
+ * A busy (emulated) guest sometimes loses the frame Chromium captures from — its GPU process
+ * died and is being restarted: wait for it, longer each time (about 20 s in all), then try again.
+ */
+const SHOT_RETRY_WAITS_MS = [1000, 2000, 4000, 6000, 8000];
 async function captureScreenshot(page: BrowserPage, fullPage: boolean): Promise<Buffer> {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await page.screenshot({ fullPage, timeout: 60_000 });
     } catch (err) {
-      if (attempt >= 3 || !/Unable to capture screenshot/.test((err as Error).message)) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
+      const wait = SHOT_RETRY_WAITS_MS[attempt];
+      if (wait === undefined || !/Unable to capture screenshot/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
