@@ -24,7 +24,8 @@ public actor ControlClient {
     private let callTimeout: TimeInterval
     private var challenge: ChallengeFrame?
     private var authenticated = false
-    private var pending: [String: CheckedContinuation<JSONValue, Error>] = [:]
+    /// Requests sent and not answered yet, by id; each gets its `res` frame's raw bytes.
+    private var pending: [String: CheckedContinuation<Data, Error>] = [:]
     private var lastRequestId = 0
     private var lastServerError: ErrorBody?
     private var closedWith: ControlError?
@@ -152,7 +153,7 @@ public actor ControlClient {
         } catch {
             throw closeError(error)
         }
-        let frame = try decodeFrame(message)
+        let frame = try decodeFrame(frameBytes(message))
         if case .error(let e) = frame {
             lastServerError = e.error
             throw ControlError.server(code: e.error.code, message: e.error.message)
@@ -164,22 +165,23 @@ public actor ControlClient {
 
     /// Calls one contract method; the result is decoded as the call's `Result`.
     public func call<C: RemoteCall>(_ call: C) async throws -> C.Result {
-        let value = try await request(C.method, params: call)
+        let frame = try await request(C.method, params: call)
         do {
-            return try value.decode(C.Result.self)
+            // Decoded from the frame's own bytes, so numbers keep their JSON spelling.
+            return try JSONDecoder().decode(ResultEnvelope<C.Result>.self, from: frame).result
         } catch {
             throw ControlError.protocolViolation("the answer to '\(C.method.rawValue)' is not what this menubar expects: \(error)")
         }
     }
 
-    private func request<P: Encodable>(_ method: RemoteMethod, params: P) async throws -> JSONValue {
+    private func request<P: Encodable>(_ method: RemoteMethod, params: P) async throws -> Data {
         if let closedWith { throw closedWith }
         guard authenticated else { throw ControlError.protocolViolation("not authenticated: call authenticate first") }
         lastRequestId += 1
         let id = "m\(lastRequestId)"
         let text = try encode(RequestFrame(id: id, method: method.rawValue, params: params))
         let timeout = callTimeout
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONValue, Error>) in
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, Error>) in
             pending[id] = continuation
             task.send(.string(text)) { error in
                 guard let error else { return }
@@ -200,7 +202,8 @@ public actor ControlClient {
         while closedWith == nil {
             do {
                 let message = try await task.receive()
-                try dispatch(decodeFrame(message))
+                let bytes = try frameBytes(message)
+                try dispatch(decodeFrame(bytes), bytes: bytes)
             } catch {
                 finish(error as? ControlError ?? closeError(error))
                 return
@@ -208,13 +211,13 @@ public actor ControlClient {
         }
     }
 
-    private func dispatch(_ frame: ServerFrame) throws {
+    private func dispatch(_ frame: ServerFrame, bytes: Data) throws {
         switch frame {
         case .response(let res):
             // id null: the server could not read one of our frames; nothing waits for that answer.
             guard let id = res.id, let continuation = pending.removeValue(forKey: id) else { return }
             if res.ok {
-                continuation.resume(returning: res.result ?? .null)
+                continuation.resume(returning: bytes)
             } else {
                 let body = res.error ?? ErrorBody(code: "internal", message: "a failed answer without an error")
                 continuation.resume(throwing: ControlError.server(code: body.code, message: body.message))
@@ -276,12 +279,16 @@ public actor ControlClient {
         String(decoding: try JSONEncoder().encode(frame), as: UTF8.self)
     }
 
-    private func decodeFrame(_ message: URLSessionWebSocketTask.Message) throws -> ServerFrame {
+    private func frameBytes(_ message: URLSessionWebSocketTask.Message) throws -> Data {
         guard case .string(let text) = message else {
             throw ControlError.protocolViolation("the server sent a binary frame; the control API sends JSON text")
         }
+        return Data(text.utf8)
+    }
+
+    private func decodeFrame(_ bytes: Data) throws -> ServerFrame {
         do {
-            return try JSONDecoder().decode(ServerFrame.self, from: Data(text.utf8))
+            return try JSONDecoder().decode(ServerFrame.self, from: bytes)
         } catch {
             throw ControlError.protocolViolation("unreadable frame from the server: \(error)")
         }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Any JSON value: event data and results the menubar passes on without looking inside.
+/// Any JSON value: the `data` of events, which the menubar only counts as "something changed".
 public enum JSONValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
@@ -36,11 +36,6 @@ public enum JSONValue: Codable, Equatable, Sendable {
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
         }
-    }
-
-    /// Re-reads this value as a typed result (a `res` frame's `result`, once its request is known).
-    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: JSONEncoder().encode(self))
     }
 }
 

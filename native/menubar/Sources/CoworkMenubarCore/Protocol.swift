@@ -81,8 +81,12 @@ public struct ResponseFrame: Decodable, Sendable {
     /// Null when the server could not read the request's id (a malformed frame).
     public let id: String?
     public let ok: Bool
-    public let result: JSONValue?
     public let error: ErrorBody?
+}
+
+/// The `result` of an `ok` response, read as the type its request expects.
+struct ResultEnvelope<Result: Decodable>: Decodable {
+    let result: Result
 }
 
 public struct EventFrame: Decodable, Sendable {
