@@ -30,9 +30,14 @@ import {
  */
 
 const CORE = new URL('../../native/menubar/Sources/CoworkMenubarCore/', import.meta.url).pathname;
-const FILES = ['Methods.swift', 'Protocol.swift', 'ControlClient.swift', 'CommandLineOptions.swift'].map(
-  (f) => join(CORE, f),
-);
+const FILES = [
+  'Methods.swift',
+  'Protocol.swift',
+  'ControlClient.swift',
+  'CommandLineOptions.swift',
+  'MenuSession.swift',
+  'MenuModel.swift',
+].map((f) => join(CORE, f));
 const METHODS_SWIFT = join(CORE, 'Methods.swift');
 
 /**
@@ -196,6 +201,49 @@ describe('the methods the Swift client sends', () => {
       "ApprovalsAnswer.verdict is not a param of 'approvals.answer'",
       "'approvals.answer' requires 'kind'; ApprovalsAnswer does not send it",
     ]);
+  });
+});
+
+/** What MenuSession.perform does for each MenuAction case: the method it calls, or what it leaves to the app. */
+function performTable(types: Map<string, SwiftType>): Record<string, string> {
+  const body = requireType(types, 'MenuSession').body;
+  const at = body.indexOf('public func perform(_ action: MenuAction) async -> ActionOutcome {');
+  expect(at, 'MenuSession.perform').toBeGreaterThan(0);
+  const end = body.indexOf('\n    }\n', at);
+  const methodOf = new Map(swiftCalls(types).map((c) => [c.struct.name, c.method]));
+  const table: Record<string, string> = {};
+  const chunks = body
+    .slice(at, end)
+    .split(/\bcase \./)
+    .slice(1);
+  for (const chunk of chunks) {
+    const name = /^(\w+)/.exec(chunk)![1]!;
+    const answer = /answer\(approvalId: \w+, kind: \.(\w+)\)/.exec(chunk);
+    const call = /callAndRefresh\((\w+)\(/.exec(chunk);
+    const app = /return \.(\w+)/.exec(chunk);
+    if (answer) {
+      const kind = enumCases(requireType(types, 'VerdictKind')).find((c) => c.name === answer[1])?.raw;
+      table[name] = `approvals.answer ${kind}`;
+    } else if (call) table[name] = methodOf.get(call[1]!) ?? `<${call[1]} is not a RemoteCall>`;
+    else if (app) table[name] = `app: ${app[1]}`;
+    else table[name] = '<unread>';
+  }
+  return table;
+}
+
+describe('what choosing a menu entry sends', () => {
+  it('maps every MenuAction to the contract method for it', () => {
+    expect(performTable(types)).toEqual({
+      approve: 'approvals.answer approve-once',
+      deny: 'approvals.answer deny',
+      stop: 'stop',
+      openDashboard: 'dashboard.login',
+      startWorkspace: 'app: startWorkspace',
+      quit: 'app: quit',
+    });
+    // Every case of the Swift enum is handled (the Swift compiler would say so too, on a Mac).
+    const cases = enumCases(requireType(types, 'MenuAction')).map((c) => c.name);
+    expect(Object.keys(performTable(types)).sort()).toEqual([...cases].sort());
   });
 });
 
