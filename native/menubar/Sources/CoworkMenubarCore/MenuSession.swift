@@ -159,10 +159,15 @@ public final class MenuSession {
 }
 
 extension ControlError {
-    /// 4009: failed answers from this address are refused for 5 minutes; retry after that.
+    /// Locked out (close 4009, or the `limitExceeded` error frame sent just before it): failed
+    /// answers from this address are refused for 5 minutes, so retry only after that — sooner
+    /// would only add failures.
     var isLockout: Bool {
-        if case .closed(let code, _) = self { return code == ControlCloseCode.lockedOut }
-        return false
+        switch self {
+        case .closed(let code, _): return code == ControlCloseCode.lockedOut
+        case .server(let code, _): return code == "limitExceeded"
+        default: return false
+        }
     }
 }
 
