@@ -91,8 +91,8 @@ class MenubarSteps {
   }
 
   /** connect(to:) + readChallenge(): no Origin header (URLSessionWebSocketTask sends none); the first frame must be the challenge. */
-  static async connect(url: string): Promise<MenubarSteps> {
-    const ws = new WebSocket(url);
+  static async connect(url: string, origin?: string): Promise<MenubarSteps> {
+    const ws = new WebSocket(url, origin ? { origin } : {});
     const steps = new MenubarSteps(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -280,8 +280,8 @@ describe('the Swift client steps against a real ControlServer and Controller', (
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  const connect = async () => {
-    const c = await MenubarSteps.connect(url);
+  const connect = async (origin?: string) => {
+    const c = await MenubarSteps.connect(url, origin);
     open.push(c);
     return c;
   };
@@ -306,6 +306,12 @@ describe('the Swift client steps against a real ControlServer and Controller', (
     expect((await c.authenticate(creds)).type).toBe('auth-ok');
     // The session layer answers { subscribed } (the contract's result is the subscription itself).
     expect(await c.call('timeline.subscribe')).toEqual({ subscribed: true });
+    c.close();
+  });
+
+  it("if URLSession ever sent an Origin, it would be the server's own loopback origin, which is allowed", async () => {
+    const c = await connect(url.replace(/^ws:/, 'http:'));
+    expect((await c.authenticate(creds)).type).toBe('auth-ok');
     c.close();
   });
 
