@@ -8,7 +8,7 @@ import { z } from 'zod';
  * renders exactly this, so every surface shows the same thing, and entries the caller's role
  * may not use are left out by the builder, not hidden by the renderer.
  *
- * The wire form is JSON; native/menubar/Sources/CoworkMenubar/MenuModel.swift mirrors it
+ * The wire form is JSON; native/menubar/Sources/CoworkMenubarCore/MenuModel.swift mirrors it
  * field for field (tests/unit/menubar-model-sync.test.ts keeps the two equal).
  */
 
