@@ -17,6 +17,7 @@ import { InFlightRequests } from './drain.js';
 import { attachTerminal, serveLocal, serveRemote } from './frontends.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
+import { recordWorkspaceStart } from './recent.js';
 import { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
 import { createTaskRunner } from './tasks.js';
@@ -148,6 +149,7 @@ function claimWorkspace(opts: StartOptions): StartContext {
   const paths = hostPaths(env);
   const stateDir = sandboxStateDir(paths, workspace);
   const lock = SandboxLock.acquire(join(stateDir, 'lock'), workspace);
+  recordWorkspaceStart(stateDir, workspace);
   const cleanup = new CleanupStack();
   cleanup.push(() => lock.release());
   let timeline: Timeline;
