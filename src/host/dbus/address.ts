@@ -15,7 +15,7 @@ export function parseBusAddress(address: string): string {
     const params = new Map<string, string>();
     for (const kv of (colon < 0 ? '' : entry.slice(colon + 1)).split(',')) {
       const eq = kv.indexOf('=');
-      if (eq > 0) params.set(kv.slice(0, eq), unescape(kv.slice(eq + 1)));
+      if (eq > 0) params.set(kv.slice(0, eq), unescapeValue(kv.slice(eq + 1)));
     }
     if (transport !== 'unix') {
       reasons.push(`transport '${transport}' is not supported (only unix)`);
@@ -35,7 +35,7 @@ export function parseBusAddress(address: string): string {
 }
 
 /** D-Bus addresses escape bytes as %XX. */
-function unescape(v: string): string {
+function unescapeValue(v: string): string {
   try {
     return decodeURIComponent(v);
   } catch {

@@ -67,7 +67,10 @@ export function completeTypes(signature: string): string[] {
   let i = 0;
   const one = (): void => {
     const c = signature[i++];
-    if (c === 'a') return one();
+    if (c === 'a') {
+      one();
+      return;
+    }
     const close = c === '(' ? ')' : c === '{' ? '}' : undefined;
     if (close) {
       while (i < signature.length && signature[i] !== close) one();
