@@ -161,7 +161,8 @@ export class DesktopNotifier {
       });
       id = Number(nid);
     } catch (err) {
-      if (activate || this.owner === undefined) return this.missing();
+      if (activate) return this.missing(`starting one failed: ${CoworkError.from(err).message}`);
+      if (this.owner === undefined) return this.missing();
       this.opts.onNotice(
         `desktop notification for approval ${p.id} failed: ${CoworkError.from(err).message}`,
       );
@@ -190,11 +191,11 @@ export class DesktopNotifier {
     return this.markup;
   }
 
-  private missing(): void {
+  private missing(why?: string): void {
     if (this.noticedMissing) return;
     this.noticedMissing = true;
     this.opts.onNotice(
-      `no notification server on the D-Bus session bus (${NOTIFICATIONS.name}): approvals are not shown as desktop notifications`,
+      `no notification server on the D-Bus session bus (${NOTIFICATIONS.name}${why ? `; ${why}` : ''}): approvals are not shown as desktop notifications`,
     );
   }
 
