@@ -109,7 +109,8 @@ export async function startTray(opts: TrayOptions): Promise<RunningTray> {
           }
           return;
         case 'quit':
-          finish('quit');
+          // After the Event call's reply has gone out: the panel should not see a NoReply.
+          setImmediate(() => finish('quit'));
           return;
       }
     } catch (err) {
