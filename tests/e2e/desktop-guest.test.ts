@@ -70,6 +70,9 @@ describe('desktop notifications and the tray (private session bus, real guest)',
       intervalMs: 100,
       detail: () => `\ntray log:\n${trayLog}`,
     });
+  /** The notification of the command that touches exactly this file. */
+  const notificationFor = (file: string) =>
+    server.notified.find((x) => x.body.startsWith(`touch /workspace/${file}\n`));
   const asked = (file: string): Promise<CliResult> =>
     cliAsync(['exec', '--context', 'agent', '--workspace', ws, '--', `touch /workspace/${file}`], env);
 
@@ -131,10 +134,7 @@ describe('desktop notifications and the tray (private session bus, real guest)',
 
   it('an asked command raises a notification with Approve/Deny; approve runs it in the guest', async () => {
     const pending = asked('by-notification.txt');
-    const n = await waitFor(
-      () => server.notified.find((x) => x.body.includes('by-notification.txt')),
-      'Notify',
-    );
+    const n = await waitFor(() => notificationFor('by-notification.txt'), 'Notify');
     expect(n.appName).toBe('cowork-vm');
     expect(n.actions).toEqual(['approve', 'Approve', 'deny', 'Deny']);
     expect(n.hints.urgency).toBe(2);
@@ -148,10 +148,7 @@ describe('desktop notifications and the tray (private session bus, real guest)',
 
   it('deny from the notification denies it; one answered from the CLI closes its notification', async () => {
     const denied = asked('denied-by-notification.txt');
-    const n = await waitFor(
-      () => server.notified.find((x) => x.body.includes('denied-by-notification.txt')),
-      'Notify',
-    );
+    const n = await waitFor(() => notificationFor('denied-by-notification.txt'), 'Notify');
     server.invoke(n.id, 'deny');
     const r = await denied;
     expect(r.code).toBe(126);
@@ -159,10 +156,7 @@ describe('desktop notifications and the tray (private session bus, real guest)',
     expect(existsSync(join(ws, 'denied-by-notification.txt'))).toBe(false);
 
     const viaCli = asked('approved-by-cli.txt');
-    const m = await waitFor(
-      () => server.notified.find((x) => x.body.includes('approved-by-cli.txt')),
-      'Notify',
-    );
+    const m = await waitFor(() => notificationFor('approved-by-cli.txt'), 'Notify');
     const id = /approval (\S+)$/.exec(m.body)?.[1];
     expect(id).toBeDefined();
     const ok = await cliAsync(['approve', id!, '--workspace', ws], env);
@@ -202,7 +196,7 @@ describe('desktop notifications and the tray (private session bus, real guest)',
     expect(existsSync(join(ws, 'by-tray.txt'))).toBe(true);
     await waitStatus('Active');
     // Its notification was withdrawn too: answered elsewhere.
-    const n = server.notified.find((x) => x.body.includes('by-tray.txt'));
+    const n = notificationFor('by-tray.txt');
     await waitFor(() => n && server.closed.includes(n.id), 'CloseNotification after the tray answered');
   });
 

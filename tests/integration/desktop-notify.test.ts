@@ -113,14 +113,26 @@ describe('desktop notifications with a notification server on the bus', () => {
     expect(await outcome).toMatchObject({ kind: 'deny', by: 'notification' });
   });
 
+  it('a click that arrives right behind the Notify reply still answers', async () => {
+    for (const action of ['approve', 'deny'] as const) {
+      server.autoInvoke = action;
+      const outcome = await broker.request(REQ, { timeoutMs: 60_000 });
+      expect(outcome).toMatchObject({
+        kind: action === 'approve' ? 'approve-once' : 'deny',
+        by: 'notification',
+      });
+    }
+    server.autoInvoke = undefined;
+  });
+
   it('markup in a command is escaped when the server reads markup', async () => {
     const outcome = broker.request(
       { ...REQ, command: 'echo <a href="x">ok</a> & <b>' },
       { timeoutMs: 60_000 },
     );
-    await waitFor(() => server.notified.length === 5, 'fifth Notify');
-    expect(server.notified[4]!.body).toContain('echo &lt;a href="x"&gt;ok&lt;/a&gt; &amp; &lt;b&gt;');
-    server.invoke(server.notified[4]!.id, 'deny');
+    await waitFor(() => server.notified.length === 7, 'the seventh Notify');
+    expect(server.notified[6]!.body).toContain('echo &lt;a href="x"&gt;ok&lt;/a&gt; &amp; &lt;b&gt;');
+    server.invoke(server.notified[6]!.id, 'deny');
     await outcome;
     expect(notices).toEqual([]);
   });

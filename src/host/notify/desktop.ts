@@ -21,6 +21,7 @@ export const NOTIFICATION_ORIGIN: Origin = { id: 'notification', context: 'local
 
 const URGENCY_CRITICAL = 2;
 const MAX_BODY_CHARS = 1_000;
+const EARLY_SIGNALS = 32;
 
 export interface DesktopNotifierOptions {
   approvals: Pick<ApprovalBroker, 'on' | 'off' | 'list'>;
@@ -43,6 +44,12 @@ export class DesktopNotifier {
   private mayActivate: boolean;
   private noticedMissing = false;
   private closed = false;
+  /**
+   * Signals for ids we do not know yet. The server's reply to Notify and a signal right behind it
+   * (a quick click) arrive in one read; the reply's continuation runs after the signal's handler,
+   * so the signal waits here until its id is known. Bounded: only the newest few are kept.
+   */
+  private readonly early = new Map<number, { action?: string; closed?: boolean }>();
   /** Whether the server reads the body as markup (then it is escaped); asked once per server. */
   private markup: Promise<boolean> | undefined;
 
@@ -172,6 +179,19 @@ export class DesktopNotifier {
     if (!this.opts.approvals.list().some((q) => q.id === p.id)) return this.closeNotification(id);
     this.shown.set(p.id, id);
     this.byNotification.set(id, p.id);
+    const early = this.early.get(id);
+    this.early.delete(id);
+    if (early?.action) this.act(id, early.action);
+    else if (early?.closed) this.forget(id);
+  }
+
+  private remember(id: number, what: { action?: string; closed?: boolean }): void {
+    this.early.set(id, { ...this.early.get(id), ...what });
+    while (this.early.size > EARLY_SIGNALS) {
+      const oldest = this.early.keys().next().value;
+      if (oldest === undefined) break;
+      this.early.delete(oldest);
+    }
   }
 
   private bodyMarkup(): Promise<boolean> {
@@ -234,9 +254,15 @@ export class DesktopNotifier {
   private onAction(body: unknown[], msg: RawMessage): void {
     if (!this.fromServer(msg)) return;
     const [id, key] = body;
-    const approvalId = this.byNotification.get(Number(id));
+    if (typeof id !== 'number' || typeof key !== 'string') return;
+    if (this.byNotification.has(id)) this.act(id, key);
+    else this.remember(id, { action: key });
+  }
+
+  private act(id: number, key: string): void {
+    const approvalId = this.byNotification.get(id);
     if (approvalId === undefined || (key !== 'approve' && key !== 'deny')) return;
-    this.forget(Number(id));
+    this.forget(id);
     try {
       this.opts.answer(
         approvalId,
@@ -252,7 +278,9 @@ export class DesktopNotifier {
   /** Dismissed or expired: nothing is answered (the approval still waits, or times out as a deny). */
   private onClosed(body: unknown[], msg: RawMessage): void {
     if (!this.fromServer(msg)) return;
-    this.forget(Number(body[0]));
+    const id = Number(body[0]);
+    if (this.byNotification.has(id)) this.forget(id);
+    else this.remember(id, { closed: true });
   }
 
   private onOwnerChanged(body: unknown[], msg: RawMessage): void {
@@ -261,6 +289,7 @@ export class DesktopNotifier {
     // A new server knows nothing of the old one's notifications.
     this.shown.clear();
     this.byNotification.clear();
+    this.early.clear();
     this.markup = undefined;
     this.owner = next;
     if (next) {
