@@ -30,7 +30,15 @@ function recordingApi(calls: { method: string; origin?: unknown }[]): Controller
     return value;
   };
   return {
-    status: async () => hit('status', {} as never),
+    status: async () =>
+      hit('status', {
+        workspace: '/w',
+        state: 'running',
+        pid: 1,
+        vm: { driver: 'qemu', accel: 'tcg', share: '9p', image: 'base', cpus: 1, memoryMiB: 512 },
+        pendingApprovals: 0,
+        tasks: { running: 0 },
+      }),
     exec: async (_r, origin) =>
       hit('exec', { decision: { effect: 'allow', reasons: [], layer: 'context' } }, origin),
     approvalsList: () => hit('approvals.list', []),
@@ -61,6 +69,7 @@ const PARAMS: Record<MethodName, unknown> = {
   'devices.list': {},
   'devices.revoke': { id: 'REPLACED' },
   'pair.create': { role: 'viewer' },
+  'menu.get': {},
   stop: {},
 };
 
@@ -76,8 +85,12 @@ const API_METHODS = new Set<string>([
   'approvals.list',
   'approvals.answer',
   'exec',
+  'menu.get',
   'stop',
 ]);
+
+/** What a method calls on the API, when it is not the one method of its name. */
+const API_CALLS: Partial<Record<MethodName, string[]>> = { 'menu.get': ['status', 'approvals.list'] };
 
 const EXPECTED_MIN_ROLE: Record<MethodName, Role> = {
   status: 'viewer',
@@ -94,6 +107,7 @@ const EXPECTED_MIN_ROLE: Record<MethodName, Role> = {
   'devices.list': 'admin',
   'devices.revoke': 'admin',
   'pair.create': 'admin',
+  'menu.get': 'viewer',
   stop: 'admin',
 };
 
@@ -186,12 +200,17 @@ describe.each(ROLES)('role %s', (role) => {
     }
     await expect(outcome).resolves.toBeDefined();
     if (API_METHODS.has(method)) {
-      expect(calls.slice(before).map((c) => c.method)).toEqual([method]);
+      expect(calls.slice(before).map((c) => c.method)).toEqual(API_CALLS[method] ?? [method]);
       const origin = calls[before]?.origin;
       if (origin !== undefined)
         expect(origin).toEqual({ id: `device:${session.creds.deviceId}`, context: 'gateway' });
     } else {
       expect(calls.length).toBe(before);
+    }
+    // The menu is built for the device's role: Stop only for an admin.
+    if (method === 'menu.get') {
+      const items = ((await outcome) as { items: { id?: string }[] }).items.map((i) => i.id);
+      expect(items.includes('stop')).toBe(role === 'admin');
     }
   });
 });

@@ -273,6 +273,17 @@ describe('loadConfig', () => {
     expect(r.sources.user).toBe(other);
   });
 
+  it('[notifications] enabled: default true, a boolean, and only the user config sets it', () => {
+    const { env, workspace } = setup('[notifications]\nenabled = false', '[notifications]\nenabled = true');
+    const r = loadConfig({ env, workspace });
+    expect(r.config.notifications.enabled).toBe(false);
+    expect(r.warnings.some((w) => w.includes('[notifications] is ignored'))).toBe(true);
+    expect(defaultConfig().notifications.enabled).toBe(true);
+    expect(errorOf('[notifications]\nenabled = "yes"').message).toMatch(
+      /notifications\.enabled.*must be true or false/,
+    );
+  });
+
   it('a missing --config file is an error, not defaults', () => {
     const { env, cfgDir } = setup(undefined, undefined);
     expect(() => loadConfig({ env, configFile: join(cfgDir, 'nope.toml') })).toThrowError(

@@ -14,6 +14,7 @@ import * as start from './start.js';
 import * as status from './status.js';
 import * as stop from './stop.js';
 import * as timeline from './timeline.js';
+import * as tray from './tray.js';
 
 /**
  * Every command module exports `register(program)`; the order here is the order in --help.
@@ -30,6 +31,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   cancel,
   stop,
   approvals,
+  tray,
   timeline,
   policy,
   pair,

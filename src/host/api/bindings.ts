@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CoworkError } from '../errors.js';
+import { buildMenu } from '../menu/build.js';
 import { POLICY_CONTEXTS, type PolicyContextName } from '../policy/types.js';
 import {
   type EventOf,
@@ -13,6 +14,7 @@ import {
   type Transport,
 } from './contract.js';
 import type { ControllerApi, Origin, TaskLiveEvent } from './controller.js';
+import type { Role } from './roles.js';
 
 /**
  * How each method of the contract is carried out on the ControllerApi — the one binding every
@@ -27,6 +29,8 @@ export interface CallContext {
   /** Who is calling, built by the transport; never taken from the params. */
   origin: Origin;
   signal: AbortSignal;
+  /** The caller's role, from the transport (the owner on the local socket is admin); absent = viewer. */
+  role?: Role;
   /** Command output while it runs; absent when the caller did not ask for it. */
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
@@ -99,6 +103,14 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
       ? { onStdout: (b: Buffer) => out('stdout', b), onStderr: (b: Buffer) => out('stderr', b) }
       : {};
     return c.api.exec(req, narrowContext(c.origin, context), { signal: c.signal, ...streams });
+  },
+  // Built from the caller's own role, so an entry it may not use is never offered; a running
+  // controller offers no workspaces to start (that is the stopped menu, built by the renderer).
+  'menu.get': async (p, c) => {
+    const status = await c.api.status();
+    const pending = c.api.approvalsList();
+    const role = c.role ?? 'viewer';
+    return buildMenu({ status, pending, recentWorkspaces: [], role, dashboard: p.dashboard === true });
   },
   stop: async (_p, c) => {
     await c.api.stop(c.origin);

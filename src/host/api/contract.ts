@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { menuModelSchema } from '../menu/model.js';
 import { POLICY_CONTEXTS } from '../policy/types.js';
 import { verdictKindSchema } from '../timeline/events.js';
 import { PARAM_LIMITS as L } from './limits.js';
@@ -252,6 +253,15 @@ export const METHODS = {
     transports: ['remote'],
     params: z.strictObject({ role: roleSchema }),
     result: z.strictObject({ code: z.string(), expiresAt: z.number() }),
+  }),
+  'menu.get': method({
+    description: "The menu model for the caller's role (what the menubar and the tray render)",
+    minRole: 'viewer',
+    context: 'none',
+    transports: BOTH,
+    /** `dashboard`: the caller can open the dashboard, so the model offers it. */
+    params: z.strictObject({ dashboard: z.boolean().optional() }),
+    result: menuModelSchema,
   }),
   stop: method({
     description: 'Stop the sandbox (the guest is powered off; workspace files stay)',

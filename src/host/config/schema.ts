@@ -243,6 +243,11 @@ export const workspaceSchema = z.strictObject({
     .default('auto'),
 });
 
+/** `[notifications]`: desktop notifications for pending approvals (D-Bus, when a session bus exists). */
+export const notificationsSchema = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+});
+
 export const configSchema = z.strictObject({
   policy: policySchema.prefault({}),
   workspace: workspaceSchema.prefault({}),
@@ -253,6 +258,7 @@ export const configSchema = z.strictObject({
   egress: egressSchema.prefault({}),
   control: controlSchema.prefault({}),
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
+  notifications: notificationsSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */

@@ -56,11 +56,11 @@ const SESSION: Partial<
   'pair.create': (p, c) => c.devices.createPairingCode({ role: p.role as Role }),
 };
 
-function run(name: RemoteMethodName, params: Record<string, unknown>, c: MethodContext): unknown {
+function run(name: RemoteMethodName, params: Record<string, unknown>, role: Role, c: MethodContext): unknown {
   const session = SESSION[name];
   if (session) return session(params, c);
   const { stream, ...rest } = params;
-  const ctx: CallContext = { api: c.api, origin: c.origin, signal: c.signal };
+  const ctx: CallContext = { api: c.api, origin: c.origin, role, signal: c.signal };
   if (stream === true) {
     ctx.onOutput = (s, chunk) =>
       c.emit('exec.output', { requestId: c.requestId, stream: s, data: chunk.toString('utf8') });
@@ -111,5 +111,5 @@ export function prepareCall(name: string, rawParams: unknown, role: Role): Prepa
   const check = parseParams(method, rawParams, 'remote', METHODS[method].params);
   if (!check.ok) return { ok: false, error: check.error, protocol: true };
   const params = check.params as Record<string, unknown>;
-  return { ok: true, run: async (ctx) => await run(method, params, ctx) };
+  return { ok: true, run: async (ctx) => await run(method, params, role, ctx) };
 }

@@ -41,6 +41,34 @@ export function attachTerminal(
   });
 }
 
+/**
+ * Desktop notifications for pending approvals, when `[notifications] enabled` and a session bus
+ * is there (DBUS_SESSION_BUS_ADDRESS). Loaded only then; a missing bus or notification server is
+ * one notice line and never fails the start.
+ */
+export async function attachNotifications(
+  ctx: {
+    config: ResolvedConfig;
+    env: NodeJS.ProcessEnv;
+    onNotice: (line: string) => void;
+    cleanup: CleanupStack;
+  },
+  approvals: MemoryApprovalBroker,
+  controller: Controller,
+): Promise<void> {
+  if (!ctx.config.notifications.enabled) return;
+  const address = ctx.env.DBUS_SESSION_BUS_ADDRESS;
+  if (!address) return;
+  const { DesktopNotifier } = await import('../notify/index.js');
+  const notifier = await DesktopNotifier.start({
+    approvals,
+    address,
+    answer: (id, verdict, origin) => controller.approvalsAnswer(id, verdict, origin),
+    onNotice: ctx.onNotice,
+  });
+  if (notifier) ctx.cleanup.push(() => notifier.close());
+}
+
 /** The local control socket (the CLI's way in), its calls tracked for the drain. */
 export async function serveLocal(
   stateDir: string,

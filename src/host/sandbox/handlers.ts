@@ -34,6 +34,7 @@ function handler(api: ControllerApi, origin: Origin, name: LocalMethodName): Loc
     return await call(check.params, {
       api,
       origin,
+      role: 'admin',
       signal: ctx.signal,
       onOutput: (stream, chunk) => ctx.stream(stream, chunk),
     });

@@ -9,6 +9,7 @@ import type { RunningController, StartOptions } from './serve.js';
 export type { Controller } from './controller.js';
 export { controlSocketPath, locateSandbox } from './locate.js';
 export { type LockInfo, processAlive, readLock, SandboxLock } from './lock.js';
+export { recentWorkspaces, recordWorkspaceStart } from './recent.js';
 export type { Sandbox, SandboxInfo, SandboxOptions } from './sandbox.js';
 export type { RunningController, StartOptions } from './serve.js';
 export { resolveWorkspace, type WorkspaceRefusalInput, workspaceRefusal } from './workspace.js';

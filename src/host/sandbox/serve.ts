@@ -14,9 +14,10 @@ import { createDriver, parseAccel } from '../vm/index.js';
 import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
 import { InFlightRequests } from './drain.js';
-import { attachTerminal, serveLocal, serveRemote } from './frontends.js';
+import { attachNotifications, attachTerminal, serveLocal, serveRemote } from './frontends.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
+import { recordWorkspaceStart } from './recent.js';
 import { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
 import { createTaskRunner } from './tasks.js';
@@ -111,9 +112,11 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       stop,
     });
     if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
+    const onNotice = opts.onNotice ?? opts.onWarning ?? (() => {});
+    await attachNotifications({ ...ctx, onNotice }, approvals, controller);
     const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight.local, ctx.cleanup);
-    const { listen, allowRemote, onNotice } = opts;
-    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight.remote);
+    const { listen, allowRemote } = opts;
+    await serveRemote({ ...ctx, listen, allowRemote, onNotice: opts.onNotice }, controller, inFlight.remote);
     const { done, shutdown } = superviseLifecycle({
       controller,
       sandbox,
@@ -148,6 +151,7 @@ function claimWorkspace(opts: StartOptions): StartContext {
   const paths = hostPaths(env);
   const stateDir = sandboxStateDir(paths, workspace);
   const lock = SandboxLock.acquire(join(stateDir, 'lock'), workspace);
+  recordWorkspaceStart(stateDir, workspace);
   const cleanup = new CleanupStack();
   cleanup.push(() => lock.release());
   let timeline: Timeline;
