@@ -39,6 +39,8 @@ export interface DashboardServerOptions {
   /** How often idle sessions and devices revoked by another process are looked for. */
   sweepMs?: number;
   maxStreamsPerSession?: number;
+  /** API requests one session may make per minute (default 600, as on the control API). */
+  requestsPerMinute?: number;
 }
 
 const HOST = '127.0.0.1';
@@ -62,6 +64,8 @@ export class DashboardServer {
   private readonly clock: Clock;
   private readonly failures: LoginFailures;
   private readonly streams = new Map<string, Set<DashboardEventStream>>();
+  /** Per session: the start of its current one-minute window and the API requests in it. */
+  private readonly windows = new Map<string, { start: number; count: number }>();
   private store: ControlStore | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -75,6 +79,7 @@ export class DashboardServer {
     this.auth.onEnd((s) => {
       for (const stream of this.streams.get(s.id) ?? []) stream.end();
       this.streams.delete(s.id);
+      this.windows.delete(s.id);
     });
     this.http = createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => {
       this.handle(req, res).catch((err) => {
@@ -303,8 +308,34 @@ export class DashboardServer {
 
   private checkSession(req: IncomingMessage, res: ServerResponse): Caller | undefined {
     const caller = this.authenticate(req);
-    if (!caller) sendError(res, new CoworkError('denied', `not logged in. ${LOGIN_HINT}`), 401);
+    if (!caller) {
+      sendError(res, new CoworkError('denied', `not logged in. ${LOGIN_HINT}`), 401);
+      return undefined;
+    }
+    const wait = this.overRate(caller.session.id);
+    if (wait !== undefined) {
+      const limit = this.opts.requestsPerMinute ?? 600;
+      const e = new CoworkError(
+        'limitExceeded',
+        `rate limit: more than ${limit} requests in a minute; retry in ${wait} s`,
+      );
+      sendError(res, e, 429, { 'Retry-After': String(wait) });
+      return undefined;
+    }
     return caller;
+  }
+
+  /** A fixed one-minute window per session, by the injected clock; the seconds to wait when over it. */
+  private overRate(sessionId: string): number | undefined {
+    const now = this.clock.now();
+    let w = this.windows.get(sessionId);
+    if (!w || now - w.start >= 60_000) {
+      w = { start: now, count: 0 };
+      this.windows.set(sessionId, w);
+    }
+    w.count++;
+    if (w.count <= (this.opts.requestsPerMinute ?? 600)) return undefined;
+    return Math.max(1, Math.ceil((w.start + 60_000 - now) / 1000));
   }
 
   private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {
