@@ -6,14 +6,14 @@ import { type Clock, recordSafely, type SecurityRecorder, systemClock } from '..
 import { normalizeIp } from '../control/net.js';
 import type { ControlStore } from '../control/store.js';
 import { CoworkError } from '../errors.js';
-import { type Caller, csrfMatches, handleCall, sessionInfo } from './api-routes.js';
+import { type Caller, handleCall, sessionInfo } from './api-routes.js';
 import { type AssetPath, isAssetPath, PACKAGE_ROOT, readAsset } from './assets.js';
 import { DashboardEventStream } from './event-stream.js';
+import { RequestGuard } from './guards.js';
 import {
   applySecurityHeaders,
   LOGIN_HINT,
   methodNotAllowed,
-  readCookie,
   SESSION_COOKIE,
   sendError,
   sendJson,
@@ -64,8 +64,7 @@ export class DashboardServer {
   private readonly clock: Clock;
   private readonly failures: LoginFailures;
   private readonly streams = new Map<string, Set<DashboardEventStream>>();
-  /** Per session: the start of its current one-minute window and the API requests in it. */
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  private readonly guard: RequestGuard;
   private store: ControlStore | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -76,10 +75,17 @@ export class DashboardServer {
     this.clock = opts.clock ?? systemClock;
     this.auth = new DashboardAuth({ clock: this.clock, ...opts.auth });
     this.failures = new LoginFailures(this.clock);
+    this.guard = new RequestGuard({
+      auth: this.auth,
+      devices: () => this.devices(),
+      clock: this.clock,
+      recorder: opts.recorder,
+      requestsPerMinute: opts.requestsPerMinute ?? 600,
+    });
     this.auth.onEnd((s) => {
       for (const stream of this.streams.get(s.id) ?? []) stream.end();
       this.streams.delete(s.id);
-      this.windows.delete(s.id);
+      this.guard.forget(s.id);
     });
     this.http = createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => {
       this.handle(req, res).catch((err) => {
@@ -183,10 +189,6 @@ export class DashboardServer {
     return h === `${HOST}:${this.port}` || h === `localhost:${this.port}`;
   }
 
-  private ownOrigin(req: IncomingMessage): string {
-    return `http://${(req.headers.host ?? '').toLowerCase()}`;
-  }
-
   private redeemLogin(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     if (req.method !== 'GET') {
       methodNotAllowed(res, ['GET'], false);
@@ -223,7 +225,7 @@ export class DashboardServer {
       methodNotAllowed(res, ['GET', 'HEAD'], false);
       return;
     }
-    if (!this.authenticate(req)) {
+    if (!this.guard.authenticate(req)) {
       sendPage(res, 401, 'Not logged in', ['This browser has no dashboard session.', LOGIN_HINT]);
       return;
     }
@@ -239,7 +241,7 @@ export class DashboardServer {
         methodNotAllowed(res, ['GET'], true);
         return;
       }
-      const caller = this.checkRead(req, res);
+      const caller = this.guard.read(req, res);
       if (caller) sendJson(res, 200, sessionInfo(caller));
       return;
     }
@@ -248,7 +250,7 @@ export class DashboardServer {
         methodNotAllowed(res, ['GET'], true);
         return;
       }
-      const caller = this.checkRead(req, res);
+      const caller = this.guard.read(req, res);
       if (caller) this.openStream(res, caller);
       return;
     }
@@ -257,7 +259,7 @@ export class DashboardServer {
         methodNotAllowed(res, ['POST'], true);
         return;
       }
-      const caller = this.checkWrite(req, res);
+      const caller = this.guard.write(req, res);
       if (!caller) return;
       let name: string;
       try {
@@ -270,89 +272,6 @@ export class DashboardServer {
       return;
     }
     sendError(res, new CoworkError('notFound', 'no such API: /api/session, /api/events, /api/call/<method>'));
-  }
-
-  /** A session whose device is still active, or undefined (and the session ends if it is not). */
-  private authenticate(req: IncomingMessage): Caller | undefined {
-    const session = this.auth.session(readCookie(req, SESSION_COOKIE));
-    if (!session) return undefined;
-    const device = this.devices().getDevice(session.deviceId);
-    if (!device || device.revokedAt !== undefined) {
-      this.auth.endDevice(session.deviceId);
-      return undefined;
-    }
-    return { session, device };
-  }
-
-  /** GETs of the API: a session; an Origin only if it is ours (browsers omit it on same-origin GETs). */
-  private checkRead(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    const origin = req.headers.origin;
-    if (origin !== undefined && origin !== this.ownOrigin(req)) return this.refuseOrigin(req, res);
-    return this.checkSession(req, res);
-  }
-
-  /** Writes: our own Origin (required), a session, and its CSRF token. */
-  private checkWrite(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    if (req.headers.origin !== this.ownOrigin(req)) return this.refuseOrigin(req, res);
-    const caller = this.checkSession(req, res);
-    if (!caller) return undefined;
-    if (!csrfMatches(req, caller.session)) {
-      sendError(
-        res,
-        new CoworkError('denied', 'missing or wrong X-Cowork-CSRF header (from GET /api/session)'),
-      );
-      return undefined;
-    }
-    return caller;
-  }
-
-  private checkSession(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    const caller = this.authenticate(req);
-    if (!caller) {
-      sendError(res, new CoworkError('denied', `not logged in. ${LOGIN_HINT}`), 401);
-      return undefined;
-    }
-    const wait = this.overRate(caller.session.id);
-    if (wait !== undefined) {
-      const limit = this.opts.requestsPerMinute ?? 600;
-      const e = new CoworkError(
-        'limitExceeded',
-        `rate limit: more than ${limit} requests in a minute; retry in ${wait} s`,
-      );
-      sendError(res, e, 429, { 'Retry-After': String(wait) });
-      return undefined;
-    }
-    return caller;
-  }
-
-  /** A fixed one-minute window per session, by the injected clock; the seconds to wait when over it. */
-  private overRate(sessionId: string): number | undefined {
-    const now = this.clock.now();
-    let w = this.windows.get(sessionId);
-    if (!w || now - w.start >= 60_000) {
-      w = { start: now, count: 0 };
-      this.windows.set(sessionId, w);
-    }
-    w.count++;
-    if (w.count <= (this.opts.requestsPerMinute ?? 600)) return undefined;
-    return Math.max(1, Math.ceil((w.start + 60_000 - now) / 1000));
-  }
-
-  private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {
-    const origin = String(req.headers.origin ?? '(none)').slice(0, 200);
-    recordSafely(this.opts.recorder, {
-      type: 'control.origin_refused',
-      ip: normalizeIp(req.socket.remoteAddress),
-      origin,
-    });
-    sendError(
-      res,
-      new CoworkError(
-        'denied',
-        `requests from origin ${origin} are refused; writes need ${this.ownOrigin(req)}`,
-      ),
-    );
-    return undefined;
   }
 
   private openStream(res: ServerResponse, caller: Caller): void {
