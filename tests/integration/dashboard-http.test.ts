@@ -157,6 +157,20 @@ describe('calls', () => {
     ]);
   });
 
+  it('from a page on another port of 127.0.0.1 (same site, so the cookie goes along) are refused', async () => {
+    const s = await loginWith(server.login({}, owner).url);
+    const before = reached.length;
+    const port = Number(new URL(base).port);
+    for (const origin of [`http://127.0.0.1:${port + 1}`, `https://127.0.0.1:${port}`, 'http://127.0.0.1']) {
+      // A simple (no-preflight) request, as a cross-site form or fetch would send it.
+      const r = await call(s, 'exec', { command: 'id' }, { origin, 'content-type': 'text/plain' });
+      expect(r.status, origin).toBe(403);
+      const stream = await EventStreamReader.open(s, { origin });
+      expect(stream.response.status, origin).toBe(403);
+    }
+    expect(reached.length).toBe(before);
+  });
+
   it('refuse what is not a JSON object of params, before anything runs', async () => {
     const s = await loginWith(server.login({}, owner).url);
     const before = reached.length;
