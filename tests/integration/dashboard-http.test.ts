@@ -245,6 +245,35 @@ describe('assets', () => {
   });
 });
 
+describe('connections', () => {
+  it('beyond the cap are dropped without an answer, and the server goes on serving', async () => {
+    const small = new DashboardServer({
+      api,
+      devices: () => store,
+      clock,
+      packageRoot: root,
+      maxConnections: 2,
+    });
+    const url = (await small.start()).url;
+    try {
+      const s = await loginWith(small.login({}, owner).url);
+      const streams = [await EventStreamReader.open(s), await EventStreamReader.open(s)];
+      expect(streams.map((x) => x.response.status)).toEqual([200, 200]);
+      await expect(fetch(`${url}api/session`, { headers: { cookie: s.cookie } })).rejects.toThrow();
+      streams[0]!.close();
+      await waitFor(
+        async () =>
+          (await fetch(`${url}api/session`, { headers: { cookie: s.cookie } }).catch(() => undefined))
+            ?.status === 200,
+        'a free connection again',
+      );
+      streams[1]!.close();
+    } finally {
+      await small.close();
+    }
+  });
+});
+
 describe('sessions over HTTP', () => {
   it('an idle session ends after 12 hours, its stream with it', async () => {
     const s = await loginWith(server.login({}, owner).url);

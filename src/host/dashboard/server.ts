@@ -41,6 +41,8 @@ export interface DashboardServerOptions {
   maxStreamsPerSession?: number;
   /** API requests one session may make per minute (default 600, as on the control API). */
   requestsPerMinute?: number;
+  /** Open TCP connections at once (default 512: 64 sessions × 4 streams, and room for calls); more are dropped. */
+  maxConnections?: number;
 }
 
 const HOST = '127.0.0.1';
@@ -93,6 +95,7 @@ export class DashboardServer {
         else res.destroy();
       });
     });
+    this.http.maxConnections = opts.maxConnections ?? 512;
   }
 
   async start(): Promise<{ url: string; port: number }> {
