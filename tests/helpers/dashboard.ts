@@ -67,6 +67,8 @@ export interface SseEvent {
 /** An open `GET /api/events`, read as it arrives. */
 export class EventStreamReader {
   readonly events: SseEvent[] = [];
+  /** The `id:` of each event that had one, in order. */
+  readonly ids: string[] = [];
   comments = 0;
   ended = false;
   private readonly abort = new AbortController();
@@ -126,6 +128,7 @@ export class EventStreamReader {
     for (const line of text.split('\n')) {
       if (line.startsWith(':')) this.comments++;
       else if (line.startsWith('event: ')) event = line.slice(7);
+      else if (line.startsWith('id: ')) this.ids.push(line.slice(4));
       else if (line.startsWith('data: ')) data.push(line.slice(6));
     }
     if (data.length > 0) this.events.push({ event, data: JSON.parse(data.join('\n')) });

@@ -24,6 +24,8 @@ import { waitFor } from '../helpers/wait.js';
 const clock = { t: 5_000_000, now: () => clock.t };
 const reached: { method: string; origin?: Origin }[] = [];
 const timeline = new Set<(e: unknown) => void>();
+/** What the seam's timeline.query holds. */
+const stored = [1, 2, 3, 4].map((id) => ({ id, ts: id, taskId: null, type: 'exec.started', data: {} }));
 
 const api: ControllerApi = {
   status: async () => {
@@ -40,7 +42,7 @@ const api: ControllerApi = {
   tasksGet: () => ({}) as never,
   tasksStart: async () => ({ id: 't' }),
   tasksCancel: () => {},
-  timelineQuery: () => [],
+  timelineQuery: (q) => stored.filter((e) => e.id > (q.afterId ?? 0)).slice(0, q.limit ?? 100),
   timelineSubscribe: (l) => {
     timeline.add(l);
     return () => timeline.delete(l);
@@ -242,6 +244,31 @@ describe('assets', () => {
     }
     expect((await fetch(base, { method: 'HEAD', headers: h })).status).toBe(200);
     expect((await fetch(base, { method: 'DELETE', headers: h })).status).toBe(405);
+  });
+});
+
+describe('event stream', () => {
+  it('a client reconnecting with Last-Event-ID first gets the entries it missed, then live ones', async () => {
+    const s = await loginWith(server.login({}, owner).url);
+    const stream = await EventStreamReader.open(s, { 'last-event-id': '2' });
+    try {
+      for (const l of timeline) l({ id: 5, ts: 5, taskId: null, type: 'exec.finished', data: {} });
+      await stream.next<{ id: number }>('timeline', (e) => e.id === 5, 'the live entry');
+      const ids = stream.events
+        .filter((e) => e.event === 'timeline')
+        .map((e) => (e.data as { id: number }).id);
+      expect(ids).toEqual([3, 4, 5]);
+      expect(stream.ids).toEqual(['3', '4', '5']);
+    } finally {
+      stream.close();
+    }
+    const fresh = await EventStreamReader.open(s, { 'last-event-id': 'garbage' });
+    try {
+      await fresh.next('approvals', () => true, 'the first pending list');
+      expect(fresh.events.filter((e) => e.event === 'timeline')).toEqual([]);
+    } finally {
+      fresh.close();
+    }
   });
 });
 

@@ -254,7 +254,7 @@ export class DashboardServer {
         return;
       }
       const caller = this.guard.read(req, res);
-      if (caller) this.openStream(res, caller);
+      if (caller) this.openStream(req, res, caller);
       return;
     }
     if (path.startsWith('/api/call/')) {
@@ -277,7 +277,7 @@ export class DashboardServer {
     sendError(res, new CoworkError('notFound', 'no such API: /api/session, /api/events, /api/call/<method>'));
   }
 
-  private openStream(res: ServerResponse, caller: Caller): void {
+  private openStream(req: IncomingMessage, res: ServerResponse, caller: Caller): void {
     const id = caller.session.id;
     const mine = this.streams.get(id) ?? new Set<DashboardEventStream>();
     const max = this.opts.maxStreamsPerSession ?? 4;
@@ -292,9 +292,19 @@ export class DashboardServer {
     const stream: DashboardEventStream = new DashboardEventStream(
       res,
       this.opts.api,
-      { heartbeatMs: this.opts.heartbeatMs ?? 15_000, maxBufferedBytes: 4 * 1024 * 1024 },
+      {
+        heartbeatMs: this.opts.heartbeatMs ?? 15_000,
+        maxBufferedBytes: 4 * 1024 * 1024,
+        lastEventId: lastEventId(req),
+      },
       () => mine.delete(stream),
     );
     mine.add(stream);
   }
+}
+
+/** `Last-Event-ID` as a timeline id, or undefined when absent or not one. */
+function lastEventId(req: IncomingMessage): number | undefined {
+  const v = req.headers['last-event-id'];
+  return typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
 }
