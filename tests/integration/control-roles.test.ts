@@ -49,6 +49,10 @@ function recordingApi(calls: { method: string; origin?: unknown }[]): Controller
     tasksCancel: (_id, origin) => hit('tasks.cancel', undefined, origin),
     timelineQuery: () => hit('timeline.query', []),
     timelineSubscribe: () => hit('timeline.subscribe', () => {}),
+    policyCheck: (_r, origin) =>
+      hit('policy.check', { verdict: 'ask', reasons: [], layer: 'context', context: 'gateway' }, origin),
+    dashboardLogin: (_r, origin) =>
+      hit('dashboard.login', { url: 'http://127.0.0.1:1/', expiresAt: 0 }, origin),
     stop: async (origin) => hit('stop', undefined, origin),
   };
 }
@@ -70,6 +74,8 @@ const PARAMS: Record<MethodName, unknown> = {
   'devices.revoke': { id: 'REPLACED' },
   'pair.create': { role: 'viewer' },
   'menu.get': {},
+  'policy.check': { command: 'rm -rf /tmp/x' },
+  'dashboard.login': {},
   stop: {},
 };
 
@@ -86,6 +92,8 @@ const API_METHODS = new Set<string>([
   'approvals.answer',
   'exec',
   'menu.get',
+  'policy.check',
+  'dashboard.login',
   'stop',
 ]);
 
@@ -108,6 +116,8 @@ const EXPECTED_MIN_ROLE: Record<MethodName, Role> = {
   'devices.revoke': 'admin',
   'pair.create': 'admin',
   'menu.get': 'viewer',
+  'policy.check': 'viewer',
+  'dashboard.login': 'viewer',
   stop: 'admin',
 };
 

@@ -110,13 +110,28 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
     const status = await c.api.status();
     const pending = c.api.approvalsList();
     const role = c.role ?? 'viewer';
-    return buildMenu({ status, pending, recentWorkspaces: [], role, dashboard: p.dashboard === true });
+    // Open dashboard is offered when this controller serves one, unless the caller says it cannot open it.
+    const dashboard = p.dashboard ?? Boolean(status.dashboard?.url);
+    return buildMenu({ status, pending, recentWorkspaces: [], role, dashboard });
   },
+  'policy.check': (p, c) => {
+    const { context, ...req } = p;
+    return offeredBy(c.api.policyCheck, 'policy checks').call(c.api, req, narrowContext(c.origin, context));
+  },
+  // `role` is owner-only: a device or a dashboard session always logs in as itself.
+  'dashboard.login': (p, c) =>
+    offeredBy(c.api.dashboardLogin, 'the dashboard').call(c.api, p.role ? { role: p.role } : {}, c.origin),
   stop: async (_p, c) => {
     await c.api.stop(c.origin);
     return { stopping: true };
   },
 };
+
+/** An optional ControllerApi method, or a clear refusal when this controller does not have it. */
+function offeredBy<F>(fn: F | undefined, what: string): F {
+  if (!fn) throw new CoworkError('unsupported', `${what}: not available in this controller`);
+  return fn;
+}
 
 export const SUBSCRIPTIONS: { [M in SubscriptionName]: SubscriptionBinding<M> } = {
   'timeline.subscribe': (_p, api, emit) =>

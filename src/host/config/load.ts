@@ -153,6 +153,7 @@ function refuseSymlinks(...paths: string[]): void {
 const IGNORED_WORKSPACE_SECTIONS = [
   'vm',
   'control',
+  'dashboard',
   'channels',
   'pricing',
   'agent',

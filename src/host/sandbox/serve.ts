@@ -14,7 +14,7 @@ import { createDriver, parseAccel } from '../vm/index.js';
 import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
 import { InFlightRequests } from './drain.js';
-import { attachNotifications, attachTerminal, serveLocal, serveRemote } from './frontends.js';
+import { attachNotifications, attachTerminal, serveDashboard, serveLocal, serveRemote } from './frontends.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { recordWorkspaceStart } from './recent.js';
@@ -116,7 +116,12 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     await attachNotifications({ ...ctx, onNotice }, approvals, controller);
     const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight.local, ctx.cleanup);
     const { listen, allowRemote } = opts;
-    await serveRemote({ ...ctx, listen, allowRemote, onNotice: opts.onNotice }, controller, inFlight.remote);
+    const remote = await serveRemote(
+      { ...ctx, listen, allowRemote, onNotice: opts.onNotice },
+      controller,
+      inFlight.remote,
+    );
+    await serveDashboard(ctx, controller, inFlight.remote, remote);
     const { done, shutdown } = superviseLifecycle({
       controller,
       sandbox,
