@@ -31,7 +31,7 @@ export const overviewPage: Page = (ctx, root) => {
     status = s;
     replace(
       facts,
-      ...field('State', s.state, `state state-${s.state}`),
+      ...field('State', h('span', { class: `state state-${s.state}`, text: s.state })),
       ...field('Driver', s.vm.driver),
       ...field('Accelerator', s.vm.accel),
       ...field('Workspace share', s.vm.share),

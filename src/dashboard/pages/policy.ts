@@ -6,26 +6,22 @@ export const policyPage: Page = (ctx, root) => {
   const out = h('div', { 'aria-live': 'polite' });
   const command = h('textarea', { id: 'pc-command', rows: '2', required: true, spellcheck: 'false' });
   const cwd = h('input', { id: 'pc-cwd', type: 'text', placeholder: '/workspace', autocomplete: 'off' });
-  const context = h(
-    'select',
-    { id: 'pc-context' },
-    h('option', { value: '', text: 'my own (default)' }),
-    h('option', { value: 'agent', text: 'agent' }),
-    h('option', { value: 'gateway', text: 'gateway' }),
-    h('option', { value: 'local', text: 'local' }),
-  );
   const submit = h('button', { type: 'submit', class: 'primary', text: 'Check' });
   const form = h(
     'form',
     { class: 'card', 'aria-label': 'Check a command against the policy' },
     h('div', { class: 'field' }, h('label', { for: 'pc-command', text: 'Command' }), command),
     h('div', { class: 'field' }, h('label', { for: 'pc-cwd', text: 'Working folder (optional)' }), cwd),
-    h('div', { class: 'field' }, h('label', { for: 'pc-context', text: 'Context' }), context),
     submit,
   );
   root.append(
     h('h1', { text: 'Policy check' }),
-    h('p', { class: 'muted', text: 'What the policy would decide for a shell command. Nothing is run.' }),
+    h('p', {
+      class: 'muted',
+      // The contract lets a caller ask only for a stricter context than its own, and a dashboard
+      // session is already in the strictest (gateway): there is nothing to choose.
+      text: 'What the policy would decide for a shell command sent from here (the gateway context). Nothing is run, nobody is asked.',
+    }),
     form,
     out,
   );
@@ -36,7 +32,6 @@ export const policyPage: Page = (ctx, root) => {
       const r = await ctx.api.call<Record<string, unknown>>('policy.check', {
         command: command.value,
         ...(cwd.value.trim() ? { cwd: cwd.value.trim() } : {}),
-        ...(context.value ? { context: context.value } : {}),
       });
       replace(out, verdictCard(r));
     });
@@ -45,10 +40,10 @@ export const policyPage: Page = (ctx, root) => {
 };
 
 function verdictCard(r: Record<string, unknown>): HTMLElement {
-  const verdict = String(r.verdict ?? r.effect ?? '?');
+  const verdict = String(r.verdict ?? '?');
   const reasons = Array.isArray(r.reasons) ? r.reasons.map(String) : [];
   const extra = Object.entries(r).filter(
-    ([k, v]) => !['verdict', 'effect', 'reasons'].includes(k) && v !== undefined && v !== null,
+    ([k, v]) => !['verdict', 'reasons'].includes(k) && v !== undefined && v !== null,
   );
   return h(
     'section',
