@@ -65,13 +65,21 @@ function renderNav(nav: HTMLElement, api: Api, current: PageName, pending: numbe
         'a',
         { href: href(p.page), 'aria-current': p.page === current ? 'page' : undefined },
         p.label,
-        p.page === 'approvals' && pending > 0
-          ? h('span', { class: 'badge', 'aria-label': `${pending} pending`, text: String(pending) })
-          : null,
+        p.page === 'approvals' ? h('span', { id: 'pending-badge', class: 'badge' }) : null,
       ),
     ),
   );
   replace(nav, h('ul', {}, ...links));
+  updateBadge(pending);
+}
+
+/** Only the count changes: the links stay, so keyboard focus on them survives an update. */
+function updateBadge(pending: number): void {
+  const badge = document.getElementById('pending-badge');
+  if (!badge) return;
+  badge.hidden = pending === 0;
+  badge.textContent = String(pending);
+  badge.setAttribute('aria-label', `${pending} pending`);
 }
 
 function renderWho(el: HTMLElement, session: Session, live: LiveState): void {
@@ -120,10 +128,7 @@ async function main(): Promise<void> {
     cleanup = PAGE_VIEWS[route.page](ctx, root);
     mainEl.focus({ preventScroll: true });
   };
-  live.on('approvals', (list) => {
-    const route = parseRoute(location.hash, () => true);
-    renderNav(nav, api, route.page, list.length);
-  });
+  live.on('approvals', (list) => updateBadge(list.length));
   window.addEventListener('hashchange', show);
   show();
 }

@@ -59,7 +59,12 @@ export const timelinePage: Page = (ctx, root) => {
     tr.dataset.id = String(e.id);
     return tr;
   };
+  let known = '';
   const options = () => {
+    // Rebuilt only when a task or type appears: an open <select> is not closed under the user.
+    const key = `${new Set(live.timeline.map((e) => e.taskId)).size}/${new Set(live.timeline.map((e) => e.type)).size}`;
+    if (key === known) return;
+    known = key;
     const tasks = [...new Set(live.timeline.map((e) => e.taskId).filter((t): t is string => t !== null))];
     const types = [...new Set(live.timeline.map((e) => e.type))].sort();
     const prefixes = [...new Set(types.map((t) => `${t.split('.')[0]}.`))].filter((p) =>
@@ -88,7 +93,13 @@ export const timelinePage: Page = (ctx, root) => {
   const onFilter = () => {
     task = taskSelect.value;
     type = typeSelect.value;
-    ctx.navigate(href('timeline', undefined, { ...(task ? { task } : {}), ...(type ? { type } : {}) }));
+    // The address keeps the filter (a link or reload shows the same), without redrawing the page.
+    history.replaceState(
+      null,
+      '',
+      href('timeline', undefined, { ...(task ? { task } : {}), ...(type ? { type } : {}) }),
+    );
+    draw();
   };
   taskSelect.addEventListener('change', onFilter);
   typeSelect.addEventListener('change', onFilter);
