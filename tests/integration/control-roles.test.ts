@@ -41,6 +41,10 @@ function recordingApi(calls: { method: string; origin?: unknown }[]): Controller
     tasksCancel: (_id, origin) => hit('tasks.cancel', undefined, origin),
     timelineQuery: () => hit('timeline.query', []),
     timelineSubscribe: () => hit('timeline.subscribe', () => {}),
+    policyCheck: (_r, origin) =>
+      hit('policy.check', { verdict: 'ask', reasons: [], layer: 'context', context: 'gateway' }, origin),
+    dashboardLogin: (_r, origin) =>
+      hit('dashboard.login', { url: 'http://127.0.0.1:1/', expiresAt: 0 }, origin),
     stop: async (origin) => hit('stop', undefined, origin),
   };
 }
@@ -61,6 +65,8 @@ const PARAMS: Record<MethodName, unknown> = {
   'devices.list': {},
   'devices.revoke': { id: 'REPLACED' },
   'pair.create': { role: 'viewer' },
+  'policy.check': { command: 'rm -rf /tmp/x' },
+  'dashboard.login': {},
   stop: {},
 };
 
@@ -76,6 +82,8 @@ const API_METHODS = new Set<string>([
   'approvals.list',
   'approvals.answer',
   'exec',
+  'policy.check',
+  'dashboard.login',
   'stop',
 ]);
 
@@ -94,6 +102,8 @@ const EXPECTED_MIN_ROLE: Record<MethodName, Role> = {
   'devices.list': 'admin',
   'devices.revoke': 'admin',
   'pair.create': 'admin',
+  'policy.check': 'viewer',
+  'dashboard.login': 'viewer',
   stop: 'admin',
 };
 

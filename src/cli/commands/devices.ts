@@ -3,7 +3,12 @@ import type { DeviceRecord } from '../../host/control/store.js';
 import { action, addExamples, printJson } from '../common.js';
 
 function line(d: DeviceRecord): string {
-  const who = d.channel === 'control' ? 'control API' : `${d.channel} user ${d.channelUser ?? '?'}`;
+  const who =
+    d.channel === 'control'
+      ? 'control API'
+      : d.channel === 'dashboard'
+        ? 'dashboard login of the owner'
+        : `${d.channel} user ${d.channelUser ?? '?'}`;
   const seen = d.lastSeenAt ? ` · last seen ${new Date(d.lastSeenAt).toISOString()}` : '';
   const revoked = d.revokedAt
     ? ` · REVOKED ${new Date(d.revokedAt).toISOString()} by ${d.revokedBy ?? '?'}`

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import * as approvals from './approvals.js';
 import * as cancel from './cancel.js';
+import * as dashboard from './dashboard.js';
 import * as devices from './devices.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
@@ -30,6 +31,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   cancel,
   stop,
   approvals,
+  dashboard,
   timeline,
   policy,
   pair,

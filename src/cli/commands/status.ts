@@ -44,6 +44,7 @@ export function register(program: Command): void {
             `  ${v.cpus} cpu · ${v.memoryMiB} MiB · ssh 127.0.0.1:${v.sshPort} · booted in ${humanMs(v.bootMs ?? 0)} at ${v.startedAt}`,
             `  egress proxy: ${st.egress?.listening ? `127.0.0.1:${st.egress.port}` : 'off (guest has no network)'}`,
             `  control API: ${st.control?.listen ?? 'off'}`,
+            `  dashboard: ${st.dashboard ? `${st.dashboard.url} (log in with \`cowork-vm dashboard\`)` : 'off'}`,
             `  pending approvals: ${st.pendingApprovals} · running tasks: ${st.tasks.running}`,
           ].join('\n') + '\n',
         );

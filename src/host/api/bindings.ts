@@ -100,11 +100,24 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
       : {};
     return c.api.exec(req, narrowContext(c.origin, context), { signal: c.signal, ...streams });
   },
+  'policy.check': (p, c) => {
+    const { context, ...req } = p;
+    return offeredBy(c.api.policyCheck, 'policy checks').call(c.api, req, narrowContext(c.origin, context));
+  },
+  // `role` is owner-only: a device or a dashboard session always logs in as itself.
+  'dashboard.login': (p, c) =>
+    offeredBy(c.api.dashboardLogin, 'the dashboard').call(c.api, p.role ? { role: p.role } : {}, c.origin),
   stop: async (_p, c) => {
     await c.api.stop(c.origin);
     return { stopping: true };
   },
 };
+
+/** An optional ControllerApi method, or a clear refusal when this controller does not have it. */
+function offeredBy<F>(fn: F | undefined, what: string): F {
+  if (!fn) throw new CoworkError('unsupported', `${what}: not available in this controller`);
+  return fn;
+}
 
 export const SUBSCRIPTIONS: { [M in SubscriptionName]: SubscriptionBinding<M> } = {
   'timeline.subscribe': (_p, api, emit) =>

@@ -6,6 +6,7 @@ import {
   deviceSchema,
   execOutcomeSchema,
   pendingApprovalSchema,
+  policyCheckSchema,
   roleSchema,
   statusSchema,
   taskLimitsSchema,
@@ -252,6 +253,31 @@ export const METHODS = {
     transports: ['remote'],
     params: z.strictObject({ role: roleSchema }),
     result: z.strictObject({ code: z.string(), expiresAt: z.number() }),
+  }),
+  'policy.check': method({
+    description:
+      'Would this command be allowed, and why? The policy decision, without running anything or asking anyone',
+    minRole: 'viewer',
+    context: 'caller',
+    transports: BOTH,
+    params: z.strictObject({
+      command: z.string().min(1).max(L.commandChars),
+      cwd: z.string().min(1).max(L.cwdChars).optional(),
+      /** Decide as a stricter context than the caller's (never a looser one). */
+      context: policyContext.optional(),
+    }),
+    result: policyCheckSchema,
+  }),
+  'dashboard.login': method({
+    description:
+      "A one-time login URL for the web dashboard, bound to the caller's device and role (the owner: admin)",
+    minRole: 'viewer',
+    context: 'none',
+    transports: BOTH,
+    params: empty,
+    /** The owner may log in with a lower role: a revocable device "dashboard (<role>)". */
+    ownerOnly: { role: roleSchema.optional() },
+    result: z.strictObject({ url: z.string(), expiresAt: z.number() }),
   }),
   stop: method({
     description: 'Stop the sandbox (the guest is powered off; workspace files stay)',

@@ -1,7 +1,8 @@
 import type { PendingApproval, Verdict } from '../approvals/types.js';
-import type { Decision, PolicyContextName } from '../policy/types.js';
+import type { Decision, Effect, LayerName, PolicyContextName } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { ProtectedChange } from '../workspace/index.js';
+import type { Role } from './roles.js';
 
 /**
  * The controller's programmatic surface: what every frontend's methods (contract.ts) are
@@ -35,6 +36,7 @@ export interface StatusInfo {
   };
   egress?: { listening: boolean; port?: number };
   control?: { listen?: string };
+  dashboard?: { url: string };
   pendingApprovals: number;
   tasks: { running: number };
 }
@@ -92,6 +94,21 @@ export interface ExecStreams {
   onStderr?: (c: Buffer) => void;
 }
 
+/** What `policy.check` answers: the engine's decision for a command, nothing run, nobody asked. */
+export interface PolicyCheck {
+  verdict: Effect;
+  reasons: string[];
+  layer: LayerName;
+  rule?: string;
+  context: PolicyContextName;
+}
+
+/** A one-time dashboard login URL (src/host/dashboard/) and when its token expires (epoch ms). */
+export interface DashboardLogin {
+  url: string;
+  expiresAt: number;
+}
+
 /** A live event of a running task (the model's text as it streams); the timeline is the durable record. */
 export interface TaskLiveEvent {
   type: string;
@@ -113,5 +130,9 @@ export interface ControllerApi {
   timelineSubscribe(listener: (event: unknown) => void): () => void;
   /** Live agent events of every task; absent when the controller runs no agent tasks. */
   taskEvents?(listener: (taskId: string, event: TaskLiveEvent) => void): () => void;
+  /** The policy decision for a command in the origin's context, without running or asking. */
+  policyCheck?(req: { command: string; cwd?: string }, origin: Origin): PolicyCheck;
+  /** A login URL for the dashboard, bound to the caller; absent or refusing when the dashboard is off. */
+  dashboardLogin?(req: { role?: Role }, origin: Origin): DashboardLogin;
   stop(origin: Origin): Promise<void>;
 }

@@ -57,8 +57,20 @@ export const statusSchema = z.strictObject({
   }),
   egress: z.strictObject({ listening: z.boolean(), port: z.number().int().optional() }).optional(),
   control: z.strictObject({ listen: z.string().optional() }).optional(),
+  /** The web dashboard's address (no login token in it); absent when `[dashboard] enabled = false`. */
+  dashboard: z.strictObject({ url: z.string() }).optional(),
   pendingApprovals: z.number().int(),
   tasks: z.strictObject({ running: z.number().int() }),
+});
+
+/** `policy.check`: what the policy engine would decide, and why; nothing ran and nobody was asked. */
+export const policyCheckSchema = z.strictObject({
+  verdict: z.enum(['allow', 'ask', 'deny']),
+  reasons: z.array(z.string()),
+  layer: z.enum(LAYERS),
+  rule: z.string().optional(),
+  /** The context it was decided in: the caller's, or the stricter one asked for. */
+  context: policyContext,
 });
 
 export const pendingApprovalSchema = z.strictObject({

@@ -150,7 +150,7 @@ function refuseSymlinks(...paths: string[]): void {
   }
 }
 
-const IGNORED_WORKSPACE_SECTIONS = ['vm', 'control', 'channels', 'pricing', 'agent'] as const;
+const IGNORED_WORKSPACE_SECTIONS = ['vm', 'control', 'dashboard', 'channels', 'pricing', 'agent'] as const;
 
 /** Apply a workspace config on top of the user's: it may only add deny/ask rules and lower limits. */
 export function applyWorkspaceConfig(

@@ -194,6 +194,13 @@ export const controlSchema = z
       });
   });
 
+/** The web dashboard (src/host/dashboard/): served by the controller on 127.0.0.1 only. */
+export const dashboardSchema = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  /** 0: a free port chosen at each start (`cowork-vm dashboard` finds it). */
+  port: ranged(0, 65535).default(0),
+});
+
 const telegramId = z
   .union([z.number().int(), z.string().regex(/^-?\d+$/)], { error: 'must be a numeric Telegram user id' })
   .transform(Number);
@@ -252,6 +259,7 @@ export const configSchema = z.strictObject({
   agent: agentSchema.prefault({}),
   egress: egressSchema.prefault({}),
   control: controlSchema.prefault({}),
+  dashboard: dashboardSchema.prefault({}),
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
 });
 
@@ -266,6 +274,7 @@ export type AgentConfig = z.infer<typeof agentSchema>;
 export type EgressConfig = z.infer<typeof egressSchema>;
 export type WorkspaceConfig = z.infer<typeof workspaceSchema>;
 export type ControlConfig = z.infer<typeof controlSchema>;
+export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */

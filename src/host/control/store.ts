@@ -274,6 +274,33 @@ export class ControlStore {
     return key ? { device, key } : { device };
   }
 
+  /**
+   * A device the host registers for itself, without a pairing code and without a key (so it can
+   * never authenticate on the control API): the owner's dashboard logins, one per role, which
+   * `devices.revoke` ends like any other. Returns the active one if it exists.
+   */
+  ensureHostDevice(opts: { channel: string; channelUser: string; name: string; role: Role }): DeviceRecord {
+    const found = this.findChannelUser(opts.channel, opts.channelUser);
+    if (found) return found;
+    const id = randomBytes(5).toString('hex');
+    const name = sanitizeDeviceName(opts.name);
+    const role = roleSchema.parse(opts.role);
+    this.db
+      .prepare(
+        'INSERT INTO devices (id, name, role, channel, channel_user, key, created_at) VALUES (?, ?, ?, ?, ?, NULL, ?)',
+      )
+      .run(id, name, role, opts.channel, opts.channelUser, this.clock.now());
+    recordSafely(this.recorder, {
+      type: 'control.paired',
+      identity: 'host',
+      deviceId: id,
+      name,
+      role,
+      channel: opts.channel,
+    });
+    return this.getDevice(id)!;
+  }
+
   /** Counts one attempt against the host-wide window; refuses when the window is full. */
   private takePairingAttempt(now: number): void {
     const { attemptsPerWindow, windowMs } = PAIR_BUDGET;

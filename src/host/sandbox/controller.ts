@@ -1,13 +1,16 @@
 import { join } from 'node:path';
 import type {
   ControllerApi,
+  DashboardLogin,
   ExecOutcome,
   ExecRequest,
   Origin,
+  PolicyCheck,
   StatusInfo,
   TaskStartRequest,
   TaskSummary,
 } from '../api/controller.js';
+import type { Role } from '../api/roles.js';
 import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
@@ -47,6 +50,12 @@ export interface TaskRunner {
   subscribe?(listener: (taskId: string, event: { type: string }) => void): () => void;
 }
 
+/** The dashboard as the controller sees it: its address and how a caller gets a login URL. */
+export interface DashboardFrontend {
+  readonly url: string;
+  login(req: { role?: Role }, origin: Origin): DashboardLogin;
+}
+
 /**
  * The one enforcement point. Every command that reaches the guest — from the CLI, the agent,
  * the control API or a messaging channel — goes through `exec`: request → exactly one policy
@@ -56,6 +65,7 @@ export class Controller implements ControllerApi {
   private state: StatusInfo['state'] = 'running';
   /** Per-task state lives in the task's scope and ends with the task, never here. */
   private readonly scopes: TaskScopes;
+  private dashboard: DashboardFrontend | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     this.scopes = deps.scopes ?? new TaskScopes();
@@ -63,6 +73,10 @@ export class Controller implements ControllerApi {
 
   setControlListen(url: string | undefined): void {
     this.deps.controlListen = url;
+  }
+
+  setDashboard(dashboard: DashboardFrontend | undefined): void {
+    this.dashboard = dashboard;
   }
 
   markState(state: StatusInfo['state']): void {
@@ -90,6 +104,7 @@ export class Controller implements ControllerApi {
       },
       egress: this.deps.egressPort ? { listening: true, port: this.deps.egressPort } : { listening: false },
       control: { listen: this.deps.controlListen },
+      ...(this.dashboard ? { dashboard: { url: this.dashboard.url } } : {}),
       pendingApprovals: this.deps.approvals.list().length,
       tasks: { running: this.deps.tasks?.running() ?? 0 },
     };
@@ -262,6 +277,44 @@ export class Controller implements ControllerApi {
       stderrExcerpt: result.stderr,
     });
     return { decision: auth.decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
+  }
+
+  /**
+   * What `exec` would decide for this command in this context, from the same engine, without
+   * recording, asking or running anything. A task's "approved for this task" commands are not
+   * consulted: the answer is the rules' own.
+   */
+  policyCheck(req: { command: string; cwd?: string }, origin: Origin): PolicyCheck {
+    let d: Decision;
+    try {
+      d = this.deps.policy.evaluate(
+        { kind: 'shell', command: req.command, cwd: req.cwd },
+        { context: origin.context, workspace: this.deps.workspace },
+      );
+    } catch (err) {
+      d = {
+        effect: 'deny',
+        reasons: [`policy could not decide: ${(err as Error).message}`],
+        layer: 'guardrails',
+      };
+    }
+    return {
+      verdict: d.effect,
+      reasons: d.reasons,
+      layer: d.layer,
+      ...(d.rule !== undefined ? { rule: d.rule } : {}),
+      context: origin.context,
+    };
+  }
+
+  dashboardLogin(req: { role?: Role }, origin: Origin): DashboardLogin {
+    if (!this.dashboard) {
+      throw new CoworkError(
+        'unavailable',
+        'the dashboard is off ([dashboard] enabled = false in the config); set it to true and restart the sandbox',
+      );
+    }
+    return this.dashboard.login(req, origin);
   }
 
   approvalsList(): PendingApproval[] {

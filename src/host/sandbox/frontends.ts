@@ -3,6 +3,8 @@ import { attachTerminalPrompt, type MemoryApprovalBroker } from '../approvals/in
 import { RemoteAccess } from '../channels/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { LocalControlServer } from '../control/local-server.js';
+import { ControlStore, defaultControlStorePath } from '../control/store.js';
+import { DashboardServer } from '../dashboard/index.js';
 import type { HostPaths } from '../paths.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import type { Timeline } from '../timeline/index.js';
@@ -13,8 +15,9 @@ import type { CleanupStack } from './lifecycle.js';
 import { controlSocketPath } from './locate.js';
 
 /*
- * The controller's frontends: the foreground terminal (approvals), the local control socket and
- * the remote access (WebSocket API, Telegram). Each registers its own teardown.
+ * The controller's frontends: the foreground terminal (approvals), the local control socket,
+ * the remote access (WebSocket API, Telegram) and the web dashboard. Each registers its own
+ * teardown.
  */
 
 /** The foreground terminal as an approval frontend (the `start` terminal, when interactive). */
@@ -70,10 +73,10 @@ export async function serveRemote(
   },
   controller: Controller,
   inFlight: InFlightRequests,
-): Promise<void> {
+): Promise<RemoteAccess | undefined> {
   const { config } = ctx;
   const listen = ctx.listen ?? config.control.listen;
-  if (!listen && !config.channels.telegram.enabled) return;
+  if (!listen && !config.channels.telegram.enabled) return undefined;
   const remote = await RemoteAccess.start({
     config,
     api: inFlight.wrapApi(controller),
@@ -87,4 +90,45 @@ export async function serveRemote(
   ctx.cleanup.push(() => remote.close());
   controller.setControlListen(remote.url);
   if (remote.url) ctx.progress(`control API listening on ${remote.url}`);
+  return remote;
+}
+
+/**
+ * The web dashboard (`[dashboard] enabled`, default on): 127.0.0.1 only. It shares the remote
+ * access's device store when there is one (so a revoke on either ends sessions on both at once),
+ * and otherwise opens the host's store on its first login, not at start.
+ */
+export async function serveDashboard(
+  ctx: {
+    config: ResolvedConfig;
+    paths: HostPaths;
+    timeline: Timeline;
+    progress: (line: string) => void;
+    cleanup: CleanupStack;
+  },
+  controller: Controller,
+  inFlight: InFlightRequests,
+  remote: RemoteAccess | undefined,
+): Promise<void> {
+  if (!ctx.config.dashboard.enabled) return;
+  let own: ControlStore | undefined;
+  const devices = (): ControlStore => {
+    if (remote) return remote.store;
+    own ??= new ControlStore({ file: defaultControlStorePath(ctx.paths), recorder: ctx.timeline });
+    return own;
+  };
+  const server = new DashboardServer({
+    api: inFlight.wrapApi(controller),
+    devices,
+    port: ctx.config.dashboard.port,
+    recorder: ctx.timeline,
+  });
+  const { url } = await server.start();
+  ctx.cleanup.push(async () => {
+    controller.setDashboard(undefined);
+    await server.close();
+    own?.close();
+  });
+  controller.setDashboard(server);
+  ctx.progress(`dashboard on ${url} (log in with \`cowork-vm dashboard\`)`);
 }

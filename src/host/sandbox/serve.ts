@@ -14,7 +14,7 @@ import { createDriver, parseAccel } from '../vm/index.js';
 import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/index.js';
 import { Controller } from './controller.js';
 import { InFlightRequests } from './drain.js';
-import { attachTerminal, serveLocal, serveRemote } from './frontends.js';
+import { attachTerminal, serveDashboard, serveLocal, serveRemote } from './frontends.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { Sandbox } from './sandbox.js';
@@ -113,7 +113,8 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
     const { server, socketPath } = await serveLocal(ctx.stateDir, controller, inFlight.local, ctx.cleanup);
     const { listen, allowRemote, onNotice } = opts;
-    await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight.remote);
+    const remote = await serveRemote({ ...ctx, listen, allowRemote, onNotice }, controller, inFlight.remote);
+    await serveDashboard(ctx, controller, inFlight.remote, remote);
     const { done, shutdown } = superviseLifecycle({
       controller,
       sandbox,
