@@ -37,6 +37,16 @@ export function formatBytes(n: number): string {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }
 
+/** How a verdict reads in a sentence: "approved once", "approved for the task", "denied". */
+export function verdictWords(verdict: string): string {
+  const words: Record<string, string> = {
+    'approve-once': 'approved once',
+    'approve-task': 'approved for the task',
+    deny: 'denied',
+  };
+  return words[verdict] ?? verdict;
+}
+
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
@@ -59,7 +69,7 @@ export function summarize(e: TimelineEntry): string {
     case 'approval.asked':
       return `approval ${str(d.id)} asked: ${str(d.command) ?? str(d.inputExcerpt) ?? str(d.tool) ?? ''}`;
     case 'approval.answered':
-      return `approval ${str(d.id)}: ${str(d.verdict)} by ${str(d.by)}${str(d.message) ? ` — ${d.message}` : ''}`;
+      return `approval ${str(d.id)}: ${verdictWords(str(d.verdict) ?? '?')} by ${str(d.by)}${str(d.message) ? ` — ${d.message}` : ''}`;
     case 'approval.timedout':
       return `approval ${str(d.id)} timed out (deny)`;
     case 'exec.started':

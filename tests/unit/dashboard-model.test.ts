@@ -163,7 +163,7 @@ describe('format', () => {
   it('summaries name who answered and what ran', () => {
     expect(
       summarize(entry('approval.answered', { id: 'a1', verdict: 'deny', by: 'cli', message: 'no' })),
-    ).toBe('approval a1: deny by cli — no');
+    ).toBe('approval a1: denied by cli — no');
     expect(summarize(entry('command.requested', { tool: 'shell', command: 'ls', origin: 'agent' }))).toBe(
       'shell requested by agent: ls',
     );

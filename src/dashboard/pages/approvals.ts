@@ -1,5 +1,5 @@
 import { field, h, replace } from '../dom.js';
-import { formatTime } from '../format.js';
+import { formatTime, verdictWords } from '../format.js';
 import type { Answer } from '../live.js';
 import { act, type Page, type PageContext } from '../page.js';
 import { href } from '../routes.js';
@@ -58,12 +58,7 @@ export const approvalsPage: Page = (ctx, root) => {
 function answeredText(answer: Answer | undefined): string {
   if (!answer) return 'answered';
   if (answer.by === 'timeout') return 'timed out (denied)';
-  const verdict = {
-    'approve-once': 'approved once',
-    'approve-task': 'approved for the task',
-    deny: 'denied',
-  }[answer.verdict];
-  return `answered by ${answer.by}: ${verdict ?? answer.verdict}${answer.message ? ` — “${answer.message}”` : ''}`;
+  return `answered by ${answer.by}: ${verdictWords(answer.verdict)}${answer.message ? ` — “${answer.message}”` : ''}`;
 }
 
 function approvalCard(ctx: PageContext, a: PendingApproval) {

@@ -1,4 +1,5 @@
 import { field, h, notice, replace } from '../dom.js';
+import { verdictWords } from '../format.js';
 import { act, type PageContext } from '../page.js';
 import { href } from '../routes.js';
 import { budgetMeters, type ToolStep, toolSteps } from '../task-view-model.js';
@@ -122,7 +123,7 @@ function meterRows(entries: TimelineEntry[]): HTMLElement[] {
 function stepItem(s: ToolStep): HTMLElement {
   const decision = s.decision
     ? h('span', { class: `effect effect-${s.decision.effect}`, text: s.decision.effect })
-    : h('span', { class: 'muted', text: 'no policy decision' });
+    : h('span', { class: 'muted', text: 'no decision needed' });
   return h(
     'li',
     { class: 'step' },
@@ -133,7 +134,7 @@ function stepItem(s: ToolStep): HTMLElement {
       : null,
     s.approval
       ? h('p', {
-          text: `${s.approval.verdict} by ${s.approval.by}${s.approval.message ? ` — “${s.approval.message}”` : ''}`,
+          text: `${verdictWords(s.approval.verdict)} by ${s.approval.by}${s.approval.message ? ` — “${s.approval.message}”` : ''}`,
         })
       : null,
     s.exec
