@@ -225,6 +225,21 @@ describe('config types, keys and syntax', () => {
     expect(errorOf('[control]\nlisten = "localhost"').message).toContain('HOST:PORT');
   });
 
+  it('dashboard: on, on a free port, by default; keys checked like every other', () => {
+    expect(ok('').dashboard).toEqual({ enabled: true, port: 0 });
+    expect(ok('[dashboard]\nenabled = false\nport = 7080').dashboard).toEqual({ enabled: false, port: 7080 });
+    expect(errorOf('[dashboard]\nport = 70000').message).toBe(
+      `config ${FILE}: dashboard.port = 70000 is out of range (0–65,535)`,
+    );
+    expect(errorOf('[dashboard]\nport = 80.5').message).toContain(
+      'dashboard.port = 80.5 must be a whole number',
+    );
+    expect(errorOf('[dashboard]\nenabled = "yes"').message).toContain(
+      'dashboard.enabled = "yes" must be true or false',
+    );
+    expect(errorOf('[dashboard]\nhost = "0.0.0.0"').message).toContain('unknown key dashboard.host');
+  });
+
   it('telegram: open needs openConfirmed, allowlist needs ids', () => {
     expect(errorOf('[channels.telegram]\nmode = "open"').message).toContain('openConfirmed');
     expect(ok('[channels.telegram]\nmode = "open"\nopenConfirmed = true').channels.telegram.mode).toBe(
@@ -301,6 +316,8 @@ describe('loadConfig', () => {
         'cpus = 16',
         '[control]',
         'listen = "127.0.0.1:1"',
+        '[dashboard]',
+        'port = 8080',
       ].join('\n'),
     );
     const r = loadConfig({ env, workspace });
@@ -325,6 +342,9 @@ describe('loadConfig', () => {
     expect(w).toContain('egress.allowAll is ignored');
     expect(w).toContain('[vm] is ignored');
     expect(w).toContain('[control] is ignored');
+    // The agent can write the workspace: it must not choose where the dashboard listens.
+    expect(r.config.dashboard.port).toBe(0);
+    expect(w).toContain('[dashboard] is ignored');
     expect(r.sources.workspace).toBe(join(workspace, '.cowork', 'config.toml'));
   });
 

@@ -171,4 +171,47 @@ describe('Controller enforcement path', () => {
     await expect(controller.exec({ command: 'true' }, local)).rejects.toThrow(/crashed/);
     expect(ran).toEqual([]);
   });
+  it('policy.check: the same decision exec would take, with nothing recorded, asked or run', async () => {
+    const before = timeline.query({}).length;
+    const gateway: Origin = { id: 'dashboard:d1', context: 'gateway' };
+    const asked = controller.policyCheck({ command: 'touch /workspace/x' }, agent);
+    expect(asked).toMatchObject({ verdict: 'ask', context: 'agent' });
+    expect(asked.reasons.length).toBeGreaterThan(0);
+    expect(controller.policyCheck({ command: 'echo ok && sudo id' }, gateway)).toMatchObject({
+      verdict: 'deny',
+      rule: expect.stringContaining('sudo'),
+      context: 'gateway',
+    });
+    expect(timeline.query({}).length).toBe(before);
+    expect(controller.approvalsList()).toEqual([]);
+    expect(ran).toEqual([]);
+    // Same engine, same answer as the enforcement path.
+    const out = await controller.exec({ command: 'echo ok && sudo id' }, gateway);
+    expect(out.decision.effect).toBe('deny');
+  });
+
+  it('policy.check fails closed when the policy engine throws', () => {
+    build({
+      evaluate: () => {
+        throw new Error('broken rules');
+      },
+    });
+    expect(controller.policyCheck({ command: 'ls' }, local)).toMatchObject({
+      verdict: 'deny',
+      reasons: ['policy could not decide: broken rules'],
+    });
+  });
+
+  it('dashboard.login is refused clearly while the dashboard is off', async () => {
+    expect(() => controller.dashboardLogin({}, { id: 'cli', context: 'local' })).toThrow(
+      /dashboard is off \(\[dashboard\] enabled = false/,
+    );
+    expect((await controller.status()).dashboard).toBeUndefined();
+    controller.setDashboard({ url: 'http://127.0.0.1:1/', login: () => ({ url: 'u', expiresAt: 1 }) });
+    expect((await controller.status()).dashboard).toEqual({ url: 'http://127.0.0.1:1/' });
+    expect(controller.dashboardLogin({}, { id: 'cli', context: 'local' })).toEqual({
+      url: 'u',
+      expiresAt: 1,
+    });
+  });
 });

@@ -100,7 +100,13 @@ export async function handleCall(
     );
     return;
   }
-  const params = await readParams(req);
+  let params: Record<string, unknown>;
+  try {
+    params = await readParams(req);
+  } catch (err) {
+    sendError(res, err, CoworkError.is(err, 'limitExceeded') ? 413 : undefined);
+    return;
+  }
   const prepared = prepareCall(name, params, caller.device.role);
   if (!prepared.ok) {
     sendError(res, prepared.error);

@@ -12,7 +12,8 @@ import type { ControllerApi } from '../api/controller.js';
  *                     every approval.asked / answered / timedout entry. Who answered is in
  *                     that timeline entry (`by`: 'terminal', 'cli', 'dashboard:<id>', …).
  *
- * A comment line every `heartbeatMs` keeps proxies and the browser from giving up on a quiet
+ * Timeline events carry `id: <entry id>`; a client that reconnects with `Last-Event-ID` first
+ * gets the entries it missed (one page). A comment line every `heartbeatMs` keeps proxies and the browser from giving up on a quiet
  * stream. A client that does not read is cut off once `maxBufferedBytes` are queued for it
  * (EventSource reconnects, and the page re-reads what it missed with timeline.query).
  */
@@ -20,7 +21,15 @@ import type { ControllerApi } from '../api/controller.js';
 export interface EventStreamOptions {
   heartbeatMs: number;
   maxBufferedBytes: number;
+  /**
+   * The id of the last timeline entry this client saw (EventSource sends `Last-Event-ID` when it
+   * reconnects): the entries after it are sent first, up to one `timeline.query` page.
+   */
+  lastEventId?: number;
 }
+
+/** Entries replayed to a reconnecting client; a page that missed more re-reads with timeline.query. */
+export const REPLAY_LIMIT = 1000;
 
 const APPROVAL_ENTRY = /^approval\./;
 
@@ -45,9 +54,15 @@ export class DashboardEventStream {
     res.on('close', () => this.end());
     this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), opts.heartbeatMs);
     this.heartbeat.unref();
+    // Replayed and subscribed in one synchronous stretch: no entry can be recorded in between,
+    // so nothing is lost or sent twice.
+    if (opts.lastEventId !== undefined) {
+      for (const entry of api.timelineQuery({ afterId: opts.lastEventId, limit: REPLAY_LIMIT }))
+        this.sendEntry(entry as { id: number });
+    }
     this.unsubscribe.push(
       SUBSCRIPTIONS['timeline.subscribe']({}, api, (entry) => {
-        this.send('timeline', entry);
+        this.sendEntry(entry);
         if (APPROVAL_ENTRY.test(entry.type)) this.queueApprovals();
       }),
       SUBSCRIPTIONS['tasks.events']({}, api, (event) => this.send('task', event)),
@@ -67,6 +82,11 @@ export class DashboardEventStream {
 
   private send(event: string, data: unknown): void {
     this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** A timeline entry carries its id as the event id, so a reconnect can say where it stopped. */
+  private sendEntry(entry: { id: number }): void {
+    this.write(`id: ${entry.id}\nevent: timeline\ndata: ${JSON.stringify(entry)}\n\n`);
   }
 
   /**

@@ -37,13 +37,13 @@ export function loginBinding(origin: Origin, role: Role | undefined, store: Cont
     throw new CoworkError('denied', 'only the owner may choose the role of a dashboard login');
   }
   const m = /^(?:device|dashboard):([^:]+)$/.exec(origin.id);
-  const device = m ? store.getDevice(m[1]!) : undefined;
   if (!m) {
     throw new CoworkError(
       'unsupported',
       `dashboard.login is for the owner's terminal and paired devices on this host, not for '${origin.id}'`,
     );
   }
+  const device = store.getDevice(m[1]!);
   if (!device || device.revokedAt !== undefined)
     throw new CoworkError('denied', 'this device is revoked or unknown; pair it again');
   return bindingOf(device);

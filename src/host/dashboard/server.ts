@@ -6,14 +6,14 @@ import { type Clock, recordSafely, type SecurityRecorder, systemClock } from '..
 import { normalizeIp } from '../control/net.js';
 import type { ControlStore } from '../control/store.js';
 import { CoworkError } from '../errors.js';
-import { type Caller, csrfMatches, handleCall, sessionInfo } from './api-routes.js';
+import { type Caller, handleCall, sessionInfo } from './api-routes.js';
 import { type AssetPath, isAssetPath, PACKAGE_ROOT, readAsset } from './assets.js';
 import { DashboardEventStream } from './event-stream.js';
+import { RequestGuard } from './guards.js';
 import {
   applySecurityHeaders,
   LOGIN_HINT,
   methodNotAllowed,
-  readCookie,
   SESSION_COOKIE,
   sendError,
   sendJson,
@@ -39,6 +39,10 @@ export interface DashboardServerOptions {
   /** How often idle sessions and devices revoked by another process are looked for. */
   sweepMs?: number;
   maxStreamsPerSession?: number;
+  /** API requests one session may make per minute (default 600, as on the control API). */
+  requestsPerMinute?: number;
+  /** Open TCP connections at once (default 512: 64 sessions × 4 streams, and room for calls); more are dropped. */
+  maxConnections?: number;
 }
 
 const HOST = '127.0.0.1';
@@ -62,6 +66,7 @@ export class DashboardServer {
   private readonly clock: Clock;
   private readonly failures: LoginFailures;
   private readonly streams = new Map<string, Set<DashboardEventStream>>();
+  private readonly guard: RequestGuard;
   private store: ControlStore | undefined;
   private unsubscribeRevoke: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -72,9 +77,17 @@ export class DashboardServer {
     this.clock = opts.clock ?? systemClock;
     this.auth = new DashboardAuth({ clock: this.clock, ...opts.auth });
     this.failures = new LoginFailures(this.clock);
+    this.guard = new RequestGuard({
+      auth: this.auth,
+      devices: () => this.devices(),
+      clock: this.clock,
+      recorder: opts.recorder,
+      requestsPerMinute: opts.requestsPerMinute ?? 600,
+    });
     this.auth.onEnd((s) => {
       for (const stream of this.streams.get(s.id) ?? []) stream.end();
       this.streams.delete(s.id);
+      this.guard.forget(s.id);
     });
     this.http = createServer({ headersTimeout: 10_000, requestTimeout: 60_000 }, (req, res) => {
       this.handle(req, res).catch((err) => {
@@ -82,6 +95,7 @@ export class DashboardServer {
         else res.destroy();
       });
     });
+    this.http.maxConnections = opts.maxConnections ?? 512;
   }
 
   async start(): Promise<{ url: string; port: number }> {
@@ -178,10 +192,6 @@ export class DashboardServer {
     return h === `${HOST}:${this.port}` || h === `localhost:${this.port}`;
   }
 
-  private ownOrigin(req: IncomingMessage): string {
-    return `http://${(req.headers.host ?? '').toLowerCase()}`;
-  }
-
   private redeemLogin(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): void {
     if (req.method !== 'GET') {
       methodNotAllowed(res, ['GET'], false);
@@ -218,7 +228,7 @@ export class DashboardServer {
       methodNotAllowed(res, ['GET', 'HEAD'], false);
       return;
     }
-    if (!this.authenticate(req)) {
+    if (!this.guard.authenticate(req)) {
       sendPage(res, 401, 'Not logged in', ['This browser has no dashboard session.', LOGIN_HINT]);
       return;
     }
@@ -234,7 +244,7 @@ export class DashboardServer {
         methodNotAllowed(res, ['GET'], true);
         return;
       }
-      const caller = this.checkRead(req, res);
+      const caller = this.guard.read(req, res);
       if (caller) sendJson(res, 200, sessionInfo(caller));
       return;
     }
@@ -243,8 +253,8 @@ export class DashboardServer {
         methodNotAllowed(res, ['GET'], true);
         return;
       }
-      const caller = this.checkRead(req, res);
-      if (caller) this.openStream(res, caller);
+      const caller = this.guard.read(req, res);
+      if (caller) this.openStream(req, res, caller);
       return;
     }
     if (path.startsWith('/api/call/')) {
@@ -252,7 +262,7 @@ export class DashboardServer {
         methodNotAllowed(res, ['POST'], true);
         return;
       }
-      const caller = this.checkWrite(req, res);
+      const caller = this.guard.write(req, res);
       if (!caller) return;
       let name: string;
       try {
@@ -267,64 +277,7 @@ export class DashboardServer {
     sendError(res, new CoworkError('notFound', 'no such API: /api/session, /api/events, /api/call/<method>'));
   }
 
-  /** A session whose device is still active, or undefined (and the session ends if it is not). */
-  private authenticate(req: IncomingMessage): Caller | undefined {
-    const session = this.auth.session(readCookie(req, SESSION_COOKIE));
-    if (!session) return undefined;
-    const device = this.devices().getDevice(session.deviceId);
-    if (!device || device.revokedAt !== undefined) {
-      this.auth.endDevice(session.deviceId);
-      return undefined;
-    }
-    return { session, device };
-  }
-
-  /** GETs of the API: a session; an Origin only if it is ours (browsers omit it on same-origin GETs). */
-  private checkRead(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    const origin = req.headers.origin;
-    if (origin !== undefined && origin !== this.ownOrigin(req)) return this.refuseOrigin(req, res);
-    return this.checkSession(req, res);
-  }
-
-  /** Writes: our own Origin (required), a session, and its CSRF token. */
-  private checkWrite(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    if (req.headers.origin !== this.ownOrigin(req)) return this.refuseOrigin(req, res);
-    const caller = this.checkSession(req, res);
-    if (!caller) return undefined;
-    if (!csrfMatches(req, caller.session)) {
-      sendError(
-        res,
-        new CoworkError('denied', 'missing or wrong X-Cowork-CSRF header (from GET /api/session)'),
-      );
-      return undefined;
-    }
-    return caller;
-  }
-
-  private checkSession(req: IncomingMessage, res: ServerResponse): Caller | undefined {
-    const caller = this.authenticate(req);
-    if (!caller) sendError(res, new CoworkError('denied', `not logged in. ${LOGIN_HINT}`), 401);
-    return caller;
-  }
-
-  private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {
-    const origin = String(req.headers.origin ?? '(none)').slice(0, 200);
-    recordSafely(this.opts.recorder, {
-      type: 'control.origin_refused',
-      ip: normalizeIp(req.socket.remoteAddress),
-      origin,
-    });
-    sendError(
-      res,
-      new CoworkError(
-        'denied',
-        `requests from origin ${origin} are refused; writes need ${this.ownOrigin(req)}`,
-      ),
-    );
-    return undefined;
-  }
-
-  private openStream(res: ServerResponse, caller: Caller): void {
+  private openStream(req: IncomingMessage, res: ServerResponse, caller: Caller): void {
     const id = caller.session.id;
     const mine = this.streams.get(id) ?? new Set<DashboardEventStream>();
     const max = this.opts.maxStreamsPerSession ?? 4;
@@ -339,9 +292,19 @@ export class DashboardServer {
     const stream: DashboardEventStream = new DashboardEventStream(
       res,
       this.opts.api,
-      { heartbeatMs: this.opts.heartbeatMs ?? 15_000, maxBufferedBytes: 4 * 1024 * 1024 },
+      {
+        heartbeatMs: this.opts.heartbeatMs ?? 15_000,
+        maxBufferedBytes: 4 * 1024 * 1024,
+        lastEventId: lastEventId(req),
+      },
       () => mine.delete(stream),
     );
     mine.add(stream);
   }
+}
+
+/** `Last-Event-ID` as a timeline id, or undefined when absent or not one. */
+function lastEventId(req: IncomingMessage): number | undefined {
+  const v = req.headers['last-event-id'];
+  return typeof v === 'string' && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
 }
