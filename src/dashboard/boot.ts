@@ -1,0 +1,2 @@
+// Runs last in app.js: every module is defined by now.
+requireModule('app');
