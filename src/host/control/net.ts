@@ -1,4 +1,19 @@
-import { isIP } from 'node:net';
+import type { Server } from 'node:http';
+import { type AddressInfo, isIP } from 'node:net';
+import { CoworkError } from '../errors.js';
+
+/** Listens, or rejects with `refusal` (what could not listen, and what to do) over the system error. */
+export async function listenOn(server: Server, port: number, host: string, refusal: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(CoworkError.from(err, 'unavailable', refusal));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
+}
 
 /** True for addresses that only this machine can reach: 127/8, ::1, 'localhost'. */
 export function isLoopbackHost(host: string): boolean {

@@ -1,6 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { ControllerApi } from '../api/controller.js';
@@ -8,7 +8,7 @@ import { CoworkError } from '../errors.js';
 import { AdmissionPool, connectionId } from './admission.js';
 import { AUTH_TIMEOUT_MS, NonceRegistry } from './auth.js';
 import { type Clock, recordSafely, type SecurityRecorder, systemClock } from './events.js';
-import { addressKey, isLoopbackHost, listenRefusal, normalizeIp, originAllowed } from './net.js';
+import { addressKey, isLoopbackHost, listenOn, listenRefusal, normalizeIp, originAllowed } from './net.js';
 import { CLOSE_CODES } from './protocol.js';
 import { ControlSession, type SessionDeps } from './session.js';
 import type { ControlStore } from './store.js';
@@ -139,22 +139,13 @@ export class ControlServer {
   }
 
   async start(): Promise<{ host: string; port: number; url: string }> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) =>
-        reject(
-          CoworkError.from(
-            err,
-            'unavailable',
-            `control API cannot listen on ${this.opts.listen.host}:${this.opts.listen.port}`,
-          ),
-        );
-      this.http.once('error', onError);
-      this.http.listen(this.opts.listen.port, this.opts.listen.host, () => {
-        this.http.off('error', onError);
-        resolve();
-      });
-    });
-    this.port = (this.http.address() as AddressInfo).port;
+    const { host: listenHost, port: listenPort } = this.opts.listen;
+    this.port = await listenOn(
+      this.http,
+      listenPort,
+      listenHost,
+      `control API cannot listen on ${listenHost}:${listenPort}`,
+    );
     this.unsubscribeRevoke = this.opts.store.onRevoke((id) => this.closeDevice(id));
     this.sweepTimer = setInterval(() => this.sweepRevoked(), this.opts.revocationSweepMs ?? 1000);
     this.sweepTimer.unref();

@@ -1,9 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ControllerApi, DashboardLogin, Origin } from '../api/controller.js';
 import type { Role } from '../api/roles.js';
 import { type Clock, recordSafely, type SecurityRecorder, systemClock } from '../control/events.js';
-import { normalizeIp } from '../control/net.js';
+import { listenOn, normalizeIp } from '../control/net.js';
 import type { ControlStore } from '../control/store.js';
 import { CoworkError } from '../errors.js';
 import { type Caller, handleCall, sessionInfo } from './api-routes.js';
@@ -100,22 +99,12 @@ export class DashboardServer {
 
   async start(): Promise<{ url: string; port: number }> {
     const port = this.opts.port ?? 0;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) =>
-        reject(
-          CoworkError.from(
-            err,
-            'unavailable',
-            `the dashboard cannot listen on ${HOST}:${port} (set [dashboard] port = 0 for a free port, or enabled = false)`,
-          ),
-        );
-      this.http.once('error', onError);
-      this.http.listen(port, HOST, () => {
-        this.http.off('error', onError);
-        resolve();
-      });
-    });
-    this.port = (this.http.address() as AddressInfo).port;
+    this.port = await listenOn(
+      this.http,
+      port,
+      HOST,
+      `the dashboard cannot listen on ${HOST}:${port} (set [dashboard] port = 0 for a free port, or enabled = false)`,
+    );
     this.sweepTimer = setInterval(() => this.sweep(), this.opts.sweepMs ?? 1000);
     this.sweepTimer.unref();
     return { url: this.url, port: this.port };
