@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { METHODS, type Transport } from '../../src/host/api/contract.js';
 import type { Origin } from '../../src/host/api/controller.js';
 import { MemoryApprovalBroker } from '../../src/host/approvals/index.js';
 import { defaultConfig } from '../../src/host/config/index.js';
@@ -229,10 +228,6 @@ function fakeSandbox(ran: string[]): Sandbox {
   } as unknown as Sandbox;
 }
 
-const offeredRemotely = (m: string) =>
-  Object.hasOwn(METHODS, m) &&
-  (METHODS[m as keyof typeof METHODS].transports as readonly Transport[]).includes('remote');
-
 describe('the Swift client steps against a real ControlServer and Controller', () => {
   const dirs: string[] = [];
   const ran: string[] = [];
@@ -315,13 +310,12 @@ describe('the Swift client steps against a real ControlServer and Controller', (
     c.close();
   });
 
-  it(`fetches the menu (${offeredRemotely('menu.get') ? 'menu.get' : 'status, until menu.get is merged'}), gets an event for a new approval, answers it, and the command runs`, async () => {
+  it(`fetches the menu (menu.get), gets an event for a new approval, answers it, and the command runs`, async () => {
     const c = await connect();
     await c.authenticate(creds);
     await c.call('timeline.subscribe');
-    if (offeredRemotely('menu.get'))
-      expect(menuModelSchema.safeParse(await c.call('menu.get')).success).toBe(true);
-    else expect(await c.call('status')).toMatchObject({ state: 'running', pendingApprovals: 0 });
+    const menu = menuModelSchema.parse(await c.call('menu.get'));
+    expect(menu.status).toMatchObject({ state: 'running', pendingApprovals: 0 });
     expect(await c.call('approvals.list')).toEqual([]);
 
     const agent: Origin = { id: 'test-agent', context: 'agent' };
