@@ -324,3 +324,25 @@ describe('sessions over HTTP', () => {
     expect((await fetch(`${base}api/session`, { headers: { cookie: s.cookie } })).status).toBe(401);
   });
 });
+
+describe('two dashboards on one host', () => {
+  it('name their cookies apart, so a browser holds both sessions and neither server takes the other’s', async () => {
+    const second = new DashboardServer({ api, devices: () => store, clock, packageRoot: root });
+    const secondBase = (await second.start()).url;
+    try {
+      const a = await loginWith(server.login({}, owner).url);
+      const b = await loginWith(second.login({}, owner).url);
+      const nameOf = (c: string) => c.split('=')[0];
+      expect(nameOf(a.cookie)).not.toBe(nameOf(b.cookie));
+      // A browser sends every 127.0.0.1 cookie to every port: both servers get both cookies.
+      const jar = `${a.cookie}; ${b.cookie}`;
+      for (const url of [base, secondBase])
+        expect((await fetch(`${url}api/session`, { headers: { cookie: jar } })).status, url).toBe(200);
+      // A's session value under B's cookie name is no session of B's.
+      const swapped = `${nameOf(b.cookie)}=${a.cookie.split('=')[1]}`;
+      expect((await fetch(`${secondBase}api/session`, { headers: { cookie: swapped } })).status).toBe(401);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -4,7 +4,7 @@ import { normalizeIp } from '../control/net.js';
 import type { ControlStore } from '../control/store.js';
 import { CoworkError } from '../errors.js';
 import { type Caller, csrfMatches } from './api-routes.js';
-import { LOGIN_HINT, readCookie, SESSION_COOKIE, sendError } from './http.js';
+import { LOGIN_HINT, readCookie, sendError } from './http.js';
 import type { DashboardAuth } from './sessions.js';
 
 /**
@@ -29,13 +29,15 @@ export class RequestGuard {
       clock: Clock;
       recorder: SecurityRecorder | undefined;
       requestsPerMinute: number;
+      /** The session cookie's name (it names the server's port). */
+      cookieName: () => string;
     },
   ) {}
 
   /** A session whose device is still active, or undefined (and the session ends if it is not). */
   authenticate(req: IncomingMessage): Caller | undefined {
     const { auth } = this.deps;
-    const session = auth.session(readCookie(req, SESSION_COOKIE));
+    const session = auth.session(readCookie(req, this.deps.cookieName()));
     if (!session) return undefined;
     const device = this.deps.devices().getDevice(session.deviceId);
     if (!device || device.revokedAt !== undefined) {

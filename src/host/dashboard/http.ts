@@ -16,7 +16,13 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Cache-Control': 'no-store',
 };
 
-export const SESSION_COOKIE = 'cvm_session';
+/**
+ * The session cookie's name names the port: browsers keep cookies per host, not per port, so two
+ * sandboxes' dashboards on 127.0.0.1 would otherwise overwrite (and log out) each other's session.
+ */
+export function sessionCookieName(port: number): string {
+  return `cvm_session_${port}`;
+}
 export const CSRF_HEADER = 'x-cowork-csrf';
 export const LOGIN_HINT = 'Run `cowork-vm dashboard` in a terminal for a new login link.';
 

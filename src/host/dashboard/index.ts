@@ -4,7 +4,7 @@
  */
 export { DASHBOARD_METHODS, MAX_CALL_BODY_BYTES } from './api-routes.js';
 export { ASSETS, PACKAGE_ROOT } from './assets.js';
-export { CSP, CSRF_HEADER, SECURITY_HEADERS, SESSION_COOKIE } from './http.js';
+export { CSP, CSRF_HEADER, SECURITY_HEADERS, sessionCookieName } from './http.js';
 export { DASHBOARD_CHANNEL, loginBinding } from './login.js';
 export { LOGIN_FAILURES } from './login-failures.js';
 export { DashboardServer, type DashboardServerOptions } from './server.js';

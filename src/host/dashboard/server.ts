@@ -13,10 +13,10 @@ import {
   applySecurityHeaders,
   LOGIN_HINT,
   methodNotAllowed,
-  SESSION_COOKIE,
   sendError,
   sendJson,
   sendPage,
+  sessionCookieName,
 } from './http.js';
 import { loginBinding } from './login.js';
 import { LoginFailures } from './login-failures.js';
@@ -82,6 +82,7 @@ export class DashboardServer {
       clock: this.clock,
       recorder: opts.recorder,
       requestsPerMinute: opts.requestsPerMinute ?? 600,
+      cookieName: () => sessionCookieName(this.port),
     });
     this.auth.onEnd((s) => {
       for (const stream of this.streams.get(s.id) ?? []) stream.end();
@@ -193,7 +194,7 @@ export class DashboardServer {
     if (redeemed && this.devices().isActive(redeemed.session.deviceId)) {
       this.failures.clear(ip);
       res.writeHead(303, {
-        'Set-Cookie': `${SESSION_COOKIE}=${redeemed.cookie}; HttpOnly; SameSite=Strict; Path=/`,
+        'Set-Cookie': `${sessionCookieName(this.port)}=${redeemed.cookie}; HttpOnly; SameSite=Strict; Path=/`,
         Location: '/',
         'Content-Length': 0,
       });
