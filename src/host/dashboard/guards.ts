@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { FixedWindowLimiter } from '../channels/rate-limit.js';
 import { type Clock, recordSafely, type SecurityRecorder } from '../control/events.js';
 import { normalizeIp } from '../control/net.js';
 import type { ControlStore } from '../control/store.js';
@@ -19,8 +20,8 @@ import type { DashboardAuth } from './sessions.js';
  * reached this process.
  */
 export class RequestGuard {
-  /** Per session: the start of its current one-minute window and the API requests in it. */
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  /** API requests per session, in one-minute windows. */
+  private readonly rate: FixedWindowLimiter;
 
   constructor(
     private readonly deps: {
@@ -32,7 +33,9 @@ export class RequestGuard {
       /** The session cookie's name (it names the server's port). */
       cookieName: () => string;
     },
-  ) {}
+  ) {
+    this.rate = new FixedWindowLimiter(deps.requestsPerMinute, 60_000, deps.clock);
+  }
 
   /** A session whose device is still active, or undefined (and the session ends if it is not). */
   authenticate(req: IncomingMessage): Caller | undefined {
@@ -68,7 +71,7 @@ export class RequestGuard {
 
   /** The session ended: forget its window. */
   forget(sessionId: string): void {
-    this.windows.delete(sessionId);
+    this.rate.forget(sessionId);
   }
 
   private session(req: IncomingMessage, res: ServerResponse): Caller | undefined {
@@ -92,15 +95,8 @@ export class RequestGuard {
 
   /** A fixed one-minute window per session, by the injected clock; the seconds to wait when over it. */
   private overRate(sessionId: string): number | undefined {
-    const now = this.deps.clock.now();
-    let w = this.windows.get(sessionId);
-    if (!w || now - w.start >= 60_000) {
-      w = { start: now, count: 0 };
-      this.windows.set(sessionId, w);
-    }
-    w.count++;
-    if (w.count <= this.deps.requestsPerMinute) return undefined;
-    return Math.max(1, Math.ceil((w.start + 60_000 - now) / 1000));
+    const hit = this.rate.hit(sessionId);
+    return hit.allowed ? undefined : hit.retryAfterS;
   }
 
   private refuseOrigin(req: IncomingMessage, res: ServerResponse): undefined {

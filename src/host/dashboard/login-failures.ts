@@ -1,3 +1,4 @@
+import { FixedWindowLimiter } from '../channels/rate-limit.js';
 import type { Clock, SecurityRecorder } from '../control/events.js';
 import { recordSafely } from '../control/events.js';
 import { addressKey } from '../control/net.js';
@@ -11,46 +12,30 @@ import { addressKey } from '../control/net.js';
  */
 export const LOGIN_FAILURES = { perWindow: 10, windowMs: 60_000, maxAddresses: 1024 } as const;
 
-interface Window {
-  start: number;
-  count: number;
-  alerted: boolean;
-}
-
 export class LoginFailures {
-  private readonly windows = new Map<string, Window>();
+  private readonly windows: FixedWindowLimiter;
 
-  constructor(private readonly clock: Clock) {}
+  constructor(clock: Clock) {
+    const { perWindow, windowMs, maxAddresses } = LOGIN_FAILURES;
+    this.windows = new FixedWindowLimiter(perWindow, windowMs, clock, { maxKeys: maxAddresses });
+  }
 
   /** Counts one failure; returns the seconds to wait when the address is over the limit. */
   fail(ip: string, recorder: SecurityRecorder | undefined): number | undefined {
     const key = addressKey(ip);
-    const now = this.clock.now();
-    let w = this.windows.get(key);
-    if (!w || now - w.start >= LOGIN_FAILURES.windowMs) {
-      this.windows.delete(key);
-      w = { start: now, count: 0, alerted: false };
-      this.windows.set(key, w);
-      if (this.windows.size > LOGIN_FAILURES.maxAddresses) {
-        const oldest = this.windows.keys().next().value;
-        if (oldest !== undefined) this.windows.delete(oldest);
-      }
-    }
-    w.count++;
-    if (w.count <= LOGIN_FAILURES.perWindow) return undefined;
-    if (!w.alerted) {
-      w.alerted = true;
+    const hit = this.windows.hit(key);
+    if (hit.allowed) return undefined;
+    if (hit.firstRefusal)
       recordSafely(recorder, {
         type: 'control.lockout',
         scope: 'auth',
         key: `dashboard:${key}`,
-        until: w.start + LOGIN_FAILURES.windowMs,
+        until: hit.resetAt,
       });
-    }
-    return Math.max(1, Math.ceil((w.start + LOGIN_FAILURES.windowMs - now) / 1000));
+    return hit.retryAfterS;
   }
 
   clear(ip: string): void {
-    this.windows.delete(addressKey(ip));
+    this.windows.forget(addressKey(ip));
   }
 }
