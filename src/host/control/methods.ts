@@ -4,6 +4,7 @@ import { METHODS as CONTRACT, type MethodSpec, methodsOf, type RemoteMethodName 
 import type { ControllerApi, Origin } from '../api/controller.js';
 import { type Role, roleAllows } from '../api/roles.js';
 import { CoworkError } from '../errors.js';
+import type { ControlStore } from './store.js';
 
 export { ROLE_RANK, roleAllows } from '../api/roles.js';
 
@@ -15,6 +16,15 @@ export { ROLE_RANK, roleAllows } from '../api/roles.js';
  */
 
 /** What a method handler may use besides the ControllerApi: the caller and the device registry. */
+/** The device registry of a method context, over the control API's store. */
+export function storeDevices(store: ControlStore): MethodContext['devices'] {
+  return {
+    list: () => store.listDevices(),
+    revoke: (id, by) => store.revokeDevice(id, by),
+    createPairingCode: (o) => store.createPairingCode(o),
+  };
+}
+
 export interface MethodContext {
   api: ControllerApi;
   origin: Origin;

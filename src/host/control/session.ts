@@ -3,7 +3,7 @@ import type { ControllerApi } from '../api/controller.js';
 import { CoworkError } from '../errors.js';
 import { AUTH_LOCKOUT, type NonceRegistry, verifyAuthHmac } from './auth.js';
 import { type Clock, recordSafely, type SecurityRecorder } from './events.js';
-import { type MethodContext, prepareCall } from './methods.js';
+import { type MethodContext, prepareCall, storeDevices } from './methods.js';
 import { addressKey, isLoopbackHost } from './net.js';
 import {
   type AuthFrame,
@@ -335,11 +335,7 @@ export class ControlSession {
       // The server builds the origin; a client can never choose its policy context.
       origin: { id: `device:${deviceId}`, context: 'gateway' },
       deviceId,
-      devices: {
-        list: () => store.listDevices(),
-        revoke: (id, by) => store.revokeDevice(id, by),
-        createPairingCode: (o) => store.createPairingCode(o),
-      },
+      devices: storeDevices(store),
       subscribeTimeline: () => this.subscribeTimeline(),
       unsubscribeTimeline: () => {
         const had = this.unsubscribeTimeline !== undefined;

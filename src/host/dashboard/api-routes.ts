@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { METHODS, methodsOf, type RemoteMethodName } from '../api/contract.js';
 import type { ControllerApi } from '../api/controller.js';
 import { roleAllows } from '../api/roles.js';
-import { type MethodContext, prepareCall } from '../control/methods.js';
+import { type MethodContext, prepareCall, storeDevices } from '../control/methods.js';
 import type { ControlStore, DeviceRecord } from '../control/store.js';
 import { CoworkError } from '../errors.js';
 import { CSRF_HEADER, readBody, sendError, sendJson } from './http.js';
@@ -139,11 +139,7 @@ function methodContext(
     // Built here, never taken from the request: a browser cannot choose who it is.
     origin: { id: `dashboard:${deviceId}`, context: 'gateway' },
     deviceId,
-    devices: {
-      list: () => store.listDevices(),
-      revoke: (id, by) => store.revokeDevice(id, by),
-      createPairingCode: (o) => store.createPairingCode(o),
-    },
+    devices: storeDevices(store),
     subscribeTimeline: noSubscription,
     unsubscribeTimeline: noSubscription,
     signal,
