@@ -13,6 +13,7 @@ import { TaskScopes } from '../../src/host/sandbox/task-scope.js';
 import type { ExecResult } from '../../src/host/ssh/types.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { waitFor } from '../helpers/wait.js';
+import { execResult } from './agent-test-context.js';
 
 /**
  * The controller is the one enforcement point. The Sandbox is the seam here (the real-guest
@@ -23,15 +24,7 @@ function fakeSandbox(ran: string[]): Sandbox {
     info: { accel: 'tcg', share: '9p', image: 'base', imageHash: 'h', bootMs: 1, startedAt: '' },
     exec: async (command: string): Promise<ExecResult> => {
       ran.push(command);
-      return {
-        exitCode: 0,
-        signal: null,
-        stdout: 'ok\n',
-        stderr: '',
-        truncated: false,
-        durationMs: 1,
-        timedOut: false,
-      };
+      return execResult({ stdout: 'ok\n' });
     },
   } as unknown as Sandbox;
 }

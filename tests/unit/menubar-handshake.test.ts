@@ -22,6 +22,7 @@ import { TaskScopes } from '../../src/host/sandbox/task-scope.js';
 import type { ExecResult } from '../../src/host/ssh/types.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { waitFor } from '../helpers/wait.js';
+import { execResult } from './agent-test-context.js';
 
 /**
  * The Swift client's handshake, proven against the real server. The Swift code cannot run here,
@@ -215,15 +216,7 @@ function fakeSandbox(ran: string[]): Sandbox {
     info: { accel: 'tcg', share: '9p', image: 'base', imageHash: 'h', bootMs: 1, startedAt: '' },
     exec: async (command: string): Promise<ExecResult> => {
       ran.push(command);
-      return {
-        exitCode: 0,
-        signal: null,
-        stdout: '',
-        stderr: '',
-        truncated: false,
-        durationMs: 1,
-        timedOut: false,
-      };
+      return execResult();
     },
   } as unknown as Sandbox;
 }
