@@ -17,15 +17,35 @@ export interface VzConfig {
 
 export type VzHandle = { readonly __vz: unique symbol };
 
+/**
+ * What onState reports. 'stopped' = the guest powered itself off (guestDidStopVirtualMachine:) or a
+ * forced stop completed; 'error' = virtualMachine:didStopWithError: (detail = the NSError's text).
+ * The other names mirror VZVirtualMachineState, reported as they change.
+ */
+export type VzState = 'starting' | 'running' | 'stopping' | 'stopped' | 'paused' | 'error';
+
+/**
+ * The contract of native/vz-bridge, shared by the real addon and tests/helpers/fake-vz-bridge.
+ * Every call returns or rejects; none throws an Objective-C exception across the N-API frame
+ * (the addon catches NSException and turns it into a JS Error).
+ */
 export interface VzBridge {
+  /** VZVirtualMachine.isSupported: false on a Mac without the hypervisor (or inside a VM without nesting). */
+  isSupported(): boolean;
+  /** Validates and builds the VM (throws an Error naming the bad field: missing file, invalid share tag…). */
   create(configJson: string): VzHandle;
   start(h: VzHandle): Promise<void>;
+  /** Asks the guest to power off (ACPI button on Intel, PL061 GPIO on Apple silicon); false if VZ cannot. */
   requestStop(h: VzHandle): boolean;
+  /** Forced stop. Resolves at once when the VM is already stopped. */
   stop(h: VzHandle): Promise<void>;
-  /** Resolves with a file descriptor the caller owns. */
-  connect(h: VzHandle, port: number): Promise<number>;
+  /** vsock connection to a guest port; resolves with a CLOEXEC fd the caller owns, rejects after timeoutMs. */
+  connect(h: VzHandle, port: number, timeoutMs: number): Promise<number>;
+  /** Guest→host vsock connections on `port`. Only after start() resolved. */
   listen(h: VzHandle, port: number, onConnection: (fd: number) => void): void;
-  onState(h: VzHandle, cb: (state: string) => void): void;
+  onState(h: VzHandle, cb: (state: VzState, detail?: string) => void): void;
+  /** Releases the callbacks and the listener so the process can exit; the handle is dead after it. */
+  close(h: VzHandle): void;
 }
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
