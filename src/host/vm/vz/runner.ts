@@ -42,7 +42,7 @@ async function handle(m: Msg): Promise<void> {
       return;
     case 'connect': {
       if (!vm) throw new Error('not started');
-      const fd = await bridge.connect(vm, m.port);
+      const fd = await bridge.connect(vm, m.port, 10_000);
       send({ type: 'connected', id: m.id }, new Socket({ fd, readable: true, writable: true }));
       return;
     }
