@@ -112,6 +112,15 @@ describe('image export → import', () => {
     expect(readdirSync(root).filter((f) => f.includes('partial'))).toEqual([]);
   });
 
+  it('imports an honest archive written by the system tar (GNU format, gzip)', async () => {
+    const { dir } = await syntheticImage(from);
+    const file = join(root, 'by-tar.tar.gz');
+    const r = spawnSync('tar', ['-czf', file, '-C', dir, 'manifest.json', ...IMAGE_FILES]);
+    expect(r.status, String(r.stderr)).toBe(0);
+    expect((await to.importArchive(file)).installed).toBe(true);
+    expect(to.list()).toEqual([expect.objectContaining({ status: 'current' })]);
+  });
+
   it('refuses to export an image that is not built, naming the build command', async () => {
     const err = await from.exportArchive('base', { arch: 'arm64', cwd: root }).catch((e: unknown) => e);
     expect(CoworkError.is(err, 'notFound')).toBe(true);
