@@ -158,6 +158,18 @@ describe('image export → import', () => {
     expect(leftovers()).toEqual([basename(to.imageDir('base', 'amd64'))]);
   });
 
+  it('sweeps the temp folder of an import whose process died, not one of a live process', async () => {
+    await syntheticImage(from);
+    const { file } = await from.exportArchive('base', { arch: 'amd64', cwd: root });
+    const dead = join(to.dir, '.import-999999999-deadbeef'); // above any Linux pid_max
+    const live = join(to.dir, `.import-${process.pid}-cafebabe`);
+    for (const d of [dead, live]) mkdirSync(join(d), { recursive: true });
+    writeFileSync(join(dead, 'rootfs.ext4'), 'half written');
+    await to.importArchive(file);
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+  });
+
   it('a cancelled import removes its temp folder', async () => {
     await syntheticImage(from);
     const { file } = await from.exportArchive('base', { arch: 'amd64', cwd: root });

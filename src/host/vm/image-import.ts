@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
@@ -48,7 +48,8 @@ export async function importImage(
     throw new CoworkError('notFound', `cannot read image archive ${archive}`, err);
   }
   mkdirSync(cache.dir, { recursive: true });
-  const tmp = join(cache.dir, `.import-${randomBytes(4).toString('hex')}`);
+  sweepAbandoned(cache.dir);
+  const tmp = join(cache.dir, `.import-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(tmp);
   try {
     const m = await extract(cache, archive, tmp, opts);
@@ -74,6 +75,27 @@ export async function importImage(
     throw CoworkError.from(err, 'invalidArgument', `cannot import ${archive}`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes the temp folders of imports whose process is gone (killed mid-import: the `finally`
+ * never ran). A folder of a live process, this one included, is another import in progress.
+ */
+function sweepAbandoned(dir: string): void {
+  for (const entry of readdirSync(dir)) {
+    const pid = Number(/^\.import-(\d+)-[0-9a-f]{8}$/.exec(entry)?.[1]);
+    if (!pid || alive(pid)) continue;
+    rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
