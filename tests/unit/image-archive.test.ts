@@ -214,6 +214,18 @@ describe('image import refuses a tampered or hostile archive', () => {
     await refused(craftArchive(entries), /^vmlinuz in the archive does not match the sha256/);
   });
 
+  it('a manifest that lists a file a build never writes', async () => {
+    const { dir, manifest } = await syntheticImage(from);
+    const extra = structuredClone(manifest);
+    extra.files.authorized_keys = { size: 4, sha256: '1'.repeat(64) };
+    const entries = honest(dir, manifest);
+    entries[0] = { name: 'manifest.json', content: JSON.stringify(extra) };
+    await refused(
+      craftArchive([...entries, { name: 'authorized_keys', content: 'evil' }]),
+      /manifest lists "authorized_keys", which is not an image file \(rootfs\.ext4, /,
+    );
+  });
+
   it('an extra file the manifest does not list', async () => {
     const { dir, manifest } = await syntheticImage(from);
     const entries = [...honest(dir, manifest), { name: 'authorized_keys', content: 'ssh-ed25519 AAAA evil' }];
@@ -320,7 +332,7 @@ describe('image import refuses a tampered or hostile archive', () => {
     pathy.files['../../.bashrc'] = { size: 1, sha256: '0'.repeat(64) };
     await refused(
       craftArchive([{ name: 'manifest.json', content: JSON.stringify(pathy) }, ...entries.slice(1)]),
-      /manifest lists "..\/..\/.bashrc", which is not an image file name/,
+      /manifest lists "..\/..\/.bashrc", which is not an image file \(/,
     );
     await refused(
       craftArchive([...entries.slice(1), entries[0] as CraftedEntry]),

@@ -212,11 +212,13 @@ async function readArchiveManifest(
     );
   }
   const m = parsed.data;
-  const badName = Object.keys(m.files).find((f) => !isPlainName(f) || f === MANIFEST_FILE);
+  // Exactly the files a build writes: nothing the importer would not know how to treat.
+  const known: readonly string[] = IMAGE_FILES;
+  const badName = Object.keys(m.files).find((f) => !isPlainName(f) || !known.includes(f));
   if (badName !== undefined) {
     throw new CoworkError(
       'invalidArgument',
-      `the archive's manifest lists "${badName}", which is not an image file name`,
+      `the archive's manifest lists "${badName}", which is not an image file (${IMAGE_FILES.join(', ')})`,
     );
   }
   const absent = IMAGE_FILES.filter((f) => !m.files[f]);
