@@ -230,6 +230,9 @@ describe('image import refuses a tampered or hostile archive', () => {
     const { dir, manifest } = await syntheticImage(from);
     const entries = [...honest(dir, manifest), { name: 'authorized_keys', content: 'ssh-ed25519 AAAA evil' }];
     await refused(craftArchive(entries), /holds "authorized_keys", which its manifest does not list/);
+    // Not fooled by names every object has.
+    const proto = [...honest(dir, manifest), { name: 'constructor', content: '' }];
+    await refused(craftArchive(proto), /holds "constructor", which its manifest does not list/);
   });
 
   it('a missing file', async () => {

@@ -145,7 +145,7 @@ async function extract(
         seen.add(MANIFEST_FILE);
         continue;
       }
-      const expected = manifest.files[entry.name];
+      const expected = Object.hasOwn(manifest.files, entry.name) ? manifest.files[entry.name] : undefined;
       if (seen.has(entry.name))
         throw new CoworkError('invalidArgument', `the archive holds ${entry.name} twice`);
       if (!expected) {
