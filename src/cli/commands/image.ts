@@ -24,16 +24,20 @@ function mib(bytes: number): string {
 export function register(program: Command): void {
   const image = program
     .command('image')
-    .description('Build, list and remove guest images (cached by recipe hash)');
+    .description('Build, list, remove, export and import guest images (cached by recipe hash)');
   addExamples(image, [
     'cowork-vm image build',
     'cowork-vm image build browser',
     'cowork-vm image ls',
     'cowork-vm image rm base',
+    'cowork-vm image export base --arch arm64',
+    'cowork-vm image import cowork-vm-image-base-arm64-0123456789ab.tar.gz',
   ]);
   registerBuild(image);
   registerList(image);
   registerRemove(image);
+  registerExport(image);
+  registerImport(image);
 }
 
 function registerBuild(image: Command): void {
@@ -110,4 +114,82 @@ function registerRemove(image: Command): void {
       }),
     );
   addExamples(rm, ['cowork-vm image rm base', 'cowork-vm image rm browser --stale']);
+}
+
+/** Progress of export/import on stderr: one updating line on a terminal, a line per file otherwise. */
+function progressPrinter(): (p: { file: string; done: number; total: number }) => void {
+  const tty = process.stderr.isTTY;
+  return ({ file, done, total }) => {
+    const pct = total === 0 ? 100 : Math.floor((done / total) * 100);
+    const line = `  ${file}  ${String(pct).padStart(3)}%  ${mib(done)} / ${mib(total)}`;
+    if (tty) process.stderr.write(`\r${line}${done === total ? '\n' : ''}`);
+    else if (done === total) process.stderr.write(`${line}\n`);
+  };
+}
+
+/** An AbortSignal that Ctrl-C fires, so a cancelled export/import removes its partial files. */
+function interruptSignal(): AbortSignal {
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  return ac.signal;
+}
+
+function registerExport(image: Command): void {
+  const exp = image
+    .command('export')
+    .description('Write a built image (files + manifest) to one archive, to import on another host')
+    .argument('[name]', 'variant: base | browser', 'base')
+    .option('--arch <arch>', 'amd64 | arm64 (default: this host)')
+    .option(
+      '-o, --output <file>',
+      'archive path (default: cowork-vm-image-<name>-<arch>-<hash>.tar.gz here; .tar = uncompressed)',
+    )
+    .option('--json', 'print {file, bytes, sha256, name, arch, recipeHash} as JSON')
+    .action(
+      action(async (name: string, flags: { arch?: string; output?: string; json?: boolean }) => {
+        const store = await imageStore();
+        const res = await store.exportArchive(name, {
+          arch: flags.arch,
+          output: flags.output,
+          onProgress: progressPrinter(),
+          signal: interruptSignal(),
+        });
+        if (flags.json) return printJson(res);
+        process.stdout.write(
+          `exported ${res.name} (${res.arch}, recipe ${res.recipeHash.slice(0, 12)}) → ${res.file}\n` +
+            `  ${mib(res.bytes)}, sha256 ${res.sha256}\n` +
+            `  on the other host: cowork-vm image import ${res.file.replace(/^.*\//, '')}\n`,
+        );
+      }),
+    );
+  addExamples(exp, [
+    'cowork-vm image export base --arch arm64',
+    'cowork-vm image export browser -o /tmp/b.tar.gz',
+  ]);
+}
+
+function registerImport(image: Command): void {
+  const imp = image
+    .command('import')
+    .description('Verify an archive from `image export` (sha256 of every file, recipe hash) and install it')
+    .argument('<file>', 'archive written by cowork-vm image export')
+    .option('--force', 'replace an installed image of the same recipe (the recipe hash is always checked)')
+    .option('--json', 'print {dir, name, arch, recipeHash, installed} as JSON')
+    .action(
+      action(async (file: string, flags: { force?: boolean; json?: boolean }) => {
+        const store = await imageStore();
+        const res = await store.importArchive(file, {
+          force: flags.force,
+          onProgress: progressPrinter(),
+          signal: interruptSignal(),
+        });
+        if (flags.json) return printJson(res);
+        process.stdout.write(
+          res.installed
+            ? `imported ${res.name} (${res.arch}, recipe ${res.recipeHash.slice(0, 12)}) → ${res.dir}\n`
+            : `${res.name} (${res.arch}, recipe ${res.recipeHash.slice(0, 12)}) is already installed and intact; kept ${res.dir} (--force replaces it)\n`,
+        );
+      }),
+    );
+  addExamples(imp, ['cowork-vm image import cowork-vm-image-base-arm64-0123456789ab.tar.gz']);
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { CoworkError } from '../errors.js';
+import { type BuildCommand, type BuildHost, buildCommandFor, pathLookup } from './image-build-container.js';
 import type { ImageCache } from './image-cache.js';
 import {
   IMAGE_FILES,
@@ -28,6 +29,8 @@ export interface ImageBuildOptions {
   /** Every other line the build prints (mmdebstrap's log). */
   onLog?: (line: string) => void;
   signal?: AbortSignal;
+  /** The host the build runs on (default: this one); on macOS the build runs in a container. */
+  host?: BuildHost;
 }
 
 export interface ImageBuildResult {
@@ -57,14 +60,22 @@ export async function buildImage(
       return { dir, manifest: existing, built: false };
     }
   }
-  requireTool('mmdebstrap', opts.env);
-  requireTool('mke2fs', opts.env);
   mkdirSync(cache.dir, { recursive: true });
   const tmp = join(cache.dir, `.tmp-${name}-${arch}-${randomBytes(4).toString('hex')}`);
+  const host = opts.host ?? { platform: process.platform, which: pathLookup(opts.env) };
+  const { buildScript, root: recipeRoot } = cache.recipe;
+  const job = { recipeRoot, buildScript, name, arch, recipeHash: hash, out: tmp, env: opts.env };
+  const command = buildCommandFor(host, job);
+  if (command.via === 'native') {
+    requireTool('mmdebstrap', opts.env);
+    requireTool('mke2fs', opts.env);
+  } else {
+    progress('container', `running the recipe in a debian:12 container (${command.via})`);
+  }
   mkdirSync(tmp);
   const started = Date.now();
   try {
-    const stages = await runBuildScript(cache, name, arch, tmp, opts);
+    const stages = await runBuildScript(cache, name, arch, command, opts);
     const t0 = Date.now();
     progress('manifest', 'checksums and manifest.json');
     const manifest = await makeManifest(tmp, { name, arch, hash, stages, started, env: opts.env });
@@ -86,7 +97,7 @@ function runBuildScript(
   cache: ImageCache,
   name: string,
   arch: ImageArch,
-  out: string,
+  command: BuildCommand,
   opts: ImageBuildOptions & { env: NodeJS.ProcessEnv },
 ): Promise<StageTime[]> {
   const progress = opts.onProgress ?? (() => {});
@@ -94,7 +105,7 @@ function runBuildScript(
   const logPath = join(cache.dir, `build-${name}-${arch}.log`);
   const log: string[] = [];
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('bash', [cache.recipe.buildScript, '--name', name, '--arch', arch, '--out', out], {
+    const child = spawn(command.command, command.args, {
       env: opts.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -116,7 +127,7 @@ function runBuildScript(
     lines(child.stdout, onLine);
     lines(child.stderr, onLine);
     child.on('error', (err) =>
-      reject(new CoworkError('unavailable', 'cannot run the image build script (bash)', err)),
+      reject(new CoworkError('unavailable', `cannot run the image build (${command.command})`, err)),
     );
     child.on('close', (code, signal) => {
       opts.signal?.removeEventListener('abort', onAbort);
