@@ -19,6 +19,7 @@ const E2E_IN_INTEGRATION = [
   'tests/integration/cli-startup.test.ts',
   'tests/integration/control-listen-cli.test.ts',
   'tests/integration/ctrl-c.test.ts',
+  'tests/integration/image-archive-cli.test.ts',
   'tests/integration/nonroot.test.ts',
   'tests/integration/workspace-boundary.test.ts',
 ];
