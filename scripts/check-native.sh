@@ -18,6 +18,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bridge="$root/native/vz-bridge"
 say() { printf 'check-native: %s\n' "$*" >&2; }
 
+if [ "$(uname -s)" = Darwin ]; then
+  say "on macOS, build the real addon instead: npx node-gyp rebuild (this check exists for hosts without the SDK)"
+  exit 2
+fi
+
 clang_bin="${CLANG:-clang}"
 if ! command -v "$clang_bin" >/dev/null 2>&1; then
   say "clang not found — install it: apt-get install clang (listed in scripts/host-requirements.tsv)"

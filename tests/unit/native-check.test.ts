@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,15 @@ describe('check-native (Objective-C++ against stub headers)', () => {
     for (const f of ['vz_bridge.mm', 'vz_machine.mm', 'vm_config.mm', 'js_link.mm'])
       expect(r.out).toContain(`ok   ${join(BRIDGE, f)}`);
     expect(r.status, r.out).toBe(0);
+  });
+
+  it('checks exactly the sources binding.gyp builds', () => {
+    const gyp = readFileSync(join(ROOT, 'binding.gyp'), 'utf8');
+    const built = [...gyp.matchAll(/"native\/vz-bridge\/([a-z_]+\.mm)"/g)].map((m) => m[1]).sort();
+    const present = readdirSync(BRIDGE)
+      .filter((f) => f.endsWith('.mm'))
+      .sort();
+    expect(built).toEqual(present);
   });
 
   it('fails on a misspelled delegate selector (VZ would silently never call it)', () => {
