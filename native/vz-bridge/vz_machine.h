@@ -24,6 +24,9 @@ class Machine : public std::enable_shared_from_this<Machine> {
   // Creates the VM on its own queue; nullptr and *failure on error or NSException.
   static std::shared_ptr<Machine> Create(VZVirtualMachineConfiguration *config, std::shared_ptr<JsLink> link,
                                          Failure *failure);
+  // Close() normally detached everything on the queue; this only covers a Machine that never
+  // reached a handle (KVO aborts when an observed object dies with observers attached).
+  ~Machine();
   JsLink &link() { return *link_; }
 
   void Start(std::shared_ptr<Pending> p);

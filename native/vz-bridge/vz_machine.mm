@@ -132,6 +132,15 @@ std::shared_ptr<Machine> Machine::Create(VZVirtualMachineConfiguration *config, 
   return self;
 }
 
+Machine::~Machine() {
+  @try {
+    if (observing_) [machine_ removeObserver:delegate_ forKeyPath:@"state" context:kStateContext];
+    machine_.delegate = nil;
+  } @catch (NSException *) {
+    // A destructor must not throw; the VM object is released with this one either way.
+  }
+}
+
 // Runs block on the VM queue, keeping this Machine alive until it has run. Exceptions stop at the
 // block's edge (see the callers); nothing C++ or Objective-C may unwind through libdispatch.
 void Machine::OnQueue(void (^block)(Machine &m)) {
