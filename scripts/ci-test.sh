@@ -13,6 +13,7 @@ sh scripts/setup-host.sh --for all
 sh scripts/setup-host.sh --check --for all
 [ -d node_modules/ssh2 ] || npm install --no-audit --no-fund
 npm run build
+npm run check:native   # Objective-C++ VZ bridge vs stub headers: a syntax/type check, not a macOS build
 node bin/cowork-vm.js image build base
 node bin/cowork-vm.js image build browser
 
