@@ -262,6 +262,26 @@ describe('VZ driver and runner against the fake bridge', () => {
     expect(processesMentioning(RUNNER)).toEqual([]);
   });
 
+  it('the runner refuses the fake bridge without its test guard, and start() says so', async () => {
+    const d = await dirs('no-guard');
+    const unguarded = { ...env, COWORK_VM_TEST_FAKE_VZ: undefined };
+    const err = await rejection(new VzDriver({ env: unguarded }).start(guestSpec(d, fakeImage())));
+    expect(err.message).toMatch(/COWORK_VM_VZ_BRIDGE_MODULE is only for tests.*COWORK_VM_TEST_FAKE_VZ=1/);
+    expect(existsSync(`${join(d.runDir, 'console.log')}.calls`)).toBe(false); // the fake never loaded
+  });
+
+  it('a 9p share or a non-hvf accelerator is refused before anything is spawned', async () => {
+    const d = await dirs('caps');
+    const driver = new VzDriver({ env });
+    expect((await rejection(driver.start(guestSpec(d, fakeImage(), { shareMode: '9p' })))).code).toBe(
+      'invalidArgument',
+    );
+    expect((await rejection(driver.start(guestSpec(d, fakeImage(), { accel: 'kvm' })))).message).toMatch(
+      /always uses hvf/,
+    );
+    expect(existsSync(join(d.runDir, 'console.log'))).toBe(false);
+  });
+
   it('a compressed kernel, or an image of the other arch, is refused before anything is spawned', async () => {
     const d = await dirs('gzip');
     const gz = fakeImage(gzipSync(Buffer.alloc(4096, 7)));

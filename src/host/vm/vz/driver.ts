@@ -78,6 +78,10 @@ export class VzDriver implements VmDriver {
   ): Promise<VmHandle> {
     if (opts.signal?.aborted) throw new CoworkError('cancelled', 'the start was cancelled before it began');
     // Everything that can be known before spawning is checked first: no process for a doomed boot.
+    if (spec.shareMode === '9p')
+      throw new CoworkError('invalidArgument', 'the VZ driver shares folders with virtiofs only, not 9p');
+    if (!this.capabilities.accels.includes(spec.accel))
+      throw new CoworkError('invalidArgument', `the VZ driver always uses hvf, not ${spec.accel}`);
     assertVzBootable(spec.image, this.opts.host ?? currentVzHost());
     const node = signedNodePath(this.env);
     if (!existsSync(node)) {

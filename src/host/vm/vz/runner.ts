@@ -31,10 +31,9 @@ let bridge: VzBridge;
 try {
   bridge = loadVzBridge();
 } catch (err) {
-  void send({ type: 'failed', phase: 'create', message: (err as Error).message }).then(() =>
-    process.exit(RUNNER_EXIT.startFailed),
-  );
-  throw err;
+  // No addon (or a fake knob without its guard): say why, then exit — the parent's start() rejects.
+  await send({ type: 'failed', phase: 'create', message: (err as Error).message });
+  process.exit(RUNNER_EXIT.startFailed);
 }
 
 let vm: VzHandle | undefined;
