@@ -262,6 +262,25 @@ describe('VZ driver and runner against the fake bridge', () => {
     expect(processesMentioning(RUNNER)).toEqual([]);
   });
 
+  it('a boot cancelled or timed out before the readiness line rejects start() and leaves no runner', async () => {
+    const d = await dirs('abort');
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30); // the fake prints READY ~200 ms after start
+    const cancelled = await rejection(
+      new VzDriver({ env }).start(guestSpec(d, fakeImage()), { signal: ac.signal }),
+    );
+    expect(cancelled.code).toBe('cancelled');
+    expect(processesMentioning(RUNNER)).toEqual([]);
+    const slow = await rejection(
+      new VzDriver({ env }).start(guestSpec(d, fakeImage(), { bootTimeoutMs: 120 })),
+    );
+    expect(slow.code).toBe('timeout');
+    expect(slow.message).toMatch(
+      /no readiness line within 0\.12 s|start\(\) did not complete within 0\.12 s/,
+    );
+    expect(processesMentioning(RUNNER)).toEqual([]);
+  });
+
   it('the runner refuses the fake bridge without its test guard, and start() says so', async () => {
     const d = await dirs('no-guard');
     const unguarded = { ...env, COWORK_VM_TEST_FAKE_VZ: undefined };
