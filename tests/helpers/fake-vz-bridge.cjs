@@ -27,11 +27,15 @@
  * "start:end", "listen:3128", "requestStop", "stop", "close" …), so a test can check the order;
  * a listen() before start() completed, or any call after close(), throws — as VZ would misbehave.
  *
- * The fd handed out is the libuv fd of a paused net.Socket that this module keeps forever and
- * never reads, writes or closes: Node has no dup(), and the runner owns the fd from then on.
+ * Like VZ, which hands the host an AF_UNIX socket and relays it to the guest's vsock (see
+ * Code-Hex/vz's VirtioSocketConnection), every fd handed out is one end of a real unix-socket
+ * connection; the fake relays the other end (to the mapped TCP service, or to its "guest").
+ * That end is the libuv fd of a paused net.Socket this module keeps forever and never reads,
+ * writes or closes: Node has no dup(), and the runner owns the fd from then on.
  */
-const { appendFileSync } = require('node:fs');
+const { appendFileSync, rmSync } = require('node:fs');
 const net = require('node:net');
+const { dirname, join } = require('node:path');
 
 const READY_DELAY_MS = 150;
 const START_DELAY_MS = 50;
@@ -59,6 +63,45 @@ function portMap(env) {
   }
   return map;
 }
+
+/**
+ * One unix-socket connection: resolves with the fd of the client end (paused, held forever) and
+ * the accepted server end, which the caller relays. The socket file is removed once connected.
+ */
+function unixPair(path) {
+  return new Promise((resolve, reject) => {
+    rmSync(path, { force: true });
+    const server = net.createServer();
+    server.once('error', reject);
+    let client;
+    let peer;
+    let connected = false;
+    // Both ends settled (accepted and connected) before the fd changes hands.
+    const done = () => {
+      if (!peer || !connected) return;
+      server.close();
+      rmSync(path, { force: true });
+      client.unref();
+      held.add(client);
+      resolve({ fd: client._handle.fd, peer });
+    };
+    server.once('connection', (s) => {
+      peer = s;
+      done();
+    });
+    server.listen(path, () => {
+      client = net.connect({ path });
+      client.pause(); // never read: the guest's first bytes belong to whoever gets the fd
+      client.once('error', reject);
+      client.once('connect', () => {
+        connected = true;
+        done();
+      });
+    });
+  });
+}
+
+let pairs = 0;
 
 class FakeVm {
   constructor(config) {
@@ -191,16 +234,19 @@ module.exports = {
         setTimeout(() => reject(new Error(`connection to port ${port} timed out`)), timeoutMs),
       );
     }
-    return new Promise((resolve, reject) => {
-      const sock = net.connect({ host: '127.0.0.1', port: target });
-      sock.pause(); // never read: the guest's first bytes belong to whoever gets the fd
-      sock.once('error', reject);
-      sock.once('connect', () => {
-        sock.off('error', reject);
-        sock.unref();
-        held.add(sock);
-        resolve(sock._handle.fd);
-      });
+    const path = join(dirname(vm.config.consoleLog), `fake-vsock-${pairs++}.sock`);
+    return unixPair(path).then(({ fd, peer }) => {
+      const service = net.connect({ host: '127.0.0.1', port: target });
+      peer.pipe(service).pipe(peer);
+      const close = () => {
+        peer.destroy();
+        service.destroy();
+      };
+      for (const s of [peer, service]) {
+        s.on('error', close);
+        s.on('close', close);
+      }
+      return fd;
     });
   },
 
@@ -213,20 +259,13 @@ module.exports = {
     }
     vm.record(`listen:${port}`);
     if (!vm.behaviours.has('guest-dial')) return;
-    // The "guest" side of one guest→host connection: a loopback pair, one end handed over.
-    const server = net.createServer((guestEnd) => {
-      server.close();
-      guestEnd.write('hello-from-guest\n');
-      guestEnd.on('data', (d) => vm.record(`guest-got:${d.toString().trim()}`));
-    });
-    server.listen(0, '127.0.0.1', () => {
-      const sock = net.connect({ host: '127.0.0.1', port: server.address().port });
-      sock.pause();
-      sock.once('connect', () => {
-        sock.unref();
-        held.add(sock);
-        onConnection(sock._handle.fd);
-      });
+    // One guest→host connection: the fake's end plays the guest.
+    const path = join(dirname(vm.config.consoleLog), `fake-vsock-${pairs++}.sock`);
+    void unixPair(path).then(({ fd, peer }) => {
+      peer.write('hello-from-guest\n');
+      peer.on('data', (d) => vm.record(`guest-got:${d.toString().trim()}`));
+      peer.on('error', () => {});
+      onConnection(fd);
     });
   },
 

@@ -9,7 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,9 +27,9 @@ import { type GuestDirs, guestDirs, guestSpec, processesMentioning, readGreeting
  * The VZ driver, its handle and its runner, for real on Linux: the runner runs in its own child
  * process (the compiled dist/ copy, started with this node as COWORK_VM_VZ_NODE) and loads
  * tests/helpers/fake-vz-bridge.cjs instead of the addon. Only Virtualization.framework itself is
- * fake: no VM boots. SSH is a real sshd, reached through the fd the fake hands over, as the addon
- * hands over a vsock fd. What this cannot show: that the real addon keeps the same contract
- * (native/vz-bridge), and that Node can wrap a vsock fd at all (libuv knows AF_INET/AF_UNIX).
+ * fake: no VM boots. SSH is a real sshd, reached through the unix-socket fd the fake hands over,
+ * as VZ hands the host a unix socket relayed to the guest's vsock. What this cannot show: that
+ * the real addon keeps the same contract (native/vz-bridge) — scripts/macos-acceptance.sh does.
  */
 
 const FAKE = fileURLToPath(new URL('../helpers/fake-vz-bridge.cjs', import.meta.url));
@@ -156,7 +156,10 @@ describe('VZ driver and runner against the fake bridge', () => {
     expect(c.slice(0, 3)).toEqual(['create', 'start:begin', 'start:end']);
     expect(c.indexOf('listen:3128')).toBeGreaterThan(c.indexOf('start:end'));
     expect(c.some((l) => l.startsWith('listen-too-early'))).toBe(false);
-    expect(await readGreeting(await vm.connect(22))).toMatch(/^SSH-2.0-OpenSSH/);
+    // The stream is a unix socket (no remote address), as VZ's host-side fd is, passed on by the runner.
+    const ssh = (await vm.connect(22)) as Socket;
+    expect(ssh.remoteAddress).toBeUndefined();
+    expect(await readGreeting(ssh)).toMatch(/^SSH-2.0-OpenSSH/);
     await vm.stop({ graceful: false });
   });
 

@@ -187,7 +187,7 @@ async function connectGuest(id: number, port: number, timeoutMs: number): Promis
       sock = socketFromFd(fd);
     } catch (err) {
       closeSync(fd);
-      // libuv wraps AF_INET/AF_UNIX stream fds only; say so instead of a bare ERR_INVALID_FD_TYPE.
+      // libuv wraps AF_INET/AF_UNIX stream fds only (VZ's host side is AF_UNIX); say so if not.
       throw new Error(`cannot use the connection's fd ${fd} as a stream: ${(err as Error).message}`);
     }
     await send({ type: 'connected', id }, sock);
