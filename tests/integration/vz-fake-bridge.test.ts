@@ -102,7 +102,9 @@ beforeAll(async () => {
     if (statSync(join(VZ_SRC, f)).mtimeMs > built)
       throw new Error(`dist/ is older than src/host/vm/vz/${f} — run \`npm run build\` first`);
   }
-  const keys = await ensureSandboxKeys(mkdtempSync(join(tmpdir(), 'vz-fake-keys-')));
+  const keyDir = mkdtempSync(join(tmpdir(), 'vz-fake-keys-'));
+  cleanups.push(() => rmSync(keyDir, { recursive: true, force: true }));
+  const keys = await ensureSandboxKeys(keyDir);
   sshd = await startSshd({
     hostPrivateKey: keys.hostPrivateKey,
     authorizedKeysLine: keys.authorizedKeysLine,
