@@ -59,8 +59,27 @@ export function addonCandidates(root = ROOT): string[] {
   ];
 }
 
+/**
+ * Test-only: a plain-JS module implementing VzBridge (tests/helpers/fake-vz-bridge.cjs), loaded
+ * instead of the addon on any platform — honoured only when COWORK_VM_TEST_FAKE_VZ=1 is set as
+ * well (the project's pattern for test knobs, like COWORK_VM_TEST_RESOLVE), so a stray
+ * COWORK_VM_VZ_BRIDGE_MODULE alone can never swap the hypervisor bridge of a real run.
+ */
+export const FAKE_BRIDGE_ENV = 'COWORK_VM_VZ_BRIDGE_MODULE';
+export const FAKE_BRIDGE_GUARD = 'COWORK_VM_TEST_FAKE_VZ';
+
 /** Loads the addon, or says which paths were tried and how to build it. */
-export function loadVzBridge(root = ROOT): VzBridge {
+export function loadVzBridge(root = ROOT, env: NodeJS.ProcessEnv = process.env): VzBridge {
+  const fake = env[FAKE_BRIDGE_ENV];
+  if (fake) {
+    if (env[FAKE_BRIDGE_GUARD] !== '1') {
+      throw new CoworkError(
+        'invalidArgument',
+        `${FAKE_BRIDGE_ENV} is only for tests and is honoured only with ${FAKE_BRIDGE_GUARD}=1; unset it`,
+      );
+    }
+    return createRequire(import.meta.url)(fake) as VzBridge;
+  }
   if (process.platform !== 'darwin') {
     throw new CoworkError(
       'unsupported',
