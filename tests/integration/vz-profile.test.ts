@@ -146,6 +146,6 @@ describe.each(ARCHES)('vz device profile on $arch', ({ arch, debArch, binary, po
     expect(info.code).toBe(0);
     const console = readFileSync(vm.consoleLogPath, 'utf8');
     // acpid ran /etc/acpi/PWRF/00000080 → SIGUSR2 to cowork-init → its own power-off.
-    expect(console).toMatch(/cowork-init: powering off/);
+    expect(console).toMatch(/cowork-init: powering off \(power button\)/);
   }, 180_000);
 });
