@@ -63,6 +63,34 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then sh -c "$1"; else unshare --map-root-user --map-auto -- sh -c "$1"; fi
 }
 
+# Virtualization.framework boots an arm64 kernel only as a raw Image ("ARM\x64" at offset 56);
+# Debian ships vmlinuz compressed (gzip, or an EFI zboot wrapper around a compressed Image).
+# QEMU takes either, so the image always carries the raw one. amd64's bzImage is copied as is.
+raw_kernel() {
+  local src="$1" dst="$2" magic
+  if [ "$arch" != arm64 ]; then cp "$src" "$dst"; return; fi
+  magic=$(od -An -tx1 -N2 "$src" | tr -d ' \n')
+  if [ "$magic" = 1f8b ]; then
+    gzip -dc "$src" >"$dst"
+  elif [ "$(dd if="$src" bs=1 skip=4 count=4 2>/dev/null | tr -d '\0')" = zimg ]; then
+    # EFI zboot header: payload offset (u32 at 8), size (u32 at 12), compression name at 24.
+    local off size comp
+    off=$(od -An -tu4 -j8 -N4 "$src" | tr -d ' ')
+    size=$(od -An -tu4 -j12 -N4 "$src" | tr -d ' ')
+    comp=$(dd if="$src" bs=1 skip=24 count=8 2>/dev/null | tr -d '\0')
+    case "$comp" in
+      gzip) tail -c +"$((off + 1))" "$src" | head -c "$size" | gzip -dc >"$dst" ;;
+      zstd) tail -c +"$((off + 1))" "$src" | head -c "$size" | zstd -qdc >"$dst" ;;
+      xz|lzma) tail -c +"$((off + 1))" "$src" | head -c "$size" | xz -dc >"$dst" ;;
+      *) echo "build-image: EFI zboot kernel compressed with '$comp': cannot unpack it" >&2; exit 65 ;;
+    esac
+  else
+    cp "$src" "$dst"
+  fi
+  [ "$(dd if="$dst" bs=1 skip=56 count=4 2>/dev/null | tr -d '\0')" = "$(printf 'ARM\x64')" ] ||
+    { echo "build-image: the arm64 kernel is not a raw Image after unpacking" >&2; exit 65; }
+}
+
 t_stage=0
 stage() { t_stage=$(date +%s.%N); echo "STAGE $1 $2"; }
 done_stage() { echo "STAGE-DONE $1 $(awk -v a="$t_stage" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')"; }
@@ -122,7 +150,7 @@ cp "$work/boot/modules.list" "$ird/etc/modules.list"
 done_stage initramfs
 
 stage finish "kernel, module and package lists"
-cp "$work/boot/vmlinuz" "$out/vmlinuz"
+raw_kernel "$work/boot/vmlinuz" "$out/vmlinuz"
 cp "$work/boot/modules.list" "$out/modules.list"
 cp "$work/boot/packages.tsv" "$out/packages.tsv"
 cp "$work/boot/kernel-version" "$out/kernel-version"

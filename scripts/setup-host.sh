@@ -132,4 +132,48 @@ if [ -n "$gaps" ]; then
   echo "  reinstall with: sudo apt-get install --reinstall $(printf '%s\n' "$gaps" | cut -d: -f1 | sort -u | tr '\n' ' ')" >&2
   exit 1
 fi
+
+# Building the other architecture's image (arm64 on an x86_64 host, for Virtualization.framework
+# on Apple silicon) runs its maintainer scripts through qemu-user: binfmt_misc must know the
+# emulator. Quick when it does; registered (F flag: the interpreter is opened now, so it works
+# inside mmdebstrap's chroot) when root; otherwise the exact fix.
+case ",$roles," in *,image,*|*,tests,*) foreign=1 ;; *) foreign=0 ;; esac
+if [ "$foreign" = 1 ]; then
+  bm=/proc/sys/fs/binfmt_misc
+  if [ "$arch" = amd64 ]; then
+    target=aarch64
+    magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+  else
+    target=x86_64
+    magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00'
+    mask='\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+  fi
+  entry="$bm/qemu-$target"
+  enabled() { [ -r "$entry" ] && [ "$(head -n1 "$entry")" = enabled ]; }
+  if ! enabled; then
+    if [ "$check_only" = 1 ] || [ "$(id -u)" != 0 ]; then
+      echo "setup-host: qemu-$target is not registered with binfmt_misc ($entry): building the" >&2
+      echo "  other architecture's guest image needs it. Run as root: sudo sh scripts/setup-host.sh --for $roles" >&2
+      exit 1
+    fi
+    [ -e "$bm/register" ] || mount -t binfmt_misc binfmt_misc "$bm" 2>/dev/null || true
+    if [ -e "$entry" ]; then
+      echo 1 >"$entry" 2>/dev/null || true
+    elif command -v update-binfmts >/dev/null 2>&1; then
+      update-binfmts --enable "qemu-$target" >/dev/null 2>&1 || true
+    fi
+    interp=$(command -v "qemu-$target-static" || true)
+    if ! enabled && [ -e "$bm/register" ] && [ -n "$interp" ]; then
+      printf ':qemu-%s:M::%b:%b:%s:F\n' "$target" "$magic" "$mask" "$interp" >"$bm/register" 2>/dev/null || true
+    fi
+    if ! enabled; then
+      echo "setup-host: could not register qemu-$target with binfmt_misc at $bm (not mounted, or this" >&2
+      echo "  container may not change it). On the host: sudo mount -t binfmt_misc binfmt_misc $bm &&" >&2
+      echo "  sudo update-binfmts --enable qemu-$target" >&2
+      exit 1
+    fi
+    echo "setup-host: registered qemu-$target with binfmt_misc (for the other architecture's guest image)"
+  fi
+fi
 echo "setup-host: all host packages for $roles present ($(echo $packages | wc -w) packages)"

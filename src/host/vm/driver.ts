@@ -10,6 +10,12 @@ import type { Duplex } from 'node:stream';
 export type Arch = 'x86_64' | 'aarch64';
 export type Accel = 'auto' | 'kvm' | 'hvf' | 'tcg';
 export type ShareMode = 'virtiofs' | '9p';
+/**
+ * The guest's device model. 'default': what each driver normally attaches. 'vz': QEMU
+ * reproducing Virtualization.framework's devices (virtio-pci, a virtio console on hvc0 and no
+ * UART, virtiofs for every share, a power button) so the guest side of VZ is tested on Linux.
+ */
+export type DeviceProfile = 'default' | 'vz';
 
 /** A host folder shared into the guest. The guest mounts it by `tag` (see docs/guest-contract.md). */
 export interface ShareSpec {
@@ -59,6 +65,8 @@ export interface VmSpec {
   kernelArgs?: string[];
   /** How long to wait for the guest's readiness line. */
   bootTimeoutMs?: number;
+  /** Device model (default 'default'); a driver refuses one not in capabilities.deviceProfiles. */
+  deviceProfile?: DeviceProfile;
 }
 
 /** What a driver can do; the sandbox checks a request against these before booting. */
@@ -69,6 +77,8 @@ export interface DriverCapabilities {
   accels: Accel[];
   /** True when stop({ graceful: true }) asks the guest to power off before the process is ended. */
   gracefulShutdown: boolean;
+  /** Device profiles it can boot (absent: only 'default'). */
+  deviceProfiles?: DeviceProfile[];
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   writeManifest,
 } from './image-manifest.js';
 import { hostImageArch, type ImageArch, parseImageArch } from './image-recipe.js';
+import { assertBootableKernel } from './kernel-format.js';
 
 /**
  * Building a guest image: runs images/build-image.sh in a temp folder of the cache, records the
@@ -31,6 +32,8 @@ export interface ImageBuildOptions {
   signal?: AbortSignal;
   /** The host the build runs on (default: this one); on macOS the build runs in a container. */
   host?: BuildHost;
+  /** Where binfmt_misc is mounted (tests point it elsewhere); default /proc/sys/fs/binfmt_misc. */
+  binfmtDir?: string;
 }
 
 export interface ImageBuildResult {
@@ -69,6 +72,7 @@ export async function buildImage(
   if (command.via === 'native') {
     requireTool('mmdebstrap', opts.env);
     requireTool('mke2fs', opts.env);
+    requireForeignExec(arch, opts.binfmtDir);
   } else {
     progress('container', `running the recipe in a debian:12 container (${command.via})`);
   }
@@ -76,6 +80,9 @@ export async function buildImage(
   const started = Date.now();
   try {
     const stages = await runBuildScript(cache, name, arch, command, opts);
+    // The image's kernel must be what VZ and QEMU's direct boot load (a raw arm64 Image, an
+    // x86 bzImage): a build that produced anything else is not installed.
+    assertBootableKernel(join(tmp, 'vmlinuz'), arch);
     const t0 = Date.now();
     progress('manifest', 'checksums and manifest.json');
     const manifest = await makeManifest(tmp, { name, arch, hash, stages, started, env: opts.env });
@@ -216,6 +223,34 @@ function requireTool(tool: string, env: NodeJS.ProcessEnv): void {
     throw new CoworkError(
       'unavailable',
       `${tool} is not installed, and building a guest image needs it — run scripts/setup-host.sh`,
+    );
+  }
+}
+
+const BINFMT_NAME: Record<ImageArch, string> = { amd64: 'qemu-x86_64', arm64: 'qemu-aarch64' };
+
+/**
+ * A foreign-architecture build (arm64 on an x86_64 host) runs the guest's maintainer scripts
+ * through qemu-user: binfmt_misc must have the emulator registered, or mmdebstrap fails deep in
+ * its log with "Exec format error". Checked up front so the message says what to do.
+ */
+export function requireForeignExec(
+  arch: ImageArch,
+  binfmtDir = '/proc/sys/fs/binfmt_misc',
+  host: ImageArch = hostImageArch(),
+): void {
+  if (arch === host) return;
+  const entry = join(binfmtDir, BINFMT_NAME[arch]);
+  let enabled = false;
+  try {
+    enabled = readFileSync(entry, 'utf8').split('\n')[0] === 'enabled';
+  } catch {
+    enabled = false;
+  }
+  if (!enabled) {
+    throw new CoworkError(
+      'unavailable',
+      `building an ${arch} image on an ${host} host runs ${arch} programs through qemu-user, but ${entry} is not an enabled binfmt_misc entry — run scripts/setup-host.sh --for image (it installs qemu-user-static and registers ${BINFMT_NAME[arch]})`,
     );
   }
 }

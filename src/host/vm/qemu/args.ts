@@ -1,5 +1,5 @@
 import { CoworkError } from '../../errors.js';
-import type { Accel, Arch, ShareMode, ShareSpec, VmSpec } from '../driver.js';
+import type { Accel, Arch, DeviceProfile, ShareMode, ShareSpec, VmSpec } from '../driver.js';
 
 /**
  * Pure QEMU command-line builder: everything the QEMU process needs, derived from a VmSpec and
@@ -12,6 +12,15 @@ import type { Accel, Arch, ShareMode, ShareSpec, VmSpec } from '../driver.js';
  *    only outbound rule is the optional egress `guestfwd` to a 127.0.0.1 port;
  *  - the root disk and the seed share are always read-only;
  *  - nothing reads stdin or draws a window: console and QMP go to files/sockets.
+ *
+ * Device profiles (VmSpec.deviceProfile): 'default' is microvm (x86_64) / virt (aarch64) with
+ * virtio-mmio devices, a UART console and a 9p seed. 'vz' reproduces what
+ * Virtualization.framework gives a guest, so the guest's side of VZ runs here: virtio-pci
+ * devices, the console on virtio-console (hvc0) with NO UART backend, virtiofs for the
+ * workspace AND the seed, and VZ's power button (x86_64: microvm's ACPI power button through
+ * its GED; aarch64: virt's PL061 GPIO line 3 → gpio-keys KEY_POWER). The one difference that
+ * stays: VZ has no NIC and reaches sshd over vsock, which cannot be tested on these hosts (no
+ * vhost-vsock), so the user-mode NIC with its hostfwd carries SSH in both profiles.
  */
 
 /** 9p `security_model`: `passthrough` needs root (real ownership), `none` works for any user. */
@@ -30,6 +39,8 @@ export interface QemuHostConfig {
   consoleLogPath: string;
   /** Required when shareMode is 'virtiofs': the vhost-user socket virtiofsd listens on. */
   virtiofsSocketPath?: string;
+  /** Required by the 'vz' profile: the socket of the seed's (read-only) virtiofsd. */
+  seedVirtiofsSocketPath?: string;
   ninePSecurityModel: NinePSecurityModel;
   /** Overrides the default `qemu-system-<arch>` binary name. */
   qemuBinary?: string;
@@ -115,6 +126,13 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
   const extra = mapped.filter((gp) => !spec.guestPorts.includes(gp));
   if (extra.length > 0)
     throw invalid(`host ports given for guest ports not in the spec: ${extra.join(', ')}`);
+  const profile = deviceProfileOf(spec);
+  if (profile !== 'default' && profile !== 'vz')
+    throw invalid(`device profile ${JSON.stringify(profile)} is not one of default, vz`);
+  if (profile === 'vz' && host.shareMode !== 'virtiofs')
+    throw invalid(
+      'the vz device profile shares everything over virtiofs, and the workspace share resolved to 9p — run as root with virtiofsd installed (scripts/setup-host.sh)',
+    );
   for (const word of spec.kernelArgs ?? []) {
     if (!word || /\s/.test(word))
       throw invalid(`kernel argument ${JSON.stringify(word)} is empty or has spaces`);
@@ -146,9 +164,16 @@ function checkEgress(egress: NonNullable<VmSpec['egress']>): void {
   }
 }
 
+export function deviceProfileOf(spec: VmSpec): DeviceProfile {
+  return spec.deviceProfile ?? 'default';
+}
+
 function machineArgs(spec: VmSpec, host: QemuHostConfig): string[] {
   const x86 = spec.image.arch === 'x86_64';
   const machine = [x86 ? 'microvm' : 'virt'];
+  // vz: no UART at all on x86 (microvm's isa-serial off; virt's PL011 cannot be removed, it just
+  // has no backend), ACPI for the power button, PCIe for virtio-pci devices like VZ's.
+  if (deviceProfileOf(spec) === 'vz' && x86) machine.push('isa-serial=off', 'acpi=on', 'pcie=on');
   if (host.shareMode === 'virtiofs') machine.push('memory-backend=mem');
   const cpu = host.accel === 'tcg' ? 'max' : 'host';
   return [
@@ -163,6 +188,11 @@ function machineArgs(spec: VmSpec, host: QemuHostConfig): string[] {
     '-m',
     `${spec.memoryMiB}M`,
   ];
+}
+
+/** A virtio device's QEMU name for the profile's transport: virtio-pci under 'vz', else virtio-mmio. */
+function dev(spec: VmSpec, kind: string): string {
+  return `${kind}-${deviceProfileOf(spec) === 'vz' ? 'pci' : 'device'}`;
 }
 
 function ninePArgs(id: string, share: ShareSpec, readOnly: boolean, model: NinePSecurityModel): string[] {
@@ -181,10 +211,42 @@ function workspaceArgs(spec: VmSpec, host: QemuHostConfig): string[] {
   return [
     '-object',
     `memory-backend-memfd,id=mem,size=${spec.memoryMiB}M,share=on`,
+    ...vhostUserFsArgs(spec, 'vfs', host.virtiofsSocketPath, spec.workspace.tag),
+  ];
+}
+
+function vhostUserFsArgs(spec: VmSpec, id: string, socketPath: string, tag: string): string[] {
+  return [
     '-chardev',
-    `socket,id=vfs,path=${escapeOptionValue(host.virtiofsSocketPath)}`,
+    `socket,id=${id},path=${escapeOptionValue(socketPath)}`,
     '-device',
-    `vhost-user-fs-device,chardev=vfs,tag=${spec.workspace.tag}`,
+    `${dev(spec, 'vhost-user-fs')},chardev=${id},tag=${tag}`,
+  ];
+}
+
+/** The seed carries keys: read-only whatever the spec says (vz: its virtiofsd serves it read-only). */
+function seedArgs(spec: VmSpec, host: QemuHostConfig): string[] {
+  if (deviceProfileOf(spec) !== 'vz') return ninePArgs('seed', spec.seed, true, host.ninePSecurityModel);
+  if (!host.seedVirtiofsSocketPath) throw invalid('the vz profile needs seedVirtiofsSocketPath');
+  checkPath(host.seedVirtiofsSocketPath, 'seed virtiofs socket');
+  return vhostUserFsArgs(spec, 'vfs-seed', host.seedVirtiofsSocketPath, spec.seed.tag);
+}
+
+/** default: the UART is the console. vz: no UART backend, a virtconsole (hvc0) on virtio-serial. */
+function consoleArgs(spec: VmSpec, host: QemuHostConfig): string[] {
+  const chardev = ['-chardev', `file,id=con,path=${escapeOptionValue(host.consoleLogPath)}`];
+  if (deviceProfileOf(spec) !== 'vz') return [...chardev, '-serial', 'chardev:con'];
+  return [
+    ...chardev,
+    '-serial',
+    'none',
+    '-device',
+    dev(spec, 'virtio-serial'),
+    '-device',
+    'virtconsole,chardev=con',
+    // VZ gives every guest an entropy device.
+    '-device',
+    dev(spec, 'virtio-rng'),
   ];
 }
 
@@ -196,7 +258,7 @@ function netArgs(spec: VmSpec, host: QemuHostConfig): string[] {
     const { guestAddress, guestPort, hostCommand } = spec.egress;
     netdev.push(`guestfwd=tcp:${guestAddress}:${guestPort}-cmd:${escapeOptionValue(hostCommand!)}`);
   }
-  return ['-netdev', netdev.join(','), '-device', 'virtio-net-device,netdev=net0'];
+  return ['-netdev', netdev.join(','), '-device', `${dev(spec, 'virtio-net')},netdev=net0`];
 }
 
 /** Kernel command line per docs/guest-contract.md; spec.kernelArgs come last. */
@@ -206,13 +268,16 @@ export function kernelCmdline(
   timing: { accel?: Accel; hostArch?: Arch; tscKhz?: number } = {},
 ): string {
   const x86 = spec.image.arch === 'x86_64';
+  const vz = deviceProfileOf(spec) === 'vz';
   const words = [
-    `console=${x86 ? 'ttyS0' : 'ttyAMA0'}`,
+    `console=${vz ? 'hvc0' : x86 ? 'ttyS0' : 'ttyAMA0'}`,
     'quiet',
     'panic=-1',
     'cowork.root=/dev/vda',
     `cowork.share=${shareMode}`,
   ];
+  // The vz profile has the NIC transport (no vsock here) but VZ's virtiofs seed.
+  if (vz) words.push('cowork.seed=virtiofs');
   const tsc = timing.tscKhz;
   if (
     x86 &&
@@ -245,10 +310,7 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     // hangs). Modern (v2) virtio-mmio works for every device we attach.
     '-global',
     'virtio-mmio.force-legacy=false',
-    '-chardev',
-    `file,id=con,path=${escapeOptionValue(host.consoleLogPath)}`,
-    '-serial',
-    'chardev:con',
+    ...consoleArgs(spec, host),
     '-qmp',
     `unix:${escapeOptionValue(host.qmpSocketPath)},server=on,wait=off`,
     '-kernel',
@@ -261,10 +323,9 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     '-drive',
     `id=root,file=${escapeOptionValue(spec.image.rootfs)},format=raw,if=none,readonly=on`,
     '-device',
-    'virtio-blk-device,drive=root',
+    `${dev(spec, 'virtio-blk')},drive=root`,
     ...workspaceArgs(spec, host),
-    // The seed share carries keys: read-only whatever the spec says, 9p on every host.
-    ...ninePArgs('seed', spec.seed, true, host.ninePSecurityModel),
+    ...seedArgs(spec, host),
     ...netArgs(spec, host),
   ];
   return { binary: host.qemuBinary ?? qemuBinaryFor(spec.image.arch), args };

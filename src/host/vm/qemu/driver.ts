@@ -60,6 +60,7 @@ export class QemuDriver implements VmDriver {
     shareModes: ['9p', 'virtiofs'],
     accels: ['auto', 'kvm', 'hvf', 'tcg'],
     gracefulShutdown: true,
+    deviceProfiles: ['default', 'vz'],
   };
   readonly network: GuestNetwork = QEMU_GUEST_NETWORK;
   private readonly env: NodeJS.ProcessEnv;
@@ -156,6 +157,11 @@ export class QemuDriver implements VmDriver {
     opts.onProgress?.(`accelerator: ${verdict.accel} (${verdict.reason})`);
     const share = await this.resolveShareMode(spec.shareMode ?? 'auto');
     opts.onProgress?.(`workspace share: ${share.mode} (${share.reason})`);
+    if (spec.deviceProfile === 'vz' && share.mode !== 'virtiofs')
+      throw new CoworkError(
+        spec.shareMode === '9p' ? 'invalidArgument' : 'unavailable',
+        `the vz device profile shares the workspace and the seed over virtiofs, but here: ${share.reason} — run as root with virtiofsd installed (${SETUP_FIX})`,
+      );
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
     // A host process SIGKILLed without setpriv may have left its QEMU/virtiofsd running on this
     // runDir (the sandbox lock was stale, so nothing else owns them): stop them before reusing it.
@@ -198,7 +204,11 @@ export class QemuDriver implements VmDriver {
     const stderrPath = join(spec.runDir, 'qemu.stderr.log');
     const qmpSocketPath = join(ctx.sockDir.path, 'qmp.sock');
     const virtiofsSocketPath = join(ctx.sockDir.path, 'virtiofs.sock');
-    await Promise.all([consoleLogPath, qmpSocketPath, virtiofsSocketPath].map((p) => rm(p, { force: true })));
+    const vz = spec.deviceProfile === 'vz';
+    const seedSocketPath = join(ctx.sockDir.path, 'virtiofs-seed.sock');
+    await Promise.all(
+      [consoleLogPath, qmpSocketPath, virtiofsSocketPath, seedSocketPath].map((p) => rm(p, { force: true })),
+    );
     const ninePSecurityModel: NinePSecurityModel = process.getuid?.() === 0 ? 'passthrough' : 'none';
     const cmd = buildQemuArgs(spec, {
       hostArch: this.hostArch,
@@ -208,6 +218,7 @@ export class QemuDriver implements VmDriver {
       qmpSocketPath,
       consoleLogPath,
       virtiofsSocketPath: ctx.share.mode === 'virtiofs' ? virtiofsSocketPath : undefined,
+      seedVirtiofsSocketPath: vz ? seedSocketPath : undefined,
       ninePSecurityModel,
       qemuBinary: ctx.binary,
       tscKhz: await hostTscKhz(),
@@ -226,21 +237,37 @@ export class QemuDriver implements VmDriver {
         wrap,
       });
     }
+    let seedVirtiofsd: ChildProcess | undefined;
+    if (vz && ctx.share.virtiofsd) {
+      seedVirtiofsd = await spawnVirtiofsd({
+        binary: ctx.share.virtiofsd,
+        socketPath: seedSocketPath,
+        sharedDir: spec.seed.hostPath,
+        logPath: join(spec.runDir, 'virtiofsd-seed.log'),
+        readOnly: true,
+        wrap,
+      }).catch((err: unknown) => {
+        virtiofsd?.kill('SIGKILL');
+        throw err;
+      });
+    }
     const errFile = await open(stderrPath, 'w');
     const [bin, args] = wrap(cmd.binary, cmd.args);
     const qemu = spawn(bin, args, { stdio: ['ignore', 'ignore', errFile.fd], detached: false });
     // Listen before any await: a spawn failure is emitted on the next tick.
     const spawnFailure = new Promise<Error>((resolve) => qemu.once('error', resolve));
     await errFile.close();
-    const pidFiles = [join(spec.runDir, 'qemu.pid'), join(spec.runDir, 'virtiofsd.pid')];
+    const pidFiles = ['qemu.pid', 'virtiofsd.pid', 'virtiofsd-seed.pid'].map((f) => join(spec.runDir, f));
     if (qemu.pid) await writeFile(pidFiles[0]!, `${qemu.pid}\n`);
     if (virtiofsd?.pid) await writeFile(pidFiles[1]!, `${virtiofsd.pid}\n`);
+    if (seedVirtiofsd?.pid) await writeFile(pidFiles[2]!, `${seedVirtiofsd.pid}\n`);
     const handle = new QemuVmHandle({
       qemu,
       virtiofsd,
       virtiofsdLogPath: join(spec.runDir, 'virtiofsd.log'),
+      seedVirtiofsd,
       consoleLogPath,
-      cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath],
+      cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath, seedSocketPath],
       info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts },
     });
     try {

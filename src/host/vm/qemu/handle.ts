@@ -15,6 +15,12 @@ export interface QemuProcessParts {
   qemu: ChildProcess;
   virtiofsd?: ChildProcess;
   virtiofsdLogPath?: string;
+  /**
+   * The seed's virtiofsd (device profile 'vz'). Not watched like the workspace's: the guest reads
+   * the seed once at boot and unmounts it, so its end later harms nothing; a seed that never
+   * mounts fails the boot (COWORK-FATAL). Ended with QEMU.
+   */
+  seedVirtiofsd?: ChildProcess;
   consoleLogPath: string;
   /** Files (or a private socket folder) to delete once QEMU is gone. */
   cleanupPaths: string[];
@@ -55,6 +61,7 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
         process.off('exit', this.onHostExit);
         this.qmp?.close();
         if (parts.virtiofsd) await reap(parts.virtiofsd);
+        if (parts.seedVirtiofsd) await reap(parts.seedVirtiofsd);
         await Promise.all(
           parts.cleanupPaths.map((p) => rm(p, { force: true, recursive: true }).catch(() => {})),
         );
@@ -188,7 +195,7 @@ export class QemuVmHandle extends EventEmitter implements VmHandle {
   }
 
   private killSync(): void {
-    for (const child of [this.parts.qemu, this.parts.virtiofsd]) {
+    for (const child of [this.parts.qemu, this.parts.virtiofsd, this.parts.seedVirtiofsd]) {
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }
   }

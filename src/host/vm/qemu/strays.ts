@@ -12,6 +12,7 @@ export async function cleanupStrays(runDir: string): Promise<number[]> {
   for (const [file, needles] of [
     ['qemu.pid', ['qemu-system', runDir]],
     ['virtiofsd.pid', ['virtiofsd']],
+    ['virtiofsd-seed.pid', ['virtiofsd']],
   ] as const) {
     const pidPath = join(runDir, file);
     const pid = Number.parseInt(await readFile(pidPath, 'utf8').catch(() => ''), 10);

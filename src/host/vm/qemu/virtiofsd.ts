@@ -14,6 +14,13 @@ export interface VirtiofsdOptions {
   socketPath: string;
   sharedDir: string;
   logPath: string;
+  /**
+   * Serve the folder read-only. Debian 12's C virtiofsd has no read-only option, so it runs in a
+   * private mount namespace (unshare, root) where the folder is bind-mounted onto itself
+   * read-only; virtiofsd's own sandbox namespace inherits that mount. The guest cannot write
+   * through it whatever it mounts.
+   */
+  readOnly?: boolean;
   /** Wraps the command (e.g. setpriv --pdeathsig) so it dies with the host process. */
   wrap: (bin: string, args: string[]) => [string, string[]];
   timeoutMs?: number;
@@ -35,9 +42,22 @@ export function virtiofsdArgs(o: Pick<VirtiofsdOptions, 'socketPath' | 'sharedDi
   ];
 }
 
+/** The command that runs virtiofsd: as is, or in a mount namespace with a read-only bind. */
+export function virtiofsdCommand(
+  o: Pick<VirtiofsdOptions, 'binary' | 'socketPath' | 'sharedDir' | 'readOnly'>,
+): [string, string[]] {
+  const args = virtiofsdArgs(o);
+  if (!o.readOnly) return [o.binary, args];
+  const script = 'mount --bind -- "$0" "$0" && mount -o remount,bind,ro -- "$0" && exec "$@"';
+  return [
+    'unshare',
+    ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, o.sharedDir, o.binary, ...args],
+  ];
+}
+
 export async function spawnVirtiofsd(o: VirtiofsdOptions): Promise<ChildProcess> {
   const log = await open(o.logPath, 'w');
-  const [bin, args] = o.wrap(o.binary, virtiofsdArgs(o));
+  const [bin, args] = o.wrap(...virtiofsdCommand(o));
   const child = spawn(bin, args, { stdio: ['ignore', 'ignore', log.fd], detached: false });
   let failure: string | undefined;
   child.once('error', (err) => {
