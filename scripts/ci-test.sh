@@ -16,6 +16,10 @@ npm run build
 npm run check:native   # Objective-C++ VZ bridge vs stub headers: a syntax/type check, not a macOS build
 node bin/cowork-vm.js image build base
 node bin/cowork-vm.js image build browser
+# The other architecture's base image (arm64 on x86_64, through qemu-user and binfmt_misc): the
+# vz-profile test boots it the way a Mac of that arch would run it.
+case "$(uname -m)" in aarch64|arm64) other=amd64 ;; *) other=arm64 ;; esac
+node bin/cowork-vm.js image build base --arch "$other"
 
 # One `vitest run` runs the three projects of vitest.config.ts one group after another (unit in
 # parallel, then integration and e2e a file at a time), so no guest boots while the unit files
