@@ -114,6 +114,26 @@ describe('cowork-vm mcp bridge (SDK client ↔ controller)', () => {
     ).toEqual(toolListing(defaultTools()));
   });
 
+  it('lists tools at once while the sandbox is still starting, and starts attaching', async () => {
+    let attaching = 0;
+    bridge = new McpBridge({
+      attach: () => {
+        attaching++;
+        return new Promise(() => {}); // a sandbox that is still booting
+      },
+      version: 'test',
+      log: () => {},
+      toolsBeforeReady: () => toolListing(defaultTools()),
+    });
+    client = new Client({ name: 'unit-client', version: '9.9' });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await bridge.server.connect(a);
+    await client.connect(b);
+    const { tools } = await client.listTools();
+    expect(tools.map((x) => x.name)).toEqual(toolListing(defaultTools()).map((x) => x.name));
+    expect(attaching).toBe(1);
+  });
+
   it('runs an allowed call in the guest, recorded in the session task as the mcp origin (agent context)', async () => {
     await build();
     const r = await client.callTool({ name: 'shell', arguments: { command: 'echo hi > f.txt' } });

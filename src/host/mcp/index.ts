@@ -1,6 +1,9 @@
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import { BROWSER_TOOLS } from '../tools/browser.js';
+import { defaultTools } from '../tools/registry.js';
 import { attachController } from './attach.js';
 import { McpBridge } from './server.js';
+import { toolListing } from './tool-list.js';
 
 export { budgetText, type CallFacts, deniedAdvice, failureText } from './advice.js';
 export { type AttachOptions, attachController } from './attach.js';
@@ -32,6 +35,9 @@ export async function runMcpServer(opts: McpServerOptions): Promise<void> {
     log,
     attach: async () =>
       (await attachController({ workspace: opts.workspace, image: opts.image, bin: opts.bin, log })).client,
+    // While the sandbox boots: the tools of the image it is started with (the running one's once attached).
+    toolsBeforeReady: () =>
+      toolListing(opts.image === 'browser' ? [...defaultTools(), ...BROWSER_TOOLS] : defaultTools()),
   });
   const transport = new StdioServerTransport();
   const ended = new Promise<void>((resolve) => {
@@ -40,6 +46,7 @@ export async function runMcpServer(opts: McpServerOptions): Promise<void> {
     transport.onclose = () => resolve();
   });
   await bridge.server.connect(transport);
+  bridge.warmUp();
   await ended;
   await bridge.close();
 }

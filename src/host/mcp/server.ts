@@ -20,6 +20,11 @@ export interface McpBridgeOptions {
   /** Progress for the person who started the client; MUST NOT be stdout (the MCP channel). */
   log: (line: string) => void;
   progressIntervalMs?: number;
+  /**
+   * The tools to list while the sandbox is still starting (same zod definitions, same listing
+   * function): clients list tools at once when they start a server, long before a VM boots.
+   */
+  toolsBeforeReady?: () => ResultOf<'tools.list'>;
 }
 
 type Opened = Extract<EventOf<'tools.session'>, { type: 'opened' }>;
@@ -40,6 +45,8 @@ export class McpBridge {
   readonly server: Server;
   readonly #opts: McpBridgeOptions;
   #client: Promise<ApiClient<'local'>> | undefined;
+  /** The controller, once attached. */
+  #ready: ApiClient<'local'> | undefined;
   #session: Promise<Opened> | undefined;
   readonly #closing = new AbortController();
 
@@ -59,15 +66,27 @@ export class McpBridge {
     );
   }
 
+  /** Attaches now (starting the sandbox if none runs), so the first call need not wait for a boot. */
+  warmUp(): void {
+    this.#attached().catch((err: unknown) => this.#opts.log(CoworkError.from(err).message));
+  }
+
   /** Ends the session (its timeline task finishes) and the connection to the controller. */
   async close(): Promise<void> {
+    // Never waits for an attach still under way (a booting sandbox): that one is closed when it lands.
     this.#closing.abort();
-    const client = await this.#client?.catch(() => undefined);
+    const client = this.#ready;
+    if (!client) return;
     await new Promise((r) => setTimeout(r, 50)); // let the session's cancel frame go out
-    client?.close();
+    client.close();
   }
 
   async #listTools(): Promise<ResultOf<'tools.list'>> {
+    const early = this.#opts.toolsBeforeReady;
+    if (!this.#ready && early) {
+      this.warmUp();
+      return early();
+    }
     const client = await this.#attached();
     return await client.call('tools.list').catch((err: unknown) => this.#lost(err));
   }
@@ -118,9 +137,15 @@ export class McpBridge {
     if (!this.#client) {
       const attaching = this.#opts.attach();
       this.#client = attaching;
-      attaching.catch(() => {
-        if (this.#client === attaching) this.#client = undefined;
-      });
+      attaching.then(
+        (c) => {
+          if (this.#closing.signal.aborted) c.close();
+          else if (this.#client === attaching) this.#ready = c;
+        },
+        () => {
+          if (this.#client === attaching) this.#client = undefined;
+        },
+      );
     }
     return this.#client;
   }
@@ -157,6 +182,7 @@ export class McpBridge {
     const e = CoworkError.from(err);
     if (e.code === 'unavailable') {
       this.#client = undefined;
+      this.#ready = undefined;
       this.#session = undefined;
     }
     throw e;
