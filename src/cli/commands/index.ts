@@ -6,6 +6,7 @@ import * as devices from './devices.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
 import * as image from './image.js';
+import * as mcp from './mcp.js';
 import * as models from './models.js';
 import * as pair from './pair.js';
 import * as policy from './policy.js';
@@ -28,6 +29,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   status,
   exec,
   run,
+  mcp,
   models,
   cancel,
   stop,

@@ -229,20 +229,39 @@ export class AgentTaskRunner {
   /** The task's side of the controller's path, in the task's origin and under its signal. */
   #gate(controller: EnforcementPath, taskId: string, origin: Origin, signal: AbortSignal): ToolGate {
     const o = this.#opts;
-    return {
+    return enforcementGate(controller, {
       taskId,
+      origin,
       signal,
       maxFileSizeMB: o.limits.maxFileSizeMB,
-      authorize: (req, s) => controller.authorize(req, origin, taskId, s),
-      exec: (command, x) =>
-        controller.exec(
-          { command, cwd: x.cwd, timeoutMs: x.timeoutMs, maxOutputBytes: x.maxOutputBytes, taskId },
-          origin,
-          { signal: x.signal ?? signal, onStdout: x.onStdout, onStderr: x.onStderr },
-        ),
-      record: (event: ToolEvent) => o.timeline.record(taskId, event as Parameters<Timeline['record']>[1]),
-    };
+      timeline: o.timeline,
+    });
   }
+}
+
+/**
+ * A ToolGate over the controller's one enforcement path: every decision and command of the
+ * gate's tool calls is taken in `origin` and recorded in the task `taskId`. Agent tasks and
+ * outside agents' tool sessions (MCP) both get theirs here, so they cannot take different paths.
+ */
+export function enforcementGate(
+  controller: EnforcementPath,
+  g: { taskId: string; origin: Origin; signal: AbortSignal; maxFileSizeMB: number; timeline: Timeline },
+): ToolGate {
+  const { taskId, origin, signal } = g;
+  return {
+    taskId,
+    signal,
+    maxFileSizeMB: g.maxFileSizeMB,
+    authorize: (req, s) => controller.authorize(req, origin, taskId, s),
+    exec: (command, x) =>
+      controller.exec(
+        { command, cwd: x.cwd, timeoutMs: x.timeoutMs, maxOutputBytes: x.maxOutputBytes, taskId },
+        origin,
+        { signal: x.signal ?? signal, onStdout: x.onStdout, onStderr: x.onStderr },
+      ),
+    record: (event: ToolEvent) => g.timeline.record(taskId, event as Parameters<Timeline['record']>[1]),
+  };
 }
 
 function titleOf(prompt: string): string {

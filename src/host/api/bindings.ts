@@ -33,6 +33,8 @@ export interface CallContext {
   role?: Role;
   /** Command output while it runs; absent when the caller did not ask for it. */
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Events a call pushes while it runs (tools.call: the approval it waits for); absent = not wanted. */
+  onEvent?: (event: unknown) => void;
 }
 
 /** Methods the ControllerApi serves (the rest act on a transport's own state: devices, its subscriptions). */
@@ -40,12 +42,13 @@ export type CallName = Exclude<
   MethodName,
   | 'timeline.subscribe'
   | 'tasks.events'
+  | 'tools.session'
   | 'timeline.unsubscribe'
   | 'devices.list'
   | 'devices.revoke'
   | 'pair.create'
 >;
-type SubscriptionName = 'timeline.subscribe' | 'tasks.events';
+type SubscriptionName = 'timeline.subscribe' | 'tasks.events' | 'tools.session';
 
 type CallBinding<M extends MethodName> = (
   params: ParsedParamsOf<M>,
@@ -121,6 +124,14 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
   // `role` is owner-only: a device or a dashboard session always logs in as itself.
   'dashboard.login': (p, c) =>
     offeredBy(c.api.dashboardLogin, 'the dashboard').call(c.api, p.role ? { role: p.role } : {}, c.origin),
+  'tools.list': (_p, c) => offeredBy(c.api.toolsList, 'tool sessions').call(c.api),
+  'tools.call': (p, c) => {
+    const emit = c.onEvent;
+    return offeredBy(c.api.toolsCall, 'tool sessions').call(c.api, p, {
+      signal: c.signal,
+      ...(emit ? { onApproval: (a) => emit({ type: 'approval', ...a }) } : {}),
+    });
+  },
   stop: async (_p, c) => {
     await c.api.stop(c.origin);
     return { stopping: true };
@@ -145,6 +156,12 @@ export const SUBSCRIPTIONS: { [M in SubscriptionName]: SubscriptionBinding<M> } 
       const live = liveTaskEvent(taskId, event);
       if (live) emit(live);
     }) ?? (() => {}),
+  // The session lasts as long as this request: when the MCP server goes (its socket closes), it ends.
+  'tools.session': (p, api, emit) => {
+    const opened = offeredBy(api.toolsOpen, 'tool sessions').call(api, p.client);
+    emit({ type: 'opened', ...opened });
+    return () => api.toolsClose?.(opened.session);
+  },
 };
 
 function liveTaskEvent(taskId: string, event: TaskLiveEvent): EventOf<'tasks.events'> | undefined {

@@ -48,6 +48,33 @@ const empty = z.strictObject({});
 const taskId = z.string().min(1).max(L.taskIdChars);
 const byId = z.strictObject({ id: taskId });
 
+/** A tool as an outside agent sees it: its input schema is derived from the tool's zod definition. */
+const toolInfoSchema = z.strictObject({
+  name: z.string(),
+  description: z.string(),
+  inputSchema: z.looseObject({ type: z.literal('object') }),
+});
+/** The MCP client's own name and version, as its `initialize` request gave them. */
+const toolClientSchema = z.strictObject({
+  name: z.string().min(1).max(L.clientNameChars),
+  version: z.string().max(L.clientNameChars),
+});
+const toolSessionOpenedSchema = z.strictObject({
+  type: z.literal('opened'),
+  session: z.string(),
+  /** The timeline task every call of the session is recorded in. */
+  taskId: z.string(),
+  origin: z.string(),
+  maxCalls: z.number(),
+  maxSessionMinutes: z.number(),
+});
+const toolCallResultSchema = z.strictObject({
+  /** What the agent is told: the tool's output, or why it did not run and what the user can do. */
+  text: z.string(),
+  isError: z.boolean(),
+  denied: z.boolean(),
+});
+
 // ---- the table --------------------------------------------------------------------------------
 
 /** What every entry of the table declares. */
@@ -288,6 +315,41 @@ export const METHODS = {
     /** The owner may log in with a lower role: a revocable device "dashboard (<role>)". */
     ownerOnly: { role: roleSchema.optional() },
     result: z.strictObject({ url: z.string(), expiresAt: z.number() }),
+  }),
+  'tools.list': method({
+    description:
+      "The sandbox's tools as an outside agent sees them (MCP): name, description, JSON schema of the input",
+    minRole: 'viewer',
+    context: 'none',
+    transports: ['local'],
+    params: empty,
+    result: z.array(toolInfoSchema),
+  }),
+  'tools.session': method({
+    description:
+      'Open a tool session for an outside agent (MCP client): one timeline task, its budgets; it ends when the request does',
+    minRole: 'operator',
+    context: 'task',
+    transports: ['local'],
+    params: z.strictObject({ client: toolClientSchema }),
+    result: z.null(),
+    emits: toolSessionOpenedSchema,
+    subscription: true,
+  }),
+  'tools.call': method({
+    description:
+      "Run one tool of a tool session through the enforcement path (policy, approval, guest, timeline) as the session's agent",
+    minRole: 'operator',
+    context: 'task',
+    transports: ['local'],
+    params: z.strictObject({
+      session: z.string().min(1).max(L.taskIdChars),
+      tool: z.string().min(1).max(L.toolNameChars),
+      input: z.unknown(),
+    }),
+    result: toolCallResultSchema,
+    /** While the call waits for an answer: which approval, so the client can say who to ask. */
+    emits: z.strictObject({ type: z.literal('approval'), id: z.string(), reasons: z.array(z.string()) }),
   }),
   stop: method({
     description: 'Stop the sandbox (the guest is powered off; workspace files stay)',

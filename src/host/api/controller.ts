@@ -115,6 +115,47 @@ export interface TaskLiveEvent {
   [key: string]: unknown;
 }
 
+/** A tool as an outside agent (an MCP client) sees it; `inputSchema` comes from the tool's zod input. */
+export interface ToolInfo {
+  name: string;
+  description: string;
+  inputSchema: { type: 'object'; [key: string]: unknown };
+}
+
+/** The outside agent, as its MCP `initialize` named itself. */
+export interface ToolClient {
+  name: string;
+  version: string;
+}
+
+/** An open tool session: its calls are recorded in `taskId` and decided as `origin` in the agent context. */
+export interface ToolSessionInfo {
+  session: string;
+  taskId: string;
+  origin: string;
+  maxCalls: number;
+  maxSessionMinutes: number;
+}
+
+export interface ToolCallRequest {
+  session: string;
+  tool: string;
+  input: unknown;
+}
+
+/** What the outside agent is told: output, or why nothing ran and what the user can do. */
+export interface ToolCallOutcome {
+  text: string;
+  isError: boolean;
+  denied: boolean;
+}
+
+export interface ToolCallStreams {
+  signal?: AbortSignal;
+  /** The call waits for this approval (so the client can tell its user whom to ask). */
+  onApproval?: (approval: { id: string; reasons: string[] }) => void;
+}
+
 export interface ControllerApi {
   status(): Promise<StatusInfo>;
   exec(req: ExecRequest, origin: Origin, opts?: ExecStreams): Promise<ExecOutcome>;
@@ -134,5 +175,13 @@ export interface ControllerApi {
   policyCheck?(req: { command: string; cwd?: string }, origin: Origin): PolicyCheck;
   /** A login URL for the dashboard, bound to the caller; absent or refusing when the dashboard is off. */
   dashboardLogin?(req: { role?: Role }, origin: Origin): DashboardLogin;
+  /** The tools outside agents may call (never task_complete); absent when tool sessions are off. */
+  toolsList?(): ToolInfo[];
+  /** Opens a tool session for an outside agent; its calls run as `mcp:<name>@<version>` in the agent context. */
+  toolsOpen?(client: ToolClient): ToolSessionInfo;
+  /** Ends a tool session (its client went away): its task finishes, its scope and browser go. */
+  toolsClose?(session: string): void;
+  /** One tool call of a session, on the enforcement path; resolves with what the agent is told. */
+  toolsCall?(req: ToolCallRequest, opts?: ToolCallStreams): Promise<ToolCallOutcome>;
   stop(origin: Origin): Promise<void>;
 }

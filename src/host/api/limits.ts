@@ -21,6 +21,9 @@ export const PARAM_LIMITS = {
   /** How long one command may run. */
   maxTimeoutMs: 86_400_000,
   /** Rows one tasks.list / timeline.query call returns at most. */
+  /** An MCP client's name or version; a tool's name (the Messages API allows 64). */
+  clientNameChars: 200,
+  toolNameChars: 64,
   tasksListLimit: 1000,
   timelineQueryLimit: 1000,
 } as const;

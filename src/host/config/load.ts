@@ -158,6 +158,7 @@ const IGNORED_WORKSPACE_SECTIONS = [
   'pricing',
   'agent',
   'notifications',
+  'mcp',
 ] as const;
 
 /** Apply a workspace config on top of the user's: it may only add deny/ask rules and lower limits. */

@@ -255,6 +255,22 @@ export const notificationsSchema = z.strictObject({
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
 });
 
+/**
+ * `[mcp]`: budgets of one `cowork-vm mcp` session (one MCP client connection): how many tool
+ * calls it may make and how long it may last. A call past either gets a tool error saying so.
+ */
+export const MCP_RANGES = {
+  maxCalls: { min: 1, max: 100_000, default: 500 },
+  maxSessionMinutes: { min: 1, max: 10_080, default: 480 },
+} as const;
+
+export const mcpSchema = z.strictObject({
+  maxCalls: ranged(MCP_RANGES.maxCalls.min, MCP_RANGES.maxCalls.max).default(MCP_RANGES.maxCalls.default),
+  maxSessionMinutes: ranged(MCP_RANGES.maxSessionMinutes.min, MCP_RANGES.maxSessionMinutes.max).default(
+    MCP_RANGES.maxSessionMinutes.default,
+  ),
+});
+
 export const configSchema = z.strictObject({
   policy: policySchema.prefault({}),
   workspace: workspaceSchema.prefault({}),
@@ -267,6 +283,7 @@ export const configSchema = z.strictObject({
   dashboard: dashboardSchema.prefault({}),
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
   notifications: notificationsSchema.prefault({}),
+  mcp: mcpSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */
@@ -282,6 +299,7 @@ export type WorkspaceConfig = z.infer<typeof workspaceSchema>;
 export type ControlConfig = z.infer<typeof controlSchema>;
 export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
+export type McpConfig = z.infer<typeof mcpSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
 export interface WorkspacePolicy {

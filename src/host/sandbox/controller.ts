@@ -9,10 +9,17 @@ import type {
   StatusInfo,
   TaskStartRequest,
   TaskSummary,
+  ToolCallOutcome,
+  ToolCallRequest,
+  ToolCallStreams,
+  ToolClient,
+  ToolInfo,
+  ToolSessionInfo,
 } from '../api/controller.js';
 import type { Role } from '../api/roles.js';
 import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
 import { CoworkError } from '../errors.js';
+import type { ToolSessions } from '../mcp/sessions.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { Timeline } from '../timeline/index.js';
@@ -40,6 +47,8 @@ export interface ControllerDeps {
   guard?: WorkspaceGuard;
   /** Running tasks' scopes (command approvals, egress grants, proxy credentials); default: its own. */
   scopes?: TaskScopes;
+  /** Outside agents' tool sessions (`cowork-vm mcp`); absent → tools.* are unsupported. */
+  toolSessions?: ToolSessions;
 }
 
 export interface TaskRunner {
@@ -350,6 +359,32 @@ export class Controller implements ControllerApi {
   /** Live agent events of every task (model text as it streams); returns an unsubscribe function. */
   taskEvents(listener: (taskId: string, event: { type: string }) => void): () => void {
     return this.deps.tasks?.subscribe?.(listener) ?? (() => {});
+  }
+
+  toolsList(): ToolInfo[] {
+    return this.toolSessions().list();
+  }
+
+  toolsOpen(client: ToolClient): ToolSessionInfo {
+    return this.toolSessions().open(client);
+  }
+
+  toolsClose(session: string): void {
+    this.deps.toolSessions?.close(session);
+  }
+
+  /** An outside agent's tool call: its gate is over this controller's authorize/exec, like a task's. */
+  toolsCall(req: ToolCallRequest, opts?: ToolCallStreams): Promise<ToolCallOutcome> {
+    return this.toolSessions().call(req, opts);
+  }
+
+  private toolSessions(): ToolSessions {
+    if (!this.deps.toolSessions)
+      throw new CoworkError(
+        'unsupported',
+        'tool sessions (cowork-vm mcp) are not available in this controller',
+      );
+    return this.deps.toolSessions;
   }
 
   timelineQuery(q: { taskId?: string; afterId?: number; limit?: number }): unknown[] {

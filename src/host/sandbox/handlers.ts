@@ -37,6 +37,7 @@ function handler(api: ControllerApi, origin: Origin, name: LocalMethodName): Loc
       role: 'admin',
       signal: ctx.signal,
       onOutput: (stream, chunk) => ctx.stream(stream, chunk),
+      onEvent: (event) => ctx.event(event),
     });
   };
 }

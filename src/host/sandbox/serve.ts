@@ -4,6 +4,7 @@ import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
 import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
+import { ToolSessions } from '../mcp/sessions.js';
 import type { HostPaths } from '../paths.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
 import type { PolicyEngine } from '../policy/index.js';
@@ -20,7 +21,7 @@ import { SandboxLock } from './lock.js';
 import { recordWorkspaceStart } from './recent.js';
 import { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
-import { createTaskRunner } from './tasks.js';
+import { createTaskRunner, taskToolSetup } from './tasks.js';
 import { resolveWorkspace } from './workspace.js';
 
 // Re-exported: the paths live in locate.ts so that CLI clients need not load this module.
@@ -304,7 +305,7 @@ function buildController(
   if (!proxyUrl)
     throw new CoworkError('internal', 'the sandbox booted without the egress proxy it was given');
   const scopes = new TaskScopes({ attribution: deps.egress.tasks, proxyUrl });
-  const tasks = createTaskRunner({
+  const taskDeps = {
     config,
     sandbox: deps.sandbox,
     workspace: ctx.workspace,
@@ -312,8 +313,20 @@ function buildController(
     proxyUrl,
     env: ctx.env,
     scopes,
-  });
+  };
+  const setup = taskToolSetup(taskDeps);
+  const tasks = createTaskRunner(taskDeps, setup);
   ctx.cleanup.push(() => tasks.dispose());
+  // Outside agents (cowork-vm mcp) get the same tools, scopes and browser as agent tasks.
+  const toolSessions = new ToolSessions({
+    timeline,
+    tools: setup.tools,
+    maxFileSizeMB: config.guardrails.maxFileSizeMB,
+    limits: config.mcp,
+    extendContext: setup.extendContext,
+    onSessionEnd: setup.onTaskEnd,
+  });
+  ctx.cleanup.push(() => toolSessions.dispose());
   const { cpus, memoryMiB } = vmSettings(ctx);
   const controller = new Controller({
     workspace: ctx.workspace,
@@ -329,7 +342,9 @@ function buildController(
     scopes,
     onStopRequested: () => deps.stop.request('stop requested'),
     guard: deps.guard,
+    toolSessions,
   });
   tasks.attach(controller);
+  toolSessions.attach(controller);
   return controller;
 }

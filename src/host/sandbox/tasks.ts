@@ -5,7 +5,7 @@ import { decideEgress } from '../egress/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
 import type { Timeline } from '../timeline/index.js';
 import { BROWSER_TOOLS } from '../tools/browser.js';
-import { defaultTools, type ToolGate } from '../tools/index.js';
+import { type AnyTool, defaultTools, type ToolGate } from '../tools/index.js';
 import type { Sandbox } from './sandbox.js';
 import type { TaskScopes } from './task-scope.js';
 
@@ -21,14 +21,23 @@ export interface TaskRunnerDeps {
   scopes: TaskScopes;
 }
 
+/** What every task-like user of the tools shares: the tool set, the per-task gate extension and its end. */
+export interface TaskToolSetup {
+  tools: AnyTool[];
+  /** Opens the task's scope and adds the task's browser (with the browser image). */
+  extendContext: (base: ToolGate) => ToolGate;
+  /** Closes the task's scope and browser. */
+  onTaskEnd: (taskId: string) => void;
+}
+
 /**
- * The agent task runner of one controller: the tool set (browser tools when the image has
- * Chromium), the task's own browser (per-task profile, closed when the task ends), the task's
- * scope (opened as the task starts, disposed when it ends), and the budgets from config.
+ * The tool set of one controller (browser tools when the image has Chromium), the task's own
+ * browser (per-task profile, closed when the task ends) and the task's scope (opened as the
+ * task starts, disposed when it ends). Agent tasks and outside agents' tool sessions (MCP)
+ * share it, so both get the same tools under the same scopes.
  */
-export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
-  const { config, sandbox, timeline, scopes, env } = deps;
-  const g = config.guardrails;
+export function taskToolSetup(deps: TaskRunnerDeps): TaskToolSetup {
+  const { config, sandbox, scopes } = deps;
   const withBrowser = sandbox.info.image === 'browser';
   const rules = {
     allow: config.egress.allow,
@@ -83,6 +92,14 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
     return ctx;
   };
 
+  const tools = withBrowser ? [...defaultTools(), ...BROWSER_TOOLS] : defaultTools();
+  return { tools, extendContext, onTaskEnd };
+}
+
+/** The agent task runner of one controller: the shared tool setup, and the budgets from config. */
+export function createTaskRunner(deps: TaskRunnerDeps, setup = taskToolSetup(deps)): AgentTaskRunner {
+  const { config, timeline, env } = deps;
+  const g = config.guardrails;
   return new AgentTaskRunner({
     timeline,
     secrets: new KeychainSecretStore(),
@@ -97,8 +114,8 @@ export function createTaskRunner(deps: TaskRunnerDeps): AgentTaskRunner {
     pricing: config.pricing,
     ...(env.ANTHROPIC_BASE_URL ? { baseURL: env.ANTHROPIC_BASE_URL } : {}),
     env,
-    tools: withBrowser ? [...defaultTools(), ...BROWSER_TOOLS] : defaultTools(),
-    extendContext,
-    onTaskEnd,
+    tools: setup.tools,
+    extendContext: setup.extendContext,
+    onTaskEnd: setup.onTaskEnd,
   });
 }
