@@ -1,5 +1,8 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir, hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
@@ -8,6 +11,7 @@ import { toolListing } from '../../src/host/mcp/tool-list.js';
 import { locateSandbox } from '../../src/host/sandbox/locate.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { defaultTools } from '../../src/host/tools/index.js';
+import { AnthropicApiStandIn, reply, text as textBlock, toolUse } from '../helpers/anthropic-api.js';
 import { assertBuilt, BIN, cli } from '../helpers/cli.js';
 import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
@@ -17,6 +21,9 @@ import { waitFor } from '../helpers/wait.js';
  * stdio, and the server starts the workspace's sandbox itself (no `cowork-vm start` here). One
  * real guest for the file. Approvals are answered from another process (`cowork-vm approve`),
  * the guest is inspected with `cowork-vm exec`, and the timeline is read from its SQLite file.
+ * Last, a client nobody here wrote: Claude Code from the npm registry (a devDependency), in
+ * `claude -p` against the Messages API stand-in, attaches its own `cowork-vm mcp` to the same
+ * sandbox.
  */
 describe('cowork-vm mcp (built CLI, SDK client over stdio, real guest)', () => {
   let t: TestSandboxEnv;
@@ -36,7 +43,7 @@ describe('cowork-vm mcp (built CLI, SDK client over stdio, real guest)', () => {
       join(t.env.COWORK_VM_CONFIG_DIR as string, 'config.toml'),
       [
         '[policy]',
-        'allow = ["Bash(echo:*)", "Bash(sleep:*)"]',
+        'allow = ["Bash(echo:*)", "Bash(sleep:*)", "Bash(uname:*)"]',
         'deny = ["Bash(curl:*)"]',
         '[guardrails]',
         'approvalTimeoutSeconds = 300',
@@ -163,4 +170,132 @@ describe('cowork-vm mcp (built CLI, SDK client over stdio, real guest)', () => {
       timeline.close();
     }
   });
+
+  it('Claude Code (npm @anthropic-ai/claude-code, claude -p) runs its command through cowork-vm mcp in the guest, with its own Bash off', async () => {
+    // The package's postinstall puts the native binary at bin/claude.exe; with install scripts
+    // off that is a placeholder and cli-wrapper.cjs (shipped for that case) launches the binary.
+    const pkgDir = dirname(createRequire(import.meta.url).resolve('@anthropic-ai/claude-code/package.json'));
+    const version = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string })
+      .version;
+    const probe = spawnSyncOk(join(pkgDir, 'bin', 'claude.exe'));
+    const [cmd, pre] = probe
+      ? [join(pkgDir, 'bin', 'claude.exe'), []]
+      : [process.execPath, [join(pkgDir, 'cli-wrapper.cjs')]];
+
+    const api = await AnthropicApiStandIn.start({ apiKey: 'sk-ant-test-claude-code' });
+    try {
+      api.enqueue(
+        reply(
+          [toolUse('mcp__cowork-vm__shell', { command: 'echo from-claude-code > cc.txt && uname -n' })],
+          undefined,
+          'tool_use',
+        ),
+        reply([textBlock('wrote cc.txt')]),
+      );
+      const cfg = join(t.root, 'claude-mcp.json');
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          mcpServers: { 'cowork-vm': { command: process.execPath, args: [BIN, 'mcp', '--workspace', ws] } },
+        }),
+      );
+      const home = join(t.root, 'claude-home'); // its settings and session files, not the user's
+      mkdirSync(home, { recursive: true });
+      const env = {
+        ...t.env,
+        HOME: home,
+        // cowork-vm mcp finds the image cache under HOME unless told: the suite's built images.
+        COWORK_VM_CACHE_DIR: process.env.COWORK_VM_CACHE_DIR ?? join(homedir(), '.cache', 'cowork-vm'),
+        ANTHROPIC_BASE_URL: api.baseURL,
+        ANTHROPIC_API_KEY: 'sk-ant-test-claude-code',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        DISABLE_AUTOUPDATER: '1',
+        MCP_TIMEOUT: '300000',
+        MCP_TOOL_TIMEOUT: '600000',
+      };
+      const args = [
+        ...pre,
+        '-p',
+        'Write from-claude-code into cc.txt in the workspace.',
+        '--mcp-config',
+        cfg,
+        '--strict-mcp-config',
+        '--disallowedTools',
+        'Bash',
+        'Edit',
+        'Write',
+        'NotebookEdit',
+        '--allowedTools',
+        'mcp__cowork-vm__shell',
+        '--output-format',
+        'json',
+        '--model',
+        'claude-sonnet-5-5',
+      ];
+      const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const c = spawn(cmd, args, { env, cwd: ws, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (err += d));
+        const timer = setTimeout(() => c.kill('SIGKILL'), 600_000);
+        c.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out, err });
+        });
+      });
+      const detail = `claude ${version} exit ${r.code}\nstdout: ${r.out.slice(0, 2000)}\nstderr: ${r.err.slice(0, 2000)}`;
+      expect(r.code, detail).toBe(0);
+      expect(JSON.parse(r.out), detail).toMatchObject({
+        type: 'result',
+        subtype: 'success',
+        is_error: false,
+      });
+
+      // The model got the guest's output back as the tool result (the guest's host name, not
+      // this host's), and the file the guest's shell wrote is in the workspace.
+      const posts = api.requests.filter((q) => q.method === 'POST');
+      expect(
+        posts.map((q) => q.path).every((p) => p === '/v1/messages'),
+        posts.map((q) => q.path).join(' '),
+      ).toBe(true);
+      const offered = (posts[0]?.body?.tools ?? []).map((x: { name: string }) => x.name) as string[];
+      expect(offered).toContain('mcp__cowork-vm__shell');
+      for (const hostTool of ['Bash', 'Edit', 'Write', 'NotebookEdit'])
+        expect(offered).not.toContain(hostTool);
+      const answered = JSON.stringify(posts[1]?.body?.messages?.at(-1) ?? {});
+      expect(answered).toContain('tool_result');
+      const uname = guest('uname -n');
+      const guestName = (JSON.parse(uname.stdout) as { stdout: string }).stdout.trim();
+      expect(guestName).not.toBe('');
+      expect(guestName).not.toBe(hostname());
+      expect(answered).toContain(guestName);
+      expect(readFileSync(join(ws, 'cc.txt'), 'utf8')).toBe('from-claude-code\n');
+
+      // Its calls are a session of their own in the timeline, under Claude Code's client name.
+      const timeline = Timeline.open(join(locateSandbox(ws, t.env).stateDir, 'timeline.db'));
+      try {
+        const task = timeline
+          .listTasks({ limit: 20 })
+          .find((x) => x.origin?.startsWith('mcp:') && x.origin !== 'mcp:itest@1.0');
+        expect(task, JSON.stringify(timeline.listTasks({ limit: 20 }).map((x) => x.origin))).toBeDefined();
+        const calls = timeline
+          .query({ taskId: task!.id })
+          .filter((e) => e.type === 'tool.call')
+          .map((e) => e.data as { name: string; input?: { command?: string } });
+        expect(calls.map((c) => c.name)).toEqual(['shell']);
+      } finally {
+        timeline.close();
+      }
+    } finally {
+      await api.close();
+    }
+  }, 900_000);
 });
+
+/** True when the file runs as a program (`--version` exits 0): the postinstall put the real binary there. */
+function spawnSyncOk(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const r = spawnSync(file, ['--version'], { encoding: 'utf8', timeout: 60_000 });
+  return r.status === 0;
+}
