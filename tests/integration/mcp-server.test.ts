@@ -291,6 +291,32 @@ describe('cowork-vm mcp (built CLI, SDK client over stdio, real guest)', () => {
       await api.close();
     }
   }, 900_000);
+
+  it('the VM crashing mid-call is a tool error that says so, never a hang; workspace files stay', async () => {
+    const st = JSON.parse(cli(['status', '--json', '--workspace', ws], t.env).stdout) as {
+      vm: { pid?: number };
+    };
+    expect(st.vm.pid).toBeTypeOf('number');
+    writeFileSync(join(ws, 'keep.txt'), 'kept\n');
+    const call = client.callTool({ name: 'shell', arguments: { command: 'sleep 120' } }, undefined, LONG);
+    await waitFor(() => guest('pgrep -x sleep').code === 0, 'sleep running in the guest', {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
+    process.kill(st.vm.pid as number, 'SIGKILL');
+    const r = await call;
+    expect(r.isError).toBe(true);
+    expect(text(r)).toMatch(/VM|sandbox|guest/i);
+    expect(readFileSync(join(ws, 'keep.txt'), 'utf8')).toBe('kept\n');
+    // The next call is refused with a message, too, not left waiting.
+    const next = await client.callTool(
+      { name: 'shell', arguments: { command: 'echo again' } },
+      undefined,
+      LONG,
+    );
+    expect(next.isError).toBe(true);
+    console.log(`after a VM crash: ${text(r)} | next call: ${text(next)}`);
+  }, 300_000);
 });
 
 /** True when the file runs as a program (`--version` exits 0): the postinstall put the real binary there. */

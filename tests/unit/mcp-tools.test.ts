@@ -77,6 +77,12 @@ describe('what the agent is told', () => {
     const text = failureText(new CoworkError('unavailable', 'the VM process ended'), 'shell');
     expect(text).toContain('the VM process ended');
     expect(text).toContain('cowork-vm start --detach');
+    // A message that already says how to start it again is not given the advice twice.
+    const once = failureText(
+      new CoworkError('unavailable', 'the sandbox is crashed — start it again with `cowork-vm start`'),
+      'shell',
+    );
+    expect(once.match(/cowork-vm start/g)).toHaveLength(1);
   });
 
   it('a budget names its config key and value', () => {

@@ -49,12 +49,14 @@ export function deniedAdvice(f: CallFacts): string {
 /** A call that failed on the way (not a denial): the sandbox went away, a cancel, a bad request. */
 export function failureText(err: CoworkError, tool: string): string {
   switch (err.code) {
-    case 'unavailable':
-      return (
-        `${tool} could not run: the sandbox is not available (${err.message}). The VM may have stopped ` +
-        'or crashed; the user can check `cowork-vm status` and start it again with `cowork-vm start --detach` ' +
-        '(workspace files are intact).'
-      );
+    case 'unavailable': {
+      // The controller's message usually says already how to start it again: not twice.
+      const advice = err.message.includes('cowork-vm start')
+        ? ''
+        : ' The VM may have stopped or crashed; the user can check `cowork-vm status` and start it ' +
+          'again with `cowork-vm start --detach` (workspace files are intact).';
+      return `${tool} could not run: the sandbox is not available (${err.message}).${advice}`;
+    }
     case 'cancelled':
       return `${tool} was cancelled (${err.message}); the guest command was stopped.`;
     case 'limitExceeded':
