@@ -3,24 +3,12 @@ import { CoworkError } from '../../src/host/errors.js';
 import type { VmSpec } from '../../src/host/vm/driver.js';
 import { buildQemuArgs, kernelCmdline, type QemuHostConfig } from '../../src/host/vm/qemu/args.js';
 import { virtiofsdCommand } from '../../src/host/vm/qemu/virtiofsd.js';
+import { testVmSpec } from '../helpers/vm-spec.js';
 
 /** The 'vz' device profile: QEMU reproducing Virtualization.framework's devices. */
 
-function spec(over: Partial<VmSpec> = {}): VmSpec {
-  return {
-    name: 'vz-vm',
-    cpus: 2,
-    memoryMiB: 1024,
-    image: { kernel: '/img/vmlinuz', initrd: '/img/initrd.img', rootfs: '/img/rootfs.ext4', arch: 'x86_64' },
-    workspace: { tag: 'workspace', hostPath: '/home/u/project', readOnly: false },
-    seed: { tag: 'seed', hostPath: '/state/seed', readOnly: true },
-    accel: 'auto',
-    guestPorts: [22],
-    runDir: '/state/run',
-    deviceProfile: 'vz',
-    ...over,
-  };
-}
+const spec = (over: Partial<VmSpec> = {}): VmSpec =>
+  testVmSpec({ name: 'vz-vm', deviceProfile: 'vz', ...over });
 
 const arm = (over: Partial<VmSpec> = {}) => spec({ image: { ...spec().image, arch: 'aarch64' }, ...over });
 

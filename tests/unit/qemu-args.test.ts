@@ -8,21 +8,9 @@ import {
   type QemuHostConfig,
   qemuBinaryFor,
 } from '../../src/host/vm/qemu/args.js';
+import { testVmSpec } from '../helpers/vm-spec.js';
 
-function spec(over: Partial<VmSpec> = {}): VmSpec {
-  return {
-    name: 'test-vm',
-    cpus: 2,
-    memoryMiB: 1024,
-    image: { kernel: '/img/vmlinuz', initrd: '/img/initrd.img', rootfs: '/img/rootfs.ext4', arch: 'x86_64' },
-    workspace: { tag: 'workspace', hostPath: '/home/u/project', readOnly: false },
-    seed: { tag: 'seed', hostPath: '/state/seed', readOnly: true },
-    accel: 'auto',
-    guestPorts: [22],
-    runDir: '/state/run',
-    ...over,
-  };
-}
+const spec = (over: Partial<VmSpec> = {}): VmSpec => testVmSpec(over);
 
 function host(over: Partial<QemuHostConfig> = {}): QemuHostConfig {
   return {
