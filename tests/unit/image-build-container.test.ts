@@ -175,7 +175,8 @@ describe('ImageStore.build on macOS', () => {
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-  it('runs the recipe through the runtime and installs what it wrote to the mounted output', async () => {
+  /** A docker stand-in that runs a build-image.sh stand-in whose kernel is written by `kernel`. */
+  function standInBuild(kernel: string): ImageStore {
     // build-image.sh stand-in (the real one needs mmdebstrap) and a `docker` that does what
     // `docker run -v SRC:/cowork:ro -v OUT:/out …` would: run the mounted script with --out OUT.
     writeFileSync(
@@ -184,7 +185,7 @@ describe('ImageStore.build on macOS', () => {
 set -eu
 while [ $# -gt 0 ]; do case "$1" in --out) out="$2"; shift 2 ;; *) shift ;; esac; done
 echo "STAGE bootstrap pretend"; echo "STAGE-DONE bootstrap 1.0"
-printf r >"$out/rootfs.ext4"; printf k >"$out/vmlinuz"; printf i >"$out/initrd.img"
+printf r >"$out/rootfs.ext4"; ${kernel}; printf i >"$out/initrd.img"
 printf 'ext4\\n' >"$out/modules.list"; printf 'git\\t1\\n' >"$out/packages.tsv"; echo 6.1.0-9-arm64 >"$out/kernel-version"
 `,
     );
@@ -206,10 +207,17 @@ exec bash "$src/images/build-image.sh" --out "$out"
       recipeRoot: join(root, 'recipe'),
       env: { PATH: `${bin}:/usr/bin:/bin` },
     });
+    return store;
+  }
+  // 56 zero bytes and the arm64 Image magic "ARMd" at offset 56: what the kernel check wants.
+  const RAW_ARM64 = 'head -c 56 /dev/zero >"$out/vmlinuz"; printf ARMd >>"$out/vmlinuz"';
+
+  it('runs the recipe through the runtime and installs what it wrote to the mounted output', async () => {
+    const store = standInBuild(RAW_ARM64);
     const events: string[] = [];
     const res = await store.build('base', {
       arch: 'arm64',
-      host: { platform: 'darwin', which: pathLookup({ PATH: bin }) },
+      host: { platform: 'darwin', which: pathLookup({ PATH: join(root, 'bin') }) },
       onProgress: (stage, msg) => events.push(`${stage}: ${msg}`),
     });
     expect(events[0]).toBe('container: running the recipe in a debian:12 container (docker)');
@@ -220,6 +228,20 @@ exec bash "$src/images/build-image.sh" --out "$out"
     expect(args).toEqual(
       expect.arrayContaining(['--privileged', 'linux/arm64', `${join(root, 'recipe')}:/cowork:ro`]),
     );
+  });
+
+  it('refuses and installs nothing when the build produced a kernel VZ cannot boot (gzip vmlinuz)', async () => {
+    const store = standInBuild('printf "\\037\\213\\010\\000" >"$out/vmlinuz"');
+    const err = await store
+      .build('base', {
+        arch: 'arm64',
+        host: { platform: 'darwin', which: pathLookup({ PATH: join(root, 'bin') }) },
+      })
+      .catch((e: unknown) => e);
+    expect(CoworkError.is(err, 'invalidArgument'), String(err)).toBe(true);
+    expect((err as Error).message).toMatch(/gzip file, not the arm64-image .*compressed/);
+    expect(store.list()).toEqual([]);
+    expect(readdirSync(join(root, 'cache', 'images')).filter((f) => !f.endsWith('.log'))).toEqual([]);
   });
 
   it('fails before creating anything when no runtime is present', async () => {
