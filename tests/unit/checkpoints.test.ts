@@ -1,0 +1,242 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CheckpointStore } from '../../src/host/checkpoints/index.js';
+
+/**
+ * The checkpoint store on the host: real git, real files. What a task does by shell is done
+ * here with the same system calls (the guest's share writes the same host files); the real-guest
+ * test (tests/integration/checkpoints.test.ts) repeats the essentials through a VM.
+ */
+let root: string;
+let ws: string;
+let state: string;
+let outside: string;
+const OPTS = { exclude: ['*.log', 'build/'], maxFileBytes: 1024 * 1024 };
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'cvm-ckpt-'));
+  ws = join(root, 'ws');
+  state = join(root, 'state');
+  outside = join(root, 'outside');
+  mkdirSync(ws);
+  mkdirSync(outside);
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string, prefix: string) => {
+    for (const name of execFileSync('ls', ['-A', d]).toString().split('\n').filter(Boolean)) {
+      const p = join(d, name);
+      const rel = prefix + name;
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out[rel] = `link:${readlinkSync(p)}`;
+      else if (st.isDirectory()) {
+        out[`${rel}/`] = `dir:${(st.mode & 0o7777).toString(8)}`;
+        walk(p, `${rel}/`);
+      } else out[rel] = `file:${(st.mode & 0o7777).toString(8)}:${readFileSync(p).toString('base64')}`;
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+describe('checkpoints: diff and undo of shell-style changes', () => {
+  it('sees edits, deletes, renames, mode changes, new links and binary files, and undo restores them exactly', async () => {
+    writeFileSync(join(ws, 'a.txt'), 'one\ntwo\n');
+    writeFileSync(join(ws, 'gone.txt'), 'bye\n');
+    mkdirSync(join(ws, 'src'));
+    writeFileSync(join(ws, 'src', 'old.ts'), 'export {}\n');
+    writeFileSync(join(ws, 'run.sh'), '#!/bin/sh\n', { mode: 0o644 });
+    writeFileSync(join(ws, 'secret.key'), 'k', { mode: 0o600 });
+    writeFileSync(join(ws, 'img.bin'), Buffer.from([0, 1, 2, 3]));
+    symlinkSync('a.txt', join(ws, 'alias'));
+    const before = tree(ws);
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 't1', kind: 'task', label: 'edit by shell' });
+
+    writeFileSync(join(ws, 'a.txt'), 'one\nTWO\n'); // sed -i
+    unlinkSync(join(ws, 'gone.txt')); // rm
+    renameSync(join(ws, 'src', 'old.ts'), join(ws, 'src', 'new.ts')); // mv
+    chmodSync(join(ws, 'run.sh'), 0o755); // chmod +x
+    chmodSync(join(ws, 'secret.key'), 0o640); // a mode git does not keep
+    symlinkSync('../outside', join(ws, 'out')); // a new link, pointing out
+    unlinkSync(join(ws, 'alias'));
+    symlinkSync('run.sh', join(ws, 'alias')); // retargeted link
+    writeFileSync(join(ws, 'img.bin'), Buffer.from([0, 9, 9]));
+    mkdirSync(join(ws, 'newdir', 'deep'), { recursive: true });
+    writeFileSync(join(ws, 'newdir', 'deep', 'f'), 'x');
+
+    const d = await store.finish('t1');
+    const byPath = Object.fromEntries(d.changes.map((c) => [c.path, c.change]));
+    expect(byPath).toEqual({
+      'a.txt': 'modified',
+      alias: 'modified',
+      'gone.txt': 'deleted',
+      'img.bin': 'modified',
+      'newdir/deep/f': 'created',
+      out: 'created',
+      'run.sh': 'mode',
+      'secret.key': 'mode',
+      'src/new.ts': 'created',
+      'src/old.ts': 'deleted',
+    });
+    expect(d.changes.find((c) => c.path === 'img.bin')?.binary).toBe(true);
+    const patch = await store.patch(await store.diff('t1'));
+    expect(patch).toContain('-two');
+    expect(patch).toContain('+TWO');
+    expect(patch).toContain('old mode 100644');
+    expect(patch).toMatch(/Binary files .*img\.bin.* differ/);
+
+    const u = await store.undo('t1');
+    expect(u.conflicts).toEqual([]);
+    expect(tree(ws)).toEqual(before);
+    // The undo is a checkpoint of its own: undoing it brings the task's result back.
+    await store.undo(u.undo);
+    expect(readFileSync(join(ws, 'a.txt'), 'utf8')).toBe('one\nTWO\n');
+    expect(readlinkSync(join(ws, 'out'))).toBe('../outside');
+    expect(statSync(join(ws, 'run.sh')).mode & 0o777).toBe(0o755);
+  });
+
+  it('refuses an undo over a file changed since the task, touching nothing; --force overwrites', async () => {
+    writeFileSync(join(ws, 'a.txt'), 'v1\n');
+    writeFileSync(join(ws, 'b.txt'), 'b1\n');
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 't2', kind: 'task', label: 't' });
+    writeFileSync(join(ws, 'a.txt'), 'v2 by task\n');
+    writeFileSync(join(ws, 'b.txt'), 'b2 by task\n');
+    await store.finish('t2');
+    writeFileSync(join(ws, 'a.txt'), 'v3 by the user\n');
+    await expect(store.undo('t2')).rejects.toThrow(/refused.*a\.txt.*nothing was touched/s);
+    expect(readFileSync(join(ws, 'a.txt'), 'utf8')).toBe('v3 by the user\n');
+    expect(readFileSync(join(ws, 'b.txt'), 'utf8')).toBe('b2 by task\n');
+    const r = await store.undo('t2', { force: true });
+    expect(r.conflicts).toEqual(['a.txt']);
+    expect(readFileSync(join(ws, 'a.txt'), 'utf8')).toBe('v1\n');
+    expect(readFileSync(join(ws, 'b.txt'), 'utf8')).toBe('b1\n');
+  });
+
+  it('honours .gitignore and the exclude list, and reports a file over the size cap instead of losing it', async () => {
+    writeFileSync(join(ws, '.gitignore'), 'node_modules/\n');
+    mkdirSync(join(ws, 'node_modules'));
+    writeFileSync(join(ws, 'node_modules', 'x.js'), 'x');
+    writeFileSync(join(ws, 'debug.log'), 'log');
+    writeFileSync(join(ws, 'big.dat'), Buffer.alloc(2 * 1024 * 1024, 1));
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    const rec = await store.begin({ id: 't3', kind: 'task', label: 't' });
+    expect(rec.before.files).toBe(1); // .gitignore
+    expect(rec.before.skippedFiles).toEqual([
+      { path: 'big.dat', size: 2 * 1024 * 1024, reason: expect.stringMatching(/larger than/) },
+    ]);
+    writeFileSync(join(ws, 'node_modules', 'x.js'), 'y');
+    const d = await store.finish('t3');
+    expect(d.changes).toEqual([]);
+    expect(d.skipped.map((s) => s.path)).toEqual(['big.dat']);
+  });
+
+  it('a task killed before it ended: its checkpoint is still there and diff compares with now', async () => {
+    writeFileSync(join(ws, 'a'), '1');
+    const s1 = await CheckpointStore.open(state, ws, OPTS);
+    await s1.begin({ id: 't4', kind: 'task', label: 't' });
+    writeFileSync(join(ws, 'a'), '2');
+    // A new process opening the store (the controller is gone):
+    const s2 = await CheckpointStore.open(state, ws, OPTS);
+    expect(s2.list().map((r) => [r.id, r.after])).toEqual([['t4', undefined]]);
+    const d = await s2.diff('t4');
+    expect(d.live).toBe(true);
+    expect(d.changes.map((c) => c.path)).toEqual(['a']);
+  });
+});
+
+describe('checkpoints: attacks from inside the workspace', () => {
+  it('a malicious .git, .gitattributes filter and hooks run nothing, and bytes stay exact', async () => {
+    const marker = join(outside, 'pwned');
+    const evil = `touch ${marker}`;
+    mkdirSync(join(ws, '.git', 'hooks'), { recursive: true });
+    writeFileSync(
+      join(ws, '.git', 'config'),
+      `[core]\n\tfsmonitor = "${evil}"\n\thooksPath = .git/hooks\n[filter "evil"]\n\tclean = ${evil}\n\tsmudge = ${evil}\n\trequired = true\n[diff "evil"]\n\ttextconv = ${evil}\n\tcommand = ${evil}\n`,
+    );
+    writeFileSync(join(ws, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+    for (const h of ['pre-commit', 'post-checkout', 'post-index-change', 'reference-transaction'])
+      writeFileSync(join(ws, '.git', 'hooks', h), `#!/bin/sh\n${evil}\n`, { mode: 0o755 });
+    writeFileSync(
+      join(ws, '.gitattributes'),
+      '* filter=evil diff=evil text eol=crlf ident working-tree-encoding=UTF-16\n',
+    );
+    writeFileSync(join(ws, 'crlf.txt'), 'a\r\nb\n$Id$\n');
+    // A nested repository with the same traps.
+    mkdirSync(join(ws, 'sub', '.git'), { recursive: true });
+    writeFileSync(join(ws, 'sub', '.git', 'config'), `[core]\n\tfsmonitor = "${evil}"\n`);
+    writeFileSync(join(ws, 'sub', 'f.txt'), 'sub\n');
+
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'a1', kind: 'task', label: 'attack' });
+    writeFileSync(join(ws, 'crlf.txt'), 'changed\r\n');
+    writeFileSync(join(ws, 'sub', 'f.txt'), 'sub2\n');
+    const d = await store.finish('a1');
+    expect(d.changes.map((c) => c.path)).toEqual(['crlf.txt', 'sub/f.txt']);
+    await store.patch(await store.diff('a1'));
+    await store.undo('a1');
+    expect(readFileSync(join(ws, 'crlf.txt'), 'utf8')).toBe('a\r\nb\n$Id$\n');
+    expect(readFileSync(join(ws, 'sub', 'f.txt'), 'utf8')).toBe('sub\n');
+    expect(existsSync(marker)).toBe(false);
+    // The user's .git is data to us: never part of a checkpoint, never written.
+    expect(d.changes.some((c) => c.path.startsWith('.git/'))).toBe(false);
+  });
+
+  it('undo never writes through a link out of the workspace', async () => {
+    mkdirSync(join(ws, 'docs'));
+    writeFileSync(join(ws, 'docs', 'readme.md'), 'inside\n');
+    writeFileSync(join(ws, 'notes'), 'n1\n');
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'a2', kind: 'task', label: 'links' });
+    // The task swaps a folder and a file for links to a folder outside.
+    rmSync(join(ws, 'docs'), { recursive: true });
+    symlinkSync(outside, join(ws, 'docs'));
+    unlinkSync(join(ws, 'notes'));
+    symlinkSync(join(outside, 'notes'), join(ws, 'notes'));
+    writeFileSync(join(outside, 'notes'), 'host file\n');
+    await store.finish('a2');
+    await store.undo('a2');
+    expect(readFileSync(join(ws, 'docs', 'readme.md'), 'utf8')).toBe('inside\n');
+    expect(lstatSync(join(ws, 'docs')).isDirectory()).toBe(true);
+    expect(lstatSync(join(ws, 'notes')).isFile()).toBe(true);
+    expect(readFileSync(join(ws, 'notes'), 'utf8')).toBe('n1\n');
+    expect(execFileSync('ls', ['-A', outside]).toString().trim()).toBe('notes');
+    expect(readFileSync(join(outside, 'notes'), 'utf8')).toBe('host file\n');
+  });
+
+  it('a link to a host file is stored as a link: the host file never enters the store', async () => {
+    writeFileSync(join(outside, 'id_rsa'), 'PRIVATE KEY');
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'a3', kind: 'task', label: 'leak' });
+    symlinkSync(join(outside, 'id_rsa'), join(ws, 'key'));
+    const d = await store.finish('a3');
+    expect(d.changes[0]).toMatchObject({ path: 'key', change: 'created', after: { kind: 'link' } });
+    const c = d.changes[0];
+    expect(store.blob(c?.after?.oid ?? '').toString()).toBe(join(outside, 'id_rsa'));
+    const oid = createHash('sha1').update('blob 11\0PRIVATE KEY').digest('hex');
+    expect(
+      existsSync(join(state, 'checkpoints', 'store.git', 'objects', oid.slice(0, 2), oid.slice(2))),
+    ).toBe(false);
+  });
+});
