@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -6,6 +5,7 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   renameSync,
@@ -44,7 +44,7 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 function tree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string, prefix: string) => {
-    for (const name of execFileSync('ls', ['-A', d]).toString().split('\n').filter(Boolean)) {
+    for (const name of readdirSync(d).sort()) {
       const p = join(d, name);
       const rel = prefix + name;
       const st = lstatSync(p);
@@ -221,7 +221,7 @@ describe('checkpoints: attacks from inside the workspace', () => {
     expect(lstatSync(join(ws, 'docs')).isDirectory()).toBe(true);
     expect(lstatSync(join(ws, 'notes')).isFile()).toBe(true);
     expect(readFileSync(join(ws, 'notes'), 'utf8')).toBe('n1\n');
-    expect(execFileSync('ls', ['-A', outside]).toString().trim()).toBe('notes');
+    expect(readdirSync(outside)).toEqual(['notes']);
     expect(readFileSync(join(outside, 'notes'), 'utf8')).toBe('host file\n');
   });
 

@@ -1,3 +1,4 @@
+import { escapeControl } from '../timeline/format.js';
 import type { FileState, SkippedFile, Snapshot } from './snapshot.js';
 
 /** What happened to one path between two checkpoints. */
@@ -62,7 +63,10 @@ const LETTER: Record<Change['change'], string> = {
   type: 'T',
 };
 
-/** One line per change: `M  src/a.ts (644)`, `m  run.sh (644 → 755)`, `A  link -> target`. */
+/**
+ * One line per change: `M  src/a.ts`, `m  run.sh (644 → 755)`, `A  link -> target`. Names come
+ * from the guest: control characters are made visible, so a line cannot rewrite a terminal.
+ */
 export function describeChange(c: Change, linkTarget?: (oid: string) => string): string {
   const mode = (s?: FileState) => (s ? (s.kind === 'link' ? 'link' : (s.mode & 0o7777).toString(8)) : '');
   const modes =
@@ -70,7 +74,7 @@ export function describeChange(c: Change, linkTarget?: (oid: string) => string):
       ? ` (${mode(c.before)} → ${mode(c.after)})`
       : '';
   const target = c.after?.kind === 'link' && linkTarget ? ` -> ${linkTarget(c.after.oid)}` : '';
-  return `${LETTER[c.change]}  ${c.path}${target}${modes}${c.binary ? ' [binary]' : ''}`;
+  return escapeControl(`${LETTER[c.change]}  ${c.path}${target}${modes}${c.binary ? ' [binary]' : ''}`);
 }
 
 export function countsLine(counts: ChangeSet['counts']): string {

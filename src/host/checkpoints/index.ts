@@ -1,4 +1,5 @@
 export { type Change, type ChangeSet, changeSet, countsLine, describeChange } from './changes.js';
+export { snapshotOptions } from './from-config.js';
 export type { FileState, SkippedFile, Snapshot, SnapshotOptions } from './snapshot.js';
 export type { CheckpointDiff, CheckpointRecord, UndoResult } from './store.js';
 export { CheckpointStore } from './store.js';
