@@ -62,7 +62,11 @@ export interface TreeEntry {
  * Writes the trees for a flat path → entry map and returns the root tree's id. Sorting is git's:
  * by name bytes, a tree compared as if its name ended in "/".
  */
-export function writeTrees(objects: ObjectStore, files: Map<string, TreeEntry>): string {
+export function writeTrees(
+  objects: ObjectStore,
+  files: Map<string, TreeEntry>,
+  known: Map<string, string> = new Map(),
+): string {
   interface Dir {
     files: Map<string, TreeEntry>;
     dirs: Map<string, Dir>;
@@ -82,15 +86,22 @@ export function writeTrees(objects: ObjectStore, files: Map<string, TreeEntry>):
     d.files.set(parts[parts.length - 1] ?? '', entry);
   }
   const write = (d: Dir): string => {
-    const rows: { key: Buffer; name: string; mode: string; oid: string }[] = [];
-    for (const [name, e] of d.files) rows.push({ key: Buffer.from(name), name, mode: e.mode, oid: e.oid });
-    for (const [name, sub] of d.dirs)
-      rows.push({ key: Buffer.from(`${name}/`), name, mode: '40000', oid: write(sub) });
-    rows.sort((a, b) => Buffer.compare(a.key, b.key));
+    const rows: { name: string; mode: string; oid: string }[] = [];
+    for (const [name, e] of d.files) rows.push({ name, mode: e.mode, oid: e.oid });
+    for (const [name, sub] of d.dirs) rows.push({ name, mode: '40000', oid: write(sub) });
+    // A folder listed exactly as before has the same tree: only changed folders are hashed.
+    const listing = rows.map((r) => `${r.mode} ${r.name}\0${r.oid}`).join('\n');
+    const seen = known.get(listing);
+    if (seen) return seen;
+    const keyed = rows.map((r) => ({ ...r, key: Buffer.from(r.mode === '40000' ? `${r.name}/` : r.name) }));
+    keyed.sort((a, b) => Buffer.compare(a.key, b.key));
     const body = Buffer.concat(
-      rows.flatMap((r) => [Buffer.from(`${r.mode} ${r.name}\0`), Buffer.from(r.oid, 'hex')]),
+      keyed.flatMap((r) => [Buffer.from(`${r.mode} ${r.name}\0`), Buffer.from(r.oid, 'hex')]),
     );
-    return objects.write('tree', body);
+    const oid = objects.write('tree', body);
+    if (known.size > 10_000) known.clear(); // a bound on a long-lived controller's memory
+    known.set(listing, oid);
+    return oid;
   };
   return write(root);
 }

@@ -51,6 +51,8 @@ type CacheRow = [stamp: string, kind: 'file' | 'link', mode: number, oid: string
 export class Snapshotter {
   readonly #cacheFile: string;
   #cache: Map<string, CacheRow> | undefined;
+  /** Tree ids by their listing, so an unchanged folder is not hashed again. */
+  readonly #trees = new Map<string, string>();
 
   constructor(
     private readonly git: StoreGit,
@@ -69,13 +71,10 @@ export class Snapshotter {
     const files: Record<string, FileState> = {};
     const skipped: SkippedFile[] = [];
     const entries = new Map<string, TreeEntry>();
+    const base = `${this.workspaceReal}/`;
     for (const rel of paths) {
-      let st: Stats;
-      try {
-        st = lstatSync(join(this.workspaceReal, rel));
-      } catch {
-        continue; // gone since git listed it
-      }
+      const st = lstatSync(base + rel, { throwIfNoEntry: false });
+      if (!st) continue; // gone since git listed it
       const state = this.#state(rel, st, cache, next, started, skipped);
       if (!state) continue;
       files[rel] = state;
@@ -84,7 +83,7 @@ export class Snapshotter {
         oid: state.oid,
       });
     }
-    const tree = writeTrees(this.objects, entries);
+    const tree = writeTrees(this.objects, entries, this.#trees);
     this.#saveCache(next);
     return { tree, at: new Date(started).toISOString(), files, skipped };
   }
