@@ -35,7 +35,11 @@ function gitBaseline(ws, gitDir) {
 
 function makeWorkspace(ws) {
   // Source-like text (hex lines), so a patch has lines to show; every file's bytes differ.
-  const small = Buffer.from(randomBytes(10 * 1024 * 32).toString('hex').replace(/(.{79})/g, '$1\n'));
+  const small = Buffer.from(
+    randomBytes(10 * 1024 * 32)
+      .toString('hex')
+      .replace(/(.{79})/g, '$1\n'),
+  );
   let n = 0;
   for (let d = 0; d < 200; d++) {
     const dir = join(ws, `pkg${d}`, 'src');

@@ -166,6 +166,43 @@ describe('checkpoints: diff and undo of shell-style changes', () => {
   });
 });
 
+describe('checkpoints: the stat cache (git index) never hides a change', () => {
+  it('sees chmod and same-size rewrites of settled files and of files changed within the same second, across processes', async () => {
+    writeFileSync(join(ws, 'k'), 'aaaa');
+    chmodSync(join(ws, 'k'), 0o600);
+    writeFileSync(join(ws, 'same'), 'xxxx');
+    writeFileSync(join(ws, 'keep'), 'keep');
+    await new Promise((r) => setTimeout(r, 2100)); // settled: git's index trusts their stat
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 's1', kind: 'task', label: 's1' });
+    chmodSync(join(ws, 'k'), 0o640);
+    writeFileSync(join(ws, 'same'), 'yyyy');
+    let d = await store.finish('s1');
+    expect(d.changes.map((c) => [c.path, c.change])).toEqual([
+      ['k', 'mode'],
+      ['same', 'modified'],
+    ]);
+    // Again at once, within the second the last snapshot recorded them in:
+    await store.begin({ id: 's2', kind: 'task', label: 's2' });
+    chmodSync(join(ws, 'k'), 0o644);
+    writeFileSync(join(ws, 'same'), 'zzzz');
+    d = await store.finish('s2');
+    expect(d.changes.map((c) => [c.path, c.change])).toEqual([
+      ['k', 'mode'],
+      ['same', 'modified'],
+    ]);
+    // Another process (a CLI undo) changes the workspace and the store; this one notices.
+    const other = await CheckpointStore.open(state, ws, OPTS);
+    await other.undo('s2');
+    await store.begin({ id: 's3', kind: 'task', label: 's3' });
+    writeFileSync(join(ws, 'new'), 'n');
+    d = await store.finish('s3');
+    expect(d.changes.map((c) => c.path)).toEqual(['new']);
+    expect(readFileSync(join(ws, 'same'), 'utf8')).toBe('yyyy');
+    expect(statSync(join(ws, 'k')).mode & 0o777).toBe(0o640);
+  });
+});
+
 describe('checkpoints: attacks from inside the workspace', () => {
   it('a malicious .git, .gitattributes filter and hooks run nothing, and bytes stay exact', async () => {
     const marker = join(outside, 'pwned');

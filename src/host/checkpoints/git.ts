@@ -65,7 +65,7 @@ export class StoreGit {
   /** Runs git; resolves to stdout, rejects (unavailable) with stderr on a non-zero exit. */
   run(
     args: string[],
-    opts: { env?: Record<string, string>; noGitDir?: boolean; maxBytes?: number } = {},
+    opts: { env?: Record<string, string>; noGitDir?: boolean; maxBytes?: number; input?: string } = {},
   ): Promise<Buffer> {
     const env = this.env(opts.env);
     if (opts.noGitDir) delete env.GIT_DIR;
@@ -81,16 +81,21 @@ export class StoreGit {
       ...args,
     ];
     return new Promise((resolve, reject) => {
-      const child = spawn('git', full, { cwd: this.root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('git', full, {
+        cwd: this.root,
+        env,
+        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      });
+      if (opts.input !== undefined) child.stdin?.end(opts.input);
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let size = 0;
       const max = opts.maxBytes ?? 512 * 1024 * 1024;
-      child.stdout.on('data', (c: Buffer) => {
+      child.stdout?.on('data', (c: Buffer) => {
         size += c.length;
         if (size <= max) out.push(c);
       });
-      child.stderr.on('data', (c: Buffer) => err.push(c));
+      child.stderr?.on('data', (c: Buffer) => err.push(c));
       child.on('error', (e) =>
         reject(new CoworkError('unavailable', `git is needed for checkpoints: ${e.message}`, e)),
       );

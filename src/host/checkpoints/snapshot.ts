@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readFileSync, readlinkSync, renameSync, type Stats, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { StoreGit } from './git.js';
 import { type ObjectStore, type TreeEntry, writeTrees } from './objects.js';
@@ -38,21 +47,25 @@ export interface SnapshotOptions {
   maxFileBytes: number;
 }
 
-type CacheRow = [stamp: string, kind: 'file' | 'link', mode: number, oid: string, size: number, bin: 0 | 1];
-
 /**
  * Reads the workspace into the store. The list of files is git's own (`ls-files --others
- * --exclude-standard` against an empty index, so `.gitignore` files, `info/exclude` and our
- * exclude list mean exactly what they mean to git; `.git` is never listed, nested repositories
- * are walked as folders of their own). Every entry is lstat'ed; a file whose stat is unchanged
- * since the last snapshot keeps its blob (git's index does the same), others are read without
- * following links and written as blobs.
+ * --exclude-standard`, so `.gitignore` files, `info/exclude` and our exclude list mean exactly what
+ * they mean to git; `.git` is never listed, nested repositories are walked as folders of their
+ * own). The store keeps a git index of the workspace (`<store>/index`) only as a stat cache: after
+ * the first snapshot, `git diff-files` (stat changed, in C) and `ls-files --others` (new) name the
+ * paths to read again, git's "racy" rule included; every other path keeps its state from the last
+ * snapshot. The bytes are always read by us, without following links, and written as blobs; the
+ * index is fed with `update-index --info-only` (git computes an id, writes no object), so nothing
+ * git reads ever becomes content of a checkpoint.
  */
 export class Snapshotter {
-  readonly #cacheFile: string;
-  #cache: Map<string, CacheRow> | undefined;
+  readonly #latestFile: string;
+  readonly #genFile: string;
+  readonly #indexFile: string;
+  #prev: { gen: string; snap: Snapshot; racy: string[] } | undefined;
   /** Tree ids by their listing, so an unchanged folder is not hashed again. */
   readonly #trees = new Map<string, string>();
+  readonly #optsKey: string;
 
   constructor(
     private readonly git: StoreGit,
@@ -60,44 +73,63 @@ export class Snapshotter {
     private readonly workspaceReal: string,
     private readonly opts: SnapshotOptions,
   ) {
-    this.#cacheFile = join(git.root, 'stat-cache.json');
+    this.#latestFile = join(git.root, 'latest.json');
+    this.#genFile = join(git.root, 'latest.gen');
+    this.#indexFile = join(git.root, 'index');
+    this.#optsKey = JSON.stringify([workspaceReal, opts.exclude, opts.maxFileBytes]);
   }
 
   async take(): Promise<Snapshot> {
     const started = Date.now();
-    const paths = await this.#list('');
-    const cache = this.#loadCache();
-    const next = new Map<string, CacheRow>();
-    const files: Record<string, FileState> = {};
+    const last = this.#loadPrev();
+    const prev = last?.snap;
+    const files: Record<string, FileState> = prev ? { ...prev.files } : {};
     const skipped: SkippedFile[] = [];
-    const entries = new Map<string, TreeEntry>();
+    let candidates: string[];
+    if (prev) {
+      const [dirty, fresh] = await Promise.all([this.#dirty(), this.#list('', this.#indexFile)]);
+      candidates = [...new Set([...dirty, ...fresh, ...(last?.racy ?? [])])];
+    } else {
+      // No usable stat cache (first snapshot, other options, a damaged store): read everything.
+      try {
+        unlinkSync(this.#indexFile);
+      } catch {}
+      candidates = await this.#list('', join(this.git.root, 'no-index'));
+    }
     const base = `${this.workspaceReal}/`;
-    for (const rel of paths) {
+    const stored: string[] = [];
+    const gone: string[] = [];
+    // Git compares times by the second: a path recorded within ~a second of this snapshot could
+    // change again (chmod, same-size rewrite) without git seeing it, so the next snapshot reads
+    // it again whatever git says (git's own "racy" rule covers content, not permission bits).
+    const racy: string[] = [];
+    for (const rel of candidates) {
+      delete files[rel];
       const st = lstatSync(base + rel, { throwIfNoEntry: false });
-      if (!st) continue; // gone since git listed it
-      const state = this.#state(rel, st, cache, next, started, skipped);
-      if (!state) continue;
-      files[rel] = state;
+      const state = st ? this.#read(rel, st, skipped) : undefined;
+      if (state) {
+        files[rel] = state;
+        stored.push(rel);
+        if (st && Math.max(st.mtimeMs, st.ctimeMs) >= started - 2000) racy.push(rel);
+      } else gone.push(rel);
+    }
+    await this.#updateIndex(stored, gone);
+    const entries = new Map<string, TreeEntry>();
+    for (const [rel, state] of Object.entries(files))
       entries.set(rel, {
         mode: state.kind === 'link' ? '120000' : state.mode & 0o111 ? '100755' : '100644',
         oid: state.oid,
       });
-    }
     const tree = writeTrees(this.objects, entries, this.#trees);
-    this.#saveCache(next);
-    return { tree, at: new Date(started).toISOString(), files, skipped };
+    const snap: Snapshot = { tree, at: new Date(started).toISOString(), files, skipped };
+    this.#savePrev(snap, racy);
+    return snap;
   }
 
-  #state(
-    rel: string,
-    st: Stats,
-    cache: Map<string, CacheRow>,
-    next: Map<string, CacheRow>,
-    started: number,
-    skipped: SkippedFile[],
-  ): FileState | undefined {
+  #read(rel: string, st: Stats, skipped: SkippedFile[]): FileState | undefined {
     if (!st.isFile() && !st.isSymbolicLink()) {
-      skipped.push({ path: rel, size: st.size, reason: 'not a regular file or a symbolic link' });
+      if (!st.isDirectory())
+        skipped.push({ path: rel, size: st.size, reason: 'not a regular file or a symbolic link' });
       return undefined;
     }
     if (st.isFile() && st.size > this.opts.maxFileBytes) {
@@ -108,39 +140,56 @@ export class Snapshotter {
       });
       return undefined;
     }
-    const stamp = `${st.mtimeMs}:${st.ctimeMs}:${st.ino}:${st.size}:${st.mode}`;
-    const hit = cache.get(rel);
-    let row: CacheRow | undefined = hit && hit[0] === stamp ? hit : undefined;
-    if (!row) {
-      const body = st.isSymbolicLink()
-        ? readlinkSync(join(this.workspaceReal, rel), { encoding: 'buffer' })
-        : readNoFollow(this.workspaceReal, rel, this.opts.maxFileBytes);
-      if (!body) return undefined; // replaced by something else since the lstat
-      const bin = st.isFile() && body.subarray(0, 8000).includes(0) ? 1 : 0;
-      const kind = st.isSymbolicLink() ? 'link' : 'file';
-      row = [
-        stamp,
-        kind,
-        kind === 'link' ? 0o777 : st.mode & 0o7777,
-        this.objects.write('blob', body),
-        body.length,
-        bin,
-      ];
-    }
-    // A file changed within the same second as this snapshot could change again unseen by its
-    // stamp (git's "racy" entries): it is not cached, so the next snapshot reads it again.
-    if (Math.max(st.mtimeMs, st.ctimeMs) < started - 1000) next.set(rel, row);
-    return { kind: row[1], mode: row[2], oid: row[3], size: row[4], ...(row[5] ? { binary: true } : {}) };
+    const body = st.isSymbolicLink()
+      ? readlinkSync(join(this.workspaceReal, rel), { encoding: 'buffer' })
+      : readNoFollow(this.workspaceReal, rel, this.opts.maxFileBytes);
+    if (!body) return undefined; // replaced by something else since the lstat
+    const kind = st.isSymbolicLink() ? 'link' : 'file';
+    return {
+      kind,
+      mode: kind === 'link' ? 0o777 : st.mode & 0o7777,
+      oid: this.objects.write('blob', body),
+      size: body.length,
+      ...(kind === 'file' && body.subarray(0, 8000).includes(0) ? { binary: true } : {}),
+    };
   }
 
-  async #list(prefix: string): Promise<string[]> {
+  #wsEnv(prefix: string, index: string): Record<string, string> {
+    return { GIT_WORK_TREE: join(this.workspaceReal, prefix), GIT_INDEX_FILE: index };
+  }
+
+  /** Paths of the index whose stat changed (or that are gone): git's own check, racy entries included. */
+  async #dirty(): Promise<string[]> {
+    const out = await this.git.run(['diff-files', '-z', '--name-only', '--no-renames'], {
+      env: this.#wsEnv('', this.#indexFile),
+    });
+    return out.toString('utf8').split('\0').filter(Boolean);
+  }
+
+  /** Records the stat of what was just read (ids only: --info-only writes no object) and drops the rest. */
+  async #updateIndex(stored: string[], gone: string[]): Promise<void> {
+    const env = this.#wsEnv('', this.#indexFile);
+    const feed = (args: string[], paths: string[]) =>
+      paths.length
+        ? this.git.run(['update-index', '-z', ...args, '--stdin'], { env, input: paths.join('\0') })
+        : undefined;
+    try {
+      await feed(['--force-remove'], gone);
+      await feed(['--add', '--remove', '--info-only', '--ignore-missing'], stored);
+    } catch {
+      // The snapshot stands on its own; without a trustworthy stat cache the next one reads everything.
+      try {
+        unlinkSync(this.#indexFile);
+      } catch {}
+    }
+  }
+
+  /** Untracked (not in `index`), not ignored paths under `prefix`. */
+  async #list(prefix: string, index: string): Promise<string[]> {
     const args = ['ls-files', '-z', '--others', '--exclude-standard'];
     for (const x of this.opts.exclude) args.push(`--exclude=${x}`);
     const out = await this.git.run(args, {
-      env: {
-        GIT_WORK_TREE: join(this.workspaceReal, prefix),
-        GIT_INDEX_FILE: join(this.git.root, `empty-index-${randomBytes(4).toString('hex')}`),
-      },
+      env: this.#wsEnv(prefix, prefix ? join(this.git.root, 'no-index') : index),
     });
     const result: string[] = [];
     for (const name of out.toString('utf8').split('\0')) {
@@ -151,33 +200,57 @@ export class Snapshotter {
         continue;
       }
       // A nested repository: git lists it as one folder; its files are walked with its own ignores.
-      const dir = rel.slice(0, -1);
-      let st: Stats;
-      try {
-        st = lstatSync(join(this.workspaceReal, dir));
-      } catch {
-        continue;
-      }
-      if (st.isDirectory()) result.push(...(await this.#list(rel)));
+      const st = lstatSync(join(this.workspaceReal, rel.slice(0, -1)), { throwIfNoEntry: false });
+      if (st?.isDirectory()) result.push(...(await this.#list(rel, index)));
     }
     return result;
   }
 
-  #loadCache(): Map<string, CacheRow> {
-    if (this.#cache) return this.#cache;
+  /** The last snapshot, when it was taken with these options and the index is there. */
+  #loadPrev(): { snap: Snapshot; racy: string[] } | undefined {
+    let gen: string;
     try {
-      return new Map(
-        Object.entries(JSON.parse(readFileSync(this.#cacheFile, 'utf8')) as Record<string, CacheRow>),
-      );
+      gen = readFileSync(this.#genFile, 'utf8');
     } catch {
-      return new Map();
+      return undefined;
+    }
+    if (!existsSync(this.#indexFile)) return undefined;
+    if (this.#prev?.gen === gen) return this.#prev;
+    try {
+      const saved = JSON.parse(readFileSync(this.#latestFile, 'utf8')) as {
+        gen: string;
+        opts: string;
+        snap: Snapshot;
+        racy?: string[];
+      };
+      if (saved.gen !== gen || saved.opts !== this.#optsKey) return undefined;
+      this.#prev = { gen, snap: saved.snap, racy: saved.racy ?? [] };
+      return this.#prev;
+    } catch {
+      return undefined;
     }
   }
 
-  #saveCache(next: Map<string, CacheRow>): void {
-    this.#cache = next;
-    const tmp = `${this.#cacheFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(next)));
-    renameSync(tmp, this.#cacheFile);
+  /** The snapshot as JSON: serialized once, for latest.json and for the checkpoint's own file. */
+  jsonOf(snap: Snapshot): string {
+    if (this.#json?.snap === snap) return this.#json.text;
+    return JSON.stringify(snap);
+  }
+
+  #json: { snap: Snapshot; text: string } | undefined;
+
+  #savePrev(snap: Snapshot, racy: string[]): void {
+    const gen = randomBytes(8).toString('hex');
+    const tmp = `${this.#latestFile}.tmp`;
+    const text = JSON.stringify(snap);
+    this.#json = { snap, text };
+    writeFileSync(
+      tmp,
+      `{"gen":${JSON.stringify(gen)},"opts":${JSON.stringify(this.#optsKey)},"racy":${JSON.stringify(racy)},"snap":${text}}`,
+    );
+    renameSync(tmp, this.#latestFile);
+    writeFileSync(`${this.#genFile}.tmp`, gen);
+    renameSync(`${this.#genFile}.tmp`, this.#genFile);
+    this.#prev = { gen, snap, racy };
   }
 }

@@ -106,7 +106,7 @@ export class CheckpointStore {
         throw new CoworkError('invalidArgument', `bad checkpoint id ${id}`);
       if (existsSync(this.#recordFile(id))) throw new CoworkError('invalidState', `checkpoint ${id} exists`);
       const snap = await this.#snap.take();
-      this.#writeJson(this.#snapFile(id, 'before'), snap);
+      this.#writeSnap(id, 'before', snap);
       const record: CheckpointRecord = {
         id,
         kind: meta.kind,
@@ -126,7 +126,7 @@ export class CheckpointStore {
     return this.#locked(async () => {
       const record = this.get(id);
       const snap = await this.#snap.take();
-      this.#writeJson(this.#snapFile(id, 'after'), snap);
+      this.#writeSnap(id, 'after', snap);
       const done: CheckpointRecord = { ...record, after: summary(snap) };
       this.#writeJson(this.#recordFile(id), done);
       const before = this.#readSnap(id, 'before');
@@ -209,7 +209,7 @@ export class CheckpointStore {
           `undo ${id} refused: changed since ${id} ended: ${conflicts.slice(0, 10).join(', ')}${conflicts.length > 10 ? ` and ${conflicts.length - 10} more` : ''} — nothing was touched; \`cowork-vm undo ${id} --force\` overwrites them`,
         );
       const undoId = `u-${randomBytes(5).toString('hex')}`;
-      this.#writeJson(this.#snapFile(undoId, 'before'), now);
+      this.#writeSnap(undoId, 'before', now);
       const record: CheckpointRecord = {
         id: undoId,
         kind: 'undo',
@@ -221,7 +221,7 @@ export class CheckpointStore {
       this.#writeJson(this.#recordFile(undoId), record);
       const result = this.#apply(d.changes, d.beforeSnap, now);
       const after = await this.#snap.take();
-      this.#writeJson(this.#snapFile(undoId, 'after'), after);
+      this.#writeSnap(undoId, 'after', after);
       this.#writeJson(this.#recordFile(undoId), { ...record, after: summary(after) });
       return { undo: undoId, of: id, ...result, conflicts, forced: conflicts.length > 0 };
     });
@@ -300,7 +300,19 @@ export class CheckpointStore {
     return join(this.#root, 'snapshots', `${id}.${which}.json`);
   }
 
+  /** Snapshots this process wrote lately (they never change once written), so finish need not re-read them. */
+  readonly #recent = new Map<string, Snapshot>();
+
+  #writeSnap(id: string, which: 'before' | 'after', snap: Snapshot): void {
+    const file = this.#snapFile(id, which);
+    this.#writeJson(file, this.#snap.jsonOf(snap));
+    this.#recent.set(file, snap);
+    if (this.#recent.size > 8) this.#recent.delete(this.#recent.keys().next().value as string);
+  }
+
   #readSnap(id: string, which: 'before' | 'after'): Snapshot {
+    const known = this.#recent.get(this.#snapFile(id, which));
+    if (known) return known;
     try {
       return JSON.parse(readFileSync(this.#snapFile(id, which), 'utf8')) as Snapshot;
     } catch (err) {
@@ -310,10 +322,11 @@ export class CheckpointStore {
 
   /** Written whole and fsynced, then renamed into place (and the folder fsynced). */
   #writeJson(file: string, value: unknown): void {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
     const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, JSON.stringify(value));
+      writeSync(fd, text);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
