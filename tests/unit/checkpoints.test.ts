@@ -262,6 +262,36 @@ describe('checkpoints: attacks from inside the workspace', () => {
     expect(readFileSync(join(outside, 'notes'), 'utf8')).toBe('host file\n');
   });
 
+  it('a folder swapped for a link to a host folder with the same names: nothing is read through it', async () => {
+    mkdirSync(join(ws, 'conf'));
+    writeFileSync(join(ws, 'conf', 'app.ini'), 'mine\n');
+    mkdirSync(join(outside, 'conf'));
+    writeFileSync(join(outside, 'conf', 'app.ini'), 'HOST SECRET\n');
+    symlinkSync('/etc/hostname', join(outside, 'conf', 'ln'));
+    await new Promise((r) => setTimeout(r, 2100)); // settled, so the stat cache is what decides
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'a4', kind: 'task', label: 'swap' });
+    writeFileSync(join(ws, 'conf', 'ln'), 'x');
+    await store.finish('a4');
+    await store.begin({ id: 'a5', kind: 'task', label: 'swap' });
+    rmSync(join(ws, 'conf'), { recursive: true });
+    symlinkSync(join(outside, 'conf'), join(ws, 'conf'));
+    const d = await store.finish('a5');
+    expect(d.changes.map((c) => [c.path, c.change])).toEqual([
+      ['conf', 'created'],
+      ['conf/app.ini', 'deleted'],
+      ['conf/ln', 'deleted'],
+    ]);
+    const oid = createHash('sha1').update('blob 12\0HOST SECRET\n').digest('hex');
+    expect(
+      existsSync(join(state, 'checkpoints', 'store.git', 'objects', oid.slice(0, 2), oid.slice(2))),
+    ).toBe(false);
+    await store.patch(d);
+    await store.undo('a5');
+    expect(readFileSync(join(ws, 'conf', 'app.ini'), 'utf8')).toBe('mine\n');
+    expect(readFileSync(join(outside, 'conf', 'app.ini'), 'utf8')).toBe('HOST SECRET\n');
+  });
+
   it('a link to a host file is stored as a link: the host file never enters the store', async () => {
     writeFileSync(join(outside, 'id_rsa'), 'PRIVATE KEY');
     const store = await CheckpointStore.open(state, ws, OPTS);

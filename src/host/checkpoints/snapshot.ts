@@ -103,9 +103,13 @@ export class Snapshotter {
     // change again (chmod, same-size rewrite) without git seeing it, so the next snapshot reads
     // it again whatever git says (git's own "racy" rule covers content, not permission bits).
     const racy: string[] = [];
+    const realDirs = new Map<string, boolean>();
     for (const rel of candidates) {
       delete files[rel];
-      const st = lstatSync(base + rel, { throwIfNoEntry: false });
+      // A folder on the way swapped for a link (or a file) puts the path out of the workspace: gone.
+      const st = this.#underRealDirs(rel, realDirs)
+        ? lstatSync(base + rel, { throwIfNoEntry: false })
+        : undefined;
       const state = st ? this.#read(rel, st, skipped) : undefined;
       if (state) {
         files[rel] = state;
@@ -124,6 +128,22 @@ export class Snapshotter {
     const snap: Snapshot = { tree, at: new Date(started).toISOString(), files, skipped };
     this.#savePrev(snap, racy);
     return snap;
+  }
+
+  /** Every folder on the way to `rel` is a real folder (lstat, not a link), memoized per snapshot. */
+  #underRealDirs(rel: string, memo: Map<string, boolean>): boolean {
+    let i = rel.indexOf('/');
+    while (i !== -1) {
+      const dir = rel.slice(0, i);
+      let ok = memo.get(dir);
+      if (ok === undefined) {
+        ok = lstatSync(join(this.workspaceReal, dir), { throwIfNoEntry: false })?.isDirectory() === true;
+        memo.set(dir, ok);
+      }
+      if (!ok) return false;
+      i = rel.indexOf('/', i + 1);
+    }
+    return true;
   }
 
   #read(rel: string, st: Stats, skipped: SkippedFile[]): FileState | undefined {
