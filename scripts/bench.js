@@ -11,6 +11,7 @@ import { benchEgress } from '../dist/host/egress/bench.js';
 import { benchPolicy } from '../dist/host/policy/bench.js';
 import { bootBare, writeBareInitramfs } from './bench/bare-boot.js';
 import { checkBenchOutput } from './bench/check.js';
+import { benchCheckpoints } from './bench/checkpoints.js';
 import { timeCliExec, timeCliStartup } from './bench/cli.js';
 import {
   bootSandbox,
@@ -114,6 +115,9 @@ async function main() {
     ratio(v50, n50),
     `median of ${CLI_RUNS}, interleaved; goal <= 2x (loads only the parser)`,
   ]);
+
+  // Host only, before any guest boots: checkpoints against plain git on the same tree.
+  rows.push(...(await benchCheckpoints(log)));
 
   // Boots interleaved (sandbox, bare, sandbox, bare, bare, sandbox) so a change in the machine's
   // load during the run hits both sides; only one guest runs at a time.

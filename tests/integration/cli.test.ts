@@ -56,8 +56,10 @@ describe('cowork-vm CLI end to end (built binary, real guest)', () => {
     expect(r.stdout).toContain('Writing the note now.');
     expect(r.stdout).toContain('▸ write_file');
     expect(r.stdout).toMatch(/COMPLETED: wrote from-run.txt/);
-    // From the agent's own result (the file tools' writes), not guessed from tool-call excerpts.
-    expect(r.stdout).toMatch(/files changed: from-run\.txt\n/);
+    // From the task's end checkpoint (every change, however made), not guessed from tool-call excerpts.
+    expect(r.stdout).toMatch(
+      /workspace changes \(cowork-vm diff t-\S+ · cowork-vm undo t-\S+\):\n {2}A {2}from-run\.txt\n/,
+    );
     expect(r.stdout).toMatch(/task t-[a-z0-9]+/);
     expect(readFileSync(join(ws, 'from-run.txt'), 'utf8')).toBe('made by the agent\n');
     // The key was used by the host only: it is in no request the guest could see.

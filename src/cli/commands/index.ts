@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import * as approvals from './approvals.js';
 import * as cancel from './cancel.js';
+import * as checkpoints from './checkpoints.js';
 import * as dashboard from './dashboard.js';
 import * as devices from './devices.js';
+import * as diff from './diff.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
 import * as image from './image.js';
@@ -17,6 +19,7 @@ import * as status from './status.js';
 import * as stop from './stop.js';
 import * as timeline from './timeline.js';
 import * as tray from './tray.js';
+import * as undo from './undo.js';
 
 /**
  * Every command module exports `register(program)`; the order here is the order in --help.
@@ -37,6 +40,9 @@ const COMMANDS: { register(program: Command): void }[] = [
   tray,
   dashboard,
   timeline,
+  diff,
+  undo,
+  checkpoints,
   policy,
   pair,
   devices,

@@ -125,8 +125,10 @@ class TaskWatch {
   private readonly streams: Promise<unknown>[] = [];
   private finish: (e: Finished) => void = () => {};
   readonly finished = new Promise<Finished>((r) => (this.finish = r));
-  /** The files the agent's file tools wrote, from its own result (absent if it never reported one). */
+  /** The task's change set as the runner reported it (absent if it never reported one). */
   filesChanged: string[] | undefined;
+  /** The end checkpoint's record of the change set (shell side effects included). */
+  changes: Extract<StoredEvent, { type: 'workspace.changes' }> | undefined;
   /** A person at a terminal answers approvals here; otherwise they are pointed elsewhere. */
   private readonly interactive: boolean;
 
@@ -207,20 +209,34 @@ class TaskWatch {
           `  waiting for approval: cowork-vm approve ${e.data.id} | cowork-vm deny ${e.data.id}\n`,
         );
     }
+    if (e.type === 'workspace.changes') this.changes = e;
     if (e.type === 'task.finished') this.finish(e);
   }
 }
 
 function printSummary(watch: TaskWatch, taskId: string, end: Finished): void {
   const b = watch.view.lastBudget;
-  const files = watch.filesChanged;
-  const changed =
-    files === undefined ? '(not reported)' : files.length ? files.join(', ') : '(none by file tools)';
   process.stdout.write(
     `\n${end.data.outcome.toUpperCase()}: ${end.data.summary ?? ''}\n` +
-      `files changed: ${changed}\n` +
+      changesText(watch, taskId) +
       `${b ? `${budgetLine(b)} · ` : ''}duration ${humanMs(Date.now() - watch.view.started)} · task ${taskId} (cowork-vm timeline ${taskId})\n`,
   );
+}
+
+/** The change set from the task's end checkpoint: every path, however it was changed. */
+function changesText(watch: TaskWatch, taskId: string): string {
+  const c = watch.changes?.data;
+  if (!c) {
+    const files = watch.filesChanged;
+    return `files changed: ${files === undefined ? '(not reported)' : files.length ? files.join(', ') : '(none)'}\n`;
+  }
+  if (c.changes.length === 0) return 'workspace: no changes\n';
+  const lines = c.changes.slice(0, 20).map((l) => `  ${l}\n`);
+  const more = c.changes.length > 20 || c.changesTruncated ? '  …\n' : '';
+  const skipped = c.skipped.length
+    ? `  not checkpointed (changes unknown): ${c.skipped.map((s) => `${s.path} (${s.reason})`).join(', ')}\n`
+    : '';
+  return `workspace changes (cowork-vm diff ${taskId} · cowork-vm undo ${taskId}):\n${lines.join('')}${more}${skipped}`;
 }
 
 async function runTask(words: string[], flags: RunFlags): Promise<void> {

@@ -1,6 +1,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type { ExecOutcome, ExecRequest, Origin } from '../api/controller.js';
 import { type BudgetLimits, tighterLimits } from '../api/limits.js';
+import type { TaskCheckpoints } from '../checkpoints/index.js';
 import { CoworkError } from '../errors.js';
 import { BudgetTracker, type PriceOverride } from '../guardrails/index.js';
 import { resolveAnthropicKey } from '../secrets/anthropic-key.js';
@@ -57,6 +58,12 @@ export interface AgentTaskRunnerOptions {
   onEvent?: (taskId: string, event: AgentEvent) => void;
   /** Process env for ANTHROPIC_API_KEY (the controller's own); default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The workspace checkpoint around each task: taken before the task's first model call (no
+   * checkpoint, no task), its change set recorded when the task ends and reported as the task's
+   * `filesChanged` (shell side effects included).
+   */
+  checkpoints?: Pick<TaskCheckpoints, 'before' | 'after'>;
 }
 
 interface RunningTask {
@@ -106,11 +113,44 @@ export class AgentTaskRunner {
       name: 'anthropic',
       purpose: `model calls (${source})`,
     });
+    await this.#checkpointBefore(id, req.prompt);
     const abort = new AbortController();
     const gate = this.#gate(controller, id, { id: `task:${id}`, context }, abort.signal);
     const done = this.#run(id, { prompt: req.prompt, model, key, budget, gate, signal: abort.signal });
     this.#tasks.set(id, { abort, done });
     return { id };
+  }
+
+  /** Fail closed: a task whose workspace could not be recorded does not run. */
+  async #checkpointBefore(id: string, prompt: string): Promise<void> {
+    const cp = this.#opts.checkpoints;
+    if (!cp) return;
+    try {
+      await cp.before({ id, kind: 'task', label: titleOf(prompt), taskId: id });
+    } catch (err) {
+      const e = CoworkError.from(err, 'unavailable');
+      const message = `the workspace checkpoint could not be taken, so the task did not run: ${e.message}`;
+      this.#opts.timeline.finishTask(id, { outcome: 'failed', summary: message });
+      throw new CoworkError(e.code, message, err);
+    }
+  }
+
+  /** The task's change set (paths), or undefined when there is no checkpoint to compare with. */
+  async #checkpointAfter(id: string): Promise<string[] | undefined> {
+    const cp = this.#opts.checkpoints;
+    if (!cp) return undefined;
+    try {
+      return (await cp.after(id, id)).changes.map((c) => c.path);
+    } catch (err) {
+      const e = CoworkError.from(err);
+      this.#opts.timeline.record(id, {
+        type: 'error',
+        code: e.code,
+        message: `no end checkpoint for the task (\`cowork-vm diff ${id}\` compares with the workspace now): ${e.message}`,
+        where: 'checkpoints',
+      });
+      return undefined;
+    }
   }
 
   #resolveKey(override: string | undefined): ReturnType<typeof resolveAnthropicKey> {
@@ -145,6 +185,13 @@ export class AgentTaskRunner {
   ): Promise<AgentResult | undefined> {
     const o = this.#opts;
     const client = new Anthropic({ apiKey: t.key, ...(o.baseURL ? { baseURL: o.baseURL } : {}) });
+    // The loop's own `finished` (with the file tools' writes) is held until the end checkpoint
+    // gives the real change set, shell side effects included.
+    let held: Extract<AgentEvent, { type: 'finished' }> | undefined;
+    const onEvent = (e: AgentEvent) => {
+      if (e.type === 'finished' && o.checkpoints) held = e;
+      else this.#emit(id, e);
+    };
     // A microtask later, so the task is registered when extendContext runs: its `wait(id)` then
     // resolves when the task ends (closing the task's browser), not at once.
     return Promise.resolve()
@@ -160,15 +207,19 @@ export class AgentTaskRunner {
           signal: t.signal,
           maxTokensPerCall: o.maxOutputTokens,
           retry: o.retry,
-          onEvent: (e) => this.#emit(id, e),
+          onEvent,
         }),
       )
-      .then((result) => {
+      .then(async (loopResult) => {
+        const changed = await this.#checkpointAfter(id);
+        const result = changed ? { ...loopResult, filesChanged: changed } : loopResult;
+        if (held) this.#emit(id, { type: 'finished', result });
         o.timeline.finishTask(id, { outcome: result.outcome, summary: result.summary });
         return result;
       })
-      .catch((err: unknown) => {
+      .catch(async (err: unknown) => {
         const e = CoworkError.from(err);
+        await this.#checkpointAfter(id);
         o.timeline.finishTask(id, { outcome: e.code === 'denied' ? 'denied' : 'failed', summary: e.message });
         return undefined;
       })

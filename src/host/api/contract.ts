@@ -185,7 +185,7 @@ export const METHODS = {
         taskId: z.string(),
         type: z.literal('finished'),
         outcome: z.string(),
-        /** Workspace-relative paths the file tools wrote (shell commands may change more). */
+        /** Workspace-relative paths the task changed: its checkpoint change set (shell included); without checkpoints, what the file tools wrote. */
         filesChanged: z.array(z.string()),
       }),
     ]),

@@ -59,6 +59,8 @@ export interface ExecOutcome {
   approvalId?: string;
   /** Protected paths the command created in the guest, which the host quarantined. */
   protectedChanges?: ProtectedChange[];
+  /** The checkpoint taken before an agent-context command outside a task (`cowork-vm diff ID`). */
+  checkpoint?: string;
 }
 
 export interface TaskSummary {

@@ -36,6 +36,8 @@ export const execOutcomeSchema = z.strictObject({
   deniedReason: z.string().optional(),
   approvalId: z.string().optional(),
   protectedChanges: z.array(z.strictObject(protectedChangeShape)).optional(),
+  /** The checkpoint taken before an agent-context command outside a task (`cowork-vm diff ID`). */
+  checkpoint: z.string().optional(),
 });
 
 export const statusSchema = z.strictObject({

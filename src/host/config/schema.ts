@@ -271,6 +271,21 @@ export const mcpSchema = z.strictObject({
   ),
 });
 
+/**
+ * `[checkpoints]`: the workspace's state recorded before every agent task (and agent exec outside
+ * a task), kept in the sandbox's state dir. `.gitignore` files are honoured; `exclude` adds
+ * gitignore-style patterns; a file over `maxFileSizeMB` is reported as skipped, never stored.
+ * User config only: the workspace (which the agent can edit) may not shrink what is recorded.
+ */
+export const checkpointsSchema = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  exclude: z
+    .array(z.string({ error: 'must be a gitignore-style pattern string' }).min(1).max(1000))
+    .max(1000)
+    .default([]),
+  maxFileSizeMB: ranged(1, 10_000).default(50),
+});
+
 export const configSchema = z.strictObject({
   policy: policySchema.prefault({}),
   workspace: workspaceSchema.prefault({}),
@@ -284,6 +299,7 @@ export const configSchema = z.strictObject({
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
   notifications: notificationsSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
+  checkpoints: checkpointsSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */
@@ -300,6 +316,7 @@ export type ControlConfig = z.infer<typeof controlSchema>;
 export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 export type McpConfig = z.infer<typeof mcpSchema>;
+export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
 export interface WorkspacePolicy {

@@ -18,6 +18,7 @@ import type {
 } from '../api/controller.js';
 import type { Role } from '../api/roles.js';
 import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
+import type { TaskCheckpoints } from '../checkpoints/index.js';
 import { CoworkError } from '../errors.js';
 import type { ToolSessions } from '../mcp/sessions.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
@@ -49,6 +50,8 @@ export interface ControllerDeps {
   scopes?: TaskScopes;
   /** Outside agents' tool sessions (`cowork-vm mcp`); absent → tools.* are unsupported. */
   toolSessions?: ToolSessions;
+  /** Checkpoints around agent-context commands outside a task (a task's own are the runner's). */
+  checkpoints?: Pick<TaskCheckpoints, 'before' | 'after'>;
 }
 
 export interface TaskRunner {
@@ -228,7 +231,7 @@ export class Controller implements ControllerApi {
         `the sandbox is ${this.state} — start it again with \`cowork-vm start\``,
       );
     }
-    const { timeline, sandbox } = this.deps;
+    const { timeline } = this.deps;
     const tid = req.taskId ?? null;
     timeline.record(tid, {
       type: 'command.requested',
@@ -246,6 +249,38 @@ export class Controller implements ControllerApi {
     );
     if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
 
+    // The agent's command outside a task is a unit of work of its own: recorded before it runs
+    // (no checkpoint, no run), its change set after.
+    const checkpoint =
+      origin.context === 'agent' && !req.taskId ? await this.checkpointBefore(req.command) : undefined;
+    try {
+      const outcome = await this.run(req, auth.decision, opts);
+      return checkpoint ? { ...outcome, checkpoint } : outcome;
+    } finally {
+      if (checkpoint) await this.deps.checkpoints?.after(checkpoint).catch(() => undefined);
+    }
+  }
+
+  private async checkpointBefore(command: string): Promise<string | undefined> {
+    if (!this.deps.checkpoints) return undefined;
+    try {
+      return (await this.deps.checkpoints.before({ kind: 'exec', label: command })).id;
+    } catch (err) {
+      throw new CoworkError(
+        'unavailable',
+        `the workspace checkpoint could not be taken, so the command did not run: ${CoworkError.from(err).message}`,
+        err,
+      );
+    }
+  }
+
+  private async run(
+    req: ExecRequest,
+    decision: Decision,
+    opts: { signal?: AbortSignal; onStdout?: (c: Buffer) => void; onStderr?: (c: Buffer) => void },
+  ): Promise<ExecOutcome> {
+    const { timeline, sandbox } = this.deps;
+    const tid = req.taskId ?? null;
     timeline.record(tid, { type: 'exec.started', command: req.command, cwd: req.cwd ?? '/workspace' });
     const mark = this.deps.guard?.mark() ?? 0;
     let result: ExecResult;
@@ -285,7 +320,7 @@ export class Controller implements ControllerApi {
       stdoutExcerpt: result.stdout,
       stderrExcerpt: result.stderr,
     });
-    return { decision: auth.decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
+    return { decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
   }
 
   /**

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.js';
+import { CheckpointStore, snapshotOptions, TaskCheckpoints } from '../checkpoints/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
 import { EgressProxy, egressRelayCommand } from '../egress/index.js';
@@ -50,6 +51,8 @@ export interface StartOptions {
 export interface RunningController {
   controller: Controller;
   sandbox: Sandbox;
+  /** The workspace checkpoints around agent tasks and agent commands; absent with `[checkpoints] enabled = false`. */
+  checkpoints?: TaskCheckpoints;
   workspace: string;
   stateDir: string;
   socketPath: string;
@@ -97,6 +100,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     // Built before the VM boots: an invalid rule or regex fails the start, never a later command.
     // It knows the same protected paths as the guard (including what the repositories' configs name).
     const policy = createPolicyEngine(ctx.config, { protectedPaths: guard.protectedPaths });
+    const checkpoints = await openCheckpoints(ctx);
     const { driver, accel } = await readyDriver(ctx);
     const { approvals, egress, egressPort } = await startEgress(ctx);
     const sandbox = await bootSandbox(ctx, { driver, accel, egressPort, guard, protectPlan });
@@ -111,6 +115,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       egressPort,
       guard,
       stop,
+      checkpoints,
     });
     if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
     const onNotice = opts.onNotice ?? opts.onWarning ?? (() => {});
@@ -136,6 +141,7 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     return {
       controller,
       sandbox,
+      checkpoints,
       workspace: ctx.workspace,
       stateDir: ctx.stateDir,
       socketPath,
@@ -287,6 +293,17 @@ function vmSettings(ctx: StartContext): { cpus: number; memoryMiB: number; image
 }
 
 /** The one enforcement path, with the agent task runner attached. */
+/** The checkpoint store in the state dir, before the VM boots (a broken store fails the start). */
+async function openCheckpoints(ctx: StartContext): Promise<TaskCheckpoints | undefined> {
+  if (!ctx.config.checkpoints.enabled) return undefined;
+  const store = await CheckpointStore.open(
+    ctx.stateDir,
+    ctx.workspace,
+    snapshotOptions(ctx.config.checkpoints),
+  );
+  return new TaskCheckpoints(store, ctx.timeline);
+}
+
 function buildController(
   ctx: StartContext,
   deps: {
@@ -298,6 +315,7 @@ function buildController(
     egressPort: number;
     guard: WorkspaceGuard;
     stop: StopHook;
+    checkpoints: TaskCheckpoints | undefined;
   },
 ): Controller {
   const { config, timeline } = ctx;
@@ -315,7 +333,7 @@ function buildController(
     scopes,
   };
   const setup = taskToolSetup(taskDeps);
-  const tasks = createTaskRunner(taskDeps, setup);
+  const tasks = createTaskRunner({ ...taskDeps, checkpoints: deps.checkpoints }, setup);
   ctx.cleanup.push(() => tasks.dispose());
   // Outside agents (cowork-vm mcp) get the same tools, scopes and browser as agent tasks.
   const toolSessions = new ToolSessions({
@@ -343,6 +361,7 @@ function buildController(
     onStopRequested: () => deps.stop.request('stop requested'),
     guard: deps.guard,
     toolSessions,
+    checkpoints: deps.checkpoints,
   });
   tasks.attach(controller);
   toolSessions.attach(controller);

@@ -1,5 +1,6 @@
 import { AgentTaskRunner } from '../agent/index.js';
 import { GuestBrowser } from '../browser/guest-browser.js';
+import type { TaskCheckpoints } from '../checkpoints/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { decideEgress } from '../egress/index.js';
 import { KeychainSecretStore } from '../secrets/index.js';
@@ -97,7 +98,10 @@ export function taskToolSetup(deps: TaskRunnerDeps): TaskToolSetup {
 }
 
 /** The agent task runner of one controller: the shared tool setup, and the budgets from config. */
-export function createTaskRunner(deps: TaskRunnerDeps, setup = taskToolSetup(deps)): AgentTaskRunner {
+export function createTaskRunner(
+  deps: TaskRunnerDeps & { checkpoints?: TaskCheckpoints },
+  setup = taskToolSetup(deps),
+): AgentTaskRunner {
   const { config, timeline, env } = deps;
   const g = config.guardrails;
   return new AgentTaskRunner({
@@ -117,5 +121,6 @@ export function createTaskRunner(deps: TaskRunnerDeps, setup = taskToolSetup(dep
     tools: setup.tools,
     extendContext: setup.extendContext,
     onTaskEnd: setup.onTaskEnd,
+    ...(deps.checkpoints ? { checkpoints: deps.checkpoints } : {}),
   });
 }

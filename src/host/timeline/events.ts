@@ -23,6 +23,11 @@ export const protectedChangeShape = {
   error: z.string().optional(),
 };
 
+/** A file a checkpoint could not store (too large, not a regular file) — reported, never silently lost. */
+const skippedFileSchema = z.strictObject({ path: z.string(), size: count, reason: z.string() });
+/** How many change lines a workspace.changes event carries (the full set: `cowork-vm diff`). */
+export const CHANGE_LINES_CAP = 500;
+
 const excerptMeta = {
   excerptCapBytes: count.optional(),
   excerptTruncated: z.boolean().optional(),
@@ -209,6 +214,31 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
   }),
   // the workspace boundary: a protected path (git metadata, .envrc…) appeared in the guest
   ev('workspace.protected_change', protectedChangeShape),
+  // checkpoints: the workspace before each agent task / agent exec / undo, and what it changed
+  ev('checkpoint.created', {
+    checkpoint: z.string(),
+    kind: z.enum(['task', 'exec', 'undo']),
+    label: z.string(),
+    tree: z.string(),
+    files: count,
+    skipped: z.array(skippedFileSchema),
+  }),
+  ev('workspace.changes', {
+    checkpoint: z.string(),
+    counts: z.strictObject({ created: count, deleted: count, modified: count, mode: count, type: count }),
+    /** One line per change (`M  src/a.ts`, `m  run.sh (644 → 755)`), at most CHANGE_LINES_CAP. */
+    changes: z.array(z.string()),
+    changesTruncated: z.boolean().optional(),
+    skipped: z.array(skippedFileSchema),
+  }),
+  ev('checkpoint.undone', {
+    checkpoint: z.string(),
+    of: z.string(),
+    restored: count,
+    removed: count,
+    conflicts: z.array(z.string()),
+    forced: z.boolean(),
+  }),
   // network and browser
   ev('egress.request', {
     method: z.string(),

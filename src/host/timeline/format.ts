@@ -88,6 +88,22 @@ function describe(e: StoredEvent): string {
     case 'secret.used':
     case 'secret.missing':
       return e.data.name + (e.data.purpose ? ` for ${e.data.purpose}` : '');
+    case 'checkpoint.created':
+      return `${e.data.checkpoint} (${e.data.kind}) ${e.data.files} files${e.data.skipped.length ? `, ${e.data.skipped.length} skipped: ${e.data.skipped.map((s) => s.path).join(', ')}` : ''}`;
+    case 'workspace.changes': {
+      const c = e.data.counts;
+      const n = c.created + c.deleted + c.modified + c.mode + c.type;
+      return `${e.data.checkpoint}: ${n} changed${
+        n
+          ? ` — ${e.data.changes
+              .slice(0, 5)
+              .map((l) => l.slice(3))
+              .join(', ')}${n > 5 ? ', …' : ''}`
+          : ''
+      } (cowork-vm diff ${e.data.checkpoint})`;
+    }
+    case 'checkpoint.undone':
+      return `${e.data.of} undone as ${e.data.checkpoint}: ${e.data.restored} restored, ${e.data.removed} removed${e.data.forced ? `, forced over ${e.data.conflicts.join(', ')}` : ''}`;
     case 'error':
       return `${e.data.code}: ${e.data.message}${e.data.where ? ` (${e.data.where})` : ''}`;
     default:
