@@ -20,6 +20,7 @@ const E2E_IN_INTEGRATION = [
   'tests/integration/control-listen-cli.test.ts',
   'tests/integration/ctrl-c.test.ts',
   'tests/integration/image-archive-cli.test.ts',
+  'tests/integration/jobs-forward-cli.test.ts',
   'tests/integration/mcp-server.test.ts',
   'tests/integration/nonroot.test.ts',
   'tests/integration/workspace-boundary.test.ts',

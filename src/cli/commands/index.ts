@@ -5,7 +5,9 @@ import * as dashboard from './dashboard.js';
 import * as devices from './devices.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
+import * as forward from './forward.js';
 import * as image from './image.js';
+import * as jobs from './jobs.js';
 import * as mcp from './mcp.js';
 import * as models from './models.js';
 import * as pair from './pair.js';
@@ -28,6 +30,8 @@ const COMMANDS: { register(program: Command): void }[] = [
   start,
   status,
   exec,
+  jobs,
+  forward,
   run,
   mcp,
   models,

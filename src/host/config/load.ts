@@ -159,6 +159,7 @@ const IGNORED_WORKSPACE_SECTIONS = [
   'agent',
   'notifications',
   'mcp',
+  'forward',
 ] as const;
 
 /** Apply a workspace config on top of the user's: it may only add deny/ask rules and lower limits. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { allowEntryTooBroad } from '../egress/rules.js';
+import { parseForwardSpec } from '../jobs/forward-spec.js';
 import { DEFAULT_PROTECT, invalidProtectPatterns } from '../workspace/protected.js';
 
 /**
@@ -250,6 +251,28 @@ export const workspaceSchema = z.strictObject({
     .default('auto'),
 });
 
+/**
+ * `[forward]`: guest ports opened on the host's 127.0.0.1 at every start, as if by
+ * `cowork-vm forward`. Each is a port (the same on both sides) or "GUEST:HOST" (HOST 0 = free).
+ */
+const forwardEntry = z
+  .union([z.number(), z.string()], { error: 'must be a port number or a "GUEST:HOST" string' })
+  .refine(
+    (v) => {
+      try {
+        parseForwardSpec(v);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: 'is not GUEST_PORT[:HOST_PORT] (guest 1–65535, host 0–65535; e.g. 8000 or "3000:13000")' },
+  );
+
+export const forwardSchema = z.strictObject({
+  ports: z.array(forwardEntry).max(32, { error: 'has more than 32 entries' }).default([]),
+});
+
 /** `[notifications]`: desktop notifications for pending approvals (D-Bus, when a session bus exists). */
 export const notificationsSchema = z.strictObject({
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
@@ -284,6 +307,7 @@ export const configSchema = z.strictObject({
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
   notifications: notificationsSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
+  forward: forwardSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */
@@ -300,6 +324,7 @@ export type ControlConfig = z.infer<typeof controlSchema>;
 export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 export type McpConfig = z.infer<typeof mcpSchema>;
+export type ForwardConfig = z.infer<typeof forwardSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
 export interface WorkspacePolicy {
