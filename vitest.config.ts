@@ -14,6 +14,7 @@ import { defineConfig } from 'vitest/config';
 // A file goes to a project by where it lives, except the integration files that drive the
 // built CLI (listed under e2e) and the one unit file that must not share the cores (below).
 const E2E_IN_INTEGRATION = [
+  'tests/integration/cache-disk-cli.test.ts',
   'tests/integration/cli.test.ts',
   'tests/integration/cli-models.test.ts',
   'tests/integration/cli-startup.test.ts',

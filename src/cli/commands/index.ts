@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as approvals from './approvals.js';
+import * as cache from './cache.js';
 import * as cancel from './cancel.js';
 import * as dashboard from './dashboard.js';
 import * as devices from './devices.js';
@@ -46,6 +47,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   devices,
   secrets,
   image,
+  cache,
   doctor,
 ];
 

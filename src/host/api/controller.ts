@@ -42,6 +42,8 @@ export interface StatusInfo {
   tasks: { running: number };
   jobs?: { running: number };
   forwards?: ForwardInfo[];
+  /** The cache disk of this boot (`cowork-vm cache ls`). */
+  cache?: { name: string; sizeBytes: number; kind: 'workspace' | 'shared' };
 }
 
 /** `exec --background`: a guest command that runs on after the answer (src/host/jobs/). */

@@ -89,6 +89,9 @@ export const statusSchema = z.strictObject({
   jobs: z.strictObject({ running: z.number().int() }).optional(),
   /** Guest ports reachable on the host's 127.0.0.1 (`cowork-vm forward`). */
   forwards: z.array(forwardInfoSchema).optional(),
+  cache: z
+    .strictObject({ name: z.string(), sizeBytes: z.number().int(), kind: z.enum(['workspace', 'shared']) })
+    .optional(),
 });
 
 /** `policy.check`: what the policy engine would decide, and why; nothing ran and nobody was asked. */

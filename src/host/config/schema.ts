@@ -273,6 +273,26 @@ export const forwardSchema = z.strictObject({
   ports: z.array(forwardEntry).max(32, { error: 'has more than 32 entries' }).default([]),
 });
 
+/**
+ * `[cache]`: the disk that keeps the agent's package caches (~/.cache, ~/.npm, cargo's registry…)
+ * across clean starts (src/host/cache/). Per workspace unless `shared` names one that every
+ * workspace configured with that name uses — which lets a poisoned package in one project's
+ * cache reach the next project, so it is off by default.
+ */
+export const CACHE_RANGES = { sizeGiB: { min: 1, max: 1024, default: 8 } } as const;
+
+export const cacheSchema = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  sizeGiB: ranged(CACHE_RANGES.sizeGiB.min, CACHE_RANGES.sizeGiB.max).default(CACHE_RANGES.sizeGiB.default),
+  shared: z
+    .string({ error: 'must be a cache name string' })
+    .regex(/^([a-z0-9][a-z0-9-]{0,24})?$/, {
+      error:
+        "must be empty (this workspace's own cache) or a name of a-z, 0-9 and - (up to 25, starting with a letter or digit)",
+    })
+    .default(''),
+});
+
 /** `[notifications]`: desktop notifications for pending approvals (D-Bus, when a session bus exists). */
 export const notificationsSchema = z.strictObject({
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
@@ -308,6 +328,7 @@ export const configSchema = z.strictObject({
   notifications: notificationsSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
   forward: forwardSchema.prefault({}),
+  cache: cacheSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */
@@ -325,6 +346,7 @@ export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 export type McpConfig = z.infer<typeof mcpSchema>;
 export type ForwardConfig = z.infer<typeof forwardSchema>;
+export type CacheConfig = z.infer<typeof cacheSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
 export interface WorkspacePolicy {

@@ -126,6 +126,7 @@ export class Controller implements ControllerApi {
       tasks: { running: this.deps.tasks?.running() ?? 0 },
       jobs: { running: this.jobs.running() },
       forwards: this.forwards.list(),
+      ...(sandbox.info.cache ? { cache: sandbox.info.cache } : {}),
     };
   }
 

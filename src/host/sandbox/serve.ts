@@ -264,6 +264,7 @@ async function bootSandbox(
     egress: { hostPort: deps.egressPort, hostCommand: egressRelayCommand(deps.egressPort) },
     onProgress: ctx.progress,
     protect: protectPlan,
+    cache: config.cache,
   });
   ctx.cleanup.push(() => sandbox.stop());
   guard.watch();
