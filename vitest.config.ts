@@ -14,6 +14,7 @@ import { defineConfig } from 'vitest/config';
 // A file goes to a project by where it lives, except the integration files that drive the
 // built CLI (listed under e2e) and the one unit file that must not share the cores (below).
 const E2E_IN_INTEGRATION = [
+  'tests/integration/cache-disk-cli.test.ts',
   'tests/integration/checkpoints-cli.test.ts',
   'tests/integration/cli.test.ts',
   'tests/integration/cli-models.test.ts',
@@ -21,6 +22,7 @@ const E2E_IN_INTEGRATION = [
   'tests/integration/control-listen-cli.test.ts',
   'tests/integration/ctrl-c.test.ts',
   'tests/integration/image-archive-cli.test.ts',
+  'tests/integration/jobs-forward-cli.test.ts',
   'tests/integration/mcp-server.test.ts',
   'tests/integration/nonroot.test.ts',
   'tests/integration/workspace-boundary.test.ts',

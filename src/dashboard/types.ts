@@ -66,6 +66,9 @@ export interface Status {
   egress?: { listening: boolean; port?: number };
   pendingApprovals: number;
   tasks: { running: number };
+  jobs?: { running: number };
+  forwards?: { guestPort: number; hostPort: number; url: string }[];
+  cache?: { name: string; sizeBytes: number; kind: string };
 }
 
 export interface Device {

@@ -14,6 +14,7 @@ interface ExecFlags {
   cwd?: string;
   stdin?: boolean;
   maxOutput?: number;
+  background?: boolean;
 }
 
 type ExecOutcome = ResultOf<'exec'>;
@@ -38,6 +39,7 @@ export function register(program: Command): void {
     'cowork-vm exec --json -- ls -la',
     'cowork-vm exec --context agent -- npm test      # asks for approval unless a rule allows it',
     'echo data | cowork-vm exec -i -- wc -c',
+    'cowork-vm exec --background -- python3 -m http.server 8000   # prints the job id; see `cowork-vm jobs`',
   ]);
 }
 
@@ -59,6 +61,10 @@ function defineOptions(cmd: Command): Command {
     .option('--cwd <dir>', 'working directory in the guest (default /workspace)')
     .option('-i, --stdin', "forward this process's standard input to the command (at most 1 MiB)")
     .option(
+      '-b, --background',
+      'run it as a background job: print its id and return (`cowork-vm jobs`, `logs`, `kill`); it dies with the sandbox',
+    )
+    .option(
       '--max-output <bytes>',
       `cap per stream (default 1 MiB, at most ${MAX_OUTPUT_MIB} MiB)`,
       intOption('--max-output', 1024, PARAM_LIMITS.maxOutputBytes),
@@ -66,6 +72,7 @@ function defineOptions(cmd: Command): Command {
 }
 
 async function execCommand(words: string[], flags: ExecFlags): Promise<void> {
+  if (flags.background) return backgroundCommand(words, flags);
   const stdin = flags.stdin ? await readStdin() : undefined;
   const { client } = await connectController(flags.workspace);
   const outcome = await runInGuest(client, words.join(' '), stdin, flags);
@@ -74,6 +81,20 @@ async function execCommand(words: string[], flags: ExecFlags): Promise<void> {
   reportResult(r, flags);
   await new Promise((res) => process.stdout.write('', res));
   process.exit(exitStatus(r));
+}
+
+async function backgroundCommand(words: string[], flags: ExecFlags): Promise<void> {
+  if (flags.stdin || flags.maxOutput !== undefined) {
+    throw new CoworkError(
+      'invalidArgument',
+      '--background takes no --stdin or --max-output: a job reads nothing and its output is kept by the host (`cowork-vm logs JOB`)',
+    );
+  }
+  const [{ startBackground }, { client }] = await Promise.all([
+    import('./jobs.js'),
+    connectController(flags.workspace),
+  ]);
+  await startBackground(client, words.join(' '), flags);
 }
 
 async function readStdin(): Promise<string> {

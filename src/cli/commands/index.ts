@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import * as approvals from './approvals.js';
+import * as cache from './cache.js';
 import * as cancel from './cancel.js';
 import * as checkpoints from './checkpoints.js';
 import * as dashboard from './dashboard.js';
@@ -7,7 +8,9 @@ import * as devices from './devices.js';
 import * as diff from './diff.js';
 import * as doctor from './doctor.js';
 import * as exec from './exec.js';
+import * as forward from './forward.js';
 import * as image from './image.js';
+import * as jobs from './jobs.js';
 import * as mcp from './mcp.js';
 import * as models from './models.js';
 import * as pair from './pair.js';
@@ -31,6 +34,8 @@ const COMMANDS: { register(program: Command): void }[] = [
   start,
   status,
   exec,
+  jobs,
+  forward,
   run,
   mcp,
   models,
@@ -48,6 +53,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   devices,
   secrets,
   image,
+  cache,
   doctor,
 ];
 

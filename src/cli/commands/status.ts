@@ -45,7 +45,9 @@ export function register(program: Command): void {
             `  egress proxy: ${st.egress?.listening ? `127.0.0.1:${st.egress.port}` : 'off (guest has no network)'}`,
             `  control API: ${st.control?.listen ?? 'off'}`,
             `  dashboard: ${st.dashboard ? `${st.dashboard.url} (log in with \`cowork-vm dashboard\`)` : 'off'}`,
-            `  pending approvals: ${st.pendingApprovals} · running tasks: ${st.tasks.running}`,
+            `  pending approvals: ${st.pendingApprovals} · running tasks: ${st.tasks.running} · background jobs: ${st.jobs?.running ?? 0}`,
+            `  cache disk: ${st.cache ? `${st.cache.name} (${st.cache.kind}, up to ${(st.cache.sizeBytes / 1024 ** 3).toFixed(0)} GiB)` : 'none'}`,
+            `  forwards: ${st.forwards?.length ? st.forwards.map((f) => `guest ${f.guestPort} → ${f.url}`).join(', ') : 'none'}`,
           ].join('\n') + '\n',
         );
       }),

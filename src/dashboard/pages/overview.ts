@@ -46,6 +46,18 @@ export const overviewPage: Page = (ctx, root) => {
             : 'not listening'
           : 'off',
       ),
+      ...field('Background jobs', String(s.jobs?.running ?? 0)),
+      ...field(
+        'Forwards',
+        s.forwards?.length ? s.forwards.map((f) => `guest ${f.guestPort} → ${f.url}`).join(', ') : 'none',
+        'mono',
+      ),
+      ...field(
+        'Cache disk',
+        s.cache
+          ? `${s.cache.name} (${s.cache.kind}, up to ${Math.round(s.cache.sizeBytes / 1024 ** 3)} GiB)`
+          : 'none',
+      ),
       ...field('Workspace', s.workspace, 'mono'),
     );
     tickUptime();

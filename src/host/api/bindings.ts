@@ -132,6 +132,25 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
       ...(emit ? { onApproval: (a) => emit({ type: 'approval', ...a }) } : {}),
     });
   },
+  'jobs.start': (p, c) => {
+    const { context, ...req } = p;
+    return offeredBy(c.api.jobsStart, 'background jobs').call(c.api, req, narrowContext(c.origin, context), {
+      signal: c.signal,
+    });
+  },
+  'jobs.list': (_p, c) => offeredBy(c.api.jobsList, 'background jobs').call(c.api),
+  'jobs.logs': (p, c) => {
+    const out = c.onOutput;
+    return offeredBy(c.api.jobsLogs, 'background jobs').call(
+      c.api,
+      p.id,
+      (chunk) => out?.(chunk.stream, chunk.data),
+      { follow: p.follow, signal: c.signal },
+    );
+  },
+  'jobs.kill': (p, c) => offeredBy(c.api.jobsKill, 'background jobs').call(c.api, p.id, c.origin),
+  'forward.open': (p, c) => offeredBy(c.api.forwardOpen, 'port forwards').call(c.api, p, c.origin),
+  'forward.close': (p, c) => offeredBy(c.api.forwardClose, 'port forwards').call(c.api, p.hostPort, c.origin),
   stop: async (_p, c) => {
     await c.api.stop(c.origin);
     return { stopping: true };

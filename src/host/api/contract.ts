@@ -6,6 +6,8 @@ import { PARAM_LIMITS as L } from './limits.js';
 import {
   deviceSchema,
   execOutcomeSchema,
+  forwardInfoSchema,
+  jobInfoSchema,
   pendingApprovalSchema,
   policyCheckSchema,
   roleSchema,
@@ -257,6 +259,71 @@ export const METHODS = {
     ownerOnly: { context: policyContext.default('local') },
     result: execOutcomeSchema,
     emits: z.strictObject({ stream: z.enum(['stdout', 'stderr']), data: z.string() }),
+  }),
+  'jobs.start': method({
+    description:
+      'Start a background job in the guest (a dev server, a watcher) through one policy decision; answers with its id',
+    minRole: 'admin',
+    context: 'caller',
+    transports: ['local'],
+    params: z.strictObject({
+      command: z.string().min(1).max(L.commandChars),
+      cwd: z.string().min(1).max(L.cwdChars).optional(),
+      timeoutMs: z.number().int().min(1).max(L.maxTimeoutMs).optional(),
+      taskId: taskId.optional(),
+    }),
+    ownerOnly: { context: policyContext.default('local') },
+    result: z.strictObject({
+      decision: execOutcomeSchema.shape.decision,
+      job: jobInfoSchema.optional(),
+      deniedReason: z.string().optional(),
+    }),
+  }),
+  'jobs.list': method({
+    description: 'Background jobs: running ones and the most recent that ended',
+    minRole: 'viewer',
+    context: 'none',
+    transports: ['local'],
+    params: empty,
+    result: z.array(jobInfoSchema),
+  }),
+  'jobs.logs': method({
+    description: "A background job's output the host holds; with follow, new output until the job ends",
+    minRole: 'viewer',
+    context: 'none',
+    transports: ['local'],
+    params: z.strictObject({ id: taskId, follow: z.boolean().optional() }),
+    result: jobInfoSchema,
+    emits: z.strictObject({ stream: z.enum(['stdout', 'stderr']), data: z.string() }),
+  }),
+  'jobs.kill': method({
+    description: "Kill a background job's processes in the guest",
+    minRole: 'admin',
+    context: 'none',
+    transports: ['local'],
+    params: byId,
+    result: jobInfoSchema,
+  }),
+  'forward.open': method({
+    description:
+      "Make a guest port reachable on the host's 127.0.0.1 over the SSH session (the local context only)",
+    minRole: 'admin',
+    context: 'caller',
+    transports: ['local'],
+    params: z.strictObject({
+      guestPort: z.number().int().min(1).max(65535),
+      /** 0: a free port. Default: the guest port. */
+      hostPort: z.number().int().min(0).max(65535).optional(),
+    }),
+    result: forwardInfoSchema,
+  }),
+  'forward.close': method({
+    description: 'Close a forward by its host port',
+    minRole: 'admin',
+    context: 'none',
+    transports: ['local'],
+    params: z.strictObject({ hostPort: z.number().int().min(1).max(65535) }),
+    result: forwardInfoSchema,
   }),
   'devices.list': method({
     description: 'Paired devices and messaging accounts',

@@ -1,4 +1,5 @@
 import type { PendingApproval, Verdict } from '../approvals/types.js';
+import type { ForwardInfo, JobChunk, JobInfo } from '../jobs/index.js';
 import type { Decision, Effect, LayerName, PolicyContextName } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
 import type { ProtectedChange } from '../workspace/index.js';
@@ -39,6 +40,25 @@ export interface StatusInfo {
   dashboard?: { url: string };
   pendingApprovals: number;
   tasks: { running: number };
+  jobs?: { running: number };
+  forwards?: ForwardInfo[];
+  /** The cache disk of this boot (`cowork-vm cache ls`). */
+  cache?: { name: string; sizeBytes: number; kind: 'workspace' | 'shared' };
+}
+
+/** `exec --background`: a guest command that runs on after the answer (src/host/jobs/). */
+export interface JobStartRequest {
+  command: string;
+  cwd?: string;
+  timeoutMs?: number;
+  taskId?: string;
+}
+
+export interface JobStartOutcome {
+  decision: Decision;
+  /** Present when it was allowed and started. */
+  job?: JobInfo;
+  deniedReason?: string;
 }
 
 export interface ExecRequest {
@@ -185,5 +205,18 @@ export interface ControllerApi {
   toolsClose?(session: string): void;
   /** One tool call of a session, on the enforcement path; resolves with what the agent is told. */
   toolsCall?(req: ToolCallRequest, opts?: ToolCallStreams): Promise<ToolCallOutcome>;
+  /** Background jobs: started through the same decision as exec; absent when the controller has none. */
+  jobsStart?(req: JobStartRequest, origin: Origin, opts?: { signal?: AbortSignal }): Promise<JobStartOutcome>;
+  jobsList?(): JobInfo[];
+  /** A job's held output through `emit`, then (follow) new output until it ends or `signal` aborts. */
+  jobsLogs?(
+    id: string,
+    emit: (c: JobChunk) => void,
+    opts: { follow?: boolean; signal?: AbortSignal },
+  ): Promise<JobInfo>;
+  jobsKill?(id: string, origin: Origin): Promise<JobInfo>;
+  /** A guest port on the host's 127.0.0.1; only the `local` context may open one. */
+  forwardOpen?(req: { guestPort: number; hostPort?: number }, origin: Origin): Promise<ForwardInfo>;
+  forwardClose?(hostPort: number, origin: Origin): Promise<ForwardInfo>;
   stop(origin: Origin): Promise<void>;
 }

@@ -40,6 +40,30 @@ export const execOutcomeSchema = z.strictObject({
   checkpoint: z.string().optional(),
 });
 
+/** A background job (src/host/jobs/guest-jobs.ts). */
+export const jobInfoSchema = z.strictObject({
+  id: z.string(),
+  command: z.string(),
+  state: z.enum(['running', 'exited', 'killed', 'failed']),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  exitCode: z.number().int().nullable().optional(),
+  signal: z.string().nullable().optional(),
+  reason: z.string().optional(),
+  outputBytes: z.number().int(),
+  droppedBytes: z.number().int(),
+  taskId: z.string().optional(),
+});
+
+/** A guest port forwarded to the host's loopback (src/host/jobs/port-forwards.ts). */
+export const forwardInfoSchema = z.strictObject({
+  guestPort: z.number().int(),
+  hostPort: z.number().int(),
+  url: z.string(),
+  openedAt: z.string(),
+  connections: z.number().int(),
+});
+
 export const statusSchema = z.strictObject({
   workspace: z.string(),
   state: z.enum(['starting', 'running', 'stopping', 'stopped', 'crashed']),
@@ -63,6 +87,13 @@ export const statusSchema = z.strictObject({
   dashboard: z.strictObject({ url: z.string() }).optional(),
   pendingApprovals: z.number().int(),
   tasks: z.strictObject({ running: z.number().int() }),
+  /** Background jobs running in the guest (`cowork-vm jobs` lists them). */
+  jobs: z.strictObject({ running: z.number().int() }).optional(),
+  /** Guest ports reachable on the host's 127.0.0.1 (`cowork-vm forward`). */
+  forwards: z.array(forwardInfoSchema).optional(),
+  cache: z
+    .strictObject({ name: z.string(), sizeBytes: z.number().int(), kind: z.enum(['workspace', 'shared']) })
+    .optional(),
 });
 
 /** `policy.check`: what the policy engine would decide, and why; nothing ran and nobody was asked. */

@@ -160,6 +160,8 @@ const IGNORED_WORKSPACE_SECTIONS = [
   'notifications',
   'mcp',
   'checkpoints',
+  'forward',
+  'cache',
 ] as const;
 
 /** Apply a workspace config on top of the user's: it may only add deny/ask rules and lower limits. */

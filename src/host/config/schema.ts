@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { allowEntryTooBroad } from '../egress/rules.js';
+import { parseForwardSpec } from '../jobs/forward-spec.js';
 import { DEFAULT_PROTECT, invalidProtectPatterns } from '../workspace/protected.js';
 
 /**
@@ -250,6 +251,48 @@ export const workspaceSchema = z.strictObject({
     .default('auto'),
 });
 
+/**
+ * `[forward]`: guest ports opened on the host's 127.0.0.1 at every start, as if by
+ * `cowork-vm forward`. Each is a port (the same on both sides) or "GUEST:HOST" (HOST 0 = free).
+ */
+const forwardEntry = z
+  .union([z.number(), z.string()], { error: 'must be a port number or a "GUEST:HOST" string' })
+  .refine(
+    (v) => {
+      try {
+        parseForwardSpec(v);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { error: 'is not GUEST_PORT[:HOST_PORT] (guest 1–65535, host 0–65535; e.g. 8000 or "3000:13000")' },
+  );
+
+export const forwardSchema = z.strictObject({
+  ports: z.array(forwardEntry).max(32, { error: 'has more than 32 entries' }).default([]),
+});
+
+/**
+ * `[cache]`: the disk that keeps the agent's package caches (~/.cache, ~/.npm, cargo's registry…)
+ * across clean starts (src/host/cache/). Per workspace unless `shared` names one that every
+ * workspace configured with that name uses — which lets a poisoned package in one project's
+ * cache reach the next project, so it is off by default.
+ */
+export const CACHE_RANGES = { sizeGiB: { min: 1, max: 1024, default: 8 } } as const;
+
+export const cacheSchema = z.strictObject({
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  sizeGiB: ranged(CACHE_RANGES.sizeGiB.min, CACHE_RANGES.sizeGiB.max).default(CACHE_RANGES.sizeGiB.default),
+  shared: z
+    .string({ error: 'must be a cache name string' })
+    .regex(/^([a-z0-9][a-z0-9-]{0,24})?$/, {
+      error:
+        "must be empty (this workspace's own cache) or a name of a-z, 0-9 and - (up to 25, starting with a letter or digit)",
+    })
+    .default(''),
+});
+
 /** `[notifications]`: desktop notifications for pending approvals (D-Bus, when a session bus exists). */
 export const notificationsSchema = z.strictObject({
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
@@ -300,6 +343,8 @@ export const configSchema = z.strictObject({
   notifications: notificationsSchema.prefault({}),
   mcp: mcpSchema.prefault({}),
   checkpoints: checkpointsSchema.prefault({}),
+  forward: forwardSchema.prefault({}),
+  cache: cacheSchema.prefault({}),
 });
 
 /** One config file, validated, every default filled in. */
@@ -317,6 +362,8 @@ export type DashboardConfig = z.infer<typeof dashboardSchema>;
 export type TelegramConfig = z.infer<typeof telegramSchema>;
 export type McpConfig = z.infer<typeof mcpSchema>;
 export type CheckpointsConfig = z.infer<typeof checkpointsSchema>;
+export type ForwardConfig = z.infer<typeof forwardSchema>;
+export type CacheConfig = z.infer<typeof cacheSchema>;
 
 /** Rules that came from the workspace's own `.cowork/config.toml`: they may only tighten. */
 export interface WorkspacePolicy {

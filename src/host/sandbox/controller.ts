@@ -4,6 +4,8 @@ import type {
   DashboardLogin,
   ExecOutcome,
   ExecRequest,
+  JobStartOutcome,
+  JobStartRequest,
   Origin,
   PolicyCheck,
   StatusInfo,
@@ -20,6 +22,7 @@ import type { Role } from '../api/roles.js';
 import type { ApprovalBroker, PendingApproval, Verdict } from '../approvals/types.js';
 import type { TaskCheckpoints } from '../checkpoints/index.js';
 import { CoworkError } from '../errors.js';
+import { type ForwardInfo, GuestJobs, type JobChunk, type JobInfo, PortForwards } from '../jobs/index.js';
 import type { ToolSessions } from '../mcp/sessions.js';
 import type { Decision, PolicyEngine, PolicyRequest } from '../policy/types.js';
 import type { ExecResult } from '../ssh/types.js';
@@ -78,9 +81,14 @@ export class Controller implements ControllerApi {
   /** Per-task state lives in the task's scope and ends with the task, never here. */
   private readonly scopes: TaskScopes;
   private dashboard: DashboardFrontend | undefined;
+  /** Background jobs and port forwards: both live on the sandbox's SSH session and end with it. */
+  private readonly jobs: GuestJobs;
+  private readonly forwards: PortForwards;
 
   constructor(private readonly deps: ControllerDeps) {
     this.scopes = deps.scopes ?? new TaskScopes();
+    this.jobs = new GuestJobs({ onEnd: (job, result, error) => this.recordJobEnd(job, result, error) });
+    this.forwards = new PortForwards((port) => deps.sandbox.session.forward(port));
   }
 
   setControlListen(url: string | undefined): void {
@@ -119,6 +127,9 @@ export class Controller implements ControllerApi {
       ...(this.dashboard ? { dashboard: { url: this.dashboard.url } } : {}),
       pendingApprovals: this.deps.approvals.list().length,
       tasks: { running: this.deps.tasks?.running() ?? 0 },
+      jobs: { running: this.jobs.running() },
+      forwards: this.forwards.list(),
+      ...(sandbox.info.cache ? { cache: sandbox.info.cache } : {}),
     };
   }
 
@@ -324,6 +335,162 @@ export class Controller implements ControllerApi {
   }
 
   /**
+   * `exec --background`: the same request → one decision → approval path as `exec`, then the
+   * command runs on in the guest as a job whose end is recorded when it comes (exec.finished
+   * with its jobId). It holds one SSH channel and dies with the sandbox.
+   */
+  async jobsStart(
+    req: JobStartRequest,
+    origin: Origin,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<JobStartOutcome> {
+    this.assertRunning();
+    this.jobs.assertRoom();
+    const { timeline, sandbox } = this.deps;
+    const tid = req.taskId ?? null;
+    timeline.record(tid, {
+      type: 'command.requested',
+      tool: 'shell',
+      command: req.command,
+      context: origin.context,
+      origin: origin.id,
+      cwd: req.cwd,
+    });
+    const auth = await this.decide(
+      { kind: 'shell', command: req.command, cwd: req.cwd },
+      origin,
+      req.taskId,
+      opts.signal,
+    );
+    if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
+    const env = this.scopes.get(req.taskId)?.proxyEnv();
+    const job = this.jobs.start(
+      req.command,
+      (run) =>
+        sandbox.exec(req.command, {
+          cwd: req.cwd,
+          timeoutMs: req.timeoutMs,
+          maxOutputBytes: JOB_EXCERPT_BYTES,
+          streamPastCap: true,
+          env,
+          ...run,
+        }),
+      req.taskId,
+    );
+    timeline.record(tid, {
+      type: 'exec.started',
+      command: req.command,
+      cwd: req.cwd ?? '/workspace',
+      jobId: job.id,
+    });
+    return { decision: auth.decision, job };
+  }
+
+  jobsList(): JobInfo[] {
+    return this.jobs.list();
+  }
+
+  jobsLogs(
+    id: string,
+    emit: (c: JobChunk) => void,
+    opts: { follow?: boolean; signal?: AbortSignal } = {},
+  ): Promise<JobInfo> {
+    return this.jobs.logs(id, emit, opts);
+  }
+
+  async jobsKill(id: string, origin: Origin): Promise<JobInfo> {
+    const before = this.jobs.get(id);
+    if (before.state === 'running') {
+      this.deps.timeline.record(before.taskId ?? null, { type: 'job.killed', jobId: id, by: origin.id });
+    }
+    return this.jobs.kill(id, origin.id);
+  }
+
+  /**
+   * A guest port on the host's 127.0.0.1. Only the user at this machine (the `local` context)
+   * may open one: a forward makes whatever the guest serves reachable by every local process,
+   * so the agent, a remote device or a messaging channel must not be able to ask for it.
+   */
+  async forwardOpen(req: { guestPort: number; hostPort?: number }, origin: Origin): Promise<ForwardInfo> {
+    this.assertRunning();
+    if (origin.context !== 'local') {
+      const reason = `a port forward can only be opened from the local context (this caller is '${origin.context}'); run \`cowork-vm forward ${req.guestPort}\` on the host`;
+      this.deps.timeline.record(null, {
+        type: 'forward.refused',
+        guestPort: req.guestPort,
+        origin: origin.id,
+        context: origin.context,
+        reason,
+      });
+      throw new CoworkError('denied', reason);
+    }
+    const f = await this.forwards.open(req.guestPort, req.hostPort ?? req.guestPort);
+    this.deps.timeline.record(null, {
+      type: 'forward.opened',
+      guestPort: f.guestPort,
+      hostPort: f.hostPort,
+      origin: origin.id,
+    });
+    return f;
+  }
+
+  async forwardClose(hostPort: number, origin: Origin): Promise<ForwardInfo> {
+    const f = await this.forwards.close(hostPort);
+    this.deps.timeline.record(null, {
+      type: 'forward.closed',
+      guestPort: f.guestPort,
+      hostPort: f.hostPort,
+      by: origin.id,
+    });
+    return f;
+  }
+
+  /** At stop: kill every job and close every forward before the guest goes (each recorded). */
+  async closeJobsAndForwards(reason: string): Promise<void> {
+    const by: Origin = { id: reason, context: 'local' };
+    for (const f of this.forwards.list()) await this.forwardClose(f.hostPort, by).catch(() => {});
+    await this.forwards.closeAll();
+    for (const j of this.jobs.list().filter((x) => x.state === 'running'))
+      this.deps.timeline.record(j.taskId ?? null, { type: 'job.killed', jobId: j.id, by: reason });
+    await this.jobs.close(reason);
+  }
+
+  private recordJobEnd(job: JobInfo, result?: ExecResult, error?: CoworkError): void {
+    const tid = job.taskId ?? null;
+    if (!result) {
+      this.deps.timeline.record(tid, {
+        type: 'exec.failed',
+        command: job.command,
+        error: job.reason ?? error?.message ?? 'unknown error',
+        jobId: job.id,
+      });
+      return;
+    }
+    this.deps.timeline.record(tid, {
+      type: 'exec.finished',
+      exitCode: result.exitCode,
+      signal: result.signal,
+      durationMs: result.durationMs,
+      stdoutBytes: Buffer.byteLength(result.stdout),
+      stderrBytes: Buffer.byteLength(result.stderr),
+      truncated: result.truncated,
+      timedOut: result.timedOut,
+      stdoutExcerpt: result.stdout,
+      stderrExcerpt: result.stderr,
+      jobId: job.id,
+    });
+  }
+
+  private assertRunning(): void {
+    if (this.state !== 'running') {
+      throw new CoworkError(
+        'unavailable',
+        `the sandbox is ${this.state} — start it again with \`cowork-vm start\``,
+      );
+    }
+  }
+
+  /**
    * What `exec` would decide for this command in this context, from the same engine, without
    * recording, asking or running anything. A task's "approved for this task" commands are not
    * consulted: the answer is the rules' own.
@@ -438,6 +605,9 @@ export class Controller implements ControllerApi {
     return join(this.deps.stateDir, 'timeline.db');
   }
 }
+
+/** How much of a job's output its exec.finished keeps (the whole log is `cowork-vm logs`). */
+const JOB_EXCERPT_BYTES = 64 * 1024;
 
 function toSummary(t: {
   id: string;

@@ -69,6 +69,7 @@ export function superviseLifecycle(deps: {
     // Includes a local `stop` request that may have started this: its answer leaves first.
     await inFlight.local.drain(DRAIN_DEADLINE_MS);
     await server.close();
+    await controller.closeJobsAndForwards('stop').catch(() => undefined); // jobs die with the sandbox
     const exit = await sandbox.stop().catch(() => undefined);
     timeline.record(null, { type: 'vm.stopped', reason });
     await guard.check().catch(() => []); // a last look, once the guest can write nothing more

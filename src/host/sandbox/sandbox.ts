@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { type CacheDiskInfo, ensureCacheDisk } from '../cache/index.js';
 import { CoworkError } from '../errors.js';
 import type { HostPaths } from '../paths.js';
 import { ensureSandboxKeys, type SandboxKeys } from '../ssh/keys.js';
@@ -29,6 +30,8 @@ export interface SandboxOptions {
   egress?: Pick<NonNullable<VmSpec['egress']>, 'hostPort' | 'hostCommand'>;
   /** Workspace paths the guest must mount read-only or pin (seed `protect.list`). */
   protect?: MountLine[];
+  /** The cache disk ([cache]): absent or disabled = none; a driver without the capability starts without one. */
+  cache?: { enabled: boolean; sizeGiB: number; shared?: string };
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -44,6 +47,8 @@ export interface SandboxInfo {
   guestProxyUrl?: string;
   bootMs: number;
   startedAt: string;
+  /** The cache disk attached to this boot, if any. */
+  cache?: Pick<CacheDiskInfo, 'name' | 'sizeBytes' | 'kind'>;
 }
 
 /**
@@ -59,10 +64,12 @@ export class Sandbox extends EventEmitter {
     readonly vm: VmHandle,
     readonly session: GuestSession,
     readonly info: SandboxInfo,
+    private readonly releaseCache: () => void = () => {},
   ) {
     super();
     vm.on('exit', (exit: VmExitInfo) => {
       void session.close().catch(() => {});
+      this.releaseCache();
       this.emit('exit', { ...exit, state: this.stopping ? 'stopped' : exit.state });
     });
   }
@@ -78,15 +85,25 @@ export class Sandbox extends EventEmitter {
     const keys = await ensureSandboxKeys(join(opts.stateDir, 'keys'));
     const egress = guestEgress(opts);
     const seedDir = prepareSeed(opts, keys, egress);
+    const cache = attachCache(opts, progress);
 
     progress(`booting guest (${opts.cpus} cpu, ${opts.memoryMiB} MiB)`);
-    const vm = await opts.driver.start(vmSpec(opts, image, seedDir, egress), {
-      signal: opts.signal,
-      onProgress: (l) => progress(`guest: ${l}`),
-    });
-
-    progress('connecting over SSH');
-    const session = await connectSession(vm, keys);
+    let vm: VmHandle;
+    let session: GuestSession;
+    try {
+      vm = await opts.driver.start(
+        {
+          ...vmSpec(opts, image, seedDir, egress),
+          ...(cache ? { cacheDisk: { path: cache.info.path } } : {}),
+        },
+        { signal: opts.signal, onProgress: (l) => progress(`guest: ${l}`) },
+      );
+      progress('connecting over SSH');
+      session = await connectSession(vm, keys);
+    } catch (err) {
+      cache?.release();
+      throw err;
+    }
     const info: SandboxInfo = {
       accel: vm.info.accel,
       share: vm.info.shareMode,
@@ -97,9 +114,12 @@ export class Sandbox extends EventEmitter {
       guestProxyUrl: egress && `http://${egress.guestAddress}:${egress.guestPort}`,
       bootMs: Date.now() - t0,
       startedAt: new Date().toISOString(),
+      ...(cache
+        ? { cache: { name: cache.info.name, sizeBytes: cache.info.sizeBytes, kind: cache.info.kind } }
+        : {}),
     };
     progress(`ready in ${(info.bootMs / 1000).toFixed(1)} s (accel ${info.accel}, share ${info.share})`);
-    return new Sandbox(opts, vm, session, info);
+    return new Sandbox(opts, vm, session, info, cache?.release);
   }
 
   get running(): boolean {
@@ -166,6 +186,32 @@ export function checkCapabilities(
       `vm.accel "${want.accel}" is not offered by the ${driver.name} driver (it offers ${accels.join(', ')})`,
     );
   }
+}
+
+/**
+ * The cache disk for this boot, created when missing; none when [cache] is off, or when the
+ * driver cannot attach one (said once, the start goes on: caches are an optimisation).
+ */
+function attachCache(opts: SandboxOptions, progress: (line: string) => void) {
+  if (!opts.cache?.enabled) return undefined;
+  if (!opts.driver.capabilities.cacheDisk) {
+    progress(
+      `no cache disk: the ${opts.driver.name} driver cannot attach one (caches start empty each time)`,
+    );
+    return undefined;
+  }
+  const c = ensureCacheDisk({
+    paths: opts.paths,
+    workspace: opts.workspace,
+    shared: opts.cache.shared || undefined,
+    sizeGiB: opts.cache.sizeGiB,
+    owner: agentIds(opts.workspace),
+    onNotice: progress,
+  });
+  progress(
+    `cache disk ${c.info.name} (${opts.cache.shared ? 'shared' : 'this workspace'}, up to ${opts.cache.sizeGiB} GiB)`,
+  );
+  return c;
 }
 
 type GuestEgress = NonNullable<VmSpec['egress']>;

@@ -5,6 +5,7 @@ import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
 import { EgressProxy, egressRelayCommand } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
+import { parseForwardSpec } from '../jobs/forward-spec.js';
 import { ToolSessions } from '../mcp/sessions.js';
 import type { HostPaths } from '../paths.js';
 import { hostPaths, sandboxStateDir } from '../paths.js';
@@ -117,6 +118,8 @@ export async function startController(opts: StartOptions): Promise<RunningContro
       stop,
       checkpoints,
     });
+    ctx.cleanup.push(() => controller.closeJobsAndForwards('stop'));
+    await openConfiguredForwards(ctx, controller, opts.onWarning);
     if (opts.terminal) attachTerminal(opts.terminal, approvals, controller, ctx.cleanup);
     const onNotice = opts.onNotice ?? opts.onWarning ?? (() => {});
     await attachNotifications({ ...ctx, onNotice }, approvals, controller);
@@ -267,6 +270,7 @@ async function bootSandbox(
     egress: { hostPort: deps.egressPort, hostCommand: egressRelayCommand(deps.egressPort) },
     onProgress: ctx.progress,
     protect: protectPlan,
+    cache: config.cache,
   });
   ctx.cleanup.push(() => sandbox.stop());
   guard.watch();
@@ -282,6 +286,28 @@ async function bootSandbox(
     bootMs: sandbox.info.bootMs,
   });
   return sandbox;
+}
+
+/**
+ * `[forward] ports`, opened as the user at this machine would (the user config only; a workspace
+ * config cannot name one). A port in use does not fail the start: it is reported and recorded.
+ */
+async function openConfiguredForwards(
+  ctx: StartContext,
+  controller: Controller,
+  onWarning: ((line: string) => void) | undefined,
+): Promise<void> {
+  for (const entry of ctx.config.forward.ports) {
+    const spec = parseForwardSpec(entry, 'forward.ports');
+    try {
+      const f = await controller.forwardOpen(spec, { id: 'config', context: 'local' });
+      ctx.progress(`forwarding guest port ${f.guestPort} to ${f.url}`);
+    } catch (err) {
+      const e = CoworkError.from(err);
+      onWarning?.(`[forward] ports ${JSON.stringify(entry)}: ${e.message}`);
+      ctx.timeline.record(null, { type: 'error', code: e.code, message: e.message, where: 'forward.ports' });
+    }
+  }
 }
 
 function vmSettings(ctx: StartContext): { cpus: number; memoryMiB: number; image: string } {

@@ -73,8 +73,9 @@ class ExecRun {
     private readonly settings: ExecSettings,
     private readonly startedAt: number,
   ) {
-    this.stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout);
-    this.stderr = new CappedOutput(settings.maxOutputBytes, opts.onStderr);
+    const all = opts.streamPastCap === true;
+    this.stdout = new CappedOutput(settings.maxOutputBytes, opts.onStdout, all);
+    this.stderr = new CappedOutput(settings.maxOutputBytes, opts.onStderr, all);
     this.marker = new PidMarkerFilter(settings.nonce);
   }
 

@@ -3,7 +3,8 @@ import { PID_MARKER } from './command.js';
 /**
  * Collects one output stream up to `cap` bytes. Bytes past the cap are counted and dropped —
  * the channel keeps being drained so the guest command is never blocked on a full pipe, and
- * the host never buffers more than `cap`. `onChunk` sees exactly the bytes that are kept.
+ * the host never buffers more than `cap`. `onChunk` sees exactly the bytes that are kept, or
+ * every byte with `streamAll` (a background job: its log lives on the host, the result is an excerpt).
  */
 export class CappedOutput {
   private readonly chunks: Buffer[] = [];
@@ -13,16 +14,18 @@ export class CappedOutput {
   constructor(
     private readonly cap: number,
     private readonly onChunk?: (chunk: Buffer) => void,
+    private readonly streamAll = false,
   ) {}
 
   push(chunk: Buffer): void {
     this.seen += chunk.length;
+    if (this.streamAll && chunk.length > 0) this.onChunk?.(chunk);
     const room = this.cap - this.kept;
     if (room <= 0 || chunk.length === 0) return;
     const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
     this.chunks.push(part);
     this.kept += part.length;
-    this.onChunk?.(part);
+    if (!this.streamAll) this.onChunk?.(part);
   }
 
   get truncated(): boolean {

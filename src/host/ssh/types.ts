@@ -20,6 +20,8 @@ export interface ExecOptions {
   signal?: AbortSignal; // abort kills the remote process group, then exec rejects CoworkError('cancelled')
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** onStdout/onStderr see every byte, not only the first maxOutputBytes kept for the result. */
+  streamPastCap?: boolean;
 }
 
 export interface FileStat {

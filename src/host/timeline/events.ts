@@ -154,7 +154,13 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     message: z.string().optional(),
   }),
   ev('approval.timedout', { id: z.string(), verdict: z.literal('deny'), by: z.literal('timeout') }),
-  ev('exec.started', { command: z.string(), cwd: z.string().optional(), tool: z.string().optional() }),
+  ev('exec.started', {
+    command: z.string(),
+    cwd: z.string().optional(),
+    tool: z.string().optional(),
+    /** A background job (`exec --background`): its exec.finished/exec.failed carry the same id. */
+    jobId: z.string().optional(),
+  }),
   ev('exec.finished', {
     exitCode: z.number().int().nullable(),
     signal: z.string().nullable(),
@@ -166,10 +172,11 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     timedOut: z.boolean().optional(),
     stdoutExcerpt: z.string().optional(),
     stderrExcerpt: z.string().optional(),
+    jobId: z.string().optional(),
     ...excerptMeta,
   }),
   /** The command could not be run at all (session lost, VM gone): no exit code exists. */
-  ev('exec.failed', { command: z.string(), error: z.string() }),
+  ev('exec.failed', { command: z.string(), error: z.string(), jobId: z.string().optional() }),
   // budgets and the model
   ev('budget', budgetFiguresSchema.shape),
   ev('model.call', {
@@ -264,6 +271,16 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     url: z.string().optional(),
     outcome: z.string(),
     detail: z.string().optional(),
+  }),
+  // background jobs and port forwards (src/host/jobs/)
+  ev('job.killed', { jobId: z.string(), by: z.string() }),
+  ev('forward.opened', { guestPort: z.number().int(), hostPort: z.number().int(), origin: z.string() }),
+  ev('forward.closed', { guestPort: z.number().int(), hostPort: z.number().int(), by: z.string() }),
+  ev('forward.refused', {
+    guestPort: z.number().int(),
+    origin: z.string(),
+    context: z.enum(POLICY_CONTEXTS),
+    reason: z.string(),
   }),
   // control API and channels: their security events (control/events.ts records them)
   ...SECURITY_EVENTS,

@@ -41,7 +41,7 @@ function describe(e: StoredEvent): string {
     case 'approval.timedout':
       return `${e.data.id} denied: no answer in time`;
     case 'exec.started':
-      return e.data.command;
+      return (e.data.jobId ? `job ${e.data.jobId}: ` : '') + e.data.command;
     case 'exec.finished': {
       const how =
         e.data.exitCode !== null ? `exit ${e.data.exitCode}` : `killed by ${e.data.signal ?? 'signal'}`;

@@ -67,6 +67,12 @@ export interface VmSpec {
   bootTimeoutMs?: number;
   /** Device model (default 'default'); a driver refuses one not in capabilities.deviceProfiles. */
   deviceProfile?: DeviceProfile;
+  /**
+   * A writable raw disk the guest mounts at the agent's cache folders (src/host/cache/). Written
+   * by the guest, so the driver attaches it as raw bytes (no format probing) and nothing on the
+   * host ever reads it. Only for a driver with `capabilities.cacheDisk`.
+   */
+  cacheDisk?: { path: string };
 }
 
 /** What a driver can do; the sandbox checks a request against these before booting. */
@@ -79,6 +85,8 @@ export interface DriverCapabilities {
   gracefulShutdown: boolean;
   /** Device profiles it can boot (absent: only 'default'). */
   deviceProfiles?: DeviceProfile[];
+  /** Whether it can attach VmSpec.cacheDisk (absent: no; the sandbox then starts without one and says so). */
+  cacheDisk?: boolean;
 }
 
 /**

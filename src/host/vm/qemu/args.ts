@@ -107,6 +107,7 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
     ['seed', spec.seed.hostPath],
     ['QMP socket', host.qmpSocketPath],
     ['console log', host.consoleLogPath],
+    ...(spec.cacheDisk ? ([['cache disk', spec.cacheDisk.path]] as const) : []),
   ] as const) {
     checkPath(p, what);
   }
@@ -199,6 +200,23 @@ function ninePArgs(id: string, share: ShareSpec, readOnly: boolean, model: NineP
   const fsdev = ['local', `id=${id}`, `path=${escapeOptionValue(share.hostPath)}`, `security_model=${model}`];
   if (readOnly) fsdev.push('readonly=on');
   return ['-fsdev', fsdev.join(','), '-device', `virtio-9p-device,fsdev=${id},mount_tag=${share.tag}`];
+}
+
+/**
+ * The cache disk: writable, and guest-written, so `format=raw` (QEMU must never probe a format
+ * from bytes the guest chose) and no backing file. The guest finds it by its serial, not its
+ * position. `discard=unmap` lets the guest's trims keep the file sparse.
+ */
+export const CACHE_DISK_SERIAL = 'cowork-cache';
+
+function cacheDiskArgs(spec: VmSpec): string[] {
+  if (!spec.cacheDisk) return [];
+  return [
+    '-drive',
+    `id=cache,file=${escapeOptionValue(spec.cacheDisk.path)},format=raw,if=none,discard=unmap`,
+    '-device',
+    `${dev(spec, 'virtio-blk')},drive=cache,serial=${CACHE_DISK_SERIAL}`,
+  ];
 }
 
 function workspaceArgs(spec: VmSpec, host: QemuHostConfig): string[] {
@@ -324,6 +342,7 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     `id=root,file=${escapeOptionValue(spec.image.rootfs)},format=raw,if=none,readonly=on`,
     '-device',
     `${dev(spec, 'virtio-blk')},drive=root`,
+    ...cacheDiskArgs(spec),
     ...workspaceArgs(spec, host),
     ...seedArgs(spec, host),
     ...netArgs(spec, host),

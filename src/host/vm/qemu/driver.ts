@@ -61,6 +61,7 @@ export class QemuDriver implements VmDriver {
     accels: ['auto', 'kvm', 'hvf', 'tcg'],
     gracefulShutdown: true,
     deviceProfiles: ['default', 'vz'],
+    cacheDisk: true,
   };
   readonly network: GuestNetwork = QEMU_GUEST_NETWORK;
   private readonly env: NodeJS.ProcessEnv;

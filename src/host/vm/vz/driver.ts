@@ -22,6 +22,9 @@ export const VZ_CAPABILITIES: DriverCapabilities = {
   shareModes: ['virtiofs'],
   accels: ['auto', 'hvf'],
   gracefulShutdown: true,
+  // The bridge attaches exactly one (read-only) disk, VzConfig.rootfs; a second, writable
+  // VZVirtioBlockDeviceConfiguration needs a `disks` list in the bridge and its ObjC++ first.
+  cacheDisk: false,
 };
 
 /**
