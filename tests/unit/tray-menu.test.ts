@@ -29,7 +29,10 @@ function readable(layout: unknown[]): unknown {
   return {
     id,
     props: Object.fromEntries(props.map(([k, [, v]]) => [k, v])),
-    children: children.map(([sig, l]) => (expect(sig).toBe('(ia{sv}av)'), readable(l))),
+    children: children.map(([sig, l]) => {
+      expect(sig).toBe('(ia{sv}av)');
+      return readable(l);
+    }),
   };
 }
 

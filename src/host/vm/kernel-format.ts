@@ -12,7 +12,11 @@ export type KernelFormat = 'arm64-image' | 'x86-bzimage' | 'gzip' | 'efi-zboot' 
 
 export function kernelFormatOf(header: Buffer): KernelFormat {
   if (header.length >= 2 && header[0] === 0x1f && header[1] === 0x8b) return 'gzip';
-  if (header.length >= 8 && header.toString('latin1', 0, 2) === 'MZ' && header.toString('latin1', 4, 8) === 'zimg')
+  if (
+    header.length >= 8 &&
+    header.toString('latin1', 0, 2) === 'MZ' &&
+    header.toString('latin1', 4, 8) === 'zimg'
+  )
     return 'efi-zboot';
   if (header.length >= 60 && header.readUInt32LE(56) === 0x644d5241) return 'arm64-image';
   if (header.length >= 0x206 && header.toString('latin1', 0x202, 0x206) === 'HdrS') return 'x86-bzimage';
