@@ -284,6 +284,23 @@ describe('cowork-vm mcp (built CLI, SDK client over stdio, real guest)', () => {
           .filter((e) => e.type === 'tool.call')
           .map((e) => e.data as { name: string; input?: { command?: string } });
         expect(calls.map((c) => c.name)).toEqual(['shell']);
+
+        // The session was checkpointed like a task: once Claude Code has gone, its change set
+        // is recorded, `diff` shows exactly cc.txt created, and `undo` takes it back.
+        let diff: { live: boolean; changes: { path: string; change: string }[] } | undefined;
+        await waitFor(
+          () => {
+            const r = cli(['diff', task!.id, '--json', '--workspace', ws], t.env);
+            diff = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+            return diff?.live === false;
+          },
+          "the session's end checkpoint",
+          { timeoutMs: 60_000, intervalMs: 500, detail: () => JSON.stringify(diff) },
+        );
+        expect(diff!.changes.map((c) => [c.path, c.change])).toEqual([['cc.txt', 'created']]);
+        const undo = cli(['undo', task!.id, '--workspace', ws], t.env);
+        expect(undo.code, undo.stderr).toBe(0);
+        expect(existsSync(join(ws, 'cc.txt'))).toBe(false);
       } finally {
         timeline.close();
       }

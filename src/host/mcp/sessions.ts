@@ -9,6 +9,7 @@ import type {
   ToolInfo,
   ToolSessionInfo,
 } from '../api/controller.js';
+import type { TaskCheckpoints } from '../checkpoints/index.js';
 import { CoworkError } from '../errors.js';
 import type { StoredEvent, Timeline } from '../timeline/index.js';
 import { runToolCall } from '../tools/call.js';
@@ -28,6 +29,12 @@ export interface ToolSessionsOptions {
   limits: { maxCalls: number; maxSessionMinutes: number };
   /** What agent tasks' gates get too: the task's scope (approvals "for the task", proxy credentials), the browser. */
   extendContext?: (base: ToolGate) => ToolGate;
+  /**
+   * The workspace checkpoint around a session, as around an agent task: taken before its first
+   * call (no checkpoint, no call), its change set recorded when the session ends — so
+   * `cowork-vm diff`/`undo` work on an outside agent's session as on a task.
+   */
+  checkpoints?: Pick<TaskCheckpoints, 'before' | 'after'>;
   /** Called once when a session ends, with its task id: where its scope and browser are disposed. */
   onSessionEnd?: (taskId: string) => void;
   now?: () => number;
@@ -39,6 +46,8 @@ interface Session {
   abort: AbortController;
   startedAt: number;
   calls: number;
+  /** The session's checkpoint, once its first call asked for it. */
+  checkpoint?: Promise<unknown>;
 }
 
 /**
@@ -100,14 +109,26 @@ export class ToolSessions {
     if (!s) return;
     this.#sessions.delete(session);
     s.abort.abort('session closed');
-    try {
-      this.#opts.timeline.finishTask(s.info.taskId, {
-        outcome: 'completed',
-        summary: `${summary}; ${s.calls} tool call(s)`,
-      });
-    } catch {
-      // The timeline may already be closed at shutdown; the session still ends.
-    }
+    const finish = () => {
+      try {
+        this.#opts.timeline.finishTask(s.info.taskId, {
+          outcome: 'completed',
+          summary: `${summary}; ${s.calls} tool call(s)`,
+        });
+      } catch {
+        // The timeline may already be closed at shutdown; the session still ends.
+      }
+    };
+    const cp = this.#opts.checkpoints;
+    if (cp && s.checkpoint) {
+      // The change set goes into the task before it finishes; a failure leaves the start
+      // checkpoint, which `cowork-vm diff` compares with the workspace as it is then.
+      const id = s.info.taskId;
+      void s.checkpoint
+        .then(() => cp.after(id, id))
+        .catch(() => undefined)
+        .finally(finish);
+    } else finish();
     try {
       this.#opts.onSessionEnd?.(s.info.taskId);
     } catch {
@@ -144,6 +165,8 @@ export class ToolSessions {
       const text = `Invalid input for ${tool.name}:\n${z.prettifyError(parsed.error)}`;
       return { text, isError: true, denied: false };
     }
+    const unrecorded = await this.#checkpoint(s);
+    if (unrecorded) return unrecorded;
     const toolUseId = `mcp-${s.calls}`;
     const { timeline } = this.#opts;
     timeline.record(s.info.taskId, {
@@ -207,6 +230,28 @@ export class ToolSessions {
       else if (e.type === 'approval.answered' && e.data.verdict === 'deny')
         facts.approval = { id: e.data.id, deniedBy: e.data.by, message: e.data.message };
     });
+  }
+
+  /** Fail closed: the first call of a session waits for its checkpoint; none, no call. */
+  async #checkpoint(s: Session): Promise<ToolCallOutcome | undefined> {
+    const cp = this.#opts.checkpoints;
+    if (!cp) return undefined;
+    const id = s.info.taskId;
+    s.checkpoint ??= cp.before({ id, kind: 'task', label: `MCP session (${s.info.origin})`, taskId: id });
+    try {
+      await s.checkpoint;
+      return undefined;
+    } catch (err) {
+      s.checkpoint = undefined; // the next call tries again
+      const text = `The workspace checkpoint could not be taken, so the call did not run: ${CoworkError.from(err).message}`;
+      this.#opts.timeline.record(id, {
+        type: 'error',
+        code: 'unavailable',
+        message: text,
+        where: 'checkpoints',
+      });
+      return { text, isError: true, denied: false };
+    }
   }
 
   #overBudget(s: Session): ToolCallOutcome | undefined {

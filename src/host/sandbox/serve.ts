@@ -369,6 +369,7 @@ function buildController(
     limits: config.mcp,
     extendContext: setup.extendContext,
     onSessionEnd: setup.onTaskEnd,
+    checkpoints: deps.checkpoints,
   });
   ctx.cleanup.push(() => toolSessions.dispose());
   const { cpus, memoryMiB } = vmSettings(ctx);
