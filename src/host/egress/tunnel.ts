@@ -65,10 +65,17 @@ export async function openTunnel(
   });
   if (!decided) return;
   const { auth, held } = decided;
-  relayTunnel(rt, client, held, target, auth, (outcome) => {
+  const recordTunnel = (outcome: TunnelOutcome) => {
     const { ok: _ok, family: _family, ...allowed } = auth;
     rt.record({ ...common, ...allowed, decision: 'allow', durationMs: elapsed(), ...outcome });
-  });
+  };
+  // A host with a credential rule is never a blind tunnel (authorize let only port 443 through).
+  const rule = rt.credentials?.ruleFor(host.host);
+  if (rule && rt.credentials) {
+    rt.credentials.terminate(client, held, { rule, target, auth, taskId }, recordTunnel);
+    return;
+  }
+  relayTunnel(rt, client, held, target, auth, recordTunnel);
 }
 
 /**
