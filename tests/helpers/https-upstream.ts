@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
@@ -105,14 +105,15 @@ export interface HttpsUpstream {
 export async function startHttpsUpstream(
   address: string,
   cert: { key: string; cert: string },
-  route?: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => boolean,
+  route?: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => boolean,
 ): Promise<HttpsUpstream> {
   const seen: SeenHttps[] = [];
   const server = https.createServer(cert, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString();
+      const raw = Buffer.concat(chunks);
+      const body = raw.toString('latin1');
       seen.push({
         method: req.method ?? '',
         url: req.url ?? '',
@@ -120,7 +121,7 @@ export async function startHttpsUpstream(
         servername: (req.socket as tls.TLSSocket).servername,
         body,
       });
-      if (route?.(req, res, body)) return;
+      if (route?.(req, res, raw)) return;
       const reply = JSON.stringify({ method: req.method, url: req.url });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(reply) });
       res.end(reply);
@@ -141,4 +142,50 @@ export async function startHttpsUpstream(
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Serves `git http-backend` (smart HTTP, clone and push) for repositories under `root`, the way
+ * a forge does. Returns true when it took the request.
+ */
+export function gitBackend(
+  root: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: Buffer,
+): void {
+  const [pathInfo = '', query = ''] = (req.url ?? '').split('?');
+  const child = spawn('git', ['http-backend'], {
+    env: {
+      PATH: process.env.PATH,
+      GIT_PROJECT_ROOT: root,
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: pathInfo,
+      QUERY_STRING: query,
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: req.headers['content-type'] ?? '',
+      CONTENT_LENGTH: String(body.length),
+      HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
+      GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+      REMOTE_USER: 'me',
+      REMOTE_ADDR: '127.0.0.1',
+    },
+  });
+  const out: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.on('close', () => {
+    const all = Buffer.concat(out);
+    const split = all.indexOf('\r\n\r\n');
+    const head = all.subarray(0, split).toString().split('\r\n');
+    const headers: Record<string, string> = {};
+    let status = 200;
+    for (const line of head) {
+      const [k = '', ...v] = line.split(':');
+      if (k.toLowerCase() === 'status') status = Number(v.join(':').trim().split(' ')[0]);
+      else if (k) headers[k] = v.join(':').trim();
+    }
+    res.writeHead(status, headers);
+    res.end(all.subarray(split + 4));
+  });
+  child.stdin.end(body);
 }

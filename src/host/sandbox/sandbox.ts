@@ -29,6 +29,8 @@ export interface SandboxOptions {
   egress?: Pick<NonNullable<VmSpec['egress']>, 'hostPort' | 'hostCommand'>;
   /** Workspace paths the guest must mount read-only or pin (seed `protect.list`). */
   protect?: MountLine[];
+  /** CA certificates (PEM) the guest trusts at boot: the egress CA, the host's added CAs (guest-trust.ts). */
+  trust?: readonly string[];
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -189,6 +191,7 @@ function prepareSeed(opts: SandboxOptions, keys: SandboxKeys, egress: GuestEgres
     hostname: `cowork-${basename(opts.workspace)}`,
     guestCidr: opts.driver.network.guestCidr,
     proxy: egress ? { url: `http://${egress.guestAddress}:${egress.guestPort}` } : undefined,
+    ...(opts.trust && opts.trust.length > 0 ? { trust: opts.trust } : {}),
   });
   WorkspaceGuard.writePlan(seedDir, opts.protect ?? []);
   return seedDir;
