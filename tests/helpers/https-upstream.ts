@@ -146,7 +146,7 @@ export function removeDir(dir: string): void {
 
 /**
  * Serves `git http-backend` (smart HTTP, clone and push) for repositories under `root`, the way
- * a forge does. Returns true when it took the request.
+ * a forge does.
  */
 export function gitBackend(
   root: string,

@@ -23,7 +23,8 @@ type Allowed = Extract<Authorization, { ok: true }>;
 /**
  * CONNECT tunnels: the proxy answers 200 only after the target was decided, checked and
  * dialled; a refusal is a complete response and the tunnel is never opened. Bytes are relayed
- * untouched (no TLS interception).
+ * untouched (no TLS interception), except to a host with a credential rule, which the
+ * CredentialGate serves instead.
  */
 export async function openTunnel(
   rt: ProxyRuntime,
