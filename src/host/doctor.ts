@@ -1,5 +1,7 @@
+import { loadConfig } from './config/index.js';
 import { installLine, missingRequirements, requirementsFor } from './host-requirements.js';
 import { hostPaths } from './paths.js';
+import { guestTrust } from './sandbox/index.js';
 import type { Accel } from './vm/driver.js';
 import { ImageStore } from './vm/images.js';
 import { createDriver } from './vm/index.js';
@@ -92,5 +94,32 @@ export async function runDoctor(
       });
     }
   }
+  checks.push(guestTrustCheck(env));
   return checks;
+}
+
+/** Which CAs the guest will trust besides Debian's roots ([guest] trustHostCAs, extraCAs). */
+export function guestTrustCheck(env: NodeJS.ProcessEnv): DoctorCheck {
+  const name = 'guest trust (CAs added for the guest)';
+  try {
+    const { guest } = loadConfig({ env }).config;
+    const trust = guestTrust({ guest, env });
+    const list = (source: string) =>
+      trust.cas
+        .filter((c) => c.source === source)
+        .map((c) => `${c.subject} (${c.file})`)
+        .join('; ');
+    const host = trust.cas.filter((c) => c.source === 'host').length;
+    const extra = trust.cas.filter((c) => c.source === 'extra').length;
+    const parts = [
+      guest.trustHostCAs
+        ? `${host} CA certificate(s) the host's administrator added in ${trust.hostDir}${host ? `: ${list('host')}` : ''}`
+        : "the host's added CAs are off ([guest] trustHostCAs = false)",
+      `${extra} from [guest] extraCAs${extra ? `: ${list('extra')}` : ''}`,
+      ...trust.skipped.map((s) => `skipped ${s}`),
+    ];
+    return { name, ok: true, detail: parts.join(' · ') };
+  } catch (err) {
+    return { name, ok: false, detail: (err as Error).message, fix: 'fix [guest] in the cowork-vm config' };
+  }
 }

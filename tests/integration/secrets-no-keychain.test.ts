@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveCredentials } from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import {
   KeychainSecretStore,
@@ -62,5 +63,19 @@ describe('KeychainSecretStore without a keychain', () => {
       message: expect.stringContaining('ANTHROPIC_API_KEY'),
     });
     expect(readdirSync(home)).toEqual([]);
+  });
+
+  it('egress credential rules fail closed without a keychain: the start is refused with the message', async () => {
+    const store = new KeychainSecretStore({ service: 'cowork-vm-test' });
+    const rule = {
+      host: 'api.github.com',
+      header: 'Authorization',
+      value: 'Bearer {secret}',
+      secret: 'github',
+    };
+    await expect(resolveCredentials([rule], store)).rejects.toMatchObject({
+      code: 'unavailable',
+      message: NO_KEYCHAIN_MESSAGE,
+    });
   });
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveCredentials } from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { KeychainSecretStore, resolveAnthropicKey } from '../../src/host/secrets/index.js';
 
@@ -130,5 +131,30 @@ describe('KeychainSecretStore on a real Secret Service', () => {
       source: 'env',
     });
     await store.remove('anthropic');
+  });
+
+  it('egress credential rules read their secret from the keychain, and a missing one stops the start', async () => {
+    const store = new KeychainSecretStore({ service: 'cowork-vm-test' });
+    const rule = {
+      host: 'api.github.com',
+      header: 'Authorization',
+      value: 'Bearer {secret}',
+      secret: 'github',
+    };
+    await expect(resolveCredentials([rule], store)).rejects.toMatchObject({
+      code: 'notFound',
+      message: expect.stringContaining(
+        'egress.credentials[0] (host api.github.com): the keychain has no secret "github" — run `cowork-vm secrets set github`',
+      ),
+    });
+    await store.set('github', 'ghp_test');
+    const [resolved] = await resolveCredentials([rule], store);
+    expect(resolved).toMatchObject({
+      host: 'api.github.com',
+      header: 'authorization',
+      headerValue: 'Bearer ghp_test',
+      secretName: 'github',
+    });
+    await store.remove('github');
   });
 });

@@ -48,7 +48,9 @@ describe('config defaults', () => {
       maxConnections: 256,
       connectTimeoutSeconds: 10,
       idleTimeoutSeconds: 60,
+      credentials: [],
     });
+    expect(c.guest).toEqual({ trustHostCAs: true, extraCAs: [] });
     expect(c.control.maxFrameBytes).toBe(1024 * 1024);
     expect(c.control.listen).toBeUndefined();
     expect(c.channels.telegram).toMatchObject({ enabled: false, mode: 'pairing', rateLimitPerMinute: 30 });
@@ -164,6 +166,51 @@ describe('config types, keys and syntax', () => {
     );
     expect(errorOf('[pricing.m]\ninput = -1\noutput = 1').message).toContain(
       'pricing.m.input = -1 must not be negative',
+    );
+  });
+
+  it('reads [[egress.credentials]] and names the key, the value and what is allowed when one is wrong', () => {
+    const rule =
+      '[[egress.credentials]]\nhost = "api.github.com"\nheader = "Authorization"\nsecret = "github"\n';
+    expect(
+      ok(`${rule}value = "Bearer {secret}"\nmethods = ["GET"]\npaths = ["/repos/me/*"]`).egress.credentials,
+    ).toEqual([
+      {
+        host: 'api.github.com',
+        header: 'Authorization',
+        value: 'Bearer {secret}',
+        secret: 'github',
+        methods: ['GET'],
+        paths: ['/repos/me/*'],
+      },
+    ]);
+    expect(errorOf(`${rule}value = "Bearer"`).message).toContain(
+      'egress.credentials[0].value = "Bearer" must contain {secret}',
+    );
+    expect(errorOf(`${rule}value = "{secret}"\nmethods = ["FETCH"]`).message).toMatch(
+      /egress\.credentials\[0\]\.methods\[0\] = "FETCH" must be one of GET, HEAD, POST/,
+    );
+    expect(errorOf(`${rule.replace('api.github.com', '*.github.com')}value = "{secret}"`).message).toContain(
+      'egress.credentials[0].host = "*.github.com" is not a lowercase host name',
+    );
+    expect(errorOf(`${rule}value = "{secret}"\npaths = ["repos"]`).message).toContain(
+      'is not a path pattern',
+    );
+    expect(errorOf(`${rule}value = "{secret}"\n${rule}value = "{secret}"`).message).toContain(
+      'a second time',
+    );
+  });
+
+  it('reads [guest] and refuses a relative extraCAs path', () => {
+    expect(ok('[guest]\ntrustHostCAs = false\nextraCAs = ["/etc/corp.pem"]').guest).toEqual({
+      trustHostCAs: false,
+      extraCAs: ['/etc/corp.pem'],
+    });
+    expect(errorOf('[guest]\nextraCAs = ["corp.pem"]').message).toContain(
+      'guest.extraCAs[0] = "corp.pem" must be an absolute path',
+    );
+    expect(errorOf('[guest]\ntrustHostCAs = "no"').message).toContain(
+      'guest.trustHostCAs = "no" must be true or false',
     );
   });
 

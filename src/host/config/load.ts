@@ -152,6 +152,7 @@ function refuseSymlinks(...paths: string[]): void {
 
 const IGNORED_WORKSPACE_SECTIONS = [
   'vm',
+  'guest',
   'control',
   'dashboard',
   'channels',
@@ -220,6 +221,8 @@ export function applyWorkspaceConfig(
   if (ws.egress.ask) config.egress.ask = true;
   if ('testResolve' in rawEgress)
     warnings.push(`${file}: egress.testResolve is ignored in a workspace config`);
+  if ('credentials' in rawEgress)
+    warnings.push(`${file}: egress.credentials is ignored (only the user config may add credentials)`);
 
   for (const section of IGNORED_WORKSPACE_SECTIONS)
     if (section in wsRaw) warnings.push(`${file}: [${section}] is ignored (only the user config may set it)`);

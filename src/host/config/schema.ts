@@ -136,6 +136,53 @@ const allowPattern = hostPattern.superRefine((entry, ctx) => {
   if (why) ctx.addIssue({ code: 'custom', message: `is refused: ${why}` });
 });
 
+const headerName = z
+  .string({ error: 'must be an HTTP header name string' })
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: 'is not an HTTP header name (letters, digits, - …)' });
+
+/**
+ * `[[egress.credentials]]`: the proxy adds `header: value` (with `{secret}` replaced by the
+ * keychain entry `secret`) to requests for `host`, terminating TLS for that host only
+ * (src/host/egress/credentials.ts gives the semantics).
+ */
+export const credentialSchema = z.strictObject({
+  host: z
+    .string({ error: 'must be a host name string' })
+    .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, {
+      error: 'is not a lowercase host name such as "api.github.com" (one host: no wildcard, port or IP)',
+    }),
+  header: headerName,
+  value: z
+    .string({ error: 'must be a string such as "Bearer {secret}"' })
+    .refine((v) => v.includes('{secret}'), { error: 'must contain {secret} (where the keychain value goes)' })
+    .refine((v) => !/[\x00-\x1f\x7f]/.test(v.replace(/\t/g, ' ')), {
+      error: 'must not contain control characters',
+    }),
+  secret: z
+    .string({ error: 'must be a keychain entry name (set it with `cowork-vm secrets set NAME`)' })
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, {
+      error: 'is not a secret name (1-64 of a-z 0-9 . _ -, starting with a letter or digit)',
+    }),
+  methods: z
+    .array(
+      z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'], {
+        error: 'must be one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS',
+      }),
+    )
+    .min(1, { error: 'must list at least one method (leave the key out to allow every method)' })
+    .optional(),
+  paths: z
+    .array(
+      z.string({ error: 'must be a path pattern string' }).regex(/^\/[^\s?#]*$/, {
+        error: 'is not a path pattern: starts with /, * matches anything, no query',
+      }),
+    )
+    .min(1, { error: 'must list at least one path (leave the key out to allow every path)' })
+    .optional(),
+  /** Headers the guest may not send to this host; default Authorization, x-api-key, Cookie. */
+  refuseHeaders: z.array(headerName).optional(),
+});
+
 export const egressSchema = z.strictObject({
   allow: z.array(allowPattern).default([]),
   deny: z.array(hostPattern).default([]),
@@ -153,6 +200,36 @@ export const egressSchema = z.strictObject({
   idleTimeoutSeconds: ranged(1, 3600).default(60),
   /** Test-only name resolution; honoured only when COWORK_VM_TEST_RESOLVE=1 (checked by loadConfig). */
   testResolve: z.record(z.string(), ipLiteral).optional(),
+  credentials: z
+    .array(credentialSchema)
+    .default([])
+    .superRefine((rules, ctx) => {
+      const seen = new Set<string>();
+      rules.forEach((r, i) => {
+        if (seen.has(r.host))
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'host'],
+            message: `names ${r.host} a second time: keep one rule per host`,
+          });
+        seen.add(r.host);
+      });
+    }),
+});
+
+/**
+ * `[guest]`: what the guest trusts besides Debian's roots and the sandbox's egress CA.
+ * trustHostCAs: the CAs this host's administrator added (Debian: /usr/local/share/ca-certificates).
+ */
+export const guestSchema = z.strictObject({
+  trustHostCAs: z.boolean({ error: 'must be true or false' }).default(true),
+  extraCAs: z
+    .array(
+      z
+        .string({ error: 'must be a file path string' })
+        .regex(/^(\/|~\/)/, { error: 'must be an absolute path (or start with ~/) to a PEM file' }),
+    )
+    .default([]),
 });
 
 const LOOPBACK_LISTEN = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/;
@@ -337,6 +414,7 @@ export const configSchema = z.strictObject({
   vm: vmSchema.prefault({}),
   agent: agentSchema.prefault({}),
   egress: egressSchema.prefault({}),
+  guest: guestSchema.prefault({}),
   control: controlSchema.prefault({}),
   dashboard: dashboardSchema.prefault({}),
   channels: z.strictObject({ telegram: telegramSchema.prefault({}) }).prefault({}),
@@ -356,6 +434,7 @@ export type ModelPrice = z.infer<typeof modelPriceSchema>;
 export type VmConfig = z.infer<typeof vmSchema>;
 export type AgentConfig = z.infer<typeof agentSchema>;
 export type EgressConfig = z.infer<typeof egressSchema>;
+export type GuestConfig = z.infer<typeof guestSchema>;
 export type WorkspaceConfig = z.infer<typeof workspaceSchema>;
 export type ControlConfig = z.infer<typeof controlSchema>;
 export type DashboardConfig = z.infer<typeof dashboardSchema>;

@@ -45,6 +45,12 @@ export function denyMessage(info: DenyInfo): string {
         `To allow it permanently, a user can add to the cowork-vm config: [egress] allow = [${JSON.stringify(entry)}]`,
       );
       break;
+    case 'credential':
+      lines.push(
+        `${info.host} has a credential rule ([[egress.credentials]]): the sandbox adds its credential itself, over https://${info.host}/ only, within the rule's methods and paths.`,
+        'Send the request over HTTPS without any credential of your own; a user can change the rule in the cowork-vm config.',
+      );
+      break;
     case 'resolve':
       lines.push('The host name could not be resolved on the host, so there is nothing to connect to.');
       break;

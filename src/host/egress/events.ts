@@ -28,9 +28,12 @@ export const EgressEventSchema = z
       'ssrf',
       'resolve',
       'approval',
+      'credential',
     ]),
     reason: z.string(),
     rule: z.string().optional(),
+    /** The keychain entry whose value the proxy added (its name; the value is never recorded). */
+    credential: z.string().optional(),
     approvedBy: z.string().optional(),
     address: z.string().optional(),
     status: z.number().int().optional(),

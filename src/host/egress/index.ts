@@ -5,6 +5,17 @@ export {
   TaskAttribution,
 } from './attribution.js';
 export { benchEgress } from './bench.js';
+export { CredentialGate, hostRoots } from './credential-gate.js';
+export {
+  type CredentialCheck,
+  type CredentialRule,
+  type CredentialRuleInput,
+  checkCredentialedRequest,
+  compileCredentialRule,
+  DEFAULT_REFUSED_HEADERS,
+  pathMatches,
+  resolveCredentials,
+} from './credentials.js';
 export { denyMessage } from './deny-message.js';
 export {
   type EgressEvent,
@@ -52,3 +63,4 @@ export {
   STANDARD_PORT,
 } from './rules.js';
 export { type Dialer, defaultDialer } from './runtime.js';
+export { SandboxCA } from './sandbox-ca.js';

@@ -6,6 +6,8 @@ import { CoworkError } from '../errors.js';
 import type { PolicyContextName } from '../policy/types.js';
 import { TaskAttribution } from './attribution.js';
 import { ConnectionGate } from './connection-gate.js';
+import { CredentialGate, hostRoots } from './credential-gate.js';
+import type { CredentialRule } from './credentials.js';
 import { type EgressEvent, type EgressTimelineSink, toTimelineEvent } from './events.js';
 import { forwardHttp } from './forward.js';
 import { hostPortText } from './host.js';
@@ -25,6 +27,7 @@ import {
   type EgressTarget,
   type ProxyRuntime,
 } from './runtime.js';
+import { SandboxCA } from './sandbox-ca.js';
 import { TaskApprovals } from './task-approvals.js';
 import { openTunnel } from './tunnel.js';
 import { openUpgrade } from './upgrade.js';
@@ -61,6 +64,14 @@ export interface EgressProxyOptions extends Partial<ProxyLimits> {
   /** Policy context shown with approvals (default 'agent'). */
   context?: PolicyContextName;
   approvalTimeoutMs?: number;
+  /**
+   * `[[egress.credentials]]` with their secrets read (egress/credentials.ts resolveCredentials).
+   * For these hosts TLS is terminated with a new per-proxy CA (`caCertPem`) and the credential
+   * added; every other host stays a blind tunnel.
+   */
+  credentials?: readonly CredentialRule[];
+  /** Roots upstream certificates of credential hosts are verified against (default: hostRoots()). */
+  upstreamRoots?: readonly string[];
 }
 
 /** Who a request is made for; the one place a request is attributed before anything else. */
@@ -70,7 +81,7 @@ export interface Admission {
 
 /**
  * The guest's only route out: an HTTP forward proxy with CONNECT tunnels and WebSocket upgrades
- * (no TLS interception) on a host loopback port, which QEMU's guestfwd connects the guest to.
+ * (TLS terminated only for hosts with a credential rule: credential-gate.ts) on a host loopback port, which QEMU's guestfwd connects the guest to.
  * Every request is checked for unambiguous framing, decided (deny list → allow list → port →
  * task approvals → ask → deny), resolved once, checked against the SSRF guard, dialled at the
  * checked address and recorded. Every connection is bounded in time and their number is capped.
@@ -88,6 +99,7 @@ export class EgressProxy {
   private readonly sockets = new Set<Duplex>();
   private readonly gate: ConnectionGate;
   private readonly runtime: ProxyRuntime;
+  private readonly ca: SandboxCA | undefined;
   private listening: { host: string; port: number } | undefined;
   private closed = false;
 
@@ -110,7 +122,7 @@ export class EgressProxy {
     this.tasks = opts.tasks ?? new TaskAttribution();
     this.approvals = new TaskApprovals(opts.broker, opts.approvalTimeoutMs, this.tasks);
     const dial = opts.dial ?? defaultDialer;
-    this.runtime = {
+    const runtime: { -readonly [K in keyof ProxyRuntime]: ProxyRuntime[K] } = {
       dial,
       limits: this.limits,
       authorize: (t, task) => this.authorize(t, task),
@@ -118,6 +130,16 @@ export class EgressProxy {
       track: (s) => this.track(s),
       connectionOf: (s) => this.gate.connectionOf(s),
     };
+    this.runtime = runtime;
+    if (opts.credentials && opts.credentials.length > 0) {
+      this.ca = SandboxCA.create();
+      runtime.credentials = new CredentialGate(
+        runtime,
+        this.ca,
+        opts.credentials,
+        opts.upstreamRoots ?? hostRoots(),
+      );
+    }
     this.gate = new ConnectionGate(
       this.runtime,
       (req) => this.admit(req),
@@ -233,8 +255,21 @@ export class EgressProxy {
     this.rules = compileRules(rules);
   }
 
+  /**
+   * The sandbox CA's certificate (PEM) when there are credential rules: the guest must trust it
+   * (seed `trust/`). Its key never leaves this object.
+   */
+  get caCertPem(): string | undefined {
+    return this.ca?.certPem;
+  }
+
   private async authorize(target: EgressTarget, taskId: string | null): Promise<Authorization> {
     const { host, port } = target;
+    const credentialed = this.runtime.credentials?.ruleFor(host.host);
+    if (credentialed && (target.kind !== 'connect' || port !== 443)) {
+      const reason = `${host.host} has a credential rule, so it is reachable over HTTPS on port 443 only (no credential travels in the clear or to another port)`;
+      return { ok: false, status: 403, stage: 'credential', reason, rule: host.host };
+    }
     const decision = decideEgress(
       { host: host.host, port, kind: target.kind },
       this.rules,

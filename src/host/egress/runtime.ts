@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientConnection } from './client-connection.js';
+import type { CredentialGate } from './credential-gate.js';
 import type { EgressEvent } from './events.js';
 import type { NormalizedHost } from './host.js';
 import type { ProxyLimits } from './limits.js';
@@ -54,6 +55,8 @@ export interface ProxyRuntime {
   track(socket: Duplex): void;
   /** The per-client-connection state (its own upstream pool, what it has in flight). */
   connectionOf(socket: Duplex): ClientConnection;
+  /** Hosts with a credential rule (TLS terminated, credential added); absent when there are none. */
+  readonly credentials?: CredentialGate;
 }
 
 /** The fields every event of one request shares, before the outcome is known. */

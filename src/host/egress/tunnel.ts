@@ -23,7 +23,8 @@ type Allowed = Extract<Authorization, { ok: true }>;
 /**
  * CONNECT tunnels: the proxy answers 200 only after the target was decided, checked and
  * dialled; a refusal is a complete response and the tunnel is never opened. Bytes are relayed
- * untouched (no TLS interception).
+ * untouched (no TLS interception), except to a host with a credential rule, which the
+ * CredentialGate serves instead.
  */
 export async function openTunnel(
   rt: ProxyRuntime,
@@ -65,10 +66,17 @@ export async function openTunnel(
   });
   if (!decided) return;
   const { auth, held } = decided;
-  relayTunnel(rt, client, held, target, auth, (outcome) => {
+  const recordTunnel = (outcome: TunnelOutcome) => {
     const { ok: _ok, family: _family, ...allowed } = auth;
     rt.record({ ...common, ...allowed, decision: 'allow', durationMs: elapsed(), ...outcome });
-  });
+  };
+  // A host with a credential rule is never a blind tunnel (authorize let only port 443 through).
+  const rule = rt.credentials?.ruleFor(host.host);
+  if (rule && rt.credentials) {
+    rt.credentials.terminate(client, held, { rule, target, auth, taskId }, recordTunnel);
+    return;
+  }
+  relayTunnel(rt, client, held, target, auth, recordTunnel);
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { RunningController, StartOptions } from './serve.js';
 
 export type { Controller } from './controller.js';
+export { type GuestTrust, guestTrust, HOST_ADDED_CA_DIR, type TrustedCa } from './guest-trust.js';
 export { controlSocketPath, locateSandbox } from './locate.js';
 export { type LockInfo, processAlive, readLock, SandboxLock } from './lock.js';
 export { recentWorkspaces, recordWorkspaceStart } from './recent.js';

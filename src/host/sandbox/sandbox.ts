@@ -32,6 +32,8 @@ export interface SandboxOptions {
   protect?: MountLine[];
   /** The cache disk ([cache]): absent or disabled = none; a driver without the capability starts without one. */
   cache?: { enabled: boolean; sizeGiB: number; shared?: string };
+  /** CA certificates (PEM) the guest trusts at boot: the egress CA, the host's added CAs (guest-trust.ts). */
+  trust?: readonly string[];
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -235,6 +237,7 @@ function prepareSeed(opts: SandboxOptions, keys: SandboxKeys, egress: GuestEgres
     hostname: `cowork-${basename(opts.workspace)}`,
     guestCidr: opts.driver.network.guestCidr,
     proxy: egress ? { url: `http://${egress.guestAddress}:${egress.guestPort}` } : undefined,
+    ...(opts.trust && opts.trust.length > 0 ? { trust: opts.trust } : {}),
   });
   WorkspaceGuard.writePlan(seedDir, opts.protect ?? []);
   return seedDir;

@@ -11,6 +11,11 @@ export interface SeedInput {
   /** The guest NIC's static address with prefix, as the driver's network gives it (none: no NIC). */
   guestCidr?: string;
   proxy?: { url: string };
+  /**
+   * CA certificates (PEM, one per entry) the guest adds to its trust stores at boot: the
+   * sandbox's egress CA and the host's added CAs. Certificates only — never a key.
+   */
+  trust?: readonly string[];
 }
 
 const CIDR_RE = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
@@ -56,9 +61,28 @@ export function writeSeed(dir: string, input: SeedInput): void {
     env.HTTPS_PROXY = input.proxy.url;
     env.NO_PROXY = 'localhost,127.0.0.1,::1';
   }
+  writeTrust(dir, input.trust ?? []);
   const lines = Object.entries(env).map(([k, v]) => `${k}='${v.replace(/'/g, '')}'`);
   writeFileSync(join(dir, 'guest.env'), `${lines.join('\n')}\n`, { mode: 0o644 });
   chmodSync(dir, 0o700);
+}
+
+const PEM_CERT = /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/;
+
+/** `trust/NN.crt`, one certificate each; anything but a lone PEM certificate is refused. */
+function writeTrust(dir: string, pems: readonly string[]): void {
+  if (pems.length === 0) return;
+  mkdirSync(join(dir, 'trust'), { mode: 0o755 });
+  pems.forEach((pem, i) => {
+    const text = ensureNl(pem.replace(/\r\n/g, '\n').trim());
+    if (!PEM_CERT.test(text)) {
+      throw new CoworkError(
+        'invalidArgument',
+        `trusted CA #${i + 1} for the guest is not a single PEM certificate (a key or other data never goes into the guest)`,
+      );
+    }
+    writeFileSync(join(dir, 'trust', `${String(i).padStart(2, '0')}.crt`), text, { mode: 0o644 });
+  });
 }
 
 function ensureNl(s: string): string {

@@ -3,7 +3,7 @@ import { MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.
 import { CheckpointStore, snapshotOptions, TaskCheckpoints } from '../checkpoints/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
-import { EgressProxy, egressRelayCommand } from '../egress/index.js';
+import { EgressProxy, egressRelayCommand, hostRoots, resolveCredentials } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
 import { parseForwardSpec } from '../jobs/forward-spec.js';
 import { ToolSessions } from '../mcp/sessions.js';
@@ -18,6 +18,7 @@ import { type MountLine, protectedPathsFor, WorkspaceGuard } from '../workspace/
 import { Controller } from './controller.js';
 import { InFlightRequests } from './drain.js';
 import { attachNotifications, attachTerminal, serveDashboard, serveLocal, serveRemote } from './frontends.js';
+import { guestTrust } from './guest-trust.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { recordWorkspaceStart } from './recent.js';
@@ -104,7 +105,15 @@ export async function startController(opts: StartOptions): Promise<RunningContro
     const checkpoints = await openCheckpoints(ctx);
     const { driver, accel } = await readyDriver(ctx);
     const { approvals, egress, egressPort } = await startEgress(ctx);
-    const sandbox = await bootSandbox(ctx, { driver, accel, egressPort, guard, protectPlan });
+    const trust = guestTrust({ guest: ctx.config.guest, sandboxCaPem: egress.caCertPem, env: ctx.env });
+    const sandbox = await bootSandbox(ctx, {
+      driver,
+      accel,
+      egressPort,
+      guard,
+      protectPlan,
+      trust: trust.cas.map((c) => c.pem),
+    });
     const inFlight = { local: new InFlightRequests(), remote: new InFlightRequests() };
     const stop: StopHook = { request: () => {} };
     const controller = buildController(ctx, {
@@ -222,7 +231,16 @@ async function readyDriver(ctx: StartContext): Promise<{ driver: VmDriver; accel
 async function startEgress(ctx: StartContext) {
   const { config, timeline } = ctx;
   const approvals = new MemoryApprovalBroker({ timeline });
+  const credentials = await egressCredentials(ctx);
   const egress = new EgressProxy({
+    credentials,
+    upstreamRoots: [
+      ...hostRoots(),
+      ...guestTrust({
+        guest: { trustHostCAs: false, extraCAs: config.guest.extraCAs },
+        env: ctx.env,
+      }).cas.map((c) => c.pem),
+    ],
     rules: {
       allow: config.egress.allow,
       deny: config.egress.deny,
@@ -244,6 +262,27 @@ async function startEgress(ctx: StartContext) {
   return { approvals, egress, egressPort };
 }
 
+/**
+ * `[[egress.credentials]]` with their secrets from the OS keychain. Fails closed: no keychain or
+ * a missing entry stops the start with a message naming the rule and the fix.
+ */
+async function egressCredentials(ctx: StartContext) {
+  const rules = ctx.config.egress.credentials;
+  if (rules.length === 0) return [];
+  const { KeychainSecretStore } = await import('../secrets/index.js');
+  const resolved = await resolveCredentials(rules, new KeychainSecretStore());
+  for (const r of resolved)
+    ctx.timeline.record(null, {
+      type: 'secret.used',
+      name: r.secretName,
+      purpose: `egress credential for ${r.host}`,
+    });
+  ctx.progress(
+    `credential rules for ${resolved.map((r) => r.host).join(', ')} (TLS terminated for those hosts only)`,
+  );
+  return resolved;
+}
+
 async function bootSandbox(
   ctx: StartContext,
   deps: {
@@ -252,6 +291,7 @@ async function bootSandbox(
     egressPort: number;
     guard: WorkspaceGuard;
     protectPlan: MountLine[];
+    trust: string[];
   },
 ): Promise<Sandbox> {
   const { opts, config, timeline } = ctx;
@@ -271,6 +311,7 @@ async function bootSandbox(
     onProgress: ctx.progress,
     protect: protectPlan,
     cache: config.cache,
+    trust: deps.trust,
   });
   ctx.cleanup.push(() => sandbox.stop());
   guard.watch();

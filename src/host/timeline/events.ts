@@ -258,6 +258,8 @@ export const timelineEventSchema = z.discriminatedUnion('type', [
     url: z.string().optional(),
     stage: z.string().optional(),
     rule: z.string().optional(),
+    /** Credential rules: the keychain entry's name the proxy added (never its value). */
+    credential: z.string().optional(),
     approvedBy: z.string().optional(),
     address: z.string().optional(),
     error: z.string().optional(),
