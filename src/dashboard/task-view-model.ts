@@ -94,3 +94,33 @@ export function budgetMeters(entries: TimelineEntry[]): Meter[] {
   );
   return meters;
 }
+
+export interface WorkspaceChanges {
+  checkpoint: string;
+  /** One line per change as the host wrote it (`A  notes.txt`, `m  run.sh (644 → 755)`). */
+  lines: string[];
+  /** More changes than the event carries: `cowork-vm diff` has them all. */
+  truncated: boolean;
+  /** Files the checkpoint did not record (over the size cap), with why. */
+  skipped: string[];
+}
+
+/**
+ * The task's change set from its `workspace.changes` record (the end checkpoint: shell side
+ * effects included); undefined while the task runs or when checkpoints are off.
+ */
+export function workspaceChanges(entries: TimelineEntry[]): WorkspaceChanges | undefined {
+  let last: Record<string, unknown> | undefined;
+  for (const e of entries) if (e.type === 'workspace.changes') last = e.data;
+  if (!last) return undefined;
+  const skipped = Array.isArray(last.skipped) ? last.skipped : [];
+  return {
+    checkpoint: String(last.checkpoint ?? ''),
+    lines: Array.isArray(last.changes) ? last.changes.map(String) : [],
+    truncated: last.changesTruncated === true,
+    skipped: skipped.map((x) => {
+      const f = (x ?? {}) as { path?: unknown; reason?: unknown };
+      return `${String(f.path ?? '?')}${f.reason ? ` (${String(f.reason)})` : ''}`;
+    }),
+  };
+}

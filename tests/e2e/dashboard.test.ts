@@ -305,6 +305,19 @@ describe('web dashboard in the host Chromium against a real controller and guest
     await expect(step.textContent()).resolves.toMatch(/approved for the task by dashboard:/);
     expect(readFileSync(join(t.workspace, 'task.txt'), 'utf8')).toBe('task-ran\n');
     expect(await page.locator('.meters meter').count()).toBeGreaterThan(0);
+    // The end checkpoint's change set: what the shell wrote, not only the file tools.
+    await waitFor(
+      async () =>
+        /A {2}task\.txt/.test(
+          (await page
+            .locator('.change-set')
+            .textContent()
+            .catch(() => '')) ?? '',
+        ),
+      'the task page to show task.txt in its workspace changes',
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    expect(await page.getByText(`cowork-vm undo ${taskId}`).count()).toBe(1);
     await approvals.close();
   });
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { egressRows, formatBytes, formatDuration, summarize } from '../../src/dashboard/format.js';
 import { LiveState, TIMELINE_KEEP } from '../../src/dashboard/live.js';
 import { href, parseRoute } from '../../src/dashboard/routes.js';
-import { budgetMeters, toolSteps } from '../../src/dashboard/task-view-model.js';
+import { budgetMeters, toolSteps, workspaceChanges } from '../../src/dashboard/task-view-model.js';
 import type { TimelineEntry } from '../../src/dashboard/types.js';
 
 /** The dashboard's pure half: what the pages derive from the timeline and the live events. */
@@ -118,6 +118,28 @@ describe('task view model', () => {
     expect(meters[2]).toMatchObject({ value: 2, text: '2 (no limit)' });
     expect(budgetMeters([budget(5, null, {})])[1]?.text).toBe('no price known for this model');
     expect(budgetMeters([])).toEqual([]);
+  });
+});
+
+describe('workspace changes of a task', () => {
+  it('is the end checkpoint’s change set, the latest record winning; nothing before the task ends', () => {
+    expect(workspaceChanges([entry('tool.call', { toolUseId: 'u1', name: 'shell' })])).toBeUndefined();
+    const c = workspaceChanges([
+      entry('checkpoint.created', { checkpoint: 't-1', kind: 'task', label: 'x', files: 3 }),
+      entry('workspace.changes', { checkpoint: 't-1', changes: ['A  old.txt'], skipped: [] }),
+      entry('workspace.changes', {
+        checkpoint: 't-1',
+        changes: ['A  notes.txt', 'm  run.sh (644 → 755)'],
+        changesTruncated: true,
+        skipped: [{ path: 'big.bin', reason: 'over maxFileSizeMB' }],
+      }),
+    ]);
+    expect(c).toEqual({
+      checkpoint: 't-1',
+      lines: ['A  notes.txt', 'm  run.sh (644 → 755)'],
+      truncated: true,
+      skipped: ['big.bin (over maxFileSizeMB)'],
+    });
   });
 });
 

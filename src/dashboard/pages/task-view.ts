@@ -2,7 +2,7 @@ import { field, h, notice, replace } from '../dom.js';
 import { verdictWords } from '../format.js';
 import { act, type PageContext } from '../page.js';
 import { href } from '../routes.js';
-import { budgetMeters, type ToolStep, toolSteps } from '../task-view-model.js';
+import { budgetMeters, type ToolStep, toolSteps, workspaceChanges } from '../task-view-model.js';
 import type { TaskSummary, TimelineEntry } from '../types.js';
 
 /** One task: its live model text, tool calls with their decisions, budget meters, cancel. */
@@ -14,6 +14,7 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
   const meters = h('div', { class: 'meters' });
   const text = h('pre', { class: 'model-text', 'aria-live': 'polite', 'aria-label': 'Model text' });
   const steps = h('ol', { class: 'steps' });
+  const changes = h('div', { class: 'changes' });
   let entries: TimelineEntry[] = live.entriesOf(id);
   const seen = new Set(entries.map((e) => e.id));
 
@@ -25,6 +26,7 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
     h('section', { class: 'card' }, h('h2', { text: 'Budget' }), meters),
     h('section', { class: 'card' }, h('h2', { text: 'Model text (live)' }), text),
     h('section', { class: 'card' }, h('h2', { text: 'Tool calls' }), steps),
+    h('section', { class: 'card' }, h('h2', { text: 'Workspace changes' }), changes),
     h(
       'p',
       {},
@@ -57,6 +59,7 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
   };
   const drawTimeline = () => {
     replace(meters, ...meterRows(entries));
+    replace(changes, ...changeRows(id, entries));
     const list = toolSteps(entries);
     replace(
       steps,
@@ -95,6 +98,32 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
     offTimeline();
     offTask();
   };
+}
+
+/** The change set of the task's end checkpoint, with the commands that show the patch and undo it. */
+function changeRows(id: string, entries: TimelineEntry[]): HTMLElement[] {
+  const c = workspaceChanges(entries);
+  if (!c) return [h('p', { class: 'muted', text: 'Shown when the task ends (its end checkpoint).' })];
+  const rows: HTMLElement[] = [
+    c.lines.length === 0
+      ? h('p', { text: 'No changes to the workspace.' })
+      : h('pre', { class: 'change-set', 'aria-label': 'Changed files', text: c.lines.join('\n') }),
+  ];
+  if (c.truncated)
+    rows.push(h('p', { class: 'muted', text: 'More changes than shown: see cowork-vm diff.' }));
+  if (c.skipped.length > 0)
+    rows.push(h('p', { class: 'muted', text: `Not recorded (over the size cap): ${c.skipped.join(', ')}` }));
+  rows.push(
+    h(
+      'p',
+      { class: 'muted' },
+      'Patch: ',
+      h('code', { text: `cowork-vm diff ${id}` }),
+      ' · take it back: ',
+      h('code', { text: `cowork-vm undo ${id}` }),
+    ),
+  );
+  return rows;
 }
 
 function meterRows(entries: TimelineEntry[]): HTMLElement[] {
