@@ -106,6 +106,8 @@ export async function startHttpsUpstream(
   address: string,
   cert: { key: string; cert: string },
   route?: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => boolean,
+  /** Default: any free port. */
+  port = 0,
 ): Promise<HttpsUpstream> {
   const seen: SeenHttps[] = [];
   const server = https.createServer(cert, (req, res) => {
@@ -127,7 +129,10 @@ export async function startHttpsUpstream(
       res.end(reply);
     });
   });
-  await new Promise<void>((r) => server.listen(0, address, () => r()));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve());
+  });
   return {
     server,
     port: (server.address() as net.AddressInfo).port,

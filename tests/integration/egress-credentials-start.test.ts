@@ -12,8 +12,9 @@ import { makeTestEnv, startTestSandbox, type TestSandboxEnv } from '../helpers/s
 // names the rule and a keychain entry (the real Secret Service of the test session), the start
 // reads the secret, the proxy gets it, the sandbox CA goes into the guest through the seed —
 // and `[guest] trustHostCAs = false` keeps the host's added CA out of the guest. One boot.
-//   api.test   credential rule; its certificate is from a CA given as [guest] extraCAs (so the
-//              proxy verifies it and the guest trusts it)
+//   api.test   credential rule (reachable on 443 only, so its upstream listens on 127.0.0.5:443:
+//              the tests run as root); its certificate is from a CA given as [guest] extraCAs (so
+//              the proxy verifies it and the guest trusts it)
 //   corp.test  no rule (a blind tunnel); its certificate is from a CA that only the host's
 //              added-certificates folder (a test copy) has — off by trustHostCAs = false
 
@@ -30,7 +31,7 @@ let sb: RunningController;
 
 beforeAll(async () => {
   t = makeTestEnv('egress-cred-start');
-  api = await startHttpsUpstream('127.0.0.1', upstreamCa.issue('api.test'));
+  api = await startHttpsUpstream('127.0.0.5', upstreamCa.issue('api.test'), undefined, 443);
   corp = await startHttpsUpstream('127.0.0.2', corpCa.issue('corp.test'));
   const caFile = join(t.root, 'upstream-ca.pem');
   writeFileSync(caFile, upstreamCa.certPem);
@@ -43,7 +44,7 @@ beforeAll(async () => {
     configFile,
     [
       '[egress]',
-      `allow = ["api.test:${api.port}", "corp.test:${corp.port}"]`,
+      `allow = ["api.test", "corp.test:${corp.port}"]`,
       '',
       '[[egress.credentials]]',
       'host = "api.test"',
@@ -53,7 +54,7 @@ beforeAll(async () => {
       'paths = ["/v1/*"]',
       '',
       '[egress.testResolve]',
-      '"api.test" = "127.0.0.1"',
+      '"api.test" = "127.0.0.5"',
       '"corp.test" = "127.0.0.2"',
       '',
       '[guest]',
@@ -83,7 +84,7 @@ async function sh(command: string): Promise<{ code: number | null; out: string }
 
 describe('a credential rule through the real start path (config → keychain → proxy → guest)', () => {
   it('the guest reaches the rule host unchanged and the upstream gets the keychain secret', async () => {
-    const r = await sh(`curl -sS -m 30 https://api.test:${api.port}/v1/me`);
+    const r = await sh(`curl -sS -m 30 https://api.test/v1/me`);
     expect(r).toMatchObject({ code: 0, out: '{"method":"GET","url":"/v1/me"}' });
     expect(api.seen.at(-1)?.headers.authorization).toBe(`Bearer ${SECRET}`);
   });
@@ -91,10 +92,10 @@ describe('a credential rule through the real start path (config → keychain →
   it("the guest's own Authorization and a path outside the rule are refused before the upstream", async () => {
     const before = api.seen.length;
     const own = await sh(
-      `curl -sS -m 30 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer attacker' https://api.test:${api.port}/v1/me`,
+      `curl -sS -m 30 -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer attacker' https://api.test/v1/me`,
     );
     expect(own.out).toBe('403');
-    const path = await sh(`curl -sS -m 30 -o /dev/null -w '%{http_code}' https://api.test:${api.port}/admin`);
+    const path = await sh(`curl -sS -m 30 -o /dev/null -w '%{http_code}' https://api.test/admin`);
     expect(path.out).toBe('403');
     expect(api.seen.length).toBe(before);
   });
@@ -109,7 +110,7 @@ describe('a credential rule through the real start path (config → keychain →
 
   it('trustHostCAs = false: a CA only the host added is not trusted in the guest (blind tunnel, curl exit 60)', async () => {
     const r = await sh(`curl -sS -m 30 -o /dev/null https://corp.test:${corp.port}/; echo "exit $?"`);
-    expect(r.out).toMatch(/exit 60$/);
+    expect(r.out).toMatch(/^exit 60\ncurl: \(60\) SSL certificate problem/);
     // The tunnel itself was allowed: the upstream saw a TLS client, just not a request.
     expect(corp.seen).toEqual([]);
   });
