@@ -8,7 +8,7 @@ import { CoworkError } from '../errors.js';
 import { type CredentialRule, checkCredentialedRequest } from './credentials.js';
 import { dialWithTimeout, upstreamFailureStatus } from './dial.js';
 import type { EgressEvent } from './events.js';
-import { upstreamHeaders } from './forward.js';
+import { sendText as sendProxyText, upstreamHeaders } from './forward.js';
 import { checkRequestFraming } from './framing.js';
 import { endToEndHeaders } from './headers.js';
 import type { Authorization, EgressTarget, ProxyRuntime } from './runtime.js';
@@ -289,15 +289,7 @@ function describeUpstreamError(host: string, err: Error & { code?: string }): st
   return `the connection to ${host} failed: ${err.message}`;
 }
 
+/** Answers keep the guest's terminated connection open, as the request it answers did. */
 function sendText(res: http.ServerResponse, status: number, body: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, http.STATUS_CODES[status] ?? 'Error', {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-cowork-egress': status === 403 ? 'denied' : 'error',
-  });
-  res.end(body);
+  sendProxyText(res, status, body, true);
 }

@@ -263,7 +263,11 @@ function streamResponse(
   up.pipe(res);
 }
 
-function sendText(res: http.ServerResponse, status: number, body: string): void {
+/**
+ * The proxy's own answer (a refusal or an upstream failure) as plain text. `keepAlive`: the
+ * connection stays usable (TLS terminated for a credential rule); otherwise it closes.
+ */
+export function sendText(res: http.ServerResponse, status: number, body: string, keepAlive = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -273,7 +277,7 @@ function sendText(res: http.ServerResponse, status: number, body: string): void 
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'x-cowork-egress': status === 403 ? 'denied' : 'error',
-    connection: 'close',
+    ...(keepAlive ? {} : { connection: 'close' }),
   });
   res.end(body);
 }

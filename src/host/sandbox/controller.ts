@@ -242,22 +242,7 @@ export class Controller implements ControllerApi {
         `the sandbox is ${this.state} — start it again with \`cowork-vm start\``,
       );
     }
-    const { timeline } = this.deps;
-    const tid = req.taskId ?? null;
-    timeline.record(tid, {
-      type: 'command.requested',
-      tool: 'shell',
-      command: req.command,
-      context: origin.context,
-      origin: origin.id,
-      cwd: req.cwd,
-    });
-    const auth = await this.decide(
-      { kind: 'shell', command: req.command, cwd: req.cwd },
-      origin,
-      req.taskId,
-      opts.signal,
-    );
+    const auth = await this.requestShell(req, origin, opts.signal);
     if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
 
     // The agent's command outside a task is a unit of work of its own: recorded before it runs
@@ -334,6 +319,23 @@ export class Controller implements ControllerApi {
     return { decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
   }
 
+  /** A shell command asked for (exec or a background job): recorded, then decided. */
+  private async requestShell(
+    req: { command: string; cwd?: string; taskId?: string },
+    origin: Origin,
+    signal?: AbortSignal,
+  ) {
+    this.deps.timeline.record(req.taskId ?? null, {
+      type: 'command.requested',
+      tool: 'shell',
+      command: req.command,
+      context: origin.context,
+      origin: origin.id,
+      cwd: req.cwd,
+    });
+    return this.decide({ kind: 'shell', command: req.command, cwd: req.cwd }, origin, req.taskId, signal);
+  }
+
   /**
    * `exec --background`: the same request → one decision → approval path as `exec`, then the
    * command runs on in the guest as a job whose end is recorded when it comes (exec.finished
@@ -348,20 +350,7 @@ export class Controller implements ControllerApi {
     this.jobs.assertRoom();
     const { timeline, sandbox } = this.deps;
     const tid = req.taskId ?? null;
-    timeline.record(tid, {
-      type: 'command.requested',
-      tool: 'shell',
-      command: req.command,
-      context: origin.context,
-      origin: origin.id,
-      cwd: req.cwd,
-    });
-    const auth = await this.decide(
-      { kind: 'shell', command: req.command, cwd: req.cwd },
-      origin,
-      req.taskId,
-      opts.signal,
-    );
+    const auth = await this.requestShell(req, origin, opts.signal);
     if (!auth.allowed) return { decision: auth.decision, deniedReason: auth.reason };
     const env = this.scopes.get(req.taskId)?.proxyEnv();
     const job = this.jobs.start(
