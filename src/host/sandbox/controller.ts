@@ -304,18 +304,7 @@ export class Controller implements ControllerApi {
       opts.onStderr?.(Buffer.from(note));
       result = { ...result, stderr: result.stderr + note };
     }
-    timeline.record(tid, {
-      type: 'exec.finished',
-      exitCode: result.exitCode,
-      signal: result.signal,
-      durationMs: result.durationMs,
-      stdoutBytes: Buffer.byteLength(result.stdout),
-      stderrBytes: Buffer.byteLength(result.stderr),
-      truncated: result.truncated,
-      timedOut: result.timedOut,
-      stdoutExcerpt: result.stdout,
-      stderrExcerpt: result.stderr,
-    });
+    timeline.record(tid, execFinished(result));
     return { decision, result, protectedChanges: changes.length > 0 ? changes : undefined };
   }
 
@@ -455,19 +444,7 @@ export class Controller implements ControllerApi {
       });
       return;
     }
-    this.deps.timeline.record(tid, {
-      type: 'exec.finished',
-      exitCode: result.exitCode,
-      signal: result.signal,
-      durationMs: result.durationMs,
-      stdoutBytes: Buffer.byteLength(result.stdout),
-      stderrBytes: Buffer.byteLength(result.stderr),
-      truncated: result.truncated,
-      timedOut: result.timedOut,
-      stdoutExcerpt: result.stdout,
-      stderrExcerpt: result.stderr,
-      jobId: job.id,
-    });
+    this.deps.timeline.record(tid, execFinished(result, job.id));
   }
 
   private assertRunning(): void {
@@ -619,5 +596,22 @@ function toSummary(t: {
     finishedAt: t.finishedAt ? String(t.finishedAt) : undefined,
     outcome: t.outcome ?? undefined,
     summary: t.summary ?? undefined,
+  };
+}
+
+/** The timeline's record of a finished command (an exec, or a background job's end). */
+function execFinished(result: ExecResult, jobId?: string) {
+  return {
+    type: 'exec.finished' as const,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    durationMs: result.durationMs,
+    stdoutBytes: Buffer.byteLength(result.stdout),
+    stderrBytes: Buffer.byteLength(result.stderr),
+    truncated: result.truncated,
+    timedOut: result.timedOut,
+    stdoutExcerpt: result.stdout,
+    stderrExcerpt: result.stderr,
+    ...(jobId ? { jobId } : {}),
   };
 }
