@@ -80,38 +80,43 @@ export interface ProxyResponse {
   body: string;
 }
 
+/** One HTTP request and its whole response (body as text). */
+export function requestText(options: http.RequestOptions, body?: string): Promise<ProxyResponse> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** An absolute-form request through the proxy, as curl with http_proxy sends it. */
 export function proxyRequest(
   proxyPort: number,
   url: string,
   opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<ProxyResponse> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port: proxyPort,
-        method: opts.method ?? 'GET',
-        path: url,
-        headers: opts.headers,
-        agent: false,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(opts.body);
-  });
+  return requestText(
+    {
+      host: '127.0.0.1',
+      port: proxyPort,
+      method: opts.method ?? 'GET',
+      path: url,
+      headers: opts.headers,
+      agent: false,
+    },
+    opts.body,
+  );
 }
 
 /**

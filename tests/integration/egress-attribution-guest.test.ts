@@ -5,16 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Origin } from '../../src/host/api/controller.js';
 import type { ApprovalRequest, Verdict } from '../../src/host/approvals/types.js';
 import { defaultConfig } from '../../src/host/config/index.js';
-import { type EgressEvent, EgressProxy, egressRelayCommand } from '../../src/host/egress/index.js';
+import { type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { createPolicyEngine } from '../../src/host/policy/index.js';
 import { Controller } from '../../src/host/sandbox/controller.js';
-import { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { TaskScopes } from '../../src/host/sandbox/task-scope.js';
 import { Timeline } from '../../src/host/timeline/index.js';
-import { createDriver } from '../../src/host/vm/index.js';
 import { closeServer, ScriptedBroker, type SeenRequest, startOrigin } from '../helpers/egress.js';
-import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { makeTestEnv, startGuestBehindProxy, type TestSandboxEnv } from '../helpers/sandbox.js';
 
 // Per-task attribution from a real QEMU guest (TCG): commands of a task run through the
 // Controller, which gives them the task's proxy credentials; curl in the guest sends them, and
@@ -56,21 +55,7 @@ beforeAll(async () => {
     dial: ({ port }) => net.connect(port === 80 || port === 443 ? origin.port : port, '127.0.0.1'),
   });
   const { port: proxyPort } = await proxy.start();
-  sandbox = await Sandbox.start({
-    workspace: t.workspace,
-    stateDir,
-    paths,
-    driver: await createDriver(process.platform, { paths }),
-    image: 'base',
-    cpus: 1,
-    memoryMiB: 768,
-    accel: 'tcg',
-    share: 'auto',
-    egress: {
-      hostPort: proxyPort,
-      hostCommand: egressRelayCommand(proxyPort),
-    },
-  });
+  sandbox = await startGuestBehindProxy(t, proxyPort);
   scopes = new TaskScopes({ attribution: proxy.tasks, proxyUrl: 'http://10.0.2.100:3128' });
   const config = defaultConfig();
   controller = new Controller({

@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumArgs } from '../../src/host/browser/guest-browser.js';
-import { compileCredentialRule, EgressProxy, egressRelayCommand } from '../../src/host/egress/index.js';
-import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
+import { compileCredentialRule, EgressProxy } from '../../src/host/egress/index.js';
 import { guestTrust } from '../../src/host/sandbox/guest-trust.js';
-import { Sandbox } from '../../src/host/sandbox/sandbox.js';
-import { createDriver } from '../../src/host/vm/index.js';
+import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { type HttpsUpstream, makeTestCa, startHttpsUpstream } from '../helpers/https-upstream.js';
-import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { makeTestEnv, startGuestBehindProxy, type TestSandboxEnv } from '../helpers/sandbox.js';
 
 // Chromium in the browser image, with the flags the browser tools launch it with, loads a page
 // from a host with a credential rule: it trusts the sandbox CA through the agent's NSS database
@@ -48,18 +46,10 @@ beforeAll(async () => {
     sandboxCaPem: proxy.caCertPem,
     env: {},
   });
-  const paths = hostPaths(t.env);
-  sandbox = await Sandbox.start({
-    workspace: t.workspace,
-    stateDir: sandboxStateDir(paths, t.workspace),
-    paths,
-    driver: await createDriver(process.platform, { paths }),
+  sandbox = await startGuestBehindProxy(t, proxyPort, {
     image: 'browser',
     cpus: 2,
     memoryMiB: 1536,
-    accel: 'tcg',
-    share: 'auto',
-    egress: { hostPort: proxyPort, hostCommand: egressRelayCommand(proxyPort) },
     trust: trust.cas.map((c) => c.pem),
   });
 });

@@ -4,19 +4,12 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  compileCredentialRule,
-  type EgressEvent,
-  EgressProxy,
-  egressRelayCommand,
-} from '../../src/host/egress/index.js';
-import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
+import { compileCredentialRule, type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
 import { guestTrust } from '../../src/host/sandbox/guest-trust.js';
-import { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { Timeline } from '../../src/host/timeline/index.js';
-import { createDriver } from '../../src/host/vm/index.js';
 import { gitBackend, type HttpsUpstream, makeTestCa, startHttpsUpstream } from '../helpers/https-upstream.js';
-import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { makeTestEnv, startGuestBehindProxy, type TestSandboxEnv } from '../helpers/sandbox.js';
 
 // Credential rules and guest trust from a real QEMU guest (TCG), one boot for the file: curl,
 // git and Python in the guest reach loopback upstreams through the real egress proxy. Names map
@@ -125,20 +118,7 @@ beforeAll(async () => {
   expect(trust.cas.map((c) => c.source)).toEqual(['sandbox', 'host']);
   writeFileSync(join(t.workspace, 'upstream-ca.pem'), upstreamCa.certPem);
 
-  const paths = hostPaths(t.env);
-  sandbox = await Sandbox.start({
-    workspace: t.workspace,
-    stateDir: sandboxStateDir(paths, t.workspace),
-    paths,
-    driver: await createDriver(process.platform, { paths }),
-    image: 'base',
-    cpus: 1,
-    memoryMiB: 768,
-    accel: 'tcg',
-    share: 'auto',
-    egress: { hostPort: proxyPort, hostCommand: egressRelayCommand(proxyPort) },
-    trust: trust.cas.map((c) => c.pem),
-  });
+  sandbox = await startGuestBehindProxy(t, proxyPort, { trust: trust.cas.map((c) => c.pem) });
 });
 
 afterAll(async () => {

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileCredentialRule, type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
-import { connectVia, proxyRequest } from '../helpers/egress.js';
+import { connectVia, type ProxyResponse, proxyRequest, requestText } from '../helpers/egress.js';
 import { type HttpsUpstream, makeTestCa, startHttpsUpstream } from '../helpers/https-upstream.js';
 
 // The credential rule on the wire, from node clients on loopback (the guest's curl, git and
@@ -70,43 +69,20 @@ afterAll(async () => {
   for (const u of [api, other, bad]) await u?.close();
 });
 
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
 /** HTTPS through the proxy's CONNECT, trusting only `ca`, as curl with HTTPS_PROXY would. */
 async function httpsVia(
   host: string,
   path: string,
   ca: string,
   opts: { method?: string; headers?: Record<string, string>; port?: number } = {},
-): Promise<Reply> {
+): Promise<ProxyResponse> {
   const tunnel = await connectVia(proxyPort, `${host}:${opts.port ?? 443}`);
   if (tunnel.status !== 200) return { status: tunnel.status, headers: {}, body: tunnel.body };
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        createConnection: () => tls.connect({ socket: tunnel.socket, servername: host, ca: [ca] }),
-        method: opts.method ?? 'GET',
-        path,
-        headers: { host, ...opts.headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end();
+  return requestText({
+    createConnection: () => tls.connect({ socket: tunnel.socket, servername: host, ca: [ca] }),
+    method: opts.method ?? 'GET',
+    path,
+    headers: { host, ...opts.headers },
   });
 }
 
