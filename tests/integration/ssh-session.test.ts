@@ -18,6 +18,8 @@ let root: string;
 let keys: SandboxKeys;
 let sshd: TestSshd;
 let session: SshGuestSession;
+/** The same server with the exec service turned off: one sshd session per command. */
+let sshdSession: SshGuestSession;
 
 async function rejection(p: Promise<unknown>): Promise<CoworkError> {
   const err = await p.then(
@@ -63,16 +65,31 @@ beforeAll(async () => {
     authorizedKeysLine: keys.authorizedKeysLine,
   });
   session = await open(sshd, keys);
+  sshdSession = await open(sshd, keys, { execService: false });
 });
 
 afterAll(async () => {
   if (process.env.SSHD_LOG) console.log(sshd?.log());
   await session?.close();
+  await sshdSession?.close();
   await sshd?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 
-describe('exec', () => {
+// Every exec case runs on both paths: the exec service (the default) and one sshd session per
+// command (what the session falls back to).
+describe.each(['execd', 'sshd'] as const)('exec (%s)', (mode) => {
+  let saved: SshGuestSession;
+  beforeAll(async () => {
+    saved = session;
+    if (mode === 'sshd') session = sshdSession;
+    await session.exec('true');
+    expect(session.execPath.mode).toBe(mode);
+  });
+  afterAll(() => {
+    session = saved;
+  });
+
   it('returns stdout, stderr and the exit code, in the default cwd', async () => {
     const r = await session.exec('echo out; pwd; echo err >&2; exit 3');
     expect(r).toMatchObject({
@@ -238,6 +255,79 @@ describe('exec', () => {
       expect(r).toMatchObject({ exitCode: 0, stdout: `${i}\n`, stderr: `e${i}\n` });
     });
     expect(connections.get(sshd)).toBe(before);
+  });
+});
+
+describe('exec service', () => {
+  /** The service's pid, seen from a command it started (the warm shell's parent). */
+  const servicePid = async (s: SshGuestSession) => (await s.exec('echo $PPID')).stdout.trim();
+
+  it('runs the command in its own session and process group, with the login environment', async () => {
+    const r = await session.exec(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+      'ps -o pid=,pgid=,sid= -p $$; echo "$HOME|$USER|$SHELL|${COWORK_EXEC_ID:+tagged}"',
+    );
+    const [pid, pgid, sid] = r.stdout.split('\n')[0]!.trim().split(/\s+/);
+    expect(pgid).toBe(pid);
+    expect(sid).toBe(pid);
+    expect(r.stdout.split('\n')[1]).toMatch(/^\/.+\|.+\|\/.+\|tagged$/);
+    const plain = await sshdSession.exec('echo "$HOME|$USER|$SHELL"');
+    expect(r.stdout.split('\n')[1]).toBe(`${plain.stdout.trim()}|tagged`);
+  });
+
+  it('a command that kills the service fails with a clear error; the next command restarts it', async () => {
+    const s = await open(sshd, keys);
+    try {
+      const first = await servicePid(s);
+      const err = await rejection(s.exec('kill -KILL $PPID; sleep 5'));
+      expect(err.code).toBe('unavailable');
+      expect(err.message).toMatch(/exec service stopped while the command ran/);
+      expect(await guestProcesses("'sleep [5]$'")).toBe('');
+      const again = await s.exec('echo back');
+      expect(again.stdout).toBe('back\n');
+      expect(s.execPath.mode).toBe('execd');
+      expect(await servicePid(s)).not.toBe(first);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('after three kills on one connection, commands run on sshd sessions and say why', async () => {
+    const s = await open(sshd, keys);
+    try {
+      for (let i = 0; i < 3; i++) await rejection(s.exec('kill -KILL $PPID; sleep 5'));
+      const r = await s.exec('echo still');
+      expect(r.stdout).toBe('still\n');
+      expect(s.execPath).toMatchObject({ mode: 'sshd', reason: expect.stringMatching(/stopped 3 times/) });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('forged frames written into its channel stop the service, never confuse the host', async () => {
+    const s = await open(sshd, keys);
+    try {
+      await s.exec('true');
+      // A 9-byte header announcing a 2 GiB frame, written into the service's stdout (the channel).
+      const err = await rejection(
+        s.exec("printf 'O\\000\\000\\000\\001\\177\\377\\377\\377' > /proc/$PPID/fd/1; sleep 5"),
+      );
+      expect(err.code).toBe('unavailable');
+      expect(err.message).toMatch(/frame/);
+      expect((await s.exec('echo fine')).stdout).toBe('fine\n');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('without python3 on the server the session uses sshd sessions and says why', async () => {
+    const s = await open(sshd, keys, { execServiceLine: 'exec python3-missing-here -c 1' });
+    try {
+      expect((await s.exec('echo ok')).stdout).toBe('ok\n');
+      expect(s.execPath).toMatchObject({ mode: 'sshd', reason: expect.stringMatching(/did not start/) });
+    } finally {
+      await s.close();
+    }
   });
 });
 

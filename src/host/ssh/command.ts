@@ -51,15 +51,20 @@ export interface WrapOptions {
  * session process, sshd's exit-status/exit-signal are the command's own.
  */
 export function wrapCommand(command: string, opts: WrapOptions): string {
-  if (!/^[0-9a-f]{8,64}$/.test(opts.nonce)) {
-    throw new CoworkError('internal', 'exec nonce must be lowercase hex');
-  }
-  if (opts.cwd === '') throw new CoworkError('invalidArgument', 'cwd is empty; give an absolute guest path');
+  const chain = [...setupChain(opts), `exec "$cowork_shell" -c ${shellQuote(command, 'command')}`];
   const parts = [
     `printf '${PID_MARKER} %s %s\\n' ${opts.nonce} "$$" >&2`,
     `cowork_shell=${opts.shell === undefined ? LOGIN_SHELL : shellQuote(opts.shell, 'shell')}`,
   ];
-  const chain = [`cd -- ${shellQuote(opts.cwd, 'cwd')}`];
+  return `${parts.join('; ')}; ${chain.join(' && ')}`;
+}
+
+/** `cd -- '<cwd>'` and `export K='v' … COWORK_EXEC_ID=<nonce>`: what both ways of running a command do first. */
+function setupChain(opts: Pick<WrapOptions, 'cwd' | 'env' | 'nonce'>): string[] {
+  if (!/^[0-9a-f]{8,64}$/.test(opts.nonce)) {
+    throw new CoworkError('internal', 'exec nonce must be lowercase hex');
+  }
+  if (opts.cwd === '') throw new CoworkError('invalidArgument', 'cwd is empty; give an absolute guest path');
   const assigns = Object.entries(opts.env ?? {}).map(([name, value]) => {
     if (!ENV_NAME.test(name)) {
       throw new CoworkError(
@@ -71,9 +76,16 @@ export function wrapCommand(command: string, opts: WrapOptions): string {
   });
   // Last, so the caller's env cannot override it: the tag every descendant inherits.
   assigns.push(`${EXEC_TAG}=${opts.nonce}`);
-  chain.push(`export ${assigns.join(' ')}`);
-  chain.push(`exec "$cowork_shell" -c ${shellQuote(command, 'command')}`);
-  return `${parts.join('; ')}; ${chain.join(' && ')}`;
+  return [`cd -- ${shellQuote(opts.cwd, 'cwd')}`, `export ${assigns.join(' ')}`];
+}
+
+/**
+ * The script the exec service's warm shell evaluates (execd-guest.ts): the same cd and exports as
+ * wrapCommand, then the command evaluated by that shell — which is already the session leader of
+ * its own session and process group, like the sshd path's login shell after its `exec`.
+ */
+export function execdScript(command: string, opts: Pick<WrapOptions, 'cwd' | 'env' | 'nonce'>): string {
+  return `unset __cowork_script; ${setupChain(opts).join(' && ')} && eval ${shellQuote(command, 'command')}`;
 }
 
 /**

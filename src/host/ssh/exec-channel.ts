@@ -1,21 +1,30 @@
-import type { ClientChannel } from 'ssh2';
 import { CoworkError } from '../errors.js';
-import { wrapCommand } from './command.js';
+import type { ExecChannel } from './execd.js';
 import { CappedOutput, PidMarkerFilter } from './output.js';
 import type { ExecOptions, ExecResult } from './types.js';
 
 /** What one exec needs from the session: a way to open the channel and to kill a process group. */
 export interface ExecTransport {
   /**
-   * Opens an exec channel running `line` through the login shell. `setup` MUST be called
+   * Starts `req.command` in `req.cwd` with `req.env` and the exec tag `req.nonce`: on its own sshd
+   * session (command.ts wrapCommand) or on the exec service (execd.ts). `setup` MUST be called
    * synchronously in ssh2's callback: the exit status and close can arrive in the same read
    * as the exec confirmation, and an 'exit' emitted before a listener exists is lost.
    */
-  open(line: string, setup: (ch: ClientChannel) => void): Promise<ClientChannel>;
+  open(req: ExecRequest, setup: (ch: ExecChannel) => void): Promise<ExecChannel>;
   /** Kills what the exec started (its group/session when `pid` is known, and every process tagged with `nonce`). */
   kill(target: { pid?: number; nonce: string }): Promise<void>;
   /** Registers a callback run if the connection drops; returns an unregister function. */
   onLost(fail: (err: CoworkError) => void): () => void;
+}
+
+/** One command as the transport starts it. */
+export interface ExecRequest {
+  command: string;
+  cwd: string;
+  env?: Record<string, string>;
+  nonce: string;
+  shell?: string;
 }
 
 export interface ExecSettings {
@@ -26,6 +35,8 @@ export interface ExecSettings {
   maxOutputBytes: number;
   /** After a kill, how long to wait for the channel to close before closing it from our side. */
   killGraceMs: number;
+  /** Told the command's guest pid (its process group and session) once it is known. */
+  onPid?: (pid: number) => void;
 }
 
 type StopReason = 'timeout' | 'abort';
@@ -55,7 +66,7 @@ class ExecRun {
   private readonly stdout: CappedOutput;
   private readonly stderr: CappedOutput;
   private readonly marker: PidMarkerFilter;
-  private channel: ClientChannel | undefined;
+  private channel: ExecChannel | undefined;
   private exit: { code: number | null; signal: string | null } | undefined;
   private stopping: StopReason | undefined;
   private killSent = false;
@@ -81,7 +92,7 @@ class ExecRun {
 
   run(command: string): Promise<ExecResult> {
     const { cwd, nonce, shell } = this.settings;
-    const line = wrapCommand(command, { cwd, env: this.opts.env, nonce, shell });
+    const req: ExecRequest = { command, cwd, env: this.opts.env, nonce, shell };
     return new Promise<ExecResult>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -95,7 +106,7 @@ class ExecRun {
         signal.addEventListener('abort', this.onAbort, { once: true });
       }
       this.transport
-        .open(line, (ch) => this.attach(ch))
+        .open(req, (ch) => this.attach(ch))
         .catch((err: unknown) =>
           this.fail(CoworkError.from(err, 'unavailable', 'could not start the command in the guest')),
         );
@@ -103,11 +114,13 @@ class ExecRun {
   }
 
   /** Wires the channel's output, exit status and closes; then stdin, the timeout, a pending stop. */
-  private attach(ch: ClientChannel): void {
+  private attach(ch: ExecChannel): void {
     this.channel = ch;
     ch.on('data', (d: Buffer) => this.stdout.push(d));
     ch.stderr.on('data', (d: Buffer) => {
+      const known = this.marker.pid !== undefined;
       const out = this.marker.push(d);
+      if (!known && this.marker.pid !== undefined) this.settings.onPid?.(this.marker.pid);
       if (out.length) this.stderr.push(out);
       if (this.stopping && !this.killSent) this.kill();
     });
@@ -209,7 +222,7 @@ class ExecRun {
  * CHANNEL_CLOSE before sshd has reported the exit status — the status is then lost (seen
  * here in ~1% of execs). ssh2 ends the Writable itself when the server closes the channel.
  */
-function sendStdin(ch: ClientChannel, stdin: string | Buffer | undefined): void {
+function sendStdin(ch: ExecChannel, stdin: string | Buffer | undefined): void {
   if (stdin === undefined || stdin.length === 0) {
     ch.eof();
     return;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { ClientChannel, SFTPWrapper } from 'ssh2';
+import type { SFTPWrapper } from 'ssh2';
 import ssh2 from 'ssh2';
 
 // ssh2 is CommonJS and `utils` is not statically detectable as a named export under Node ESM.
@@ -9,8 +9,9 @@ const { utils } = ssh2;
 
 import { CoworkError } from '../errors.js';
 import { ChannelSlots } from './channel-slots.js';
-import { killExecCommand } from './command.js';
-import { runExecChannel } from './exec-channel.js';
+import { execdScript, killExecCommand, wrapCommand } from './command.js';
+import { type ExecRequest, type ExecTransport, runExecChannel } from './exec-channel.js';
+import { type ExecChannel, Execd } from './execd.js';
 import { fingerprintOf } from './keys.js';
 import { sftpList, sftpReadFile, sftpStat, sftpWriteFile } from './sftp.js';
 import { connectSsh, type SshConnection } from './ssh-connection.js';
@@ -45,7 +46,24 @@ export interface SshGuestSessionOptions {
   keepaliveIntervalMs?: number;
   /** After killing a timed-out/aborted command, how long to wait for its channel to close. Default 5 s. */
   killGraceMs?: number;
+  /**
+   * Run commands on the guest's exec service (execd.ts: one channel, shells started ahead)
+   * instead of one sshd session each. Default true; without python3 in the guest, or after the
+   * service was killed three times on one connection, commands use sshd sessions.
+   */
+  execService?: boolean;
+  /** Tests only: the command line that starts the exec service (default execd.ts execdCommandLine). */
+  execServiceLine?: string;
 }
+
+/** How commands reach the guest: the exec service, or one sshd session each (and why). */
+export interface ExecPath {
+  mode: 'execd' | 'sshd';
+  reason?: string;
+}
+
+/** Times the exec service may stop on one connection before that connection stops restarting it. */
+const EXECD_RESTARTS = 3;
 
 /**
  * GuestSession over ONE persistent ssh2 connection per sandbox: every exec, the SFTP channel and
@@ -57,8 +75,14 @@ export class SshGuestSession implements GuestSession {
   private conn: SshConnection | undefined;
   private connecting: Promise<SshConnection> | undefined;
   private closed = false;
-  /** Nonces of execs in flight (see wrapCommand), so close() can kill what they started. */
-  private readonly running = new Set<string>();
+  /** Execs in flight by nonce (see wrapCommand), with their guest pid once known, so close() can kill what they started. */
+  private readonly running = new Map<string, { pid?: number }>();
+  /** The exec service of each connection (started with it; undefined: not available). */
+  private readonly execd = new WeakMap<
+    SshConnection,
+    { service: Promise<Execd | undefined>; stops: number }
+  >();
+  private execPathNow: ExecPath = { mode: 'sshd', reason: 'not connected yet' };
   private readonly execSlots: ChannelSlots;
   private readonly killSlots = new ChannelSlots(1);
   private readonly sftpSlots = new ChannelSlots(1);
@@ -114,7 +138,8 @@ export class SshGuestSession implements GuestSession {
     const startedAt = performance.now();
     const release = await this.execSlots.acquire(opts.signal);
     const nonce = randomBytes(8).toString('hex');
-    this.running.add(nonce);
+    const entry: { pid?: number } = {};
+    this.running.set(nonce, entry);
     try {
       const conn = await this.connection();
       const settings = {
@@ -123,17 +148,94 @@ export class SshGuestSession implements GuestSession {
         shell: this.opts.shell,
         maxOutputBytes,
         killGraceMs: this.opts.killGraceMs ?? 5000,
+        onPid: (pid: number) => {
+          entry.pid = pid;
+        },
       };
-      const transport = {
-        open: (line: string, setup: (ch: ClientChannel) => void) => conn.exec(line, setup),
-        kill: (target: { pid?: number; nonce: string }) => this.killExec(conn, target),
-        onLost: (fail: (err: CoworkError) => void) => conn.onLost(fail),
-      };
+      const execd = await this.execdFor(conn);
+      const kill = (target: { pid?: number; nonce: string }) => this.killExec(conn, target);
+      const transport: ExecTransport = execd
+        ? {
+            open: async (req: ExecRequest, setup: (ch: ExecChannel) => void) =>
+              execd.open(
+                { script: execdScript(req.command, req), shell: req.shell, nonce: req.nonce },
+                setup,
+              ),
+            kill,
+            onLost: (fail) => {
+              const a = conn.onLost(fail);
+              // The service's end does not end the command: kill what it started (bounded), then report.
+              const b = execd.onLost((err) => {
+                const limit = new Promise<void>((r) => setTimeout(r, settings.killGraceMs).unref());
+                void Promise.race([kill({ pid: entry.pid, nonce }).catch(() => undefined), limit]).then(() =>
+                  fail(err),
+                );
+              });
+              return () => {
+                a();
+                b();
+              };
+            },
+          }
+        : {
+            open: async (req: ExecRequest, setup: (ch: ExecChannel) => void) =>
+              conn.exec(wrapCommand(req.command, req), setup),
+            kill,
+            onLost: (fail) => conn.onLost(fail),
+          };
       return await runExecChannel(transport, command, opts, settings, startedAt);
     } finally {
       this.running.delete(nonce);
       release();
     }
+  }
+
+  /** How commands reach the guest right now (`status`/`doctor` show it; the bench reports it). */
+  get execPath(): ExecPath {
+    return { ...this.execPathNow };
+  }
+
+  /**
+   * The connection's exec service: started once per connection, restarted when something in the
+   * guest stopped it (up to EXECD_RESTARTS times), undefined when it cannot run there.
+   */
+  private async execdFor(conn: SshConnection): Promise<Execd | undefined> {
+    if (this.opts.execService === false) {
+      this.execPathNow = { mode: 'sshd', reason: 'turned off' };
+      return undefined;
+    }
+    let slot = this.execd.get(conn);
+    if (slot) {
+      const current = await slot.service;
+      if (!current || current.alive) return current;
+      slot.stops += 1;
+      if (slot.stops >= EXECD_RESTARTS) {
+        this.execPathNow = {
+          mode: 'sshd',
+          reason: `the exec service stopped ${slot.stops} times on this connection (something in the guest kills it)`,
+        };
+        slot.service = Promise.resolve(undefined);
+        return undefined;
+      }
+    } else {
+      slot = { service: Promise.resolve(undefined), stops: 0 };
+      this.execd.set(conn, slot);
+    }
+    const started = Execd.start({
+      open: (line, setup) => conn.exec(line, setup),
+      line: this.opts.execServiceLine,
+    }).then(
+      (service) => {
+        this.execPathNow = { mode: 'execd' };
+        return service;
+      },
+      (err: unknown) => {
+        this.execPathNow = { mode: 'sshd', reason: err instanceof Error ? err.message : String(err) };
+        return undefined;
+      },
+    );
+    slot.service = started;
+    return started;
   }
 
   readFile(path: string, opts: { maxBytes?: number } = {}): Promise<Buffer> {
@@ -181,7 +283,7 @@ export class SshGuestSession implements GuestSession {
    * running, by env tag, before hanging up. Bounded, because close() must not hang.
    */
   private async killRunning(conn: SshConnection): Promise<void> {
-    const line = [...this.running].map((nonce) => killExecCommand({ nonce })).join('; ');
+    const line = [...this.running].map(([nonce, { pid }]) => killExecCommand({ nonce, pid })).join('; ');
     const done = new Promise<void>((resolve) => {
       conn
         .exec(line, (ch) => {
