@@ -11,8 +11,8 @@ import { CoworkError } from '../errors.js';
  *
  * Boundary: the guest chooses nothing on the host. Whatever a channel-open claims, the host
  * only ever calls `connect` (the egress proxy's loopback port); ssh2 already refuses
- * forwarded-tcpip opens for an address/port this client never asked for, and `accepts` checks it
- * again, so a forward the host did not bind cannot be used to reach anything.
+ * forwarded-tcpip opens for an address/port this client never asked for, and the handler below
+ * checks it again, so a forward the host did not bind cannot be used to reach anything.
  */
 export interface GuestListenerSpec {
   /** The guest address sshd binds: 127.0.0.1 (the guest's own loopback; sshd_config PermitListen). */
