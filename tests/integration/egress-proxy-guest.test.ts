@@ -7,6 +7,8 @@ import { type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
+import { connectSsh } from '../../src/host/ssh/ssh-connection.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { createDriver } from '../../src/host/vm/index.js';
 import { closeServer, type SeenRequest, startOrigin } from '../helpers/egress.js';
@@ -233,6 +235,37 @@ describe('the SSH-carried proxy port, attacked from the guest', () => {
     );
     expect(r.stdout).toContain('Permission denied');
     expect(r.stdout).toMatch(/exit=255/);
+  });
+
+  it("permits no other listener, not even to the host's own key", async () => {
+    const keys = await ensureSandboxKeys(join(sandbox.opts.stateDir, 'keys'));
+    const conn = await connectSsh({
+      connect: () => sandbox.vm.connect(22),
+      username: 'agent',
+      privateKey: keys.clientPrivateKey,
+      hostKey: keys.hostPublicKey,
+      readyTimeoutMs: 60_000,
+      keepaliveIntervalMs: 15_000,
+      onClose: () => undefined,
+    });
+    try {
+      for (const [guestHost, guestPort] of [
+        ['127.0.0.1', 3129],
+        ['0.0.0.0', 8080],
+      ] as const) {
+        const bind = conn.listenInGuest({
+          guestHost,
+          guestPort,
+          connect: () => {
+            throw new CoworkError('internal', 'no connection may arrive here');
+          },
+          what: 'a test listener',
+        });
+        await expect(bind).rejects.toThrow(/would not listen/);
+      }
+    } finally {
+      await conn.end(new CoworkError('cancelled', 'test done'));
+    }
   });
 
   // Last: it leaves the sandbox without a usable connection, on purpose.
