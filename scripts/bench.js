@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { benchEgress } from '../dist/host/egress/bench.js';
+import { benchEgress, benchGuestConnections } from '../dist/host/egress/bench.js';
 import { benchPolicy } from '../dist/host/policy/bench.js';
 import { bootBare, writeBareInitramfs } from './bench/bare-boot.js';
 import { checkBenchOutput } from './bench/check.js';
@@ -200,6 +200,14 @@ async function main() {
     log(`Controller.exec skipped: ${ctl.skipped}`);
   }
 
+  log('new guest connections to the egress proxy');
+  const { sandbox } = sb.running;
+  const guestEgress = await benchGuestConnections({
+    exec: (command, opts) => sandbox.session.exec(command, opts),
+    guestProxyUrl: sandbox.info.guestProxyUrl,
+    hostProxyPort: sandbox.opts.egress.hostPort,
+  });
+
   log(`64 MiB dd x${IO_RUNS} through ${sb.like.shareMode}`);
   rows.push(...ioRows(sb.like.shareMode, await timeShareIo(sb, IO_RUNS)));
   await sb.dispose();
@@ -221,6 +229,7 @@ async function main() {
   const policy = await benchPolicy();
   log('egress bench');
   const egress = await benchEgress();
+  egress.lines.push(guestEgress.line);
 
   const header = ['measurement', 'cowork-vm', 'baseline (same run)', 'ratio', 'notes'];
   const problems = checkBenchOutput({ header, rows, policy: policy.lines, egress: egress.lines });

@@ -4,7 +4,6 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { egressRelayCommand } from '../../dist/host/egress/index.js';
 import { CoworkError } from '../../dist/host/errors.js';
 import { requireProvided } from '../../dist/host/host-requirements.js';
 // Internals of the QEMU driver, imported so the baseline resolves host facts exactly as it does.
@@ -85,8 +84,7 @@ export async function bootBare(like, dir, initrd, n) {
     shareMode: like.shareMode,
     accel: 'tcg',
     guestPorts: [22],
-    // Same guestfwd rule as the sandbox; its relay only runs when the guest connects (never here).
-    egress: { hostPort: 9, guestAddress: '10.0.2.100', guestPort: 3128, hostCommand: egressRelayCommand(9) },
+    // No egress: like the sandbox's, this guest's user network has no outbound rule at all.
     runDir,
   };
   const cmd = buildQemuArgs(spec, {

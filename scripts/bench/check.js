@@ -15,7 +15,7 @@ const POLICY = [
 const EGRESS = [
   /^egress proxy: per request \d+\.\d+ ms via proxy vs \d+\.\d+ ms direct .* ratio \d+\.\d+x/,
   /^egress proxy: 16 MiB download \d+ MiB\/s via proxy vs \d+ MiB\/s direct \(throughput ratio \d+\.\d+/,
-  /^egress proxy: new guest connection through the QEMU guestfwd relay \d+\.\d ms per request \(ratio \d+x/,
+  /^egress proxy: new guest connection through the SSH session \d+\.\d\d ms per request \(mean of \d+, max \d+\.\d\d ms, timed in the guest; \d+\.\d\dx (faster|slower) than a new host connection to the proxy, \d+\.\d\d ms;/,
 ];
 
 /** Problems with the results, one line each; empty when the output is what it should be. */

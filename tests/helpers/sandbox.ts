@@ -1,7 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { egressRelayCommand } from '../../src/host/egress/index.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { Sandbox, type SandboxOptions } from '../../src/host/sandbox/sandbox.js';
 import { type RunningController, type StartOptions, startController } from '../../src/host/sandbox/serve.js';
@@ -60,7 +59,7 @@ export async function startGuestBehindProxy(
     memoryMiB: 768,
     accel: 'tcg',
     share: 'auto',
-    egress: { hostPort: proxyPort, hostCommand: egressRelayCommand(proxyPort) },
+    egress: { hostPort: proxyPort },
     ...extra,
   });
 }

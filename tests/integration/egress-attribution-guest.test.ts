@@ -56,7 +56,7 @@ beforeAll(async () => {
   });
   const { port: proxyPort } = await proxy.start();
   sandbox = await startGuestBehindProxy(t, proxyPort);
-  scopes = new TaskScopes({ attribution: proxy.tasks, proxyUrl: 'http://10.0.2.100:3128' });
+  scopes = new TaskScopes({ attribution: proxy.tasks, proxyUrl: 'http://127.0.0.1:3128' });
   const config = defaultConfig();
   controller = new Controller({
     workspace: t.workspace,

@@ -57,7 +57,7 @@ async function startProxy(opts: EgressProxyOptions) {
   });
   proxies.push(proxy);
   const { port } = await proxy.start();
-  const scopes = new TaskScopes({ attribution: proxy.tasks, proxyUrl: 'http://10.0.2.100:3128' });
+  const scopes = new TaskScopes({ attribution: proxy.tasks, proxyUrl: 'http://127.0.0.1:3128' });
   return { proxy, port, events, scopes };
 }
 

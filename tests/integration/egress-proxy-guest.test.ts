@@ -3,9 +3,12 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryApprovalBroker } from '../../src/host/approvals/index.js';
-import { type EgressEvent, EgressProxy, egressRelayCommand } from '../../src/host/egress/index.js';
+import { type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
+import { CoworkError } from '../../src/host/errors.js';
 import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
 import { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
+import { connectSsh } from '../../src/host/ssh/ssh-connection.js';
 import { Timeline } from '../../src/host/timeline/index.js';
 import { createDriver } from '../../src/host/vm/index.js';
 import { closeServer, type SeenRequest, startOrigin } from '../helpers/egress.js';
@@ -13,11 +16,11 @@ import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 // Egress from a real QEMU guest (TCG): the proxy on host loopback is the guest's only way out,
-// reached through QEMU's guestfwd at 10.0.2.100:3128 (one relay process per connection) with
-// restrict=on. Test sites are `.test`
+// reached on the guest's own 127.0.0.1:3128, where the host's SSH session has sshd listen and
+// carries each connection to the proxy (no route out at all: restrict=on, no guestfwd). Test sites are `.test`
 // names mapped to 127.0.0.1 by the test resolver; the dialer sends port 80 to the local origin.
 
-const GUEST_PROXY = 'http://10.0.2.100:3128';
+const GUEST_PROXY = 'http://127.0.0.1:3128';
 
 let t: TestSandboxEnv;
 let sandbox: Sandbox;
@@ -50,12 +53,6 @@ beforeAll(async () => {
     dial: ({ address, port }) => net.connect(port === 80 || port === 443 ? origin.port : port, address),
   });
   const { port: proxyPort } = await proxy.start();
-  const egress = {
-    hostPort: proxyPort,
-    guestAddress: '10.0.2.100',
-    guestPort: 3128,
-    hostCommand: egressRelayCommand(proxyPort),
-  };
   sandbox = await Sandbox.start({
     workspace: t.workspace,
     stateDir,
@@ -66,8 +63,7 @@ beforeAll(async () => {
     memoryMiB: 768,
     accel: 'tcg',
     share: 'auto',
-    // One relay per guest connection (guestfwd cmd:); QEMU's chardev form carries one stream only.
-    egress,
+    egress: { hostPort: proxyPort },
   });
 });
 
@@ -171,6 +167,9 @@ describe('egress from a real guest', () => {
       `timeout 8 bash -c 'exec 3<>/dev/tcp/10.0.2.2/${origin.port}' && echo open || echo closed`,
     );
     expect(tcp.stdout.trim()).toBe('closed');
+    // The old guestfwd address is gone too: the user network has no outbound rule at all.
+    const oldRelay = await sh(`curl -sS -m 8 --noproxy '*' http://10.0.2.100:3128/; echo "exit=$?"`);
+    expect(oldRelay.stdout).toMatch(/exit=(7|28)/);
     expect(origin.seen.length).toBe(before);
   });
 
@@ -187,5 +186,122 @@ describe('egress from a real guest', () => {
     ].join('\n');
     const r = await sh(`python3 -c '${py.replace(/'/g, "'\\''")}'`);
     expect(r.stdout).toMatch(/^no answer/);
+  });
+});
+
+/** Raw bytes to the guest's proxy port from inside the guest; the first line of each answer. */
+async function rawToProxy(payloads: string[]): Promise<string[]> {
+  const py = [
+    'import socket,sys',
+    'for p in sys.argv[1:]:',
+    '  s=socket.create_connection(("127.0.0.1",3128)); s.settimeout(20)',
+    '  s.sendall(p.encode().decode("unicode_escape").encode("latin1")); b=b""',
+    '  while True:',
+    '    d=s.recv(65536)',
+    '    if not d: break',
+    '    b+=d',
+    '  print(b.split(b"\\r\\n")[0].decode("latin1") or "(closed)")',
+  ].join('\n');
+  const args = payloads.map((p) => `'${p}'`).join(' ');
+  const r = await sh(`python3 -c '${py}' ${args}`);
+  expect(r.exitCode, r.stderr).toBe(0);
+  return r.stdout.trim().split('\n');
+}
+
+// The proxy's port in the guest is an SSH remote forward the host asked for. These try to make it
+// reach something else on the host, add a forward of the guest's own, and squat it.
+describe('the SSH-carried proxy port, attacked from the guest', () => {
+  it('lands every connection on the proxy, whatever host port it names', async () => {
+    const before = origin.seen.length;
+    const sshPort = sandbox.info.sshPort;
+    const proxyPort = sandbox.opts.egress?.hostPort;
+    const lines = await rawToProxy([
+      `CONNECT 127.0.0.1:${sshPort} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n`,
+      `CONNECT 127.0.0.1:${proxyPort} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n`,
+      `GET http://127.0.0.1:${origin.port}/loopback HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n`,
+      `SSH-2.0-OpenSSH_9.2\\r\\n\\r\\n`,
+    ]);
+    for (const line of lines.slice(0, 3)) expect(line).toMatch(/^HTTP\/1\.1 403/);
+    expect(lines[3]).toMatch(/^HTTP\/1\.1 4\d\d/); // the proxy's answer to bytes that are not HTTP
+    expect(origin.seen.length).toBe(before);
+  });
+
+  it("cannot ask the guest's sshd for a listener of its own (no key gets in)", async () => {
+    const r = await sh(
+      "command -v ssh >/dev/null || { echo 'no ssh client'; exit 2; }; " +
+        "rm -f /tmp/k /tmp/k.pub; ssh-keygen -q -t ed25519 -N '' -f /tmp/k && " +
+        'ssh -i /tmp/k -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ' +
+        '-o ExitOnForwardFailure=yes -R 127.0.0.1:3129:127.0.0.1:22 -N agent@127.0.0.1 2>&1; echo "exit=$?"',
+    );
+    expect(r.stdout).toContain('Permission denied');
+    expect(r.stdout).toMatch(/exit=255/);
+  });
+
+  it("permits no other listener, not even to the host's own key", async () => {
+    const keys = await ensureSandboxKeys(join(sandbox.opts.stateDir, 'keys'));
+    const conn = await connectSsh({
+      connect: () => sandbox.vm.connect(22),
+      username: 'agent',
+      privateKey: keys.clientPrivateKey,
+      hostKey: keys.hostPublicKey,
+      readyTimeoutMs: 60_000,
+      keepaliveIntervalMs: 15_000,
+      onClose: () => undefined,
+    });
+    try {
+      for (const [guestHost, guestPort] of [
+        ['127.0.0.1', 3129],
+        ['0.0.0.0', 8080],
+      ] as const) {
+        const bind = conn.listenInGuest({
+          guestHost,
+          guestPort,
+          connect: () => {
+            throw new CoworkError('internal', 'no connection may arrive here');
+          },
+          what: 'a test listener',
+        });
+        await expect(bind).rejects.toThrow(/would not listen/);
+      }
+    } finally {
+      await conn.end(new CoworkError('cancelled', 'test done'));
+    }
+  });
+
+  // Last: it leaves the sandbox without a usable connection, on purpose.
+  it('fails closed when a guest process takes the port while the SSH connection is down', async () => {
+    const squat = [
+      'import socket,time',
+      's=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
+      'for _ in range(200):',
+      '  try:',
+      '    s.bind(("127.0.0.1",3128)); break',
+      '  except OSError: time.sleep(0.05)',
+      's.listen(8); time.sleep(600)',
+    ].join('\n');
+    // The session's sshd process runs as the agent: the agent can end the host's connection.
+    const drop = [
+      'import os',
+      'for p in os.listdir("/proc"):',
+      '  try:',
+      '    if p.isdigit() and open("/proc/"+p+"/comm").read().strip()=="sshd" and os.stat("/proc/"+p).st_uid==os.getuid(): os.kill(int(p),9)',
+      '  except Exception: pass',
+    ].join('\n');
+    await sh(`printf '%s\\n' '${squat}' >/tmp/squat.py && printf '%s\\n' '${drop}' >/tmp/drop.py`);
+    await expect(
+      sh(
+        'setsid python3 /tmp/squat.py </dev/null >/dev/null 2>&1 & sleep 0.5; python3 /tmp/drop.py; sleep 5',
+      ),
+    ).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 1000));
+    for (let i = 0; i < 2; i++) {
+      const err = await sh('echo reached').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(CoworkError.is(err, 'unavailable'), String(err)).toBe(true);
+      expect((err as Error).message).toMatch(/would not listen on 127\.0\.0\.1:3128 for the egress proxy/);
+    }
+    expect(sandbox.running).toBe(true);
   });
 });

@@ -5,9 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
 import { checkCapabilities } from '../../src/host/sandbox/sandbox.js';
 import { writeSeed } from '../../src/host/sandbox/seed.js';
-import type { DriverCapabilities, VmSpec } from '../../src/host/vm/driver.js';
+import type { DriverCapabilities } from '../../src/host/vm/driver.js';
 import { describeVmExit } from '../../src/host/vm/exit-reason.js';
-import { buildQemuArgs } from '../../src/host/vm/qemu/args.js';
 import { QEMU_GUEST_NETWORK, QemuDriver } from '../../src/host/vm/qemu/index.js';
 import { VZ_CAPABILITIES, VZ_GUEST_NETWORK } from '../../src/host/vm/vz/index.js';
 
@@ -73,40 +72,27 @@ describe('guest addressing comes from the driver', () => {
     expect((caught as Error).message).toContain(JSON.stringify(cidr));
   });
 
-  it("QEMU's declared egress address is one its own argument builder accepts for guestfwd", () => {
-    const spec: VmSpec = {
-      name: 't',
-      cpus: 1,
-      memoryMiB: 512,
-      image: { kernel: '/k', initrd: '/i', rootfs: '/r', arch: 'x86_64' },
-      workspace: { tag: 'workspace', hostPath: '/w', readOnly: false },
-      seed: { tag: 'seed', hostPath: '/s', readOnly: true },
-      accel: 'tcg',
-      guestPorts: [22],
-      runDir: '/run',
-      egress: {
-        hostPort: 38080,
-        guestAddress: QEMU_GUEST_NETWORK.egress.address,
-        guestPort: QEMU_GUEST_NETWORK.egress.port,
-        hostCommand: 'relay 38080',
-      },
-    };
-    const { args } = buildQemuArgs(spec, {
-      hostArch: 'x86_64',
-      accel: 'tcg',
-      shareMode: '9p',
-      hostPorts: { 22: 40022 },
-      qmpSocketPath: '/run/qmp.sock',
-      consoleLogPath: '/run/console.log',
-      ninePSecurityModel: 'none',
-    });
-    expect(args.join(' ')).toContain('guestfwd=tcp:10.0.2.100:3128-cmd:relay 38080');
+  it("QEMU's guest reaches the proxy over SSH on its own loopback, at the one port the image's sshd permits", () => {
+    expect(QEMU_GUEST_NETWORK.egress).toEqual({ address: '127.0.0.1', port: 3128, relay: 'ssh' });
     expect(new QemuDriver({ stateDir: '/nowhere' }).network).toBe(QEMU_GUEST_NETWORK);
+    const sshd = readFileSync(new URL('../../src/guest/sshd_config', import.meta.url), 'utf8');
+    const directive = (name: string) =>
+      sshd
+        .split('\n')
+        .filter((l) => l.startsWith(`${name} `))
+        .map((l) => l.slice(name.length + 1).trim());
+    const { address, port } = QEMU_GUEST_NETWORK.egress;
+    expect(directive('PermitListen')).toEqual([`${address}:${port}`]);
+    expect(directive('GatewayPorts')).toEqual(['no']);
+    expect(directive('AllowStreamLocalForwarding')).toEqual(['no']);
   });
 
   it('each driver states its transport, and the VZ guest (no NIC) reaches the proxy on its own loopback', () => {
     expect(QEMU_GUEST_NETWORK.transport).toBe('tcp-forward');
-    expect(VZ_GUEST_NETWORK).toEqual({ transport: 'vsock', egress: { address: '127.0.0.1', port: 3128 } });
+    expect(VZ_GUEST_NETWORK).toEqual({
+      transport: 'vsock',
+      egress: { address: '127.0.0.1', port: 3128, relay: 'driver' },
+    });
   });
 });
 

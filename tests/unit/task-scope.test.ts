@@ -24,7 +24,7 @@ import { execResult, MemoryGuestSession } from './agent-test-context.js';
  */
 
 const KEY = 'sk-ant-api03-scope-unit-KEY-77c1';
-const PROXY_URL = 'http://10.0.2.100:3128';
+const PROXY_URL = 'http://127.0.0.1:3128';
 const local: Origin = { id: 'cli', context: 'local' };
 
 let dir: string;
@@ -123,7 +123,7 @@ describe('TaskScope', () => {
     expect(guestExecs.map((e) => e.command)).toEqual(['touch built', 'touch built']);
     expect(during).toEqual({ scope: true, attributed: id });
     for (const v of ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy']) {
-      expect(guestExecs[0]?.env?.[v]).toMatch(/^http:\/\/task-[^:]+:[^@]+@10\.0\.2\.100:3128$/);
+      expect(guestExecs[0]?.env?.[v]).toMatch(/^http:\/\/task-[^:]+:[^@]+@127\.0\.0\.1:3128$/);
     }
 
     expectNothingLeft();

@@ -39,7 +39,6 @@ export {
 export { DEFAULT_LIMITS, LIMIT_RANGES, type ProxyLimits, resolveLimits } from './limits.js';
 export { type Admission, EgressProxy, type EgressProxyOptions } from './proxy.js';
 export { isListedPublicSuffix, wildcardCoversPublicSuffix } from './public-suffix.js';
-export { egressRelayCommand } from './relay.js';
 export {
   checkTarget,
   compileTestResolve,

@@ -81,7 +81,7 @@ export interface Admission {
 
 /**
  * The guest's only route out: an HTTP forward proxy with CONNECT tunnels and WebSocket upgrades
- * (TLS terminated only for hosts with a credential rule: credential-gate.ts) on a host loopback port, which QEMU's guestfwd connects the guest to.
+ * (TLS terminated only for hosts with a credential rule: credential-gate.ts) on a host loopback port, which the guest reaches over the sandbox's SSH session (QEMU) or vsock (VZ).
  * Every request is checked for unambiguous framing, decided (deny list → allow list → port →
  * task approvals → ask → deny), resolved once, checked against the SSRF guard, dialled at the
  * checked address and recorded. Every connection is bounded in time and their number is capped.

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { basename, join } from 'node:path';
 import { type CacheDiskInfo, ensureCacheDisk } from '../cache/index.js';
 import { CoworkError } from '../errors.js';
@@ -24,10 +25,11 @@ export interface SandboxOptions {
   share: ShareMode | 'auto';
   arch?: Arch;
   /**
-   * The host's egress proxy (loopback port, and for QEMU the per-connection relay command).
-   * Where the guest reaches it is the driver's `network.egress`, never the caller's choice.
+   * The host's egress proxy (its loopback port). Where the guest reaches it, and who carries the
+   * connections (the driver, or this sandbox's SSH session), is the driver's `network.egress`,
+   * never the caller's choice.
    */
-  egress?: Pick<NonNullable<VmSpec['egress']>, 'hostPort' | 'hostCommand'>;
+  egress?: { hostPort: number };
   /** Workspace paths the guest must mount read-only or pin (seed `protect.list`). */
   protect?: MountLine[];
   /** The cache disk ([cache]): absent or disabled = none; a driver without the capability starts without one. */
@@ -101,7 +103,7 @@ export class Sandbox extends EventEmitter {
         { signal: opts.signal, onProgress: (l) => progress(`guest: ${l}`) },
       );
       progress('connecting over SSH');
-      session = await connectSession(vm, keys);
+      session = await connectSession(vm, keys, egress);
     } catch (err) {
       cache?.release();
       throw err;
@@ -216,13 +218,18 @@ function attachCache(opts: SandboxOptions, progress: (line: string) => void) {
   return c;
 }
 
-type GuestEgress = NonNullable<VmSpec['egress']>;
+interface GuestEgress {
+  hostPort: number;
+  guestAddress: string;
+  guestPort: number;
+  relay: 'driver' | 'ssh';
+}
 
-/** The egress spec with the guest side taken from the driver's network. */
+/** The egress proxy with the guest side taken from the driver's network. */
 function guestEgress(opts: SandboxOptions): GuestEgress | undefined {
   if (!opts.egress) return undefined;
-  const { address, port } = opts.driver.network.egress;
-  return { ...opts.egress, guestAddress: address, guestPort: port };
+  const { address, port, relay } = opts.driver.network.egress;
+  return { hostPort: opts.egress.hostPort, guestAddress: address, guestPort: port, relay };
 }
 
 /** Writes the seed share and the protected-path plan for this boot; returns its folder. */
@@ -259,13 +266,30 @@ function vmSpec(
     shareMode: opts.share,
     accel: opts.accel,
     guestPorts: [22],
-    egress,
+    ...(egress?.relay === 'driver'
+      ? {
+          egress: {
+            hostPort: egress.hostPort,
+            guestAddress: egress.guestAddress,
+            guestPort: egress.guestPort,
+          },
+        }
+      : {}),
     runDir: join(opts.stateDir, 'run'),
   };
 }
 
-/** One SSH session over the driver's transport; a guest whose sshd never answers is stopped. */
-async function connectSession(vm: VmHandle, keys: SandboxKeys): Promise<GuestSession> {
+/**
+ * One SSH session over the driver's transport; a guest whose sshd never answers is stopped, and
+ * so is one whose sshd will not listen for the egress proxy (relay 'ssh'): no sandbox starts
+ * with its proxy port missing or taken by something else.
+ */
+async function connectSession(
+  vm: VmHandle,
+  keys: SandboxKeys,
+  egress: GuestEgress | undefined,
+): Promise<GuestSession> {
+  const proxyPort = egress?.hostPort;
   try {
     return await SshGuestSession.connect({
       connect: () => vm.connect(22),
@@ -275,6 +299,17 @@ async function connectSession(vm: VmHandle, keys: SandboxKeys): Promise<GuestSes
       readyTimeoutMs: 60_000,
       isVmAlive: () => vm.state === 'running',
       maxSessions: 100, // the guest's sshd_config MaxSessions
+      ...(egress?.relay === 'ssh' && proxyPort !== undefined
+        ? {
+            guestListener: {
+              guestHost: egress.guestAddress,
+              guestPort: egress.guestPort,
+              connect: () =>
+                net.connect({ host: '127.0.0.1', port: proxyPort, allowHalfOpen: true, noDelay: true }),
+              what: 'the egress proxy',
+            },
+          }
+        : {}),
     });
   } catch (err) {
     await vm.stop({ graceful: false, timeoutMs: 5000 }).catch(() => {});

@@ -3,7 +3,7 @@ import { MemoryApprovalBroker, reconcileAfterRestart } from '../approvals/index.
 import { CheckpointStore, snapshotOptions, TaskCheckpoints } from '../checkpoints/index.js';
 import type { ResolvedConfig } from '../config/index.js';
 import { loadConfig } from '../config/index.js';
-import { EgressProxy, egressRelayCommand, hostRoots, resolveCredentials } from '../egress/index.js';
+import { EgressProxy, hostRoots, resolveCredentials } from '../egress/index.js';
 import { CoworkError } from '../errors.js';
 import { parseForwardSpec } from '../jobs/forward-spec.js';
 import { ToolSessions } from '../mcp/sessions.js';
@@ -307,7 +307,7 @@ async function bootSandbox(
     memoryMiB: vm.memoryMiB,
     accel: deps.accel,
     share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
-    egress: { hostPort: deps.egressPort, hostCommand: egressRelayCommand(deps.egressPort) },
+    egress: { hostPort: deps.egressPort },
     onProgress: ctx.progress,
     protect: protectPlan,
     cache: config.cache,

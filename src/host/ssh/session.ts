@@ -12,6 +12,7 @@ import { ChannelSlots } from './channel-slots.js';
 import { execdScript, killExecCommand, wrapCommand } from './command.js';
 import { type ExecRequest, type ExecTransport, runExecChannel } from './exec-channel.js';
 import { type ExecChannel, Execd } from './execd.js';
+import type { GuestListenerSpec } from './guest-listener.js';
 import { fingerprintOf } from './keys.js';
 import { sftpList, sftpReadFile, sftpStat, sftpWriteFile } from './sftp.js';
 import { connectSsh, type SshConnection } from './ssh-connection.js';
@@ -42,6 +43,14 @@ export interface SshGuestSessionOptions {
    * the rest bound concurrent execs — more wait in line. The guest sshd should set it higher.
    */
   maxSessions?: number;
+  /**
+   * A port the guest's sshd listens on for the host on every connection (the egress proxy under
+   * QEMU), bound before the connection serves any call — so before any agent command runs — and
+   * again on each reconnect. If sshd refuses it (a guest process took the port while the
+   * connection was down), the connection is dropped and the call fails 'unavailable' without
+   * retrying: the guest never gets a connection whose forward is missing.
+   */
+  guestListener?: GuestListenerSpec;
   reconnect?: { attempts?: number; initialDelayMs?: number; maxDelayMs?: number };
   keepaliveIntervalMs?: number;
   /** After killing a timed-out/aborted command, how long to wait for its channel to close. Default 5 s. */
@@ -361,8 +370,9 @@ export class SshGuestSession implements GuestSession {
         this.assertVmAlive();
       }
       this.assertOpen();
+      let conn: SshConnection;
       try {
-        const conn = await connectSsh({
+        conn = await connectSsh({
           connect: this.opts.connect,
           username: this.opts.username,
           privateKey: this.opts.privateKey,
@@ -371,16 +381,18 @@ export class SshGuestSession implements GuestSession {
           keepaliveIntervalMs: this.opts.keepaliveIntervalMs ?? 15_000,
           onClose: (c, err) => this.onConnectionLost(c, err),
         });
-        if (this.closed) {
-          await conn.end(new CoworkError('invalidState', 'the guest session is closed'));
-          this.assertOpen();
-        }
-        this.conn = conn;
-        return conn;
       } catch (err) {
         if (CoworkError.is(err, 'denied') || CoworkError.is(err, 'invalidArgument')) throw err;
         last = err;
+        continue;
       }
+      if (this.closed) {
+        await conn.end(new CoworkError('invalidState', 'the guest session is closed'));
+        this.assertOpen();
+      }
+      await this.bindGuestListener(conn);
+      this.conn = conn;
+      return conn;
     }
     this.assertVmAlive();
     const why = last instanceof Error ? last.message : String(last);
@@ -389,6 +401,19 @@ export class SshGuestSession implements GuestSession {
       `cannot reach the guest's SSH server after ${attempts} attempts (${why}); the VM may have stopped or sshd in the guest died — check 'cowork-vm status' and the console log`,
       last,
     );
+  }
+
+  /** A refused listener is not retried: a port taken in the guest stays taken. */
+  private async bindGuestListener(conn: SshConnection): Promise<void> {
+    const spec = this.opts.guestListener;
+    if (!spec) return;
+    try {
+      await conn.listenInGuest(spec);
+    } catch (err) {
+      const refused = CoworkError.from(err, 'unavailable');
+      await conn.end(refused);
+      throw refused;
+    }
   }
 
   private assertVmAlive(): void {

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
 import { CoworkError } from '../errors.js';
+import { type GuestListenerSpec, listenInGuest } from './guest-listener.js';
 import { fingerprintOf, publicKeyBlob } from './keys.js';
 
 export interface ConnectSshOptions {
@@ -153,6 +154,11 @@ export class SshConnection {
     });
   }
 
+  /** Has the guest's sshd listen for the host (see guest-listener.ts); resolves once it does. */
+  listenInGuest(spec: GuestListenerSpec): Promise<void> {
+    return listenInGuest(this.client, spec);
+  }
+
   /** Rejects every call in flight with `reason` (their channels stay open until end()). */
   abandonInFlight(reason: CoworkError): void {
     for (const fail of [...this.lostHandlers]) fail(reason);
@@ -191,6 +197,9 @@ export async function connectSsh(opts: ConnectSshOptions): Promise<SshConnection
   } catch (err) {
     throw CoworkError.from(err, 'unavailable', "cannot open a stream to the guest's SSH port");
   }
+  // Many small channels share this one stream (exec round trips, forwarded egress connections):
+  // Nagle would hold a small packet back until the previous one is acknowledged.
+  (sock as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
   const client = new Client();
   return new Promise<SshConnection>((resolve, reject) => {
     let presented: Buffer | undefined;

@@ -45,19 +45,16 @@ export interface VmSpec {
   accel: Accel;
   /** Guest ports the host must be able to reach through `VmHandle.connect` (SSH is 22). */
   guestPorts: number[];
-  /** Optional egress proxy on the host that the guest may reach. */
+  /**
+   * The egress proxy on the host, for a driver that relays it itself (`network.egress.relay`
+   * 'driver': VZ, over vsock, one host connection per guest connection). Absent for a driver
+   * whose guest reaches the proxy over the SSH session ('ssh': QEMU) — that driver refuses it.
+   */
   egress?: {
     hostPort: number;
     /** Where the guest reaches it: the driver's own `network.egress`. */
     guestAddress: string;
     guestPort: number;
-    /**
-     * QEMU: a host command run once per guest connection with that connection on its
-     * stdin/stdout (guestfwd `cmd:`), e.g. egress/relay.ts `egressRelayCommand(hostPort)`.
-     * Required there: QEMU's tcp chardev form carries ONE stream for all guest connections.
-     * VZ ignores it (vsock connections are relayed to hostPort one by one).
-     */
-    hostCommand?: string;
   };
   /** Folder the driver may use for its own runtime files (console log, QMP socket, pid). */
   runDir: string;
@@ -102,8 +99,13 @@ export interface GuestNetwork {
    * user network; absent when the guest has no NIC (VZ). Passed as GUEST_ADDRESS in guest.env.
    */
   guestCidr?: string;
-  /** Where the guest reaches the host's egress proxy; the driver relays it to spec.egress.hostPort. */
-  egress: { address: string; port: number };
+  /**
+   * Where the guest reaches the host's egress proxy, and who carries the connections there:
+   * 'driver' — the driver relays them to spec.egress.hostPort (VZ: vsock); 'ssh' — the sandbox's
+   * SSH session has the guest's sshd listen on `address:port` (the guest's loopback) and pipes
+   * each connection to the proxy on the host (QEMU: its user network gives the guest no route).
+   */
+  egress: { address: string; port: number; relay: 'driver' | 'ssh' };
 }
 
 export interface ProbeResult {

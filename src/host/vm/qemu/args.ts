@@ -7,9 +7,9 @@ import type { Accel, Arch, DeviceProfile, ShareMode, ShareSpec, VmSpec } from '.
  * No I/O here, so every flag can be unit-tested without QEMU.
  *
  * Security contract (tests/unit/qemu-args.test.ts enforces it):
- *  - the only network device is user-mode networking with `restrict=on`; the only inbound rules
- *    are `hostfwd=tcp:127.0.0.1:<hostPort>-:<guestPort>` for the requested guest ports, and the
- *    only outbound rule is the optional egress `guestfwd` to a 127.0.0.1 port;
+ *  - the only network device is user-mode networking with `restrict=on`; the only rules are
+ *    `hostfwd=tcp:127.0.0.1:<hostPort>-:<guestPort>` for the requested guest ports, and there is
+ *    no outbound rule at all (no guestfwd: the egress proxy travels over SSH, user-net.ts);
  *  - the root disk and the seed share are always read-only;
  *  - nothing reads stdin or draws a window: console and QMP go to files/sockets.
  *
@@ -59,8 +59,6 @@ export interface QemuCommand {
 }
 
 const TAG_RE = /^[A-Za-z0-9_-]{1,31}$/;
-/** QEMU's user-net default subnet; guestfwd addresses must live inside it. */
-const USER_NET_RESERVED = new Set([0, 2, 3, 15, 255]); // network, gateway/host, DNS, guest, broadcast
 
 export function qemuBinaryFor(arch: Arch): string {
   return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-aarch64';
@@ -134,34 +132,14 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
     throw invalid(
       'the vz device profile shares everything over virtiofs, and the workspace share resolved to 9p — run as root with virtiofsd installed (scripts/setup-host.sh)',
     );
+  if (spec.egress) {
+    throw invalid(
+      'the QEMU driver does not relay egress: its guest has no route out, and reaches the proxy over the SSH session (network.egress.relay "ssh")',
+    );
+  }
   for (const word of spec.kernelArgs ?? []) {
     if (!word || /\s/.test(word))
       throw invalid(`kernel argument ${JSON.stringify(word)} is empty or has spaces`);
-  }
-}
-
-function checkEgress(egress: NonNullable<VmSpec['egress']>): void {
-  checkPort(egress.hostPort, 'egress host port');
-  // QEMU's `guestfwd=…-tcp:HOST:PORT` opens ONE host connection at start and multiplexes every
-  // guest connection into it, so a later request rides an earlier, already-allowed tunnel past
-  // the policy. Only the per-connection `cmd:` form is safe.
-  if (
-    egress.hostCommand === undefined ||
-    egress.hostCommand.trim() === '' ||
-    /[\0\r\n]/.test(egress.hostCommand)
-  ) {
-    throw invalid(
-      'egress needs hostCommand (one non-empty line): the tcp guestfwd form shares one stream across connections',
-    );
-  }
-  checkPort(egress.guestPort, 'egress guest port');
-  const m = /^10\.0\.2\.(\d{1,3})$/.exec(egress.guestAddress);
-  const last = m ? Number(m[1]) : -1;
-  if (!m || last > 255 || USER_NET_RESERVED.has(last)) {
-    throw invalid(
-      `egress guestAddress ${JSON.stringify(egress.guestAddress)} must be a free address in QEMU's user network ` +
-        '10.0.2.0/24 (not .0, .2, .3, .15 or .255), e.g. 10.0.2.100',
-    );
   }
 }
 
@@ -271,11 +249,6 @@ function consoleArgs(spec: VmSpec, host: QemuHostConfig): string[] {
 function netArgs(spec: VmSpec, host: QemuHostConfig): string[] {
   const netdev = ['user', 'id=net0', 'restrict=on'];
   for (const gp of spec.guestPorts) netdev.push(`hostfwd=tcp:127.0.0.1:${host.hostPorts[gp]}-:${gp}`);
-  if (spec.egress) {
-    checkEgress(spec.egress);
-    const { guestAddress, guestPort, hostCommand } = spec.egress;
-    netdev.push(`guestfwd=tcp:${guestAddress}:${guestPort}-cmd:${escapeOptionValue(hostCommand!)}`);
-  }
   return ['-netdev', netdev.join(','), '-device', `${dev(spec, 'virtio-net')},netdev=net0`];
 }
 

@@ -34,7 +34,7 @@ export const VZ_CAPABILITIES: DriverCapabilities = {
  */
 export const VZ_GUEST_NETWORK: GuestNetwork = {
   transport: 'vsock',
-  egress: { address: '127.0.0.1', port: 3128 },
+  egress: { address: '127.0.0.1', port: 3128, relay: 'driver' },
 };
 
 export { signedNodePath };
