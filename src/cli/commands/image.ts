@@ -45,7 +45,7 @@ function registerWarm(image: Command): void {
   const warm = image
     .command('warm')
     .description(
-      'Take the memory snapshot `start` restores when [vm] warm is on (same VM shape as this workspace\'s start)',
+      "Take the memory snapshot `start` restores when [vm] warm is on (same VM shape as this workspace's start)",
     )
     .argument('[name]', 'variant: base | browser (default: [vm] image)')
     .option('--json', 'print the snapshot as JSON')

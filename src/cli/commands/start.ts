@@ -39,7 +39,10 @@ export function register(program: Command): void {
     .option('--image <name>', 'guest image variant: base | browser (default base)')
     .option('--accel <accel>', 'accelerator: auto | kvm | hvf | tcg (env COWORK_VM_ACCEL)')
     .addOption(new Option('--share <mode>', 'workspace share').choices(['auto', 'virtiofs', '9p']))
-    .option('--warm', "restore the image's warm snapshot (cowork-vm image warm) instead of booting; as [vm] warm = true")
+    .option(
+      '--warm',
+      "restore the image's warm snapshot (cowork-vm image warm) instead of booting; as [vm] warm = true",
+    )
     .option('--listen <host:port>', 'turn on the WebSocket control API (dashboard, menubar, paired devices)')
     .option(
       '--allow-remote',

@@ -262,7 +262,10 @@ export function warmDir(image: ResolvedImage): string {
 
 /** The VmSpec of a sandbox boot; `cowork-vm image warm` builds its snapshot's spec with it too. */
 export function vmSpec(
-  opts: Pick<SandboxOptions, 'workspace' | 'cpus' | 'memoryMiB' | 'share' | 'accel' | 'stateDir' | 'warm' | 'driver'>,
+  opts: Pick<
+    SandboxOptions,
+    'workspace' | 'cpus' | 'memoryMiB' | 'share' | 'accel' | 'stateDir' | 'warm' | 'driver'
+  >,
   image: ResolvedImage,
   seedDir: string,
   egress: GuestEgress | undefined,

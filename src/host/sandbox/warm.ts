@@ -5,8 +5,8 @@ import { loadConfig } from '../config/index.js';
 import { CoworkError } from '../errors.js';
 import { hostPaths } from '../paths.js';
 import type { Accel, Arch, VmSpec, WarmSnapshotInfo } from '../vm/driver.js';
-import { createDriver, parseAccel } from '../vm/index.js';
 import { ImageStore } from '../vm/images.js';
+import { createDriver, parseAccel } from '../vm/index.js';
 import { guestEgress, vmSpec } from './sandbox.js';
 import { sandboxEgress } from './serve.js';
 import { resolveWorkspace } from './workspace.js';
@@ -35,7 +35,9 @@ export async function warmImage(opts: WarmImageOptions = {}): Promise<WarmSnapsh
   const { config } = loadConfig({ configFile: opts.configFile, workspace, env });
   const paths = hostPaths(env);
   const progress = opts.onProgress ?? (() => {});
-  const accel = opts.accel ?? (env.COWORK_VM_ACCEL ? parseAccel(env.COWORK_VM_ACCEL, 'COWORK_VM_ACCEL') : (config.vm.accel as Accel));
+  const accel =
+    opts.accel ??
+    (env.COWORK_VM_ACCEL ? parseAccel(env.COWORK_VM_ACCEL, 'COWORK_VM_ACCEL') : (config.vm.accel as Accel));
   const driver = await createDriver(process.platform, { paths });
   if (!driver.capabilities.warmStart || !driver.snapshot)
     throw new CoworkError('unsupported', `the ${driver.name} driver cannot take warm snapshots`);
@@ -55,7 +57,12 @@ export async function warmImage(opts: WarmImageOptions = {}): Promise<WarmSnapsh
       driver,
     };
     const spec: VmSpec = {
-      ...vmSpec(base, image, mkdtempSync(join(scratch, 'seed-')), guestEgress({ driver, egress: sandboxEgress(1) })),
+      ...vmSpec(
+        base,
+        image,
+        mkdtempSync(join(scratch, 'seed-')),
+        guestEgress({ driver, egress: sandboxEgress(1) }),
+      ),
       name: `cowork-warm-${imageName}`,
     };
     if (config.cache.enabled && driver.capabilities.cacheDisk) {

@@ -238,8 +238,16 @@ export class QemuDriver implements VmDriver {
     try {
       const handle = await this.boot(
         shaped,
-        { ...base, share: { mode: '9p' }, mode: { kind: 'restore', file: found.file }, start: { kind: 'warm' } },
-        { ...opts, timeoutMs: Math.min(spec.bootTimeoutMs ?? WARM_RESTORE_TIMEOUT_MS, WARM_RESTORE_TIMEOUT_MS) },
+        {
+          ...base,
+          share: { mode: '9p' },
+          mode: { kind: 'restore', file: found.file },
+          start: { kind: 'warm' },
+        },
+        {
+          ...opts,
+          timeoutMs: Math.min(spec.bootTimeoutMs ?? WARM_RESTORE_TIMEOUT_MS, WARM_RESTORE_TIMEOUT_MS),
+        },
       );
       return { handle };
     } catch (err) {
@@ -268,7 +276,10 @@ export class QemuDriver implements VmDriver {
    * Boots spec (with `warm.dir`) to the guest's warm point and saves its memory there, keyed
    * by the VM shape; the shares may be empty placeholder folders (the guest mounts nothing).
    */
-  async snapshot(spec: VmSpec, opts: { onProgress?: (line: string) => void } = {}): Promise<WarmSnapshotInfo> {
+  async snapshot(
+    spec: VmSpec,
+    opts: { onProgress?: (line: string) => void } = {},
+  ): Promise<WarmSnapshotInfo> {
     if (!spec.warm) throw new CoworkError('invalidArgument', 'snapshot needs spec.warm.dir');
     const refused = warmRefusal(spec);
     if (refused) throw new CoworkError('unsupported', `cannot take a warm snapshot: ${refused}`);
@@ -405,7 +416,10 @@ export class QemuDriver implements VmDriver {
       if (ctx.mode.kind === 'restore') {
         // QEMU waits paused for the stream; the guest resumes at its warm point and takes the go.
         qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 10_000 });
-        await Promise.race([loadSnapshot(qmp, ctx.mode.file, timeoutMs), spawnFailure.then((e) => Promise.reject(e))]);
+        await Promise.race([
+          loadSnapshot(qmp, ctx.mode.file, timeoutMs),
+          spawnFailure.then((e) => Promise.reject(e)),
+        ]);
         await sendGo(hostPorts[WARM_GO_PORT]!, timeoutMs);
       }
       await waitForReady(handle, {

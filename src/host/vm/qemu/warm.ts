@@ -27,7 +27,8 @@ const FORMAT = 1;
 
 /** Why this spec cannot start warm (it then boots cold with that reason), or undefined. */
 export function warmRefusal(spec: VmSpec): string | undefined {
-  if (spec.deviceProfile === 'vz') return 'the vz device profile shares over virtiofs, which cannot be migrated';
+  if (spec.deviceProfile === 'vz')
+    return 'the vz device profile shares over virtiofs, which cannot be migrated';
   if (spec.shareMode === 'virtiofs')
     return 'vm.share is virtiofs, and QEMU 7.2 cannot migrate a vhost-user-fs device (set vm.share = "9p" or "auto")';
   return undefined;
@@ -40,7 +41,11 @@ export function warmShapedSpec(spec: VmSpec, network: GuestNetwork): VmSpec {
     ...spec,
     shareMode: '9p',
     guestPorts: [...spec.guestPorts.filter((p) => p !== WARM_GO_PORT), WARM_GO_PORT],
-    kernelArgs: [...(spec.kernelArgs ?? []), `cowork.warm=${WARM_GO_PORT}`, `cowork.warm.addr=${network.guestCidr}`],
+    kernelArgs: [
+      ...(spec.kernelArgs ?? []),
+      `cowork.warm=${WARM_GO_PORT}`,
+      `cowork.warm.addr=${network.guestCidr}`,
+    ],
   };
 }
 
@@ -108,8 +113,12 @@ async function waitMigration(qmp: QmpClient, what: string, timeoutMs: number): P
     const m = await qmp.execute<MigrateStatus>('query-migrate');
     if (m.status === 'completed') return;
     if (m.status === 'failed' || m.status === 'cancelled')
-      throw new CoworkError('unavailable', `${what} ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`);
-    if (Date.now() > deadline) throw new CoworkError('timeout', `${what} did not finish within ${timeoutMs} ms`);
+      throw new CoworkError(
+        'unavailable',
+        `${what} ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`,
+      );
+    if (Date.now() > deadline)
+      throw new CoworkError('timeout', `${what} did not finish within ${timeoutMs} ms`);
     await sleep(25);
   }
 }
@@ -159,7 +168,10 @@ export async function sendGo(hostPort: number, timeoutMs: number): Promise<void>
     last = answer || 'the connection closed without an answer';
     await sleep(50);
   }
-  throw new CoworkError('timeout', `the restored guest did not take the go line within ${timeoutMs} ms (${last})`);
+  throw new CoworkError(
+    'timeout',
+    `the restored guest did not take the go line within ${timeoutMs} ms (${last})`,
+  );
 }
 
 function exchange(port: number, line: string, timeoutMs: number): Promise<string> {
