@@ -97,6 +97,8 @@ export class Sandbox extends EventEmitter {
     const seedDir = prepareSeed(opts, keys, egress);
     const cache = attachCache(opts, progress);
 
+    if (opts.warm && !opts.driver.capabilities.warmStart)
+      progress(`cold boot: the ${opts.driver.name} driver has no warm start`);
     progress(`booting guest (${opts.cpus} cpu, ${opts.memoryMiB} MiB)`);
     let vm: VmHandle;
     let session: GuestSession;
