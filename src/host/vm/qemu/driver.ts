@@ -193,7 +193,11 @@ export class QemuDriver implements VmDriver {
     let start: { kind: 'cold'; reason?: string } = { kind: 'cold' };
     if (spec.warm) {
       const warm = await this.tryWarm(spec, base, opts);
-      if ('handle' in warm) return warm.handle;
+      if ('handle' in warm) {
+        if (sockDir.temporary)
+          void warm.handle.exited.then(() => rm(sockDir.path, { recursive: true, force: true }));
+        return warm.handle;
+      }
       start = { kind: 'cold', reason: warm.reason };
       opts.onProgress?.(`cold boot: ${warm.reason}`);
     }
@@ -252,6 +256,8 @@ export class QemuDriver implements VmDriver {
       return { handle };
     } catch (err) {
       if (opts.signal?.aborted) throw err;
+      // A forwarding port taken by someone else says nothing about the snapshot: keep it.
+      if (err instanceof PortInUse) return { reason: `warm start: ${err.message}` };
       await rm(found.file, { force: true });
       const e = CoworkError.from(err, 'unavailable');
       return { reason: `the warm snapshot ${key} failed and was removed: ${e.message.split('\n')[0]}` };
