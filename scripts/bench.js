@@ -16,6 +16,7 @@ import { timeCliExec, timeCliStartup } from './bench/cli.js';
 import {
   bootSandbox,
   IO_BYTES,
+  takeWarmSnapshot,
   timeControllerExec,
   timeFreshSsh,
   timeSessionExec,
@@ -51,9 +52,9 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
-async function boot(share, label) {
-  log(`${label}: booting a sandbox (share ${share})`);
-  const sb = await bootSandbox({ share, log: (l) => log(l) });
+async function boot(share, label, warm = false) {
+  log(`${label}: ${warm ? 'restoring' : 'booting'} a sandbox (share ${share})`);
+  const sb = await bootSandbox({ share, warm, log: (l) => log(l) });
   live.add(sb);
   sb.dispose = ((inner) => async () => {
     live.delete(sb);
@@ -95,6 +96,34 @@ function ioRows(label, io) {
       ratio(gr, hr) + ' slower',
       note,
     ],
+  ];
+}
+
+/**
+ * "warm start": ready after restoring the image's warm snapshot, against the cold boots of this
+ * run (same sandbox settings; the restored guest shares the workspace over 9p).
+ */
+async function warmStartRow(coldMs, coldShare, cold9pMs) {
+  log('warm start: taking the warm snapshot (cowork-vm image warm)');
+  const snap = await takeWarmSnapshot({ log });
+  log(`warm snapshot ${snap.key}: ${(snap.bytes / 1024 / 1024).toFixed(0)} MiB in ${ms(snap.bootMs)}`);
+  const ready = [];
+  for (let i = 1; i <= BOOTS; i++) {
+    const sb = await boot('auto', `warm start ${i}/${BOOTS}`, true);
+    const { start, startReason } = sb.running.sandbox.info;
+    await sb.dispose();
+    if (start !== 'warm') throw new Error(`warm start ${i} booted cold: ${startReason}`);
+    ready.push(sb.readyMs);
+  }
+  const warm = median(ready);
+  const faster = warm <= coldMs;
+  return [
+    'warm start',
+    ms(warm),
+    `${ms(coldMs)} cold boot (share ${coldShare})`,
+    `${faster ? ratio(coldMs, warm) : ratio(warm, coldMs)} ${faster ? 'faster' : 'slower'}`,
+    `median of ${BOOTS}; ready = SSH session open; ${ready.map(ms).join(', ')}; ` +
+      `cold 9p ${ms(cold9pMs)} (${ratio(cold9pMs, warm)}); snapshot ${(snap.bytes / 1024 / 1024).toFixed(0)} MiB, taken in ${ms(snap.bootMs)}`,
   ];
 }
 
@@ -224,6 +253,8 @@ async function main() {
   log(`64 MiB dd x${IO_RUNS} through ${sb9.like.shareMode}`);
   rows.push(...ioRows(sb9.like.shareMode, await timeShareIo(sb9, IO_RUNS)));
   await sb9.dispose();
+
+  rows.push(await warmStartRow(median(sReady), like.shareMode, sb9.readyMs));
 
   log('policy bench');
   const policy = await benchPolicy();

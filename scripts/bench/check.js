@@ -18,6 +18,8 @@ const EGRESS = [
   /^egress proxy: new guest connection through the SSH session \d+\.\d\d ms per request \(mean of \d+, max \d+\.\d\d ms, timed in the guest; \d+\.\d\dx (faster|slower) than a new host connection to the proxy, \d+\.\d\d ms;/,
 ];
 
+const REQUIRED_RATIO_ROWS = ['warm start'];
+
 /** Problems with the results, one line each; empty when the output is what it should be. */
 export function checkBenchOutput({ header, rows, policy, egress }) {
   const problems = [];
@@ -29,6 +31,13 @@ export function checkBenchOutput({ header, rows, policy, egress }) {
     for (const cell of row.slice(1, 4))
       if (/\bn\/a\b|NaN|Infinity|undefined/.test(String(cell)))
         problems.push(`row "${name}": a measurement is missing (${JSON.stringify(cell)})`);
+  }
+  // Rows whose ratio is a comparison with a baseline of the same run, said as faster or slower.
+  for (const name of REQUIRED_RATIO_ROWS) {
+    const row = rows.find((r) => r[0] === name);
+    if (!row) problems.push(`row "${name}" is missing`);
+    else if (!/^\d+\.\d{2}x (faster|slower)$/.test(row[3]))
+      problems.push(`row "${name}": ratio ${JSON.stringify(row[3])} is not "N.NNx faster|slower"`);
   }
   problems.push(...matchLines('policy', policy, POLICY), ...matchLines('egress', egress, EGRESS));
   return problems;

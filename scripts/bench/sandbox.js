@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { CoworkError } from '../../dist/host/errors.js';
 import { hostPaths } from '../../dist/host/paths.js';
 import { startController } from '../../dist/host/sandbox/serve.js';
+import { warmImage } from '../../dist/host/sandbox/warm.js';
 import { ImageStore } from '../../dist/host/vm/index.js';
 
 /**
@@ -17,7 +18,7 @@ import { ImageStore } from '../../dist/host/vm/index.js';
 export const IO_BYTES = 64 * 1024 * 1024;
 
 /** Boots one sandbox; resolves with the running controller, wall-clock ms to ready, and cleanup. */
-export async function bootSandbox({ share, log }) {
+export async function bootSandbox({ share, warm = false, log }) {
   const root = mkdtempSync(join(tmpdir(), 'cvm-bench-'));
   const workspace = join(root, 'ws');
   mkdirSync(workspace);
@@ -39,7 +40,7 @@ export async function bootSandbox({ share, log }) {
   };
   let running;
   try {
-    running = await startController({ workspace, env, share, onProgress });
+    running = await startController({ workspace, env, share, warm, onProgress });
   } catch (err) {
     await rm(root, { recursive: true, force: true });
     throw err;
@@ -65,6 +66,25 @@ export async function bootSandbox({ share, log }) {
       await rm(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Takes the base image's warm snapshot for the sandboxes bootSandbox starts (same config: the
+ * defaults, TCG) and returns its description; `bootSandbox({ warm: true })` then restores it.
+ */
+export async function takeWarmSnapshot({ log }) {
+  const root = mkdtempSync(join(tmpdir(), 'cvm-bench-warm-'));
+  const env = {
+    ...process.env,
+    COWORK_VM_STATE_DIR: join(root, 'state'),
+    COWORK_VM_CONFIG_DIR: join(root, 'config'),
+    COWORK_VM_ACCEL: 'tcg',
+  };
+  try {
+    return await warmImage({ env, workspace: root, onProgress: (l) => log(`  ${l}`) });
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 }
 
 function checkOk(result, what) {

@@ -38,7 +38,14 @@ describe('config defaults', () => {
       maxFileSizeMB: 50,
       approvalTimeoutSeconds: 300,
     });
-    expect(c.vm).toEqual({ cpus: 2, memoryMiB: 1024, image: 'base', accel: 'auto', share: 'auto' });
+    expect(c.vm).toEqual({
+      cpus: 2,
+      memoryMiB: 1024,
+      image: 'base',
+      accel: 'auto',
+      share: 'auto',
+      warm: false,
+    });
     expect(c.agent.model).toBe(DEFAULT_MODEL);
     expect(c.egress).toEqual({
       allow: [],

@@ -38,6 +38,32 @@ export function register(program: Command): void {
   registerRemove(image);
   registerExport(image);
   registerImport(image);
+  registerWarm(image);
+}
+
+function registerWarm(image: Command): void {
+  const warm = image
+    .command('warm')
+    .description(
+      "Take the memory snapshot `start` restores when [vm] warm is on (same VM shape as this workspace's start)",
+    )
+    .argument('[name]', 'variant: base | browser (default: [vm] image)')
+    .option('--json', 'print the snapshot as JSON')
+    .action(
+      action(async (name: string | undefined, flags: { json?: boolean }) => {
+        const { warmImage } = await import('../../host/sandbox/warm.js');
+        const t0 = Date.now();
+        const info = await warmImage({
+          image: name,
+          onProgress: (l) => process.stderr.write(`${l}\n`),
+        });
+        if (flags.json) return printJson(info);
+        process.stdout.write(
+          `warm snapshot ${info.key}: ${mib(info.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n  ${info.file}\n`,
+        );
+      }),
+    );
+  addExamples(warm, ['cowork-vm image warm', 'cowork-vm image warm browser']);
 }
 
 function registerBuild(image: Command): void {

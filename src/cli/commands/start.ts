@@ -16,6 +16,7 @@ interface StartFlags {
   image?: string;
   accel?: string;
   share?: ShareMode | 'auto';
+  warm?: boolean;
   detach?: boolean;
   json?: boolean;
   listen?: string;
@@ -38,6 +39,10 @@ export function register(program: Command): void {
     .option('--image <name>', 'guest image variant: base | browser (default base)')
     .option('--accel <accel>', 'accelerator: auto | kvm | hvf | tcg (env COWORK_VM_ACCEL)')
     .addOption(new Option('--share <mode>', 'workspace share').choices(['auto', 'virtiofs', '9p']))
+    .option(
+      '--warm',
+      "restore the image's warm snapshot (cowork-vm image warm) instead of booting; as [vm] warm = true",
+    )
     .option('--listen <host:port>', 'turn on the WebSocket control API (dashboard, menubar, paired devices)')
     .option(
       '--allow-remote',
@@ -95,6 +100,7 @@ async function foreground(flags: StartFlags): Promise<void> {
     image: flags.image,
     accel: flags.accel ? parseAccel(flags.accel, '--accel') : undefined,
     share: flags.share,
+    warm: flags.warm,
     onProgress: (l) => say(`… ${l}`),
     onWarning: (w) => say(`warning: ${w}`),
     onNotice: (n) => say(n),

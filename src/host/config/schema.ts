@@ -97,6 +97,11 @@ export const vmSchema = z.strictObject({
     .enum(['auto', 'kvm', 'hvf', 'tcg'], { error: 'must be one of auto, kvm, hvf, tcg' })
     .default('auto'),
   share: z.enum(['auto', 'virtiofs', '9p'], { error: 'must be one of auto, virtiofs, 9p' }).default('auto'),
+  /**
+   * Start from the image's warm snapshot for this VM shape when there is one (`cowork-vm image
+   * warm` takes it); the workspace is then shared over 9p. Off by default (opt-in).
+   */
+  warm: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 /**

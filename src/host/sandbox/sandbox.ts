@@ -36,6 +36,11 @@ export interface SandboxOptions {
   cache?: { enabled: boolean; sizeGiB: number; shared?: string };
   /** CA certificates (PEM) the guest trusts at boot: the egress CA, the host's added CAs (guest-trust.ts). */
   trust?: readonly string[];
+  /**
+   * `[vm] warm`: restore the image's warm snapshot for this VM shape when there is one
+   * (`cowork-vm image warm` takes it); the driver boots cold, saying why, when there is none.
+   */
+  warm?: boolean;
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -53,6 +58,9 @@ export interface SandboxInfo {
   startedAt: string;
   /** The cache disk attached to this boot, if any. */
   cache?: Pick<CacheDiskInfo, 'name' | 'sizeBytes' | 'kind'>;
+  /** Restored from a warm snapshot, or booted; with why not warm when warm was asked for. */
+  start: 'warm' | 'cold';
+  startReason?: string;
 }
 
 /**
@@ -91,6 +99,8 @@ export class Sandbox extends EventEmitter {
     const seedDir = prepareSeed(opts, keys, egress);
     const cache = attachCache(opts, progress);
 
+    if (opts.warm && !opts.driver.capabilities.warmStart)
+      progress(`cold boot: the ${opts.driver.name} driver has no warm start`);
     progress(`booting guest (${opts.cpus} cpu, ${opts.memoryMiB} MiB)`);
     let vm: VmHandle;
     let session: GuestSession;
@@ -117,12 +127,16 @@ export class Sandbox extends EventEmitter {
       vmPid: vm.pid,
       guestProxyUrl: egress && `http://${egress.guestAddress}:${egress.guestPort}`,
       bootMs: Date.now() - t0,
+      start: vm.info.start?.kind ?? 'cold',
+      ...(vm.info.start?.reason ? { startReason: vm.info.start.reason } : {}),
       startedAt: new Date().toISOString(),
       ...(cache
         ? { cache: { name: cache.info.name, sizeBytes: cache.info.sizeBytes, kind: cache.info.kind } }
         : {}),
     };
-    progress(`ready in ${(info.bootMs / 1000).toFixed(1)} s (accel ${info.accel}, share ${info.share})`);
+    progress(
+      `ready in ${(info.bootMs / 1000).toFixed(1)} s (${info.start} start, accel ${info.accel}, share ${info.share})`,
+    );
     return new Sandbox(opts, vm, session, info, cache?.release);
   }
 
@@ -226,7 +240,7 @@ interface GuestEgress {
 }
 
 /** The egress proxy with the guest side taken from the driver's network. */
-function guestEgress(opts: SandboxOptions): GuestEgress | undefined {
+export function guestEgress(opts: Pick<SandboxOptions, 'egress' | 'driver'>): GuestEgress | undefined {
   if (!opts.egress) return undefined;
   const { address, port, relay } = opts.driver.network.egress;
   return { hostPort: opts.egress.hostPort, guestAddress: address, guestPort: port, relay };
@@ -250,8 +264,17 @@ function prepareSeed(opts: SandboxOptions, keys: SandboxKeys, egress: GuestEgres
   return seedDir;
 }
 
-function vmSpec(
-  opts: SandboxOptions,
+/** Where the image's warm snapshots live: inside its cache folder, so they go with the image. */
+export function warmDir(image: ResolvedImage): string {
+  return join(image.dir, 'warm');
+}
+
+/** The VmSpec of a sandbox boot; `cowork-vm image warm` builds its snapshot's spec with it too. */
+export function vmSpec(
+  opts: Pick<
+    SandboxOptions,
+    'workspace' | 'cpus' | 'memoryMiB' | 'share' | 'accel' | 'stateDir' | 'warm' | 'driver'
+  >,
   image: ResolvedImage,
   seedDir: string,
   egress: GuestEgress | undefined,
@@ -276,6 +299,7 @@ function vmSpec(
         }
       : {}),
     runDir: join(opts.stateDir, 'run'),
+    ...(opts.warm && opts.driver.capabilities.warmStart ? { warm: { dir: warmDir(image) } } : {}),
   };
 }
 

@@ -70,6 +70,19 @@ export interface VmSpec {
    * host ever reads it. Only for a driver with `capabilities.cacheDisk`.
    */
   cacheDisk?: { path: string };
+  /**
+   * Start warm when a memory snapshot for this image and VM shape is in `dir` (a driver with
+   * `capabilities.warmStart`); otherwise, or when the restore fails, boot cold and say why.
+   */
+  warm?: { dir: string };
+}
+
+/** What `VmDriver.snapshot` wrote. */
+export interface WarmSnapshotInfo {
+  file: string;
+  key: string;
+  bytes: number;
+  bootMs: number;
 }
 
 /** What a driver can do; the sandbox checks a request against these before booting. */
@@ -84,6 +97,8 @@ export interface DriverCapabilities {
   deviceProfiles?: DeviceProfile[];
   /** Whether it can attach VmSpec.cacheDisk (absent: no; the sandbox then starts without one and says so). */
   cacheDisk?: boolean;
+  /** Whether it can restore a booted guest from a memory snapshot (VmSpec.warm, snapshot()). */
+  warmStart?: boolean;
 }
 
 /**
@@ -139,7 +154,13 @@ export interface VmHandle {
   readonly pid: number | undefined;
   readonly consoleLogPath: string;
   /** What the driver actually used (e.g. share '9p' after virtiofs was unavailable). */
-  readonly info: { accel: Exclude<Accel, 'auto'>; shareMode: ShareMode; hostPorts: Record<number, number> };
+  readonly info: {
+    accel: Exclude<Accel, 'auto'>;
+    shareMode: ShareMode;
+    hostPorts: Record<number, number>;
+    /** How this guest started: restored from a warm snapshot, or booted (with why not warm). */
+    start?: { kind: 'warm' | 'cold'; reason?: string };
+  };
   /** A byte stream to a guest port (host-forwarded TCP under QEMU, vsock under VZ). */
   connect(guestPort: number): Promise<Duplex>;
   /** Graceful first (ACPI power-down / guest shutdown) then forced after timeoutMs. Resolves when the VM is gone. */
@@ -161,4 +182,9 @@ export interface VmDriver {
     spec: VmSpec,
     opts?: { signal?: AbortSignal; onProgress?: (line: string) => void },
   ): Promise<VmHandle>;
+  /**
+   * Boots `spec` to the guest's warm point (nothing of a sandbox attached: its shares may be
+   * empty folders) and saves a memory snapshot into `spec.warm.dir`. Only with `capabilities.warmStart`.
+   */
+  snapshot?(spec: VmSpec, opts?: { onProgress?: (line: string) => void }): Promise<WarmSnapshotInfo>;
 }

@@ -51,6 +51,8 @@ export interface QemuHostConfig {
    * TSC unstable"). `tsc_early_khz=` skips that calibration.
    */
   tscKhz?: number;
+  /** Start paused, waiting for a migration stream (`-incoming defer`): a warm start (qemu/warm.ts). */
+  incoming?: boolean;
 }
 
 export interface QemuCommand {
@@ -319,6 +321,7 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     ...workspaceArgs(spec, host),
     ...seedArgs(spec, host),
     ...netArgs(spec, host),
+    ...(host.incoming ? ['-incoming', 'defer'] : []),
   ];
   return { binary: host.qemuBinary ?? qemuBinaryFor(spec.image.arch), args };
 }

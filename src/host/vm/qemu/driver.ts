@@ -13,9 +13,10 @@ import type {
   VmDriver,
   VmHandle,
   VmSpec,
+  WarmSnapshotInfo,
 } from '../driver.js';
 import { type ResolvedAccel, resolveAccel } from './accel.js';
-import { buildQemuArgs, type NinePSecurityModel, qemuBinaryFor } from './args.js';
+import { buildQemuArgs, type NinePSecurityModel, type QemuHostConfig, qemuBinaryFor } from './args.js';
 import { QemuVmHandle } from './handle.js';
 import {
   findExecutable,
@@ -31,6 +32,23 @@ import { waitForReady } from './ready.js';
 import { cleanupStrays } from './strays.js';
 import { QEMU_GUEST_NETWORK } from './user-net.js';
 import { spawnVirtiofsd } from './virtiofsd.js';
+import {
+  findSnapshot,
+  loadSnapshot,
+  saveSnapshot,
+  sendGo,
+  snapshotFile,
+  WARM_GO_PORT,
+  WARM_POINT_RE,
+  warmKey,
+  warmRefusal,
+  warmShapedSpec,
+  writeSnapshotMeta,
+} from './warm.js';
+
+/** How boot() runs QEMU: a plain boot, a boot to the warm point that saves it, or a restore. */
+type BootMode = { kind: 'cold' } | { kind: 'snapshot'; file: string } | { kind: 'restore'; file: string };
+const WARM_RESTORE_TIMEOUT_MS = 60_000;
 
 export interface QemuDriverOptions {
   /** Where the accelerator verdict is remembered (accel.json); usually HostPaths.stateDir. */
@@ -62,6 +80,7 @@ export class QemuDriver implements VmDriver {
     gracefulShutdown: true,
     deviceProfiles: ['default', 'vz'],
     cacheDisk: true,
+    warmStart: true,
   };
   readonly network: GuestNetwork = QEMU_GUEST_NETWORK;
   private readonly env: NodeJS.ProcessEnv;
@@ -170,10 +189,22 @@ export class QemuDriver implements VmDriver {
     if (strays.length)
       opts.onProgress?.(`stopped ${strays.length} process(es) a dead controller left: ${strays.join(', ')}`);
     const sockDir = await socketDir(spec.runDir);
+    const base = { binary, accel: verdict.accel, sockDir, version };
+    let start: { kind: 'cold'; reason?: string } = { kind: 'cold' };
+    if (spec.warm) {
+      const warm = await this.tryWarm(spec, base, opts);
+      if ('handle' in warm) {
+        if (sockDir.temporary)
+          void warm.handle.exited.then(() => rm(sockDir.path, { recursive: true, force: true }));
+        return warm.handle;
+      }
+      start = { kind: 'cold', reason: warm.reason };
+      opts.onProgress?.(`cold boot: ${warm.reason}`);
+    }
     let lastErr: CoworkError | undefined;
     for (let attempt = 1; attempt <= MAX_PORT_ATTEMPTS; attempt++) {
       try {
-        const handle = await this.boot(spec, { binary, accel: verdict.accel, share, sockDir }, opts);
+        const handle = await this.boot(spec, { ...base, share, mode: { kind: 'cold' }, start }, opts);
         if (sockDir.temporary)
           void handle.exited.then(() => rm(sockDir.path, { recursive: true, force: true }));
         return handle;
@@ -189,6 +220,117 @@ export class QemuDriver implements VmDriver {
     throw lastErr ?? new CoworkError('internal', 'QEMU start failed without an error');
   }
 
+  /**
+   * Restores spec's warm snapshot when there is one. A snapshot QEMU refuses, or a guest that
+   * does not reach COWORK-READY from it, is deleted (the VM is stopped, fail closed) and the
+   * caller boots cold with the reason; a cancelled start is not retried.
+   */
+  private async tryWarm(
+    spec: VmSpec,
+    base: { binary: string; accel: ResolvedAccel; sockDir: SocketDir; version: string },
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void },
+  ): Promise<{ handle: VmHandle } | { reason: string }> {
+    const refused = warmRefusal(spec);
+    if (refused) return { reason: `no warm start: ${refused}` };
+    const shaped = warmShapedSpec(spec, this.network);
+    const key = await warmKey(shaped, await this.hostConfigShape(base.accel), base.version);
+    const found = await findSnapshot(spec.warm!.dir, key);
+    if ('reason' in found) return found;
+    opts.onProgress?.(
+      `warm start from snapshot ${key} (workspace share 9p: QEMU 7.2 cannot migrate virtiofs)`,
+    );
+    try {
+      const handle = await this.boot(
+        shaped,
+        {
+          ...base,
+          share: { mode: '9p' },
+          mode: { kind: 'restore', file: found.file },
+          start: { kind: 'warm' },
+        },
+        {
+          ...opts,
+          timeoutMs: Math.min(spec.bootTimeoutMs ?? WARM_RESTORE_TIMEOUT_MS, WARM_RESTORE_TIMEOUT_MS),
+        },
+      );
+      return { handle };
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      // A forwarding port taken by someone else says nothing about the snapshot: keep it.
+      if (err instanceof PortInUse) return { reason: `warm start: ${err.message}` };
+      await rm(found.file, { force: true });
+      const e = CoworkError.from(err, 'unavailable');
+      return { reason: `the warm snapshot ${key} failed and was removed: ${e.message.split('\n')[0]}` };
+    }
+  }
+
+  /** The host facts that enter the command line, for the snapshot key (paths and ports are fixed there). */
+  private async hostConfigShape(accel: ResolvedAccel): Promise<QemuHostConfig> {
+    return {
+      hostArch: this.hostArch,
+      accel,
+      shareMode: '9p',
+      hostPorts: {},
+      qmpSocketPath: '/warm/qmp',
+      consoleLogPath: '/warm/console',
+      ninePSecurityModel: ninePModel(),
+      tscKhz: await hostTscKhz(),
+    };
+  }
+
+  /**
+   * Boots spec (with `warm.dir`) to the guest's warm point and saves its memory there, keyed
+   * by the VM shape; the shares may be empty placeholder folders (the guest mounts nothing).
+   */
+  async snapshot(
+    spec: VmSpec,
+    opts: { onProgress?: (line: string) => void } = {},
+  ): Promise<WarmSnapshotInfo> {
+    if (!spec.warm) throw new CoworkError('invalidArgument', 'snapshot needs spec.warm.dir');
+    const refused = warmRefusal(spec);
+    if (refused) throw new CoworkError('unsupported', `cannot take a warm snapshot: ${refused}`);
+    const binaryName = this.binaryFor(spec.image.arch);
+    const binary = await findExecutable(binaryName, this.env);
+    if (!binary) throw new CoworkError('unavailable', `${binaryName} is not installed — run: ${SETUP_FIX}`);
+    await checkReadable(spec);
+    const version = (await qemuVersion(binary)) ?? 'unknown';
+    const verdict = await resolveAccel(
+      spec.accel,
+      this.accelContext(binary, version, spec.image.arch, spec.image.kernel),
+    );
+    const shaped = warmShapedSpec(spec, this.network);
+    const key = await warmKey(shaped, await this.hostConfigShape(verdict.accel), version);
+    await mkdir(spec.warm.dir, { recursive: true, mode: 0o700 });
+    await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+    const file = snapshotFile(spec.warm.dir, key);
+    const sockDir = await socketDir(spec.runDir);
+    const t0 = Date.now();
+    opts.onProgress?.(`booting to the warm point (accelerator ${verdict.accel})`);
+    try {
+      const handle = await this.boot(
+        shaped,
+        { binary, accel: verdict.accel, sockDir, share: { mode: '9p' }, mode: { kind: 'snapshot', file } },
+        opts,
+      );
+      await handle.stop({ graceful: false });
+    } finally {
+      if (sockDir.temporary) await rm(sockDir.path, { recursive: true, force: true });
+    }
+    const { size } = await stat(file);
+    await writeSnapshotMeta(file, {
+      key,
+      qemuVersion: version,
+      accel: verdict.accel,
+      cpus: spec.cpus,
+      memoryMiB: spec.memoryMiB,
+      image: spec.image,
+      egress: Boolean(spec.egress),
+      bytes: size,
+      createdAt: new Date().toISOString(),
+    });
+    return { file, key, bytes: size, bootMs: Date.now() - t0 };
+  }
+
   private async boot(
     spec: VmSpec,
     ctx: {
@@ -196,8 +338,10 @@ export class QemuDriver implements VmDriver {
       accel: ResolvedAccel;
       share: { mode: ShareMode; virtiofsd?: string };
       sockDir: SocketDir;
+      mode: BootMode;
+      start?: { kind: 'warm' | 'cold'; reason?: string };
     },
-    opts: { signal?: AbortSignal; onProgress?: (line: string) => void },
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void; timeoutMs?: number },
   ): Promise<VmHandle> {
     const hostPorts: Record<number, number> = {};
     for (const gp of spec.guestPorts) hostPorts[gp] = await (this.opts.allocatePort ?? freeLoopbackPort)();
@@ -210,8 +354,9 @@ export class QemuDriver implements VmDriver {
     await Promise.all(
       [consoleLogPath, qmpSocketPath, virtiofsSocketPath, seedSocketPath].map((p) => rm(p, { force: true })),
     );
-    const ninePSecurityModel: NinePSecurityModel = process.getuid?.() === 0 ? 'passthrough' : 'none';
+    const ninePSecurityModel = ninePModel();
     const cmd = buildQemuArgs(spec, {
+      incoming: ctx.mode.kind === 'restore',
       hostArch: this.hostArch,
       accel: ctx.accel,
       shareMode: ctx.share.mode,
@@ -269,16 +414,34 @@ export class QemuDriver implements VmDriver {
       seedVirtiofsd,
       consoleLogPath,
       cleanupPaths: [...pidFiles, qmpSocketPath, virtiofsSocketPath, seedSocketPath],
-      info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts },
+      info: { accel: ctx.accel, shareMode: ctx.share.mode, hostPorts, start: ctx.start },
     });
+    const timeoutMs = opts.timeoutMs ?? spec.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+    let qmp: QmpClient | undefined;
     try {
+      if (ctx.mode.kind === 'restore') {
+        // QEMU waits paused for the stream; the guest resumes at its warm point and takes the go.
+        qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 10_000 });
+        await Promise.race([
+          loadSnapshot(qmp, ctx.mode.file, timeoutMs),
+          spawnFailure.then((e) => Promise.reject(e)),
+        ]);
+        await sendGo(hostPorts[WARM_GO_PORT]!, timeoutMs);
+      }
       await waitForReady(handle, {
         consoleLogPath,
         spawnFailure,
-        timeoutMs: spec.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS,
-        ...opts,
+        timeoutMs,
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        readyLine: ctx.mode.kind === 'snapshot' ? WARM_POINT_RE : undefined,
       });
+      if (ctx.mode.kind === 'snapshot') {
+        qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 5000 });
+        await saveSnapshot(qmp, ctx.mode.file, timeoutMs);
+      }
     } catch (err) {
+      qmp?.close();
       if (handle.state === 'starting') await handle.stop({ graceful: false });
       const stderr = (await readFile(stderrPath, 'utf8').catch(() => '')).trim();
       if (PORT_IN_USE_RE.test(stderr)) throw new PortInUse(stderr);
@@ -286,10 +449,15 @@ export class QemuDriver implements VmDriver {
       const detail = stderr ? `\nQEMU said: ${stderr.split('\n').slice(-3).join('\n')}` : '';
       throw new CoworkError(e.code, `${e.message}${detail}`, err);
     }
-    const qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 5000 }).catch(() => undefined);
+    qmp ??= await QmpClient.connect(qmpSocketPath, { timeoutMs: 5000 }).catch(() => undefined);
     handle.markRunning(qmp);
     return handle;
   }
+}
+
+/** 9p `security_model`: real ownership needs root; `none` works for any user. */
+function ninePModel(): NinePSecurityModel {
+  return process.getuid?.() === 0 ? 'passthrough' : 'none';
 }
 
 class PortInUse extends CoworkError {

@@ -24,7 +24,12 @@ export interface QemuProcessParts {
   consoleLogPath: string;
   /** Files (or a private socket folder) to delete once QEMU is gone. */
   cleanupPaths: string[];
-  info: { accel: ResolvedAccel; shareMode: ShareMode; hostPorts: Record<number, number> };
+  info: {
+    accel: ResolvedAccel;
+    shareMode: ShareMode;
+    hostPorts: Record<number, number>;
+    start?: { kind: 'warm' | 'cold'; reason?: string };
+  };
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;

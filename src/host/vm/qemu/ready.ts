@@ -18,8 +18,11 @@ export async function waitForReady(
     timeoutMs: number;
     signal?: AbortSignal;
     onProgress?: (line: string) => void;
+    /** The line that counts as ready (default COWORK-READY; a snapshot boot waits for its warm point). */
+    readyLine?: RegExp;
   },
 ): Promise<void> {
+  const ready = o.readyLine ?? READY_RE;
   let watcher: ConsoleWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
@@ -32,7 +35,7 @@ export async function waitForReady(
       };
       watcher = new ConsoleWatcher(o.consoleLogPath, (line) => {
         o.onProgress?.(line);
-        if (READY_RE.test(line)) resolve();
+        if (ready.test(line)) resolve();
         const fatal = FATAL_RE.exec(line);
         if (fatal) void fail('unavailable', `the guest failed to boot: ${fatal[1] || 'COWORK-FATAL'}`);
       });

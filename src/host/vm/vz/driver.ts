@@ -25,6 +25,15 @@ export const VZ_CAPABILITIES: DriverCapabilities = {
   // The bridge attaches exactly one (read-only) disk, VzConfig.rootfs; a second, writable
   // VZVirtioBlockDeviceConfiguration needs a `disks` list in the bridge and its ObjC++ first.
   cacheDisk: false,
+  // The counterpart of QEMU's warm start (qemu/warm.ts) is VZVirtualMachine's
+  // `saveMachineStateToURL:completionHandler:` / `restoreMachineStateFromURL:completionHandler:`
+  // (macOS 14+, on a paused VM whose configuration `validateSaveRestoreSupportWithError:`
+  // accepts). It would snapshot at the same guest warm point (cowork.warm=, before the seed),
+  // but VZ's shares are virtiofs, which the guest must mount only after the restore, and the
+  // go line would travel over vsock, not a hostfwd. Neither the bridge calls nor those two
+  // differences are built (no Mac here to compile or run them), so VZ declares no warm start
+  // and `VmSpec.warm` always boots cold there, saying so.
+  warmStart: false,
 };
 
 /**
