@@ -127,6 +127,13 @@ async function warmStartRow(coldMs, coldShare, cold9pMs) {
   ];
 }
 
+/** How the session ran the commands: the exec service, or sshd sessions and why. */
+function execPathNote(sb) {
+  const p = sb.running.sandbox.session.execPath;
+  if (!p) return 'unknown';
+  return p.mode === 'execd' ? 'exec service' : `one sshd session each: ${p.reason}`;
+}
+
 async function main() {
   const startLoad = load();
   log(`${availableParallelism()} CPUs, load average ${startLoad}`);
@@ -199,7 +206,7 @@ async function main() {
     ms(quantile(warm, 0.5)),
     `${ms(f50)} fresh ssh`,
     ratio(f50, quantile(warm, 0.5)) + ' faster',
-    `${EXEC_RUNS} warm runs vs ${SSH_RUNS} fresh OpenSSH processes (~1 s each)`,
+    `${EXEC_RUNS} warm runs back to back (path: ${execPathNote(sb)}) vs ${SSH_RUNS} fresh OpenSSH processes`,
   ]);
   rows.push([
     'exec true p99 (GuestSession)',

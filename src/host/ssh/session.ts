@@ -199,7 +199,7 @@ export class SshGuestSession implements GuestSession {
     }
   }
 
-  /** How commands reach the guest right now (`status`/`doctor` show it; the bench reports it). */
+  /** How commands reach the guest right now, and why not the exec service when not (the bench prints it). */
   get execPath(): ExecPath {
     return { ...this.execPathNow };
   }
