@@ -10,8 +10,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { FolderTrees } from './folder-trees.js';
 import type { StoreGit } from './git.js';
-import { type ObjectStore, type TreeEntry, writeTrees } from './objects.js';
+import type { ObjectStore } from './objects.js';
 import { readNoFollow } from './safe-fs.js';
 
 /** One workspace entry as a checkpoint holds it. Folders are implied by their files (as in git). */
@@ -62,9 +63,8 @@ export class Snapshotter {
   readonly #latestFile: string;
   readonly #genFile: string;
   readonly #indexFile: string;
-  #prev: { gen: string; snap: Snapshot; racy: string[] } | undefined;
-  /** Tree ids by their listing, so an unchanged folder is not hashed again. */
-  readonly #trees = new Map<string, string>();
+  /** The last snapshot; `trees` (its folders' tree ids) only when this process wrote it. */
+  #prev: { gen: string; snap: Snapshot; racy: string[]; trees?: FolderTrees } | undefined;
   readonly #optsKey: string;
 
   constructor(
@@ -117,17 +117,28 @@ export class Snapshotter {
         if (st && Math.max(st.mtimeMs, st.ctimeMs) >= started - 2000) racy.push(rel);
       } else gone.push(rel);
     }
-    await this.#updateIndex(stored, gone);
-    const entries = new Map<string, TreeEntry>();
-    for (const [rel, state] of Object.entries(files))
-      entries.set(rel, {
-        mode: state.kind === 'link' ? '120000' : state.mode & 0o111 ? '100755' : '100644',
-        oid: state.oid,
-      });
-    const tree = writeTrees(this.objects, entries, this.#trees);
+    // The stat cache is about to change: until the new snapshot is saved, no snapshot goes with it
+    // (a controller killed in between leaves the next snapshot to read everything).
+    try {
+      unlinkSync(this.#genFile);
+    } catch {}
+    // git updates the index while the trees and the JSON are made here.
+    const indexed = this.#updateIndex(stored, gone);
+    const trees = last?.trees
+      ? last.trees.next(this.objects, files, candidates)
+      : FolderTrees.build(this.objects, files);
+    const tree = trees.root;
     const snap: Snapshot = { tree, at: new Date(started).toISOString(), files, skipped };
-    this.#savePrev(snap, racy);
+    if (prev) derived.set(snap, { base: prev, touched: candidates });
+    const text = this.#serialize(snap);
+    await indexed;
+    this.#savePrev(snap, racy, trees, text);
     return snap;
+  }
+
+  /** When `snap` was made from `base` by re-reading only `touched`: every other path is as in `base`. */
+  static derivation(snap: Snapshot): { base: Snapshot; touched: string[] } | undefined {
+    return derived.get(snap);
   }
 
   /** Every folder on the way to `rel` is a real folder (lstat, not a link), memoized per snapshot. */
@@ -227,7 +238,7 @@ export class Snapshotter {
   }
 
   /** The last snapshot, when it was taken with these options and the index is there. */
-  #loadPrev(): { snap: Snapshot; racy: string[] } | undefined {
+  #loadPrev(): { snap: Snapshot; racy: string[]; trees?: FolderTrees } | undefined {
     let gen: string;
     try {
       gen = readFileSync(this.#genFile, 'utf8');
@@ -259,10 +270,26 @@ export class Snapshotter {
 
   #json: { snap: Snapshot; text: string } | undefined;
 
-  #savePrev(snap: Snapshot, racy: string[]): void {
+  /**
+   * JSON.stringify(snap), byte for byte, with each path's `"path":{…}` kept from the last time
+   * (FileState objects are never changed once made, so one serialized is serialized for good).
+   */
+  #serialize(snap: Snapshot): string {
+    const parts: string[] = [];
+    for (const [rel, state] of Object.entries(snap.files)) {
+      let known = fragments.get(state);
+      if (known?.rel !== rel) {
+        known = { rel, part: `${JSON.stringify(rel)}:${JSON.stringify(state)}` };
+        fragments.set(state, known);
+      }
+      parts.push(known.part);
+    }
+    return `{"tree":${JSON.stringify(snap.tree)},"at":${JSON.stringify(snap.at)},"files":{${parts.join(',')}},"skipped":${JSON.stringify(snap.skipped)}}`;
+  }
+
+  #savePrev(snap: Snapshot, racy: string[], trees: FolderTrees, text: string): void {
     const gen = randomBytes(8).toString('hex');
     const tmp = `${this.#latestFile}.tmp`;
-    const text = JSON.stringify(snap);
     this.#json = { snap, text };
     writeFileSync(
       tmp,
@@ -271,6 +298,11 @@ export class Snapshotter {
     renameSync(tmp, this.#latestFile);
     writeFileSync(`${this.#genFile}.tmp`, gen);
     renameSync(`${this.#genFile}.tmp`, this.#genFile);
-    this.#prev = { gen, snap, racy };
+    this.#prev = { gen, snap, racy, trees };
   }
 }
+
+/** Snapshots this process made from an earlier one, and the paths it re-read to make them. */
+const derived = new WeakMap<Snapshot, { base: Snapshot; touched: string[] }>();
+/** Each FileState's `"path":{…}` JSON, made once. */
+const fragments = new WeakMap<FileState, { rel: string; part: string }>();

@@ -130,8 +130,9 @@ export class CheckpointStore {
       const done: CheckpointRecord = { ...record, after: summary(snap) };
       this.#writeJson(this.#recordFile(id), done);
       const before = this.#readSnap(id, 'before');
+      const from = Snapshotter.derivation(snap);
       return {
-        ...changeSet(before, snap),
+        ...changeSet(before, snap, from?.base === before ? from.touched : undefined),
         record: done,
         live: false,
         beforeTree: before.tree,
