@@ -29,10 +29,10 @@ export function sameState(a: FileState | undefined, b: FileState | undefined): b
  */
 export function changeSet(before: Snapshot, after: Snapshot, touched?: Iterable<string>): ChangeSet {
   const changes: Change[] = [];
-  const paths = new Set(touched ?? [...Object.keys(before.files), ...Object.keys(after.files)]);
+  const paths = new Set(touched ?? [...before.files.keys(), ...after.files.keys()]);
   for (const path of [...paths].sort()) {
-    const b = before.files[path];
-    const a = after.files[path];
+    const b = before.files.get(path);
+    const a = after.files.get(path);
     if (sameState(b, a)) continue;
     const change: Change['change'] = !b
       ? 'created'

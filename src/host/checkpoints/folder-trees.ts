@@ -23,15 +23,15 @@ export class FolderTrees {
   ) {}
 
   /** The trees of `files` (path → state), every folder written. */
-  static build(objects: ObjectStore, files: Record<string, FileState>): FolderTrees {
-    return apply(objects, new Map(), files, Object.keys(files));
+  static build(objects: ObjectStore, files: ReadonlyMap<string, FileState>): FolderTrees {
+    return apply(objects, new Map(), files, files.keys());
   }
 
   /**
    * The trees of `files`, which MUST be this snapshot's files with only `changed` paths created,
    * changed or removed: every other path's folder keeps its tree id unread.
    */
-  next(objects: ObjectStore, files: Record<string, FileState>, changed: Iterable<string>): FolderTrees {
+  next(objects: ObjectStore, files: ReadonlyMap<string, FileState>, changed: Iterable<string>): FolderTrees {
     return apply(objects, this.folders, files, changed);
   }
 }
@@ -39,7 +39,7 @@ export class FolderTrees {
 function apply(
   objects: ObjectStore,
   base: ReadonlyMap<string, Folder>,
-  files: Record<string, FileState>,
+  files: ReadonlyMap<string, FileState>,
   changed: Iterable<string>,
 ): FolderTrees {
   const folders = new Map(base);
@@ -57,7 +57,7 @@ function apply(
   edit('');
   for (const rel of changed) {
     const dir = parentOf(rel);
-    if (Object.hasOwn(files, rel)) edit(dir).files.add(nameOf(rel));
+    if (files.has(rel)) edit(dir).files.add(nameOf(rel));
     else if (folders.has(dir)) edit(dir).files.delete(nameOf(rel));
   }
   const depth = (p: string) => (p === '' ? -1 : p.split('/').length);
@@ -77,13 +77,13 @@ function writeTree(
   objects: ObjectStore,
   path: string,
   f: Folder,
-  files: Record<string, FileState>,
+  files: ReadonlyMap<string, FileState>,
   folders: ReadonlyMap<string, Folder>,
 ): string {
   const prefix = path === '' ? '' : `${path}/`;
   const rows: { name: string; mode: string; oid: string; key: Buffer }[] = [];
   for (const name of f.files) {
-    const s = files[prefix + name] as FileState;
+    const s = files.get(prefix + name) as FileState;
     const mode = s.kind === 'link' ? '120000' : s.mode & 0o111 ? '100755' : '100644';
     rows.push({ name, mode, oid: s.oid, key: Buffer.from(name) });
   }

@@ -37,7 +37,8 @@ export interface SkippedFile {
 export interface Snapshot {
   tree: string;
   at: string;
-  files: Record<string, FileState>;
+  /** Path → state (a Map: a file may be called `__proto__` or `constructor`). */
+  files: Map<string, FileState>;
   skipped: SkippedFile[];
 }
 
@@ -83,7 +84,7 @@ export class Snapshotter {
     const started = Date.now();
     const last = this.#loadPrev();
     const prev = last?.snap;
-    const files: Record<string, FileState> = prev ? { ...prev.files } : {};
+    const files = new Map(prev?.files);
     const skipped: SkippedFile[] = [];
     let candidates: string[];
     if (prev) {
@@ -104,26 +105,36 @@ export class Snapshotter {
     // it again whatever git says (git's own "racy" rule covers content, not permission bits).
     const racy: string[] = [];
     const realDirs = new Map<string, boolean>();
+    let bytesRead = 0;
     for (const rel of candidates) {
-      delete files[rel];
       // A folder on the way swapped for a link (or a file) puts the path out of the workspace: gone.
       const st = this.#underRealDirs(rel, realDirs)
         ? lstatSync(base + rel, { throwIfNoEntry: false })
         : undefined;
       const state = st ? this.#read(rel, st, skipped) : undefined;
       if (state) {
-        files[rel] = state;
+        files.set(rel, state);
+        bytesRead += state.size;
         stored.push(rel);
         if (st && Math.max(st.mtimeMs, st.ctimeMs) >= started - 2000) racy.push(rel);
-      } else gone.push(rel);
+      } else {
+        files.delete(rel);
+        gone.push(rel);
+      }
     }
-    // The stat cache is about to change: until the new snapshot is saved, no snapshot goes with it
-    // (a controller killed in between leaves the next snapshot to read everything).
-    try {
-      unlinkSync(this.#genFile);
-    } catch {}
-    // git updates the index while the trees and the JSON are made here.
-    const indexed = this.#updateIndex(stored, gone);
+    // A path the index does not match yet is named by git again next time and read again, so
+    // updating the index can wait until re-reading costs more than the update (~15 ms for 20,000
+    // paths): leaving it is never wrong, only slower.
+    let indexed: Promise<void> | undefined;
+    if (candidates.length > REREAD_PATHS || bytesRead > REREAD_BYTES || !prev) {
+      // The stat cache is about to change: until the new snapshot is saved, no snapshot goes with
+      // it (a controller killed in between leaves the next snapshot to read everything).
+      try {
+        unlinkSync(this.#genFile);
+      } catch {}
+      // git updates the index while the trees and the JSON are made here.
+      indexed = this.#updateIndex(stored, gone);
+    }
     const trees = last?.trees
       ? last.trees.next(this.objects, files, candidates)
       : FolderTrees.build(this.objects, files);
@@ -251,11 +262,11 @@ export class Snapshotter {
       const saved = JSON.parse(readFileSync(this.#latestFile, 'utf8')) as {
         gen: string;
         opts: string;
-        snap: Snapshot;
+        snap: SnapshotJson;
         racy?: string[];
       };
       if (saved.gen !== gen || saved.opts !== this.#optsKey) return undefined;
-      this.#prev = { gen, snap: saved.snap, racy: saved.racy ?? [] };
+      this.#prev = { gen, snap: fromJson(saved.snap), racy: saved.racy ?? [] };
       return this.#prev;
     } catch {
       return undefined;
@@ -265,7 +276,7 @@ export class Snapshotter {
   /** The snapshot as JSON: serialized once, for latest.json and for the checkpoint's own file. */
   jsonOf(snap: Snapshot): string {
     if (this.#json?.snap === snap) return this.#json.text;
-    return JSON.stringify(snap);
+    return this.#serialize(snap);
   }
 
   #json: { snap: Snapshot; text: string } | undefined;
@@ -276,7 +287,7 @@ export class Snapshotter {
    */
   #serialize(snap: Snapshot): string {
     const parts: string[] = [];
-    for (const [rel, state] of Object.entries(snap.files)) {
+    for (const [rel, state] of snap.files) {
       let known = fragments.get(state);
       if (known?.rel !== rel) {
         known = { rel, part: `${JSON.stringify(rel)}:${JSON.stringify(state)}` };
@@ -301,6 +312,22 @@ export class Snapshotter {
     this.#prev = { gen, snap, racy, trees };
   }
 }
+
+/** A snapshot as its JSON holds it: `files` an object keyed by path. */
+type SnapshotJson = Omit<Snapshot, 'files'> & { files: Record<string, FileState> };
+
+function fromJson(j: SnapshotJson): Snapshot {
+  return { tree: j.tree, at: j.at, files: new Map(Object.entries(j.files)), skipped: j.skipped };
+}
+
+/** A snapshot from its JSON file (what `Snapshotter.jsonOf` wrote). */
+export function parseSnapshot(text: string): Snapshot {
+  return fromJson(JSON.parse(text) as SnapshotJson);
+}
+
+/** Past this many paths or bytes read again, a snapshot brings the index (the stat cache) up to date. */
+const REREAD_PATHS = 256;
+const REREAD_BYTES = 8 * 1024 * 1024;
 
 /** Snapshots this process made from an earlier one, and the paths it re-read to make them. */
 const derived = new WeakMap<Snapshot, { base: Snapshot; touched: string[] }>();
