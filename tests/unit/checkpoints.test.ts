@@ -352,3 +352,33 @@ describe('checkpoints: a warm snapshot is the snapshot a fresh store would take'
     }
   });
 });
+
+describe('checkpoints: the deferred stat-cache update', () => {
+  it('a path read again but not yet put in the index is still seen changing, deleted or re-created, across processes; odd names are plain paths', async () => {
+    writeFileSync(join(ws, 'f'), 'aaaa');
+    writeFileSync(join(ws, '__proto__'), 'p');
+    writeFileSync(join(ws, 'constructor'), 'c');
+    await new Promise((r) => setTimeout(r, 2100)); // settled, so only the index decides
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'd0', kind: 'task', label: 'd' });
+    const seen: string[][] = [];
+    const edits = [
+      () => writeFileSync(join(ws, 'f'), 'bbbb'), // same size
+      () => chmodSync(join(ws, 'f'), 0o600),
+      () => unlinkSync(join(ws, 'f')),
+      () => writeFileSync(join(ws, 'f'), 'cccc'),
+      () => unlinkSync(join(ws, 'constructor')),
+    ];
+    for (const [i, edit] of edits.entries()) {
+      // Half the steps in a new process (the CLI), which reads the store as the last one left it.
+      const s = i % 2 ? await CheckpointStore.open(state, ws, OPTS) : store;
+      await s.begin({ id: `d${i + 1}`, kind: 'task', label: 'd' });
+      edit();
+      const d = await s.finish(`d${i + 1}`);
+      seen.push(d.changes.map((c) => `${c.change} ${c.path}`));
+    }
+    expect(seen).toEqual([['modified f'], ['mode f'], ['deleted f'], ['created f'], ['deleted constructor']]);
+    const rec = store.get('d0');
+    expect(rec.before.files).toBe(3);
+  });
+});
