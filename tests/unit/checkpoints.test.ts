@@ -368,16 +368,33 @@ describe('checkpoints: the deferred stat-cache update', () => {
       () => unlinkSync(join(ws, 'f')),
       () => writeFileSync(join(ws, 'f'), 'cccc'),
       () => unlinkSync(join(ws, 'constructor')),
+      async () => {
+        writeFileSync(join(ws, 'new'), 'n'); // never in the index yet, settled when read...
+        await new Promise((r) => setTimeout(r, 2100));
+      },
+      () => unlinkSync(join(ws, 'new')), // ...and gone again: git names neither
+      () => symlinkSync('f', join(ws, 'ln')),
+      () => unlinkSync(join(ws, 'ln')),
     ];
     for (const [i, edit] of edits.entries()) {
       // Half the steps in a new process (the CLI), which reads the store as the last one left it.
       const s = i % 2 ? await CheckpointStore.open(state, ws, OPTS) : store;
       await s.begin({ id: `d${i + 1}`, kind: 'task', label: 'd' });
-      edit();
+      await edit();
       const d = await s.finish(`d${i + 1}`);
       seen.push(d.changes.map((c) => `${c.change} ${c.path}`));
     }
-    expect(seen).toEqual([['modified f'], ['mode f'], ['deleted f'], ['created f'], ['deleted constructor']]);
+    expect(seen).toEqual([
+      ['modified f'],
+      ['mode f'],
+      ['deleted f'],
+      ['created f'],
+      ['deleted constructor'],
+      ['created new'],
+      ['deleted new'],
+      ['created ln'],
+      ['deleted ln'],
+    ]);
     const rec = store.get('d0');
     expect(rec.before.files).toBe(3);
   });
