@@ -307,3 +307,95 @@ describe('checkpoints: attacks from inside the workspace', () => {
     ).toBe(false);
   });
 });
+
+describe('checkpoints: a warm snapshot is the snapshot a fresh store would take', () => {
+  it('after a folder becomes a link, a file becomes a folder, a mode-only change, deletions and same-second rewrites', async () => {
+    mkdirSync(join(ws, 'a', 'b'), { recursive: true });
+    writeFileSync(join(ws, 'a', 'b', 'f'), '1');
+    writeFileSync(join(ws, 'a', 'g'), '2');
+    writeFileSync(join(ws, 'x'), 'file, later a folder');
+    writeFileSync(join(ws, 'm'), 'mode', { mode: 0o644 });
+    mkdirSync(join(ws, 'gone', 'deep'), { recursive: true });
+    writeFileSync(join(ws, 'gone', 'deep', 'h'), '3');
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    const steps: (() => void)[] = [
+      () => {
+        rmSync(join(ws, 'a', 'b'), { recursive: true });
+        symlinkSync(outside, join(ws, 'a', 'b'));
+      },
+      () => {
+        unlinkSync(join(ws, 'x'));
+        mkdirSync(join(ws, 'x'));
+        writeFileSync(join(ws, 'x', 'inner'), 'now a folder');
+      },
+      () => chmodSync(join(ws, 'm'), 0o755),
+      () => rmSync(join(ws, 'gone'), { recursive: true }),
+      () => writeFileSync(join(ws, 'a', 'g'), '9'), // same size, same second as the last snapshot
+      () => {
+        unlinkSync(join(ws, 'a', 'b'));
+        mkdirSync(join(ws, 'a', 'b'));
+        writeFileSync(join(ws, 'a', 'b', 'f'), 'back');
+      },
+    ];
+    for (const [i, step] of steps.entries()) {
+      await store.begin({ id: `w${i}`, kind: 'task', label: 'step' });
+      step();
+      const d = await store.finish(`w${i}`);
+      const fresh = await CheckpointStore.open(join(root, `fresh${i}`), ws, OPTS);
+      const cold = await fresh.begin({ id: 'c', kind: 'task', label: 'cold' });
+      expect(d.afterTree).toBe(cold.before.tree);
+      expect(d.record.after?.files).toBe(cold.before.files);
+      // The change set compared only re-read paths; a full comparison finds the same.
+      const full = await (await CheckpointStore.open(state, ws, OPTS)).diff(`w${i}`);
+      expect(d.changes.map((c) => [c.path, c.change])).toEqual(full.changes.map((c) => [c.path, c.change]));
+      expect(d.changes.length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('checkpoints: the deferred stat-cache update', () => {
+  it('a path read again but not yet put in the index is still seen changing, deleted or re-created, across processes; odd names are plain paths', async () => {
+    writeFileSync(join(ws, 'f'), 'aaaa');
+    writeFileSync(join(ws, '__proto__'), 'p');
+    writeFileSync(join(ws, 'constructor'), 'c');
+    await new Promise((r) => setTimeout(r, 2100)); // settled, so only the index decides
+    const store = await CheckpointStore.open(state, ws, OPTS);
+    await store.begin({ id: 'd0', kind: 'task', label: 'd' });
+    const seen: string[][] = [];
+    const edits = [
+      () => writeFileSync(join(ws, 'f'), 'bbbb'), // same size
+      () => chmodSync(join(ws, 'f'), 0o600),
+      () => unlinkSync(join(ws, 'f')),
+      () => writeFileSync(join(ws, 'f'), 'cccc'),
+      () => unlinkSync(join(ws, 'constructor')),
+      async () => {
+        writeFileSync(join(ws, 'new'), 'n'); // never in the index yet, settled when read...
+        await new Promise((r) => setTimeout(r, 2100));
+      },
+      () => unlinkSync(join(ws, 'new')), // ...and gone again: git names neither
+      () => symlinkSync('f', join(ws, 'ln')),
+      () => unlinkSync(join(ws, 'ln')),
+    ];
+    for (const [i, edit] of edits.entries()) {
+      // Half the steps in a new process (the CLI), which reads the store as the last one left it.
+      const s = i % 2 ? await CheckpointStore.open(state, ws, OPTS) : store;
+      await s.begin({ id: `d${i + 1}`, kind: 'task', label: 'd' });
+      await edit();
+      const d = await s.finish(`d${i + 1}`);
+      seen.push(d.changes.map((c) => `${c.change} ${c.path}`));
+    }
+    expect(seen).toEqual([
+      ['modified f'],
+      ['mode f'],
+      ['deleted f'],
+      ['created f'],
+      ['deleted constructor'],
+      ['created new'],
+      ['deleted new'],
+      ['created ln'],
+      ['deleted ln'],
+    ]);
+    const rec = store.get('d0');
+    expect(rec.before.files).toBe(3);
+  });
+});

@@ -23,13 +23,16 @@ export function sameState(a: FileState | undefined, b: FileState | undefined): b
   return a.kind === b.kind && a.oid === b.oid && a.mode === b.mode;
 }
 
-/** The change set from `before` to `after`, sorted by path. */
-export function changeSet(before: Snapshot, after: Snapshot): ChangeSet {
+/**
+ * The change set from `before` to `after`, sorted by path. `touched`: the only paths that can
+ * differ (after was made from before by re-reading just those), so the rest are not compared.
+ */
+export function changeSet(before: Snapshot, after: Snapshot, touched?: Iterable<string>): ChangeSet {
   const changes: Change[] = [];
-  const paths = new Set([...Object.keys(before.files), ...Object.keys(after.files)]);
+  const paths = new Set(touched ?? [...before.files.keys(), ...after.files.keys()]);
   for (const path of [...paths].sort()) {
-    const b = before.files[path];
-    const a = after.files[path];
+    const b = before.files.get(path);
+    const a = after.files.get(path);
     if (sameState(b, a)) continue;
     const change: Change['change'] = !b
       ? 'created'

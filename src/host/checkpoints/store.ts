@@ -18,7 +18,13 @@ import { StoreGit } from './git.js';
 import { withStoreLock } from './lock.js';
 import { ObjectStore } from './objects.js';
 import { SafeDir } from './safe-fs.js';
-import { type SkippedFile, type Snapshot, type SnapshotOptions, Snapshotter } from './snapshot.js';
+import {
+  parseSnapshot,
+  type SkippedFile,
+  type Snapshot,
+  type SnapshotOptions,
+  Snapshotter,
+} from './snapshot.js';
 
 export interface SnapshotSummary {
   tree: string;
@@ -130,8 +136,9 @@ export class CheckpointStore {
       const done: CheckpointRecord = { ...record, after: summary(snap) };
       this.#writeJson(this.#recordFile(id), done);
       const before = this.#readSnap(id, 'before');
+      const from = Snapshotter.derivation(snap);
       return {
-        ...changeSet(before, snap),
+        ...changeSet(before, snap, from?.base === before ? from.touched : undefined),
         record: done,
         live: false,
         beforeTree: before.tree,
@@ -201,7 +208,7 @@ export class CheckpointStore {
       const target = d.afterSnap; // what the work left (or the workspace now, if it never recorded an end)
       const now = d.live ? d.afterSnap : await this.#snap.take();
       const conflicts = d.changes
-        .filter((c) => !sameState(now.files[c.path], target.files[c.path]))
+        .filter((c) => !sameState(now.files.get(c.path), target.files.get(c.path)))
         .map((c) => c.path);
       if (conflicts.length > 0 && !opts.force)
         throw new CoworkError(
@@ -235,7 +242,9 @@ export class CheckpointStore {
     const toRemove = new Set<string>();
     for (const c of changes) {
       if (!c.before) toRemove.add(c.path);
-      else for (const anc of ancestors(c.path)) if (now.files[anc] && !before.files[anc]) toRemove.add(anc);
+      else
+        for (const anc of ancestors(c.path))
+          if (now.files.has(anc) && !before.files.has(anc)) toRemove.add(anc);
     }
     for (const path of [...toRemove].sort((a, b) => b.length - a.length)) {
       const dir = SafeDir.open(ws, dirname(path) === '.' ? '' : dirname(path), false);
@@ -267,7 +276,7 @@ export class CheckpointStore {
   /** Folders left empty by removing what the work created, and that held nothing before it, go too. */
   #pruneEmpty(removed: string[], before: Snapshot): void {
     const kept = new Set<string>();
-    for (const p of Object.keys(before.files)) for (const a of ancestors(p)) kept.add(a);
+    for (const p of before.files.keys()) for (const a of ancestors(p)) kept.add(a);
     const candidates = new Set<string>();
     for (const p of removed) for (const a of ancestors(p)) if (!kept.has(a)) candidates.add(a);
     for (const dirPath of [...candidates].sort((a, b) => b.length - a.length)) {
@@ -314,7 +323,7 @@ export class CheckpointStore {
     const known = this.#recent.get(this.#snapFile(id, which));
     if (known) return known;
     try {
-      return JSON.parse(readFileSync(this.#snapFile(id, which), 'utf8')) as Snapshot;
+      return parseSnapshot(readFileSync(this.#snapFile(id, which), 'utf8'));
     } catch (err) {
       throw new CoworkError('notFound', `checkpoint ${id} has no ${which} snapshot in the store`, err);
     }
@@ -345,7 +354,7 @@ function summary(s: Snapshot): CheckpointRecord['before'] {
   return {
     tree: s.tree,
     at: s.at,
-    files: Object.keys(s.files).length,
+    files: s.files.size,
     skipped: s.skipped.length,
     skippedFiles: s.skipped.slice(0, 50),
   };
