@@ -160,11 +160,8 @@ export class QemuDriver implements VmDriver {
     return { mode: 'virtiofs', reason: `virtiofsd at ${virtiofsd}`, virtiofsd };
   }
 
-  async start(
-    spec: VmSpec,
-    opts: { signal?: AbortSignal; onProgress?: (line: string) => void } = {},
-  ): Promise<VmHandle> {
-    opts.signal?.throwIfAborted();
+  /** The QEMU binary for the image's arch, its version and the accelerator: what start and snapshot both need first. */
+  private async prepare(spec: VmSpec) {
     const binaryName = this.binaryFor(spec.image.arch);
     const binary = await findExecutable(binaryName, this.env);
     if (!binary) throw new CoworkError('unavailable', `${binaryName} is not installed — run: ${SETUP_FIX}`);
@@ -174,6 +171,15 @@ export class QemuDriver implements VmDriver {
       spec.accel,
       this.accelContext(binary, version, spec.image.arch, spec.image.kernel),
     );
+    return { binary, version, verdict };
+  }
+
+  async start(
+    spec: VmSpec,
+    opts: { signal?: AbortSignal; onProgress?: (line: string) => void } = {},
+  ): Promise<VmHandle> {
+    opts.signal?.throwIfAborted();
+    const { binary, version, verdict } = await this.prepare(spec);
     opts.onProgress?.(`accelerator: ${verdict.accel} (${verdict.reason})`);
     const share = await this.resolveShareMode(spec.shareMode ?? 'auto');
     opts.onProgress?.(`workspace share: ${share.mode} (${share.reason})`);
@@ -289,15 +295,7 @@ export class QemuDriver implements VmDriver {
     if (!spec.warm) throw new CoworkError('invalidArgument', 'snapshot needs spec.warm.dir');
     const refused = warmRefusal(spec);
     if (refused) throw new CoworkError('unsupported', `cannot take a warm snapshot: ${refused}`);
-    const binaryName = this.binaryFor(spec.image.arch);
-    const binary = await findExecutable(binaryName, this.env);
-    if (!binary) throw new CoworkError('unavailable', `${binaryName} is not installed — run: ${SETUP_FIX}`);
-    await checkReadable(spec);
-    const version = (await qemuVersion(binary)) ?? 'unknown';
-    const verdict = await resolveAccel(
-      spec.accel,
-      this.accelContext(binary, version, spec.image.arch, spec.image.kernel),
-    );
+    const { binary, version, verdict } = await this.prepare(spec);
     const shaped = warmShapedSpec(spec, this.network);
     const key = await warmKey(shaped, await this.hostConfigShape(verdict.accel), version);
     await mkdir(spec.warm.dir, { recursive: true, mode: 0o700 });
