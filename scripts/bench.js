@@ -230,7 +230,7 @@ async function main() {
       ms(x50),
       `${ms(c50)} Controller.exec`,
       `+${ms(x50 - c50)}`,
-      `new process + socket + Controller.exec; goal <= +150 ms; fresh ssh ${ms(f50)} (${ratio(f50, x50)} slower)`,
+      `new process + socket + Controller.exec; goal <= +100 ms; fresh ssh ${ms(f50)} (${ratio(f50, x50)} slower)`,
     ]);
   } else {
     log(`Controller.exec skipped: ${ctl.skipped}`);
