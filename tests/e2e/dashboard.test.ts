@@ -318,6 +318,18 @@ describe('web dashboard in the host Chromium against a real controller and guest
       { timeoutMs: 60_000, intervalMs: 200 },
     );
     expect(await page.getByText(`cowork-vm undo ${taskId}`).count()).toBe(1);
+    // ... and its patch (tasks.diff), the bytes the shell wrote.
+    await waitFor(
+      async () =>
+        /\+task-ran/.test(
+          (await page
+            .locator('.patch-text')
+            .textContent()
+            .catch(() => '')) ?? '',
+        ),
+      'the task page to show the patch of task.txt',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
     await approvals.close();
   });
 

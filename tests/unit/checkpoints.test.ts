@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CheckpointStore } from '../../src/host/checkpoints/index.js';
+import { CheckpointStore, TaskCheckpoints } from '../../src/host/checkpoints/index.js';
 
 /**
  * The checkpoint store on the host: real git, real files. What a task does by shell is done
@@ -163,6 +163,29 @@ describe('checkpoints: diff and undo of shell-style changes', () => {
     const d = await s2.diff('t4');
     expect(d.live).toBe(true);
     expect(d.changes.map((c) => c.path)).toEqual(['a']);
+  });
+});
+
+describe('checkpoints: the patch the dashboard shows (tasks.diff)', () => {
+  it("is the task's patch, cut at a line end under the cap and flagged; an unknown id is notFound", async () => {
+    writeFileSync(join(ws, 'notes.txt'), 'one\n');
+    const hooks = new TaskCheckpoints(await CheckpointStore.open(state, ws, OPTS));
+    await hooks.before({ id: 't9', kind: 'task', label: 'edit' });
+    writeFileSync(join(ws, 'notes.txt'), `${'line of the task\n'.repeat(200)}`);
+    writeFileSync(join(ws, 'new.txt'), 'fresh\n');
+    await hooks.after('t9');
+    const whole = await hooks.patch('t9', 1 << 20);
+    expect(whole).toMatchObject({ checkpoint: 't9', truncated: false, live: false });
+    expect(whole.patch).toContain('+line of the task');
+    expect(whole.patch).toContain('-one');
+    expect(whole.patch).toContain('+fresh');
+    const cut = await hooks.patch('t9', 500);
+    expect(cut.truncated).toBe(true);
+    expect(Buffer.byteLength(cut.patch)).toBeLessThanOrEqual(500);
+    expect(cut.patch.endsWith('\n')).toBe(true);
+    expect(whole.patch.startsWith(cut.patch)).toBe(true);
+    await expect(hooks.patch('nope', 100)).rejects.toMatchObject({ code: 'notFound' });
+    await expect(hooks.patch('../../etc', 100)).rejects.toMatchObject({ code: 'notFound' });
   });
 });
 

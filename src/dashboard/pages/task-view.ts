@@ -15,6 +15,8 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
   const text = h('pre', { class: 'model-text', 'aria-live': 'polite', 'aria-label': 'Model text' });
   const steps = h('ol', { class: 'steps' });
   const changes = h('div', { class: 'changes' });
+  const patch = h('div', { class: 'patch' });
+  let patchOf: string | undefined;
   let entries: TimelineEntry[] = live.entriesOf(id);
   const seen = new Set(entries.map((e) => e.id));
 
@@ -26,7 +28,7 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
     h('section', { class: 'card' }, h('h2', { text: 'Budget' }), meters),
     h('section', { class: 'card' }, h('h2', { text: 'Model text (live)' }), text),
     h('section', { class: 'card' }, h('h2', { text: 'Tool calls' }), steps),
-    h('section', { class: 'card' }, h('h2', { text: 'Workspace changes' }), changes),
+    h('section', { class: 'card' }, h('h2', { text: 'Workspace changes' }), changes, patch),
     h(
       'p',
       {},
@@ -60,11 +62,35 @@ export function taskView(ctx: PageContext, root: HTMLElement, id: string): () =>
   const drawTimeline = () => {
     replace(meters, ...meterRows(entries));
     replace(changes, ...changeRows(id, entries));
+    void drawPatch();
     const list = toolSteps(entries);
     replace(
       steps,
       ...(list.length === 0 ? [h('li', { class: 'muted', text: 'No tool call yet.' })] : list.map(stepItem)),
     );
+  };
+  /** The end checkpoint's patch, fetched once per checkpoint (tasks.diff), under the change set. */
+  const drawPatch = async () => {
+    const c = workspaceChanges(entries);
+    if (!c?.checkpoint || c.lines.length === 0 || patchOf === c.checkpoint || !api.can('tasks.diff')) return;
+    patchOf = c.checkpoint;
+    await act(null, out, async () => {
+      const d = await api.call<{ patch: string; truncated: boolean }>('tasks.diff', {
+        checkpoint: c.checkpoint,
+      });
+      replace(
+        patch,
+        h('pre', { class: 'patch-text', 'aria-label': 'Patch', text: d.patch || '(no text changes)' }),
+        ...(d.truncated
+          ? [
+              h('p', {
+                class: 'muted',
+                text: `The patch is longer than shown: cowork-vm diff ${c.checkpoint}`,
+              }),
+            ]
+          : []),
+      );
+    });
   };
   const refreshSummary = () =>
     act(null, out, async () => drawSummary(await api.call<TaskSummary>('tasks.get', { id })));

@@ -85,6 +85,7 @@ export const CALLS: { [M in CallName]: CallBinding<M> } = {
   status: (_p, c) => c.api.status(),
   'tasks.list': (p, c) => c.api.tasksList(p),
   'tasks.get': (p, c) => c.api.tasksGet(p.id),
+  'tasks.diff': (p, c) => offeredBy(c.api.tasksDiff, 'checkpoints').call(c.api, p.checkpoint),
   'tasks.start': (p, c) => {
     const { context, ...req } = p;
     return c.api.tasksStart(req, narrowContext(c.origin, context));

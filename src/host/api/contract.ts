@@ -147,6 +147,22 @@ export const METHODS = {
     params: byId,
     result: taskSummarySchema,
   }),
+  'tasks.diff': method({
+    description:
+      'The patch of what a task (or agent command, or undo) changed in the workspace, from its checkpoint',
+    minRole: 'viewer',
+    context: 'none',
+    transports: BOTH,
+    params: z.strictObject({ checkpoint: taskId }),
+    result: z.strictObject({
+      checkpoint: z.string(),
+      /** `diff --git` text; binary files are named, not shown. Cut at a line end past the cap. */
+      patch: z.string(),
+      truncated: z.boolean(),
+      /** The work never recorded its end (still running, or the controller stopped first): compared with now. */
+      live: z.boolean(),
+    }),
+  }),
   'tasks.start': method({
     description: 'Start an agent task; answers with its id once it runs',
     minRole: 'operator',

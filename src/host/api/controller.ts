@@ -185,6 +185,10 @@ export interface ControllerApi {
   approvalsAnswer(id: string, verdict: Omit<Verdict, 'by'>, origin: Origin): void;
   tasksList(opts?: { limit?: number }): TaskSummary[];
   tasksGet(id: string): TaskSummary;
+  /** A checkpoint's patch (at most PATCH_BYTES); absent when checkpoints are off. */
+  tasksDiff?(
+    checkpoint: string,
+  ): Promise<{ checkpoint: string; patch: string; truncated: boolean; live: boolean }>;
   /** Starts an agent task; resolves with its id once started. */
   tasksStart(req: TaskStartRequest, origin: Origin): Promise<{ id: string }>;
   tasksCancel(id: string, origin: Origin): void;

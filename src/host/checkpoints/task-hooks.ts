@@ -47,4 +47,26 @@ export class TaskCheckpoints {
     });
     return d;
   }
+
+  /**
+   * `id`'s patch (what `cowork-vm diff` prints), at most `maxBytes` of it: for the dashboard's task
+   * page. `live`: the work never recorded its end, so this is compared with the workspace now.
+   */
+  async patch(
+    id: string,
+    maxBytes: number,
+  ): Promise<{ checkpoint: string; patch: string; truncated: boolean; live: boolean }> {
+    const d = await this.store.diff(id);
+    const full = await this.store.patch(d);
+    const bytes = Buffer.from(full, 'utf8');
+    const truncated = bytes.length > maxBytes;
+    // Cut at a line end inside the cap, so no half line (or half character) is shown.
+    const kept = truncated
+      ? bytes
+          .subarray(0, maxBytes)
+          .toString('utf8')
+          .replace(/[^\n]*$/, '')
+      : full;
+    return { checkpoint: id, patch: kept, truncated, live: d.live };
+  }
 }

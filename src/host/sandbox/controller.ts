@@ -33,6 +33,9 @@ import { describeProtectedChange, type ProtectedChange, type WorkspaceGuard } fr
 import type { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
 
+/** The most of a patch `tasks.diff` answers with (the rest: `cowork-vm diff`). */
+const PATCH_BYTES = 256 * 1024;
+
 export interface ControllerDeps {
   workspace: string;
   stateDir: string;
@@ -54,7 +57,7 @@ export interface ControllerDeps {
   /** Outside agents' tool sessions (`cowork-vm mcp`); absent → tools.* are unsupported. */
   toolSessions?: ToolSessions;
   /** Checkpoints around agent-context commands outside a task (a task's own are the runner's). */
-  checkpoints?: Pick<TaskCheckpoints, 'before' | 'after'>;
+  checkpoints?: Pick<TaskCheckpoints, 'before' | 'after' | 'patch'>;
 }
 
 export interface TaskRunner {
@@ -510,6 +513,15 @@ export class Controller implements ControllerApi {
     const t = this.deps.timeline.getTask(id);
     if (!t) throw new CoworkError('notFound', `no task ${id} — list tasks with \`cowork-vm timeline\``);
     return toSummary(t);
+  }
+
+  async tasksDiff(checkpoint: string) {
+    if (!this.deps.checkpoints)
+      throw new CoworkError(
+        'unsupported',
+        'checkpoints are off for this workspace ([checkpoints] enabled = false)',
+      );
+    return this.deps.checkpoints.patch(checkpoint, PATCH_BYTES);
   }
 
   async tasksStart(req: TaskStartRequest, origin: Origin): Promise<{ id: string }> {
