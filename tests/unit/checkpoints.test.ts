@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -163,6 +164,38 @@ describe('checkpoints: diff and undo of shell-style changes', () => {
     const d = await s2.diff('t4');
     expect(d.live).toBe(true);
     expect(d.changes.map((c) => c.path)).toEqual(['a']);
+  });
+});
+
+describe('checkpoints: a write racing the index update', () => {
+  it("a file rewritten between our read and git's update-index is still seen changing", async () => {
+    // Stands in for the guest writing while the host checkpoints: a `git` first on PATH that,
+    // on its first update-index, rewrites a.txt (same size) before git stats and hashes it.
+    const bin = join(root, 'bin');
+    mkdirSync(bin);
+    const once = join(root, 'raced');
+    const realGit = execFileSync('sh', ['-c', 'command -v git']).toString().trim();
+    writeFileSync(
+      join(bin, 'git'),
+      `#!/bin/sh\nfor a in "$@"; do if [ "$a" = update-index ] && [ ! -e '${once}' ]; then : > '${once}'; printf EVIL > '${join(ws, 'a.txt')}'; fi; done\nexec '${realGit}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    writeFileSync(join(ws, 'a.txt'), 'good');
+    // Settled: older than the "racy" window (mtime and ctime), so only the race could flag it.
+    await new Promise((r) => setTimeout(r, 2200));
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      const store = await CheckpointStore.open(state, ws, OPTS);
+      await store.begin({ id: 'r1', kind: 'task', label: 't' });
+      expect(existsSync(once)).toBe(true);
+      expect(readFileSync(join(ws, 'a.txt'), 'utf8')).toBe('EVIL');
+      await store.finish('r1');
+      const d = await store.diff('r1');
+      expect(d.changes.map((c) => [c.path, c.change])).toEqual([['a.txt', 'modified']]);
+    } finally {
+      process.env.PATH = path;
+    }
   });
 });
 

@@ -49,6 +49,19 @@ export interface SnapshotOptions {
   maxFileBytes: number;
 }
 
+/** The path's lstat differs from `before` (or it is gone): it changed after `before` was taken. */
+function changedSince(path: string, before: Stats | undefined): boolean {
+  const now = lstatSync(path, { throwIfNoEntry: false });
+  if (!now || !before) return true;
+  return (
+    now.ino !== before.ino ||
+    now.size !== before.size ||
+    now.mode !== before.mode ||
+    now.mtimeMs !== before.mtimeMs ||
+    now.ctimeMs !== before.ctimeMs
+  );
+}
+
 /**
  * Reads the workspace into the store. The list of files is git's own (`ls-files --others
  * --exclude-standard`, so `.gitignore` files, `info/exclude` and our exclude list mean exactly what
@@ -104,6 +117,7 @@ export class Snapshotter {
     // change again (chmod, same-size rewrite) without git seeing it, so the next snapshot reads
     // it again whatever git says (git's own "racy" rule covers content, not permission bits).
     const racy: string[] = [];
+    const readStats = new Map<string, Stats>();
     const realDirs = new Map<string, boolean>();
     let bytesRead = 0;
     for (const rel of candidates) {
@@ -112,10 +126,11 @@ export class Snapshotter {
         ? lstatSync(base + rel, { throwIfNoEntry: false })
         : undefined;
       const state = st ? this.#read(rel, st, skipped) : undefined;
-      if (state) {
+      if (state && st) {
         files.set(rel, state);
         bytesRead += state.size;
         stored.push(rel);
+        readStats.set(rel, st);
         if (st && Math.max(st.mtimeMs, st.ctimeMs) >= started - 2000) racy.push(rel);
       } else {
         files.delete(rel);
@@ -143,6 +158,10 @@ export class Snapshotter {
     if (prev) derived.set(snap, { base: prev, touched: candidates });
     const text = this.#serialize(snap);
     await indexed;
+    // git stats and hashes a file itself when it updates the index, after we read it: a write in
+    // between would leave the index clean for bytes this snapshot never saw. A path whose stat now
+    // differs from the one taken before our read is read again next time, whatever git says.
+    if (indexed) for (const rel of stored) if (changedSince(base + rel, readStats.get(rel))) racy.push(rel);
     // Paths left out of the index are read again next time too: git cannot name one that goes.
     this.#savePrev(snap, indexed ? racy : [...new Set([...racy, ...stored])], trees, text);
     return snap;
