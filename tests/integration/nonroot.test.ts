@@ -169,6 +169,8 @@ describe('an ordinary user runs the built CLI', () => {
     for (const f of readdirSync(sourceImage)) {
       if (f.startsWith('.')) continue; // .verified.json belongs to root's cache
       const from = join(sourceImage, f);
+      // The image's files only: root's warm snapshots (warm/) are root's, like its verdicts.
+      if (!statSync(from).isFile()) continue;
       try {
         linkSync(from, join(imageDir, f));
       } catch {
