@@ -292,6 +292,23 @@ describe('exec service', () => {
     }
   });
 
+  it('commands that find the stopped service at once share one restart (one stop counted)', async () => {
+    const s = await open(sshd, keys);
+    try {
+      await rejection(s.exec('kill -KILL $PPID; sleep 5'));
+      const burst = await Promise.all([1, 2, 3, 4, 5].map((i) => s.exec(`echo $PPID ${i}`)));
+      const services = new Set(burst.map((r) => r.stdout.split(' ')[0]));
+      expect(services.size).toBe(1);
+      expect(burst.map((r) => r.stdout.trim().split(' ')[1])).toEqual(['1', '2', '3', '4', '5']);
+      // Two stops so far would still be under the limit of three: a second kill restarts again.
+      await rejection(s.exec('kill -KILL $PPID; sleep 5'));
+      await s.exec('true');
+      expect(s.execPath.mode).toBe('execd');
+    } finally {
+      await s.close();
+    }
+  });
+
   it('after three kills on one connection, commands run on sshd sessions and say why', async () => {
     const s = await open(sshd, keys);
     try {

@@ -215,8 +215,11 @@ export class SshGuestSession implements GuestSession {
     }
     let slot = this.execd.get(conn);
     if (slot) {
-      const current = await slot.service;
+      const awaited = slot.service;
+      const current = await awaited;
       if (!current || current.alive) return current;
+      // Several commands can find the stopped service at once: one restart (and one stop) for all.
+      if (slot.service !== awaited) return this.execdFor(conn);
       slot.stops += 1;
       if (slot.stops >= EXECD_RESTARTS) {
         this.execPathNow = {
