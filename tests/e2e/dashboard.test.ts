@@ -306,30 +306,10 @@ describe('web dashboard in the host Chromium against a real controller and guest
     expect(readFileSync(join(t.workspace, 'task.txt'), 'utf8')).toBe('task-ran\n');
     expect(await page.locator('.meters meter').count()).toBeGreaterThan(0);
     // The end checkpoint's change set: what the shell wrote, not only the file tools.
-    await waitFor(
-      async () =>
-        /A {2}task\.txt/.test(
-          (await page
-            .locator('.change-set')
-            .textContent()
-            .catch(() => '')) ?? '',
-        ),
-      'the task page to show task.txt in its workspace changes',
-      { timeoutMs: 60_000, intervalMs: 200 },
-    );
+    await waitForText(page, '.change-set', /A {2}task\.txt/, 'task.txt in its workspace changes', 60_000);
     expect(await page.getByText(`cowork-vm undo ${taskId}`).count()).toBe(1);
     // ... and its patch (tasks.diff), the bytes the shell wrote.
-    await waitFor(
-      async () =>
-        /\+task-ran/.test(
-          (await page
-            .locator('.patch-text')
-            .textContent()
-            .catch(() => '')) ?? '',
-        ),
-      'the task page to show the patch of task.txt',
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    await waitForText(page, '.patch-text', /\+task-ran/, 'the patch of task.txt', 30_000);
     await approvals.close();
   });
 
@@ -427,6 +407,21 @@ describe('web dashboard in the host Chromium against a real controller and guest
     return new URL(page.url()).origin;
   }
 });
+
+/** Waits until the element `selector` on `page` (once it exists) has text matching `re`. */
+async function waitForText(page: Page, selector: string, re: RegExp, what: string, timeoutMs: number) {
+  await waitFor(
+    async () =>
+      re.test(
+        (await page
+          .locator(selector)
+          .textContent()
+          .catch(() => '')) ?? '',
+      ),
+    `the task page to show ${what}`,
+    { timeoutMs, intervalMs: 200 },
+  );
+}
 
 /**
  * Another site on this host's loopback: a page whose script tries to answer an approval on

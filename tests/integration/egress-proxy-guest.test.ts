@@ -5,14 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryApprovalBroker } from '../../src/host/approvals/index.js';
 import { type EgressEvent, EgressProxy } from '../../src/host/egress/index.js';
 import { CoworkError } from '../../src/host/errors.js';
-import { hostPaths, sandboxStateDir } from '../../src/host/paths.js';
-import { Sandbox } from '../../src/host/sandbox/sandbox.js';
+import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
 import { ensureSandboxKeys } from '../../src/host/ssh/keys.js';
 import { connectSsh } from '../../src/host/ssh/ssh-connection.js';
 import { Timeline } from '../../src/host/timeline/index.js';
-import { createDriver } from '../../src/host/vm/index.js';
 import { closeServer, type SeenRequest, startOrigin } from '../helpers/egress.js';
-import { makeTestEnv, type TestSandboxEnv } from '../helpers/sandbox.js';
+import { makeTestEnv, startGuestBehindProxy, type TestSandboxEnv } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 // Egress from a real QEMU guest (TCG): the proxy on host loopback is the guest's only way out,
@@ -33,8 +31,6 @@ const events: EgressEvent[] = [];
 beforeAll(async () => {
   t = makeTestEnv('egress-guest');
   origin = await startOrigin();
-  const paths = hostPaths(t.env);
-  const stateDir = sandboxStateDir(paths, t.workspace);
   timeline = Timeline.open(join(t.root, 'timeline.db'));
   broker = new MemoryApprovalBroker({ timeline });
   proxy = new EgressProxy({
@@ -53,18 +49,7 @@ beforeAll(async () => {
     dial: ({ address, port }) => net.connect(port === 80 || port === 443 ? origin.port : port, address),
   });
   const { port: proxyPort } = await proxy.start();
-  sandbox = await Sandbox.start({
-    workspace: t.workspace,
-    stateDir,
-    paths,
-    driver: await createDriver(process.platform, { paths }),
-    image: 'base',
-    cpus: 1,
-    memoryMiB: 768,
-    accel: 'tcg',
-    share: 'auto',
-    egress: { hostPort: proxyPort },
-  });
+  sandbox = await startGuestBehindProxy(t, proxyPort);
 });
 
 afterAll(async () => {
