@@ -22,7 +22,7 @@ import { guestTrust } from './guest-trust.js';
 import { CleanupStack, type StopHook, superviseLifecycle } from './lifecycle.js';
 import { SandboxLock } from './lock.js';
 import { recordWorkspaceStart } from './recent.js';
-import { Sandbox, type SandboxOptions } from './sandbox.js';
+import { Sandbox } from './sandbox.js';
 import { TaskScopes } from './task-scope.js';
 import { createTaskRunner, taskToolSetup } from './tasks.js';
 import { resolveWorkspace } from './workspace.js';
@@ -309,7 +309,7 @@ async function bootSandbox(
     memoryMiB: vm.memoryMiB,
     accel: deps.accel,
     share: opts.share ?? (config.vm.share as ShareMode | 'auto'),
-    egress: sandboxEgress(deps.egressPort),
+    egress: { hostPort: deps.egressPort },
     warm: opts.warm ?? config.vm.warm,
     onProgress: ctx.progress,
     protect: protectPlan,
@@ -330,14 +330,6 @@ async function bootSandbox(
     bootMs: sandbox.info.bootMs,
   });
   return sandbox;
-}
-
-/**
- * How a sandbox reaches its egress proxy on `port`. `cowork-vm image warm` builds its snapshot's
- * VM with the same function, so the NIC of the snapshot and of a sandbox cannot differ.
- */
-export function sandboxEgress(port: number): NonNullable<SandboxOptions['egress']> {
-  return { hostPort: port };
 }
 
 /**

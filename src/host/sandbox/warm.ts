@@ -8,7 +8,6 @@ import type { Accel, Arch, VmSpec, WarmSnapshotInfo } from '../vm/driver.js';
 import { ImageStore } from '../vm/images.js';
 import { createDriver, parseAccel } from '../vm/index.js';
 import { guestEgress, vmSpec } from './sandbox.js';
-import { sandboxEgress } from './serve.js';
 import { resolveWorkspace } from './workspace.js';
 
 export interface WarmImageOptions {
@@ -61,7 +60,7 @@ export async function warmImage(opts: WarmImageOptions = {}): Promise<WarmSnapsh
         base,
         image,
         mkdtempSync(join(scratch, 'seed-')),
-        guestEgress({ driver, egress: sandboxEgress(1) }),
+        guestEgress({ driver, egress: { hostPort: 1 } }),
       ),
       name: `cowork-warm-${imageName}`,
     };

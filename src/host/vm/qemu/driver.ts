@@ -322,7 +322,6 @@ export class QemuDriver implements VmDriver {
       cpus: spec.cpus,
       memoryMiB: spec.memoryMiB,
       image: spec.image,
-      egress: Boolean(spec.egress),
       bytes: size,
       createdAt: new Date().toISOString(),
     });

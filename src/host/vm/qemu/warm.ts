@@ -58,7 +58,6 @@ export async function warmKey(spec: VmSpec, host: QemuHostConfig, qemuVersion: s
       workspace: { ...spec.workspace, hostPath: '/warm/workspace' },
       seed: { ...spec.seed, hostPath: '/warm/seed' },
       runDir: '/warm',
-      egress: spec.egress && { ...spec.egress, hostPort: 1 },
       cacheDisk: spec.cacheDisk && { path: '/warm/cache' },
     },
     {
