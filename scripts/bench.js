@@ -39,6 +39,8 @@ const load = () =>
     .join(' ');
 
 const live = new Set();
+/** The guest's boot step breakdowns, printed under the table. */
+const stepLines = [];
 const tmp = mkdtempSync(join(tmpdir(), 'cvm-bench-bare-'));
 async function cleanupAll() {
   for (const sb of live) await sb.dispose();
@@ -110,7 +112,9 @@ async function warmStartRow(coldMs, coldShare, cold9pMs) {
   const ready = [];
   for (let i = 1; i <= BOOTS; i++) {
     const sb = await boot('auto', `warm start ${i}/${BOOTS}`, true);
-    const { start, startReason } = sb.running.sandbox.info;
+    const { start, startReason, bootSteps } = sb.running.sandbox.info;
+    if (i === BOOTS)
+      stepLines.push(stepsLine(`boot steps, warm start ${i}/${BOOTS} (${ms(sb.readyMs)})`, bootSteps));
     await sb.dispose();
     if (start !== 'warm') throw new Error(`warm start ${i} booted cold: ${startReason}`);
     ready.push(sb.readyMs);
@@ -127,6 +131,22 @@ async function warmStartRow(coldMs, coldShare, cold9pMs) {
   ];
 }
 
+/**
+ * Where one boot's time went, from the guest's COWORK-TIME line: each step's end in seconds of
+ * guest uptime and its own share. A restored guest's list starts at "go".
+ */
+function stepsLine(label, steps) {
+  if (!steps) return `${label}: the guest printed no COWORK-TIME line`;
+  const entries = Object.entries(steps);
+  let prev = entries[0]?.[0] === 'go' ? entries[0][1] : 0;
+  const parts = entries.map(([name, end]) => {
+    const part = `${name} ${end.toFixed(2)} (+${(end - prev).toFixed(2)})`;
+    prev = end;
+    return part;
+  });
+  return `${label}, guest uptime in s (step +its share): ${parts.join(', ')}`;
+}
+
 /** How the session ran the commands: the exec service, or sshd sessions and why. */
 function execPathNote(sb) {
   const p = sb.running.sandbox.session.execPath;
@@ -139,6 +159,7 @@ async function main() {
   log(`${availableParallelism()} CPUs, load average ${startLoad}`);
   const initrd = writeBareInitramfs(tmp);
   const rows = [];
+  stepLines.length = 0;
 
   log(`cowork-vm --version vs node -e 0, x${CLI_RUNS} each`);
   const startup = await timeCliStartup(CLI_RUNS);
@@ -172,6 +193,13 @@ async function main() {
   sb = await boot('virtiofs', 'boot 3/3');
   sandboxBoots.push(sb);
   const sReady = sandboxBoots.map((b) => b.readyMs);
+  const medianBoot = [...sandboxBoots].sort((a, b) => a.readyMs - b.readyMs)[1];
+  stepLines.push(
+    stepsLine(
+      `boot steps, cold (${like.shareMode}, median boot ${ms(medianBoot.readyMs)})`,
+      medianBoot.running.sandbox.info.bootSteps,
+    ),
+  );
   const bReady = bareBoots.map((b) => b.ms);
   const sFirst = median(sandboxBoots.map((b) => b.firstLineMs ?? Number.NaN));
   const bFirst = median(bareBoots.map((b) => b.firstLineMs));
@@ -276,6 +304,8 @@ async function main() {
       `guest ${like.cpus} vCPU / ${like.memoryMiB} MiB, load average ${startLoad} at start, ${load()} at end`,
     '',
     table(header, rows),
+    '',
+    ...stepLines,
     '',
     ...policy.lines,
     ...egress.lines,

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,8 +58,18 @@ describe('guest trust', () => {
     const base = { hostPrivateKey: 'k', clientPublicKey: 'p', agentUid: 1000, agentGid: 1000, hostname: 'h' };
     const ca = SandboxCA.create('seed');
     writeSeed(seed, { ...base, trust: [ca.certPem, corp.certPem] });
-    expect(readdirSync(join(seed, 'trust'))).toEqual(['00.crt', '01.crt']);
+    expect(readdirSync(join(seed, 'trust')).sort()).toEqual(['00.crt', '01.crt', 'hashes']);
     expect(readFileSync(join(seed, 'trust', '00.crt'), 'utf8')).toBe(ca.certPem);
+    // Each CA's OpenSSL subject hash, as `openssl x509 -hash` gives it (the guest's CApath link name).
+    const want = ['00.crt', '01.crt']
+      .map((f) => {
+        const h = execFileSync('openssl', ['x509', '-hash', '-noout', '-in', join(seed, 'trust', f)], {
+          encoding: 'utf8',
+        }).trim();
+        return `${f} ${h}\n`;
+      })
+      .join('');
+    expect(readFileSync(join(seed, 'trust', 'hashes'), 'utf8')).toBe(want);
     const leaf = ca.issue('api.test');
     expect(() => writeSeed(seed, { ...base, trust: [leaf.keyPem] })).toThrow(/not a single PEM certificate/);
     expect(() => writeSeed(seed, { ...base, trust: [`${ca.certPem}${leaf.keyPem}`] })).toThrow(

@@ -33,6 +33,8 @@ echo "STAGE rootfs pretend mke2fs"
 printf 'rootfs' >"$out/rootfs.ext4"; printf 'initrd' >"$out/initrd.img"
 # the build checks the kernel's format: an x86 bzImage header ("HdrS" at 0x202)
 { head -c 514 /dev/zero; printf 'HdrS'; } >"$out/vmlinuz"
+# and, on amd64, the uncompressed kernel: an x86-64 ELF (e_machine 62 at offset 18)
+{ printf '\\177ELF\\002\\001\\001'; head -c 11 /dev/zero; printf '\\076'; head -c 45 /dev/zero; } >"$out/vmlinux"
 printf 'ext4\\n' >"$out/modules.list"; printf 'git\\t1:2.39\\nopenssh-server\\t1:9.2p1\\n' >"$out/packages.tsv"
 echo 6.1.0-test >"$out/kernel-version"
 echo "STAGE-DONE rootfs 0.5"

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CoworkError } from '../../src/host/errors.js';
-import { assertBootableKernel, kernelFormatOf } from '../../src/host/vm/kernel-format.js';
+import { assertBootableKernel, assertPvhKernel, kernelFormatOf } from '../../src/host/vm/kernel-format.js';
 
 function header(at: number, magic: string, size = 1024): Buffer {
   const b = Buffer.alloc(size);
@@ -40,5 +40,24 @@ describe('kernel format', () => {
     expect(() => assertBootableKernel(f, 'arm64')).toThrow(
       /compressed; Virtualization.framework needs the raw arm64 Image/,
     );
+  });
+
+  it('takes an x86-64 ELF as the PVH kernel and refuses anything else or nothing', () => {
+    const f = join(tmpdir(), `kpvh-${process.pid}`);
+    const elf = Buffer.alloc(64);
+    elf.write('\x7fELF', 0, 'latin1');
+    elf[4] = 2; // ELFCLASS64
+    elf[5] = 1; // little-endian
+    elf.writeUInt16LE(62, 18); // EM_X86_64
+    writeFileSync(f, elf);
+    expect(() => assertPvhKernel(f)).not.toThrow();
+    elf.writeUInt16LE(183, 18); // EM_AARCH64
+    writeFileSync(f, elf);
+    expect(() => assertPvhKernel(f)).toThrow(
+      /not an x86-64 ELF kernel.*cowork-vm image build NAME --arch amd64/,
+    );
+    writeFileSync(f, header(0x202, 'HdrS')); // a bzImage is not it
+    expect(() => assertPvhKernel(f)).toThrow(/not an x86-64 ELF kernel/);
+    expect(() => assertPvhKernel(`${f}-absent`)).toThrow(/wrote no .*uncompressed amd64 kernel/);
   });
 });

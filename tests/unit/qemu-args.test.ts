@@ -136,6 +136,25 @@ describe('buildQemuArgs: disks and shares', () => {
     expect(one(args, '-initrd')).toBe('/img/initrd.img');
   });
 
+  it('boots the uncompressed PVH kernel when the image has one, but the bzImage in the vz profile', () => {
+    const image = {
+      kernel: '/img/vmlinuz',
+      pvhKernel: '/img/vmlinux',
+      initrd: '/img/initrd.img',
+      rootfs: '/img/rootfs.ext4',
+      arch: 'x86_64' as const,
+    };
+    expect(one(buildQemuArgs(spec({ image }), host()).args, '-kernel')).toBe('/img/vmlinux');
+    const vzHost = host({
+      shareMode: 'virtiofs',
+      virtiofsSocketPath: '/state/run/virtiofs.sock',
+      seedVirtiofsSocketPath: '/state/run/virtiofs-seed.sock',
+    });
+    expect(
+      one(buildQemuArgs(spec({ image, deviceProfile: 'vz', shareMode: 'virtiofs' }), vzHost).args, '-kernel'),
+    ).toBe('/img/vmlinuz');
+  });
+
   it('9p workspace is read-write and seed is read-only, both with the given security model', () => {
     const { args } = buildQemuArgs(spec(), host({ ninePSecurityModel: 'none' }));
     expect(values(args, '-fsdev')).toEqual([

@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConsoleWatcher, consoleTail } from '../../src/host/vm/console-watch.js';
+import { ConsoleWatcher, consoleTail, parseBootSteps } from '../../src/host/vm/console-watch.js';
 
 let dir: string;
 let log: string;
@@ -60,5 +60,21 @@ describe('consoleTail', () => {
 
   it('is empty for a missing file', async () => {
     expect(await consoleTail(join(dir, 'missing.log'))).toBe('');
+  });
+});
+
+describe('parseBootSteps', () => {
+  it('reads the COWORK-TIME line in order and ignores every other line', () => {
+    const steps = parseBootSteps('COWORK-TIME kernel=0.91 modules=1.62 init=1.8 listening=3.40');
+    expect(steps).toEqual({ kernel: 0.91, modules: 1.62, init: 1.8, listening: 3.4 });
+    expect(Object.keys(steps ?? {})).toEqual(['kernel', 'modules', 'init', 'listening']);
+    expect(parseBootSteps('COWORK-READY {"share":"9p"}')).toBeUndefined();
+    expect(parseBootSteps('cowork-init: COWORK-TIME')).toBeUndefined();
+  });
+
+  it('refuses a line the guest garbled rather than reading half of it', () => {
+    expect(parseBootSteps('COWORK-TIME kernel=0.91 modules=oops')).toBeUndefined();
+    expect(parseBootSteps('COWORK-TIME __proto__=1')).toBeUndefined();
+    expect(parseBootSteps('COWORK-TIME kernel=1e99')).toBeUndefined();
   });
 });

@@ -55,6 +55,8 @@ export interface SandboxInfo {
   /** The egress proxy as the guest reaches it (for HTTP_PROXY-style settings), when there is one. */
   guestProxyUrl?: string;
   bootMs: number;
+  /** Where the guest's boot went: each step's end in seconds of guest uptime (COWORK-TIME). */
+  bootSteps?: Record<string, number>;
   startedAt: string;
   /** The cache disk attached to this boot, if any. */
   cache?: Pick<CacheDiskInfo, 'name' | 'sizeBytes' | 'kind'>;
@@ -127,6 +129,7 @@ export class Sandbox extends EventEmitter {
       vmPid: vm.pid,
       guestProxyUrl: egress && `http://${egress.guestAddress}:${egress.guestPort}`,
       bootMs: Date.now() - t0,
+      ...(vm.info.bootSteps ? { bootSteps: vm.info.bootSteps } : {}),
       start: vm.info.start?.kind ?? 'cold',
       ...(vm.info.start?.reason ? { startReason: vm.info.start.reason } : {}),
       startedAt: new Date().toISOString(),

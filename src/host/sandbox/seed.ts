@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoworkError } from '../errors.js';
+import { subjectHash } from './cert-hash.js';
 
 export interface SeedInput {
   hostPrivateKey: string;
@@ -69,10 +70,15 @@ export function writeSeed(dir: string, input: SeedInput): void {
 
 const PEM_CERT = /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?$/;
 
-/** `trust/NN.crt`, one certificate each; anything but a lone PEM certificate is refused. */
+/**
+ * `trust/NN.crt`, one certificate each; anything but a lone PEM certificate is refused. Plus
+ * `trust/hashes`: "NN.crt HASH" per line, each CA's OpenSSL subject hash, so the guest links it
+ * into /etc/ssl/certs without starting openssl per CA.
+ */
 function writeTrust(dir: string, pems: readonly string[]): void {
   if (pems.length === 0) return;
   mkdirSync(join(dir, 'trust'), { mode: 0o755 });
+  const hashes: string[] = [];
   pems.forEach((pem, i) => {
     const text = ensureNl(pem.replace(/\r\n/g, '\n').trim());
     if (!PEM_CERT.test(text)) {
@@ -81,8 +87,21 @@ function writeTrust(dir: string, pems: readonly string[]): void {
         `trusted CA #${i + 1} for the guest is not a single PEM certificate (a key or other data never goes into the guest)`,
       );
     }
-    writeFileSync(join(dir, 'trust', `${String(i).padStart(2, '0')}.crt`), text, { mode: 0o644 });
+    const name = `${String(i).padStart(2, '0')}.crt`;
+    writeFileSync(join(dir, 'trust', name), text, { mode: 0o644 });
+    let hash: string;
+    try {
+      hash = subjectHash(text);
+    } catch (err) {
+      throw new CoworkError(
+        'invalidArgument',
+        `trusted CA #${i + 1} for the guest is not a valid certificate`,
+        err,
+      );
+    }
+    hashes.push(`${name} ${hash}\n`);
   });
+  writeFileSync(join(dir, 'trust', 'hashes'), hashes.join(''), { mode: 0o644 });
 }
 
 function ensureNl(s: string): string {

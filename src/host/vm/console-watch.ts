@@ -1,9 +1,27 @@
 import { open } from 'node:fs/promises';
 
+/** The guest's boot step times (docs/guest-contract.md). */
+const TIME_RE = /COWORK-TIME((?:\s+[a-z]+=\d+(?:\.\d+)?)+)\s*$/;
+
+/** Each boot step's end, in seconds of guest uptime, in the guest's order (docs/guest-contract.md). */
+export type BootSteps = Record<string, number>;
+
+/** Parses a COWORK-TIME line; undefined for any other line. */
+export function parseBootSteps(line: string): BootSteps | undefined {
+  const m = TIME_RE.exec(line);
+  if (!m) return undefined;
+  const steps: BootSteps = {};
+  for (const pair of m[1]!.trim().split(/\s+/)) {
+    const [name, value] = pair.split('=') as [string, string];
+    steps[name] = Number(value);
+  }
+  return steps;
+}
+
 /**
  * Follows the guest console log file QEMU writes (a file chardev) and hands out complete
  * lines. Polling, not fs.watch: it behaves the same on every filesystem and the cost is a
- * small read every 100 ms while a guest boots.
+ * small read every 25 ms while a guest boots (a ready line waits half of that on average).
  */
 export class ConsoleWatcher {
   private offset = 0;
@@ -14,7 +32,7 @@ export class ConsoleWatcher {
   constructor(
     private readonly path: string,
     private readonly onLine: (line: string) => void,
-    private readonly intervalMs = 100,
+    private readonly intervalMs = 25,
   ) {}
 
   start(): void {

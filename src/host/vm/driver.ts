@@ -27,6 +27,12 @@ export interface ShareSpec {
 /** The guest image files a driver boots (produced by the image store). */
 export interface BootImage {
   kernel: string;
+  /**
+   * x86_64: the same kernel uncompressed (an ELF with a PVH entry note). QEMU boots it directly,
+   * skipping the bzImage's own decompressor, which under TCG costs ~2.6 s per boot; VZ and QEMU's
+   * "vz" device profile boot `kernel`.
+   */
+  pvhKernel?: string;
   initrd: string;
   rootfs: string; // read-only ext4, attached as the first virtio-blk disk
   arch: Arch;
@@ -160,6 +166,8 @@ export interface VmHandle {
     hostPorts: Record<number, number>;
     /** How this guest started: restored from a warm snapshot, or booted (with why not warm). */
     start?: { kind: 'warm' | 'cold'; reason?: string };
+    /** Each boot step's end in seconds of guest uptime, when the guest printed them (COWORK-TIME). */
+    bootSteps?: Record<string, number>;
   };
   /** A byte stream to a guest port (host-forwarded TCP under QEMU, vsock under VZ). */
   connect(guestPort: number): Promise<Duplex>;

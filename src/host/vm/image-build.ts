@@ -8,13 +8,14 @@ import type { ImageCache } from './image-cache.js';
 import {
   IMAGE_FILES,
   type ImageManifest,
+  OPTIONAL_IMAGE_FILES,
   parsePackages,
   readManifest,
   sha256File,
   writeManifest,
 } from './image-manifest.js';
 import { hostImageArch, type ImageArch, parseImageArch } from './image-recipe.js';
-import { assertBootableKernel } from './kernel-format.js';
+import { assertBootableKernel, assertPvhKernel } from './kernel-format.js';
 
 /**
  * Building a guest image: runs images/build-image.sh in a temp folder of the cache, records the
@@ -83,6 +84,7 @@ export async function buildImage(
     // The image's kernel must be what VZ and QEMU's direct boot load (a raw arm64 Image, an
     // x86 bzImage): a build that produced anything else is not installed.
     assertBootableKernel(join(tmp, 'vmlinuz'), arch);
+    if (arch === 'amd64') assertPvhKernel(join(tmp, 'vmlinux'));
     const t0 = Date.now();
     progress('manifest', 'checksums and manifest.json');
     const manifest = await makeManifest(tmp, { name, arch, hash, stages, started, env: opts.env });
@@ -201,6 +203,10 @@ async function makeManifest(
   for (const file of IMAGE_FILES) {
     const path = join(dir, file);
     files[file] = { size: statSync(path).size, sha256: await sha256File(path) };
+  }
+  for (const file of OPTIONAL_IMAGE_FILES) {
+    const path = join(dir, file);
+    if (existsSync(path)) files[file] = { size: statSync(path).size, sha256: await sha256File(path) };
   }
   return {
     schema: 1,

@@ -131,6 +131,7 @@ export class ImageCache {
       manifest,
       boot: {
         kernel: join(dir, 'vmlinuz'),
+        ...(manifest.files.vmlinux ? { pvhKernel: join(dir, 'vmlinux') } : {}),
         initrd: join(dir, 'initrd.img'),
         rootfs: join(dir, 'rootfs.ext4'),
         arch: driverArch(a),

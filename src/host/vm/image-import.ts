@@ -6,7 +6,14 @@ import { createGunzip } from 'node:zlib';
 import { CoworkError } from '../errors.js';
 import { type ArchiveProgress, buildCommand } from './image-archive.js';
 import type { ImageCache } from './image-cache.js';
-import { IMAGE_FILES, ImageManifest, MANIFEST_FILE, verifyFiles, writeManifest } from './image-manifest.js';
+import {
+  IMAGE_FILES,
+  ImageManifest,
+  MANIFEST_FILE,
+  OPTIONAL_IMAGE_FILES,
+  verifyFiles,
+  writeManifest,
+} from './image-manifest.js';
 import type { ImageArch } from './image-recipe.js';
 import { BLOCK, ChunkReader, isPlainName, padding, parseHeader } from './image-tar.js';
 
@@ -213,12 +220,12 @@ async function readArchiveManifest(
   }
   const m = parsed.data;
   // Exactly the files a build writes: nothing the importer would not know how to treat.
-  const known: readonly string[] = IMAGE_FILES;
+  const known: readonly string[] = [...IMAGE_FILES, ...OPTIONAL_IMAGE_FILES];
   const badName = Object.keys(m.files).find((f) => !isPlainName(f) || !known.includes(f));
   if (badName !== undefined) {
     throw new CoworkError(
       'invalidArgument',
-      `the archive's manifest lists "${badName}", which is not an image file (${IMAGE_FILES.join(', ')})`,
+      `the archive's manifest lists "${badName}", which is not an image file (${known.join(', ')})`,
     );
   }
   const absent = IMAGE_FILES.filter((f) => !m.files[f]);

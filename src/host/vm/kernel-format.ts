@@ -37,6 +37,39 @@ export function readKernelFormat(path: string): KernelFormat {
 const WANTED: Record<ImageArch, KernelFormat> = { arm64: 'arm64-image', amd64: 'x86-bzimage' };
 
 /** Throws unless `path` is a kernel VZ (and QEMU's direct boot) can load for `arch`. */
+/** An amd64 image's vmlinux must be an x86-64 ELF (QEMU then refuses it itself if it lacks the PVH note). */
+export function assertPvhKernel(path: string): void {
+  const buf = Buffer.alloc(20);
+  let n = 0;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      n = readSync(fd, buf, 0, buf.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    throw new CoworkError(
+      'invalidArgument',
+      `the build wrote no ${path} (the uncompressed amd64 kernel)`,
+      err,
+    );
+  }
+  // "\x7fELF", ELFCLASS64, little-endian; e_machine 62 (x86-64) at offset 18.
+  if (
+    n < 20 ||
+    buf.readUInt32BE(0) !== 0x7f454c46 ||
+    buf[4] !== 2 ||
+    buf[5] !== 1 ||
+    buf.readUInt16LE(18) !== 62
+  ) {
+    throw new CoworkError(
+      'invalidArgument',
+      `${path} is not an x86-64 ELF kernel; rebuild the image with \`cowork-vm image build NAME --arch amd64\``,
+    );
+  }
+}
+
 export function assertBootableKernel(path: string, arch: ImageArch): void {
   const found = readKernelFormat(path);
   if (found === WANTED[arch]) return;

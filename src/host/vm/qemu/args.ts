@@ -100,7 +100,7 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
     );
   }
   for (const [what, p] of [
-    ['kernel', spec.image.kernel],
+    ['kernel', bootKernel(spec)],
     ['initrd', spec.image.initrd],
     ['rootfs', spec.image.rootfs],
     ['workspace', spec.workspace.hostPath],
@@ -143,6 +143,11 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
     if (!word || /\s/.test(word))
       throw invalid(`kernel argument ${JSON.stringify(word)} is empty or has spaces`);
   }
+}
+
+/** The kernel file QEMU loads: the PVH ELF when the image has one, except in the "vz" profile (VZ boots the bzImage). */
+export function bootKernel(spec: VmSpec): string {
+  return deviceProfileOf(spec) !== 'vz' && spec.image.pvhKernel ? spec.image.pvhKernel : spec.image.kernel;
 }
 
 export function deviceProfileOf(spec: VmSpec): DeviceProfile {
@@ -307,7 +312,7 @@ export function buildQemuArgs(spec: VmSpec, host: QemuHostConfig): QemuCommand {
     '-qmp',
     `unix:${escapeOptionValue(host.qmpSocketPath)},server=on,wait=off`,
     '-kernel',
-    spec.image.kernel,
+    bootKernel(spec),
     '-initrd',
     spec.image.initrd,
     '-append',

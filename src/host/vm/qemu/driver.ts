@@ -425,7 +425,7 @@ export class QemuDriver implements VmDriver {
         ]);
         await sendGo(hostPorts[WARM_GO_PORT]!, timeoutMs);
       }
-      await waitForReady(handle, {
+      const steps = await waitForReady(handle, {
         consoleLogPath,
         spawnFailure,
         timeoutMs,
@@ -433,6 +433,7 @@ export class QemuDriver implements VmDriver {
         onProgress: opts.onProgress,
         readyLine: ctx.mode.kind === 'snapshot' ? WARM_POINT_RE : undefined,
       });
+      if (steps) handle.info.bootSteps = steps;
       if (ctx.mode.kind === 'snapshot') {
         qmp = await QmpClient.connect(qmpSocketPath, { timeoutMs: 5000 });
         await saveSnapshot(qmp, ctx.mode.file, timeoutMs);

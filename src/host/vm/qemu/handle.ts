@@ -29,6 +29,8 @@ export interface QemuProcessParts {
     shareMode: ShareMode;
     hostPorts: Record<number, number>;
     start?: { kind: 'warm' | 'cold'; reason?: string };
+    /** Boot step ends in seconds of guest uptime, as the guest printed them (COWORK-TIME). */
+    bootSteps?: Record<string, number>;
   };
 }
 

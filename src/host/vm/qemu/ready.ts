@@ -1,14 +1,14 @@
 import { CoworkError } from '../../errors.js';
-import { ConsoleWatcher, consoleTail } from '../console-watch.js';
+import { type BootSteps, ConsoleWatcher, consoleTail, parseBootSteps } from '../console-watch.js';
 import type { QemuVmHandle } from './handle.js';
 
 /** The guest's readiness and failure lines (docs/guest-contract.md). */
 const READY_RE = /COWORK-READY(?:\s+(\{.*\}))?/;
 const FATAL_RE = /COWORK-FATAL\s*(.*)/;
-
 /**
  * Resolves on the guest's COWORK-READY line; rejects on COWORK-FATAL, QEMU exiting, the boot
- * timeout or the abort signal — each with the last console lines so the user sees why.
+ * timeout or the abort signal — each with the last console lines so the user sees why. Returns
+ * the boot step times the guest printed on its way (COWORK-TIME), when it printed them.
  */
 export async function waitForReady(
   handle: QemuVmHandle,
@@ -21,8 +21,9 @@ export async function waitForReady(
     /** The line that counts as ready (default COWORK-READY; a snapshot boot waits for its warm point). */
     readyLine?: RegExp;
   },
-): Promise<void> {
+): Promise<BootSteps | undefined> {
   const ready = o.readyLine ?? READY_RE;
+  let steps: BootSteps | undefined;
   let watcher: ConsoleWatcher | undefined;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
@@ -35,6 +36,7 @@ export async function waitForReady(
       };
       watcher = new ConsoleWatcher(o.consoleLogPath, (line) => {
         o.onProgress?.(line);
+        steps = parseBootSteps(line) ?? steps;
         if (ready.test(line)) resolve();
         const fatal = FATAL_RE.exec(line);
         if (fatal) void fail('unavailable', `the guest failed to boot: ${fatal[1] || 'COWORK-FATAL'}`);
@@ -60,4 +62,5 @@ export async function waitForReady(
     clearTimeout(timer);
     if (onAbort) o.signal?.removeEventListener('abort', onAbort);
   }
+  return steps;
 }

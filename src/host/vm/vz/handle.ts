@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoworkError } from '../../errors.js';
-import { ConsoleWatcher, consoleTail } from '../console-watch.js';
+import { ConsoleWatcher, consoleTail, parseBootSteps } from '../console-watch.js';
 import type { VmExitInfo, VmHandle, VmState } from '../driver.js';
 import { describeVmExit } from '../exit-reason.js';
 import { FromRunner, type ToRunner } from './ipc.js';
@@ -29,7 +29,7 @@ type Pending = { resolve: (s: Duplex) => void; reject: (e: Error) => void; timer
  */
 export class VzVmHandle extends EventEmitter implements VmHandle {
   private _state: VmState = 'starting';
-  readonly info = { accel: 'hvf' as const, shareMode: 'virtiofs' as const, hostPorts: {} };
+  readonly info: VmHandle['info'] = { accel: 'hvf', shareMode: 'virtiofs', hostPorts: {} };
   readonly exited: Promise<VmExitInfo>;
   private nextId = 1;
   private readonly waiting = new Map<number, Pending>();
@@ -49,7 +49,9 @@ export class VzVmHandle extends EventEmitter implements VmHandle {
   ) {
     super();
     this.watcher = new ConsoleWatcher(consoleLogPath, (line) => {
-      if (line.startsWith('COWORK-READY')) {
+      const steps = parseBootSteps(line);
+      if (steps) this.info.bootSteps = steps;
+      else if (line.startsWith('COWORK-READY')) {
         this.ready = true;
         this.progress.emit('change');
       } else if (line.startsWith('COWORK-FATAL')) this.fail(line);
