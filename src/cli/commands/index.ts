@@ -1,62 +1,50 @@
 import type { Command } from 'commander';
-import * as approvals from './approvals.js';
-import * as cache from './cache.js';
-import * as cancel from './cancel.js';
-import * as checkpoints from './checkpoints.js';
-import * as dashboard from './dashboard.js';
-import * as devices from './devices.js';
-import * as diff from './diff.js';
-import * as doctor from './doctor.js';
-import * as exec from './exec.js';
-import * as forward from './forward.js';
-import * as image from './image.js';
-import * as jobs from './jobs.js';
-import * as mcp from './mcp.js';
-import * as models from './models.js';
-import * as pair from './pair.js';
-import * as policy from './policy.js';
-import * as run from './run.js';
-import * as secrets from './secrets.js';
-import * as start from './start.js';
-import * as status from './status.js';
-import * as stop from './stop.js';
-import * as timeline from './timeline.js';
-import * as tray from './tray.js';
-import * as undo from './undo.js';
-
 /**
  * Every command module exports `register(program)`; the order here is the order in --help.
  * A command module imports only commander, ../common.js and type-only host modules at the top:
  * its implementation is imported inside its action, so --help and --version load nothing else
- * (tests/integration/cli-startup.test.ts checks what the built binary resolves).
+ * (tests/integration/cli-startup.test.ts checks what the built binary resolves). `names` are
+ * the top-level commands (and aliases) each one registers (tests/unit/cli-commands.test.ts
+ * checks them): a run that names one loads only that module.
  */
-const COMMANDS: { register(program: Command): void }[] = [
-  start,
-  status,
-  exec,
-  jobs,
-  forward,
-  run,
-  mcp,
-  models,
-  cancel,
-  stop,
-  approvals,
-  tray,
-  dashboard,
-  timeline,
-  diff,
-  undo,
-  checkpoints,
-  policy,
-  pair,
-  devices,
-  secrets,
-  image,
-  cache,
-  doctor,
+export const COMMAND_MODULES: readonly {
+  names: readonly string[];
+  load: () => Promise<{ register(program: Command): void }>;
+}[] = [
+  { names: ['start'], load: () => import('./start.js') },
+  { names: ['status'], load: () => import('./status.js') },
+  { names: ['exec'], load: () => import('./exec.js') },
+  { names: ['jobs', 'logs', 'kill'], load: () => import('./jobs.js') },
+  { names: ['forward'], load: () => import('./forward.js') },
+  { names: ['run'], load: () => import('./run.js') },
+  { names: ['mcp'], load: () => import('./mcp.js') },
+  { names: ['models'], load: () => import('./models.js') },
+  { names: ['cancel'], load: () => import('./cancel.js') },
+  { names: ['stop'], load: () => import('./stop.js') },
+  { names: ['approvals', 'approve', 'deny'], load: () => import('./approvals.js') },
+  { names: ['tray'], load: () => import('./tray.js') },
+  { names: ['dashboard'], load: () => import('./dashboard.js') },
+  { names: ['timeline'], load: () => import('./timeline.js') },
+  { names: ['diff'], load: () => import('./diff.js') },
+  { names: ['undo'], load: () => import('./undo.js') },
+  { names: ['checkpoints'], load: () => import('./checkpoints.js') },
+  { names: ['policy'], load: () => import('./policy.js') },
+  { names: ['pair'], load: () => import('./pair.js') },
+  { names: ['devices'], load: () => import('./devices.js') },
+  { names: ['secrets'], load: () => import('./secrets.js') },
+  { names: ['image'], load: () => import('./image.js') },
+  { names: ['cache'], load: () => import('./cache.js') },
+  { names: ['doctor'], load: () => import('./doctor.js') },
 ];
 
-export function registerCommands(program: Command): void {
-  for (const c of COMMANDS) c.register(program);
+/**
+ * Registers the command `argv` names (its first word that is not an option), or every command
+ * when it names none, `help`, or one we do not know (so --help lists them all and commander
+ * can suggest the nearest name).
+ */
+export async function registerCommands(program: Command, argv: readonly string[] = []): Promise<void> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const one = first === undefined ? undefined : COMMAND_MODULES.find((m) => m.names.includes(first));
+  const modules = await Promise.all((one ? [one] : COMMAND_MODULES).map((m) => m.load()));
+  for (const m of modules) m.register(program);
 }
