@@ -13,6 +13,7 @@ root="$1" guest="$2" modlist="$3" awkprog="$4"
 # Our init, sshd config and the power-button action.
 install -D -m 0755 "$guest/cowork-init" "$root/sbin/cowork-init"
 install -D -m 0644 "$guest/sshd_config" "$root/etc/cowork/sshd_config"
+install -D -m 0644 "$guest/node-proxy.cjs" "$root/etc/cowork/node-proxy.cjs"
 install -D -m 0755 "$guest/acpi-power" "$root/etc/acpi/PWRF/00000080"
 mkdir -p "$root/etc/cowork/authorized_keys" "$root/workspace" "$root/home"
 chmod 0755 "$root/etc/cowork/authorized_keys" "$root/workspace"

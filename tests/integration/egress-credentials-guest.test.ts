@@ -156,6 +156,21 @@ describe('a credential rule, used from the guest', () => {
     }
   });
 
+  it("Node's fetch goes through the proxy unchanged: the secret is added, its own Authorization refused", async () => {
+    const ok = await sh(
+      `node -e 'fetch("https://api.test/echo-node").then(async (r) => console.log(r.status, await r.text()))'`,
+    );
+    expect(ok).toMatchObject({ code: 0, out: '200 {"method":"GET","url":"/echo-node"}' });
+    expect(api.seen.find((s) => s.url === '/echo-node')?.headers.authorization).toBe(`Bearer ${SECRET}`);
+    const before = api.seen.length;
+    const own = await sh(
+      `node -e 'fetch("https://api.test/echo-node", { headers: { authorization: "Bearer attacker" } }).then(async (r) => console.log(r.status, await r.text()))'`,
+    );
+    expect(own.code).toBe(0);
+    expect(own.out).toMatch(/^403 .*carries its own authorization header/);
+    expect(api.seen.length).toBe(before);
+  });
+
   it('git clones and pushes over HTTPS: the forge gets the credential, the guest never had it', async () => {
     const r = await sh(
       'set -e; cd /tmp; git clone -q https://api.test/me/repo.git r; cd r; cat README; echo hi > f; git add f; ' +
@@ -260,5 +275,27 @@ describe('hosts without a credential rule', () => {
       `python3 -c 'import requests; print(requests.get("https://corp.test/py", timeout=30).status_code)'`,
     );
     expect(py).toMatchObject({ code: 0, out: '200' });
+    const node = await sh(`node -e 'fetch("https://corp.test/node").then((r) => console.log(r.status))'`);
+    expect(node).toMatchObject({ code: 0, out: '200' });
+  });
+
+  it("Node's fetch tunnels blind to a host without a rule, and reaches the guest's own localhost directly", async () => {
+    // The upstream's own certificate: Node refuses it, as curl does, until told to trust its CA.
+    const untrusted = await sh(
+      `node -e 'fetch("https://other.test/node-blind").then((r) => console.log(r.status), (e) => { console.log(e.cause?.code ?? e.message); process.exit(3) })'`,
+    );
+    expect(untrusted).toMatchObject({ code: 3, out: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    const trusted = await sh(
+      `NODE_EXTRA_CA_CERTS=/workspace/upstream-ca.pem node -e 'fetch("https://other.test/node-blind", { headers: { authorization: "Bearer mine" } }).then(async (r) => console.log(r.status, await r.text()))'`,
+    );
+    expect(trusted).toMatchObject({ code: 0, out: '200 {"method":"GET","url":"/node-blind"}' });
+    expect(other.seen.at(-1)?.headers.authorization).toBe('Bearer mine');
+    expect(events.filter((e) => e.host === 'other.test' && e.kind === 'http')).toHaveLength(0);
+    // NO_PROXY: a server in the guest on 127.0.0.1 is reached directly, not through the proxy.
+    const local = await sh(
+      `node -e 'const s = require("http").createServer((q, r) => r.end("local " + q.url)).listen(0, "127.0.0.1", () => ` +
+        `fetch("http://127.0.0.1:" + s.address().port + "/here").then(async (r) => { console.log(r.status, await r.text()); s.close() }))'`,
+    );
+    expect(local).toMatchObject({ code: 0, out: '200 local /here' });
   });
 });
