@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { GuestConfig } from '../config/schema.js';
 import { CoworkError } from '../errors.js';
+import { macAdminTrustedPems, SYSTEM_KEYCHAIN } from './mac-trust.js';
 
 /**
  * What the guest trusts besides Debian's roots: the sandbox's egress CA (when there are
@@ -73,6 +74,18 @@ export function hostAddedCas(dir: string): { cas: TrustedCa[]; skipped: string[]
   return { cas, skipped };
 }
 
+/** A Mac's admin-trusted CAs (mac-trust.ts); CA certificates only, like the folder's. */
+function macAddedCas(env: NodeJS.ProcessEnv): { cas: TrustedCa[]; skipped: string[] } {
+  const cas: TrustedCa[] = [];
+  const skipped: string[] = [];
+  for (const pem of macAdminTrustedPems(env)) {
+    const found = checkedCas(pem, 'host', SYSTEM_KEYCHAIN);
+    if (found.length === 0) skipped.push(`${SYSTEM_KEYCHAIN}: an admin-trusted certificate that is not a CA`);
+    cas.push(...found);
+  }
+  return { cas, skipped };
+}
+
 function checkedCas(text: string, source: TrustedCa['source'], file?: string): TrustedCa[] {
   const out: TrustedCa[] = [];
   for (const pem of pemCertificates(text)) {
@@ -97,14 +110,17 @@ export function guestTrust(opts: {
   guest: GuestConfig;
   sandboxCaPem?: string;
   env?: NodeJS.ProcessEnv;
+  /** Whose added CAs to read: a Mac's System keychain, or Debian's added-certificates folder. */
+  platform?: NodeJS.Platform;
 }): GuestTrust {
   const env = opts.env ?? process.env;
   const cas: TrustedCa[] = [];
   if (opts.sandboxCaPem) cas.push(...checkedCas(opts.sandboxCaPem, 'sandbox'));
-  const hostDir = hostCaDir(env);
+  const mac = (opts.platform ?? process.platform) === 'darwin';
+  const hostDir = mac ? `${SYSTEM_KEYCHAIN} (admin trust settings)` : hostCaDir(env);
   const skipped: string[] = [];
   if (opts.guest.trustHostCAs) {
-    const host = hostAddedCas(hostDir);
+    const host = mac ? macAddedCas(env) : hostAddedCas(hostDir);
     cas.push(...host.cas);
     skipped.push(...host.skipped);
   }
