@@ -46,7 +46,9 @@ function makeDispatcher() {
       return (bypasses(list, host) ? direct : viaProxy).dispatch(opts, handler);
     }
     close(...args) {
-      return Promise.all([direct.close(), viaProxy.close()]).then(() => args.find((a) => typeof a === 'function')?.());
+      return Promise.all([direct.close(), viaProxy.close()]).then(() =>
+        args.find((a) => typeof a === 'function')?.(),
+      );
     }
     destroy(...args) {
       const err = args.find((a) => a instanceof Error) ?? null;
@@ -80,7 +82,12 @@ if (proxy && !Object.getOwnPropertyDescriptor(globalThis, KEY)) {
     },
     set(value) {
       // setGlobalDispatcher() by the program itself wins.
-      Object.defineProperty(globalThis, KEY, { value, writable: true, enumerable: false, configurable: false });
+      Object.defineProperty(globalThis, KEY, {
+        value,
+        writable: true,
+        enumerable: false,
+        configurable: false,
+      });
     },
   });
 }
