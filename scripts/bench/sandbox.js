@@ -17,13 +17,15 @@ import { ImageStore } from '../../dist/host/vm/index.js';
 
 export const IO_BYTES = 64 * 1024 * 1024;
 
-/** Boots one sandbox; resolves with the running controller, wall-clock ms to ready, and cleanup. */
-export async function bootSandbox({ share, warm = false, log }) {
-  const root = mkdtempSync(join(tmpdir(), 'cvm-bench-'));
+/**
+ * A throwaway root with an empty workspace and private state/config folders (TCG forced). A
+ * root-owned workspace is remapped in the guest through bindfs (the agent is never root); a
+ * user's workspace is not. Benchmark the usual case: a workspace owned by an ordinary user.
+ */
+export function benchRoot(prefix = 'cvm-bench-') {
+  const root = mkdtempSync(join(tmpdir(), prefix));
   const workspace = join(root, 'ws');
   mkdirSync(workspace);
-  // A root-owned workspace is remapped in the guest through bindfs (the agent is never root);
-  // a user's workspace is not. Benchmark the usual case: a workspace owned by an ordinary user.
   if (process.getuid?.() === 0) chownSync(workspace, 1000, 1000);
   const env = {
     ...process.env,
@@ -31,6 +33,12 @@ export async function bootSandbox({ share, warm = false, log }) {
     COWORK_VM_CONFIG_DIR: join(root, 'config'),
     COWORK_VM_ACCEL: 'tcg',
   };
+  return { root, workspace, env };
+}
+
+/** Boots one sandbox; resolves with the running controller, wall-clock ms to ready, and cleanup. */
+export async function bootSandbox({ share, warm = false, log }) {
+  const { root, workspace, env } = benchRoot();
   const t0 = performance.now();
   let firstLineMs;
   const onProgress = (l) => {

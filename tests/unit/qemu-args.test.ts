@@ -155,6 +155,22 @@ describe('buildQemuArgs: disks and shares', () => {
     ).toBe('/img/vmlinuz');
   });
 
+  it('sets the virtiofs queue size only when the bench asks, and refuses a size QEMU would not take', () => {
+    const vfsHost = host({ shareMode: 'virtiofs', virtiofsSocketPath: '/state/run/virtiofs.sock' });
+    const fsDevice = (over: Partial<VmSpec>) =>
+      values(buildQemuArgs(spec({ shareMode: 'virtiofs', ...over }), vfsHost).args, '-device').find((d) =>
+        d.startsWith('vhost-user-fs'),
+      );
+    expect(fsDevice({})).toBe('vhost-user-fs-device,chardev=vfs,tag=workspace');
+    expect(fsDevice({ shareTuning: { virtiofsQueueSize: 1024 } })).toBe(
+      'vhost-user-fs-device,chardev=vfs,tag=workspace,queue-size=1024',
+    );
+    expectInvalid(
+      () => fsDevice({ shareTuning: { virtiofsQueueSize: 1000 } }),
+      /virtiofsQueueSize must be a power of two/,
+    );
+  });
+
   it('9p workspace is read-write and seed is read-only, both with the given security model', () => {
     const { args } = buildQemuArgs(spec(), host({ ninePSecurityModel: 'none' }));
     expect(values(args, '-fsdev')).toEqual([

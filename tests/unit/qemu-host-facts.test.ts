@@ -41,4 +41,23 @@ describe('virtiofsd arguments', () => {
       'cache=none',
     ]);
   });
+
+  it("takes the bench's tuning knobs, and keeps cache=none without them", () => {
+    expect(
+      virtiofsdArgs({
+        socketPath: '/r/v.sock',
+        sharedDir: '/w',
+        tuning: { virtiofsCache: 'auto', virtiofsTimeoutS: 0, virtiofsThreadPoolSize: 4 },
+      }),
+    ).toEqual([
+      '--socket-path=/r/v.sock',
+      '-o',
+      'source=/w',
+      '-o',
+      'cache=auto',
+      '-o',
+      'timeout=0',
+      '--thread-pool-size=4',
+    ]);
+  });
 });

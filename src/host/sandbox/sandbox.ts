@@ -8,7 +8,16 @@ import type { HostPaths } from '../paths.js';
 import { ensureSandboxKeys, type SandboxKeys } from '../ssh/keys.js';
 import { SshGuestSession } from '../ssh/session.js';
 import type { ExecOptions, ExecResult, GuestSession } from '../ssh/types.js';
-import type { Accel, Arch, ShareMode, VmDriver, VmExitInfo, VmHandle, VmSpec } from '../vm/driver.js';
+import type {
+  Accel,
+  Arch,
+  ShareMode,
+  ShareTuning,
+  VmDriver,
+  VmExitInfo,
+  VmHandle,
+  VmSpec,
+} from '../vm/driver.js';
 import { ImageStore, type ResolvedImage } from '../vm/images.js';
 import { type MountLine, WorkspaceGuard } from '../workspace/index.js';
 import { agentIds, writeSeed } from './seed.js';
@@ -41,6 +50,8 @@ export interface SandboxOptions {
    * (`cowork-vm image warm` takes it); the driver boots cold, saying why, when there is none.
    */
   warm?: boolean;
+  /** The share's knobs, for the bench only (VmSpec.shareTuning); never from a config. */
+  shareTuning?: ShareTuning;
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -276,7 +287,7 @@ export function warmDir(image: ResolvedImage): string {
 export function vmSpec(
   opts: Pick<
     SandboxOptions,
-    'workspace' | 'cpus' | 'memoryMiB' | 'share' | 'accel' | 'stateDir' | 'warm' | 'driver'
+    'workspace' | 'cpus' | 'memoryMiB' | 'share' | 'accel' | 'stateDir' | 'warm' | 'driver' | 'shareTuning'
   >,
   image: ResolvedImage,
   seedDir: string,
@@ -302,6 +313,7 @@ export function vmSpec(
         }
       : {}),
     runDir: join(opts.stateDir, 'run'),
+    ...(opts.shareTuning ? { shareTuning: opts.shareTuning } : {}),
     ...(opts.warm && opts.driver.capabilities.warmStart ? { warm: { dir: warmDir(image) } } : {}),
   };
 }

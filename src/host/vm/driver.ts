@@ -38,6 +38,17 @@ export interface BootImage {
   arch: Arch;
 }
 
+/** Workspace share knobs (VmSpec.shareTuning). Unset = the driver's defaults. */
+export interface ShareTuning {
+  /** virtiofsd's cache mode (default none: host edits are seen at once) and attribute timeout in s. */
+  virtiofsCache?: 'none' | 'auto' | 'always';
+  virtiofsTimeoutS?: number;
+  /** virtiofsd's worker thread pool (default 0: requests handled on the queue thread). */
+  virtiofsThreadPoolSize?: number;
+  /** The vhost-user-fs device's virtqueue size (QEMU default 128). */
+  virtiofsQueueSize?: number;
+}
+
 /** Plain data: everything a driver needs to boot one guest. */
 export interface VmSpec {
   name: string; // for logs and process titles
@@ -76,6 +87,11 @@ export interface VmSpec {
    * host ever reads it. Only for a driver with `capabilities.cacheDisk`.
    */
   cacheDisk?: { path: string };
+  /**
+   * The workspace share's tuning knobs, for the bench that measures them (scripts/bench/
+   * share-knobs.js) — not a config key: the defaults are the measured, coherent choice.
+   */
+  shareTuning?: ShareTuning;
   /**
    * Start warm when a memory snapshot for this image and VM shape is in `dir` (a driver with
    * `capabilities.warmStart`); otherwise, or when the restore fails, boot cold and say why.

@@ -214,16 +214,39 @@ function workspaceArgs(spec: VmSpec, host: QemuHostConfig): string[] {
   return [
     '-object',
     `memory-backend-memfd,id=mem,size=${spec.memoryMiB}M,share=on`,
-    ...vhostUserFsArgs(spec, 'vfs', host.virtiofsSocketPath, spec.workspace.tag),
+    ...vhostUserFsArgs(
+      spec,
+      'vfs',
+      host.virtiofsSocketPath,
+      spec.workspace.tag,
+      spec.shareTuning?.virtiofsQueueSize,
+    ),
   ];
 }
 
-function vhostUserFsArgs(spec: VmSpec, id: string, socketPath: string, tag: string): string[] {
+function vhostUserFsArgs(
+  spec: VmSpec,
+  id: string,
+  socketPath: string,
+  tag: string,
+  queueSize?: number,
+): string[] {
+  if (
+    queueSize !== undefined &&
+    !(
+      Number.isInteger(queueSize) &&
+      queueSize >= 64 &&
+      queueSize <= 1024 &&
+      (queueSize & (queueSize - 1)) === 0
+    )
+  ) {
+    throw invalid(`shareTuning.virtiofsQueueSize must be a power of two 64-1024 (got ${queueSize})`);
+  }
   return [
     '-chardev',
     `socket,id=${id},path=${escapeOptionValue(socketPath)}`,
     '-device',
-    `${dev(spec, 'vhost-user-fs')},chardev=${id},tag=${tag}`,
+    `${dev(spec, 'vhost-user-fs')},chardev=${id},tag=${tag}${queueSize ? `,queue-size=${queueSize}` : ''}`,
   ];
 }
 

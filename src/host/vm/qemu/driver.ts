@@ -378,6 +378,7 @@ export class QemuDriver implements VmDriver {
         sharedDir: spec.workspace.hostPath,
         logPath: join(spec.runDir, 'virtiofsd.log'),
         wrap,
+        ...(spec.shareTuning ? { tuning: spec.shareTuning } : {}),
       });
     }
     let seedVirtiofsd: ChildProcess | undefined;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { open, readFile, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoworkError } from '../../errors.js';
+import type { ShareTuning } from '../driver.js';
 
 /**
  * Starts virtiofsd (Debian 12: the C one in qemu-system-common, root only) for the workspace and
@@ -24,6 +25,8 @@ export interface VirtiofsdOptions {
   /** Wraps the command (e.g. setpriv --pdeathsig) so it dies with the host process. */
   wrap: (bin: string, args: string[]) => [string, string[]];
   timeoutMs?: number;
+  /** Knobs for the bench (VmSpec.shareTuning); the defaults below otherwise. */
+  tuning?: Pick<ShareTuning, 'virtiofsCache' | 'virtiofsTimeoutS' | 'virtiofsThreadPoolSize'>;
 }
 
 /** fuse-style `-o` values are comma separated; a backslash escapes a comma or a backslash. */
@@ -31,20 +34,23 @@ export function escapeFuseOption(value: string): string {
   return value.replace(/[\\,]/g, (c) => `\\${c}`);
 }
 
-export function virtiofsdArgs(o: Pick<VirtiofsdOptions, 'socketPath' | 'sharedDir'>): string[] {
+export function virtiofsdArgs(o: Pick<VirtiofsdOptions, 'socketPath' | 'sharedDir' | 'tuning'>): string[] {
   // cache=none: the host may edit workspace files at any time; the guest must see them at once.
+  const t = o.tuning ?? {};
   return [
     `--socket-path=${o.socketPath}`,
     '-o',
     `source=${escapeFuseOption(o.sharedDir)}`,
     '-o',
-    'cache=none',
+    `cache=${t.virtiofsCache ?? 'none'}`,
+    ...(t.virtiofsTimeoutS !== undefined ? ['-o', `timeout=${t.virtiofsTimeoutS}`] : []),
+    ...(t.virtiofsThreadPoolSize !== undefined ? [`--thread-pool-size=${t.virtiofsThreadPoolSize}`] : []),
   ];
 }
 
 /** The command that runs virtiofsd: as is, or in a mount namespace with a read-only bind. */
 export function virtiofsdCommand(
-  o: Pick<VirtiofsdOptions, 'binary' | 'socketPath' | 'sharedDir' | 'readOnly'>,
+  o: Pick<VirtiofsdOptions, 'binary' | 'socketPath' | 'sharedDir' | 'readOnly' | 'tuning'>,
 ): [string, string[]] {
   const args = virtiofsdArgs(o);
   if (!o.readOnly) return [o.binary, args];
