@@ -35,7 +35,9 @@ export function printJson(value: unknown): void {
 
 /** Where a workspace's sandbox lives (state dir, control socket), without loading the controller. */
 export async function locate(workspace?: string) {
-  const { locateSandbox } = await import('../host/sandbox/index.js');
+  // locate.js itself, not the sandbox folder's index: that one also carries guest trust (and
+  // the Mac's keychain reader), which a client command never needs.
+  const { locateSandbox } = await import('../host/sandbox/locate.js');
   return locateSandbox(workspace);
 }
 
