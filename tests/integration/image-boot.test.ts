@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/host/paths.js';
 import { writeSeed } from '../../src/host/sandbox/seed.js';
+import { parseBootSteps } from '../../src/host/vm/console-watch.js';
 import type { BootImage } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
 import { QEMU_GUEST_NETWORK } from '../../src/host/vm/qemu/index.js';
@@ -188,12 +189,34 @@ describe('a booted base guest', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('prints exactly one readiness line with the share it mounted', () => {
+  it('prints exactly one readiness line with the share it mounted, after the boot step times', () => {
     const lines = guest
       .console()
       .split(/\r?\n/)
       .filter((l) => l.startsWith('COWORK-'));
-    expect(lines).toEqual(['COWORK-READY {"share":"9p","sshd":true}']);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe('COWORK-READY {"share":"9p","sshd":true}');
+    // Every step of the initramfs and init, in boot order, each ending no earlier than the last.
+    const steps = parseBootSteps(lines[0] ?? '');
+    expect(Object.keys(steps ?? {})).toEqual([
+      'kernel',
+      'modules',
+      'devices',
+      'root',
+      'init',
+      'mounts',
+      'seed',
+      'user',
+      'cache',
+      'workspace',
+      'protect',
+      'trust',
+      'network',
+      'sshd',
+      'listening',
+    ]);
+    const ends = Object.values(steps ?? {});
+    expect(ends.every((v, i) => v > 0 && (i === 0 || v >= (ends[i - 1] ?? 0)))).toBe(true);
   });
 
   it('runs commands as agent with the uid/gid from guest.env and the tools installed', () => {
