@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from './commander.js';
 import { registerCommands } from './commands/index.js';
 import { fail } from './common.js';
 

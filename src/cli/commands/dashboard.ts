@@ -1,5 +1,6 @@
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
+import { Option } from '../commander.js';
 import { action, addExamples, connectController, printJson } from '../common.js';
 
 interface DashboardFlags {

@@ -1,9 +1,10 @@
 import { constants } from 'node:os';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import type { ApiClient } from '../../host/api/client.js';
 import type { ResultOf } from '../../host/api/contract.js';
 import { PARAM_LIMITS } from '../../host/api/limits.js';
 import { CoworkError } from '../../host/errors.js';
+import { Option } from '../commander.js';
 import { action, addExamples, connectController, intOption, printJson } from '../common.js';
 
 interface ExecFlags {

@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
 import type { PolicyRequest } from '../../host/policy/index.js';
 // A leaf module (no imports): the choices of --risk, without loading the policy engine.
 import { RISKS, type Risk } from '../../host/policy/types.js';
+import { Option } from '../commander.js';
 import { action, addExamples, printJson } from '../common.js';
 
 interface CheckFlags {

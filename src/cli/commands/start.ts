@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { CoworkError } from '../../host/errors.js';
 import type { ShareMode } from '../../host/vm/driver.js';
+import { Option } from '../commander.js';
 import { action, addExamples, humanMs, intOption, locate, printJson } from '../common.js';
 
 const READY_MARK = '@@cowork-ready ';
