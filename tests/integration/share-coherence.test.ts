@@ -1,4 +1,13 @@
-import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../src/host/sandbox/sandbox.js';
@@ -45,7 +54,10 @@ for (const share of ['virtiofs', '9p'] as const) {
         out: 'two, and longer than before\n28\n',
       });
       writeFileSync(host('h.txt'), '3\n');
-      expect(await sh('cat /workspace/h.txt; stat -c %s /workspace/h.txt')).toEqual({ code: 0, out: '3\n2\n' });
+      expect(await sh('cat /workspace/h.txt; stat -c %s /workspace/h.txt')).toEqual({
+        code: 0,
+        out: '3\n2\n',
+      });
       renameSync(host('h.txt'), host('moved.txt'));
       expect(await sh('test -e /workspace/h.txt; echo $?; cat /workspace/moved.txt')).toEqual({
         code: 0,
@@ -54,7 +66,9 @@ for (const share of ['virtiofs', '9p'] as const) {
       rmSync(host('moved.txt'));
       mkdirSync(host('d'));
       writeFileSync(host('d/new.txt'), 'new\n');
-      expect(await sh('test -e /workspace/moved.txt; echo $?; ls /workspace/d; cat /workspace/d/new.txt')).toEqual({
+      expect(
+        await sh('test -e /workspace/moved.txt; echo $?; ls /workspace/d; cat /workspace/d/new.txt'),
+      ).toEqual({
         code: 0,
         out: '1\nnew.txt\nnew\n',
       });
@@ -69,11 +83,11 @@ for (const share of ['virtiofs', '9p'] as const) {
       expect((await sh(': > /workspace/g.txt')).code).toBe(0);
       expect(readFileSync(host('g.txt'), 'utf8')).toBe('');
       expect((await sh('mv /workspace/g.txt /workspace/g2.txt && mkdir /workspace/gd')).code).toBe(0);
-      expect([existsSync(host('g.txt')), existsSync(host('g2.txt')), statSync(host('gd')).isDirectory()]).toEqual([
-        false,
-        true,
-        true,
-      ]);
+      expect([
+        existsSync(host('g.txt')),
+        existsSync(host('g2.txt')),
+        statSync(host('gd')).isDirectory(),
+      ]).toEqual([false, true, true]);
       expect((await sh('rm /workspace/g2.txt')).code).toBe(0);
       expect(existsSync(host('g2.txt'))).toBe(false);
     });
