@@ -33,6 +33,7 @@ export interface StatusInfo {
     memoryMiB: number;
     sshPort?: number;
     bootMs?: number;
+    bootSteps?: Record<string, number>;
     startedAt?: string;
   };
   egress?: { listening: boolean; port?: number };

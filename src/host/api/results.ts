@@ -79,6 +79,8 @@ export const statusSchema = z.strictObject({
     memoryMiB: z.number().int(),
     sshPort: z.number().int().optional(),
     bootMs: z.number().optional(),
+    /** Each boot step's end in seconds of guest uptime, in boot order (docs/guest-contract.md, COWORK-TIME). */
+    bootSteps: z.record(z.string().regex(/^[a-z]{1,32}$/), z.number()).optional(),
     startedAt: z.string().optional(),
   }),
   egress: z.strictObject({ listening: z.boolean(), port: z.number().int().optional() }).optional(),

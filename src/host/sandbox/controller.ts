@@ -123,6 +123,7 @@ export class Controller implements ControllerApi {
         memoryMiB: vmSpec.memoryMiB,
         sshPort: sandbox.info.sshPort,
         bootMs: sandbox.info.bootMs,
+        ...(sandbox.info.bootSteps ? { bootSteps: sandbox.info.bootSteps } : {}),
         startedAt: sandbox.info.startedAt,
       },
       egress: this.deps.egressPort ? { listening: true, port: this.deps.egressPort } : { listening: false },

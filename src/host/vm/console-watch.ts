@@ -1,7 +1,9 @@
 import { open } from 'node:fs/promises';
 
 /** The guest's boot step times (docs/guest-contract.md). */
-const TIME_RE = /COWORK-TIME((?:\s+[a-z]+=\d+(?:\.\d+)?)+)\s*$/;
+// The guest writes this line, so it is bounded: at most 64 steps, names of 1-32 letters,
+// values of at most 6 digits before and after the point (the status result's schema takes them).
+const TIME_RE = /COWORK-TIME((?:\s+[a-z]{1,32}=\d{1,6}(?:\.\d{1,6})?){1,64})\s*$/;
 
 /** Each boot step's end, in seconds of guest uptime, in the guest's order (docs/guest-contract.md). */
 export type BootSteps = Record<string, number>;
