@@ -77,7 +77,9 @@ describe('parseBootSteps', () => {
     expect(parseBootSteps('COWORK-TIME __proto__=1')).toBeUndefined();
     expect(parseBootSteps('COWORK-TIME kernel=1e99')).toBeUndefined();
     expect(parseBootSteps(`COWORK-TIME ${'x'.repeat(33)}=1`)).toBeUndefined();
-    expect(parseBootSteps(`COWORK-TIME ${Array.from({ length: 65 }, () => 's=1').join(' ')}`)).toBeUndefined();
+    expect(
+      parseBootSteps(`COWORK-TIME ${Array.from({ length: 65 }, () => 's=1').join(' ')}`),
+    ).toBeUndefined();
     expect(parseBootSteps('COWORK-TIME kernel=12345678')).toBeUndefined();
   });
 });
