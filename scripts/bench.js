@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchEgress, benchGuestConnections } from '../dist/host/egress/bench.js';
 import { benchPolicy } from '../dist/host/policy/bench.js';
+import { bootStepShares } from '../dist/host/vm/boot-steps.js';
 import { bootBare, writeBareInitramfs } from './bench/bare-boot.js';
 import { checkBenchOutput } from './bench/check.js';
 import { benchCheckpoints } from './bench/checkpoints.js';
@@ -137,13 +138,9 @@ async function warmStartRow(coldMs, coldShare, cold9pMs) {
  */
 function stepsLine(label, steps) {
   if (!steps) return `${label}: the guest printed no COWORK-TIME line`;
-  const entries = Object.entries(steps);
-  let prev = entries[0]?.[0] === 'go' ? entries[0][1] : 0;
-  const parts = entries.map(([name, end]) => {
-    const part = `${name} ${end.toFixed(2)} (+${(end - prev).toFixed(2)})`;
-    prev = end;
-    return part;
-  });
+  const parts = bootStepShares(steps).map(
+    ({ name, end, share }) => `${name} ${end.toFixed(2)} (+${share.toFixed(2)})`,
+  );
   return `${label}, guest uptime in s (step +its share): ${parts.join(', ')}`;
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostPaths } from '../../src/host/paths.js';
 import { writeSeed } from '../../src/host/sandbox/seed.js';
-import { parseBootSteps } from '../../src/host/vm/console-watch.js';
+import { parseBootSteps } from '../../src/host/vm/boot-steps.js';
 import type { BootImage } from '../../src/host/vm/driver.js';
 import { ImageStore } from '../../src/host/vm/images.js';
 import { QEMU_GUEST_NETWORK } from '../../src/host/vm/qemu/index.js';

@@ -33,13 +33,13 @@ describe('CLI command table', () => {
 
 describe('status: where the boot went', () => {
   it('lists the steps of 0.1 s or more with their own share, the rest as other; a restore starts at go', async () => {
-    const { bootStepsLine } = await import('../../src/cli/commands/status.js');
+    const { bootStepsSummary } = await import('../../src/host/vm/boot-steps.js');
     expect(
-      bootStepsLine({ kernel: 1.19, modules: 1.8, devices: 1.8, root: 1.85, init: 2.22, listening: 2.43 }),
+      bootStepsSummary({ kernel: 1.19, modules: 1.8, devices: 1.8, root: 1.85, init: 2.22, listening: 2.43 }),
     ).toBe('kernel 1.19 · modules 0.61 · init 0.37 · listening 0.21 · other 0.05');
-    expect(bootStepsLine({ go: 2.67, seed: 2.93, user: 3.01, listening: 3.5 })).toBe(
+    expect(bootStepsSummary({ go: 2.67, seed: 2.93, user: 3.01, listening: 3.5 })).toBe(
       'seed 0.26 · listening 0.49 · other 0.08',
     );
-    expect(bootStepsLine({ kernel: 0.001 })).toBe('no step over 0.01 s');
+    expect(bootStepsSummary({ kernel: 0.001 })).toBe('no step over 0.01 s');
   });
 });

@@ -2,7 +2,8 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConsoleWatcher, consoleTail, parseBootSteps } from '../../src/host/vm/console-watch.js';
+import { parseBootSteps } from '../../src/host/vm/boot-steps.js';
+import { ConsoleWatcher, consoleTail } from '../../src/host/vm/console-watch.js';
 
 let dir: string;
 let log: string;

@@ -36,13 +36,14 @@ export function register(program: Command): void {
         }
         if (flags.json) return printJson(st);
         const v = st.vm;
+        const { bootStepsSummary } = await import('../../host/vm/boot-steps.js');
         process.stdout.write(
           [
             `● ${st.state} — ${st.workspace}`,
             `  controller pid ${st.pid} · VM pid ${v.pid ?? '?'} (${v.driver})`,
             `  accel ${v.accel} · workspace share ${v.share} · image ${v.image}${v.imageHash ? ` (${v.imageHash.slice(0, 12)})` : ''}`,
             `  ${v.cpus} cpu · ${v.memoryMiB} MiB · ssh 127.0.0.1:${v.sshPort} · booted in ${humanMs(v.bootMs ?? 0)} at ${v.startedAt}`,
-            ...(v.bootSteps ? [`  where the boot went (guest s): ${bootStepsLine(v.bootSteps)}`] : []),
+            ...(v.bootSteps ? [`  where the boot went (guest s): ${bootStepsSummary(v.bootSteps)}`] : []),
             `  egress proxy: ${st.egress?.listening ? `127.0.0.1:${st.egress.port}` : 'off (guest has no network)'}`,
             `  control API: ${st.control?.listen ?? 'off'}`,
             `  dashboard: ${st.dashboard ? `${st.dashboard.url} (log in with \`cowork-vm dashboard\`)` : 'off'}`,
@@ -54,23 +55,4 @@ export function register(program: Command): void {
       }),
     );
   addExamples(cmd, ['cowork-vm status', 'cowork-vm status --json | jq .vm.share']);
-}
-
-/**
- * The boot steps that took 0.1 s or more, each with its own share ("kernel 1.19 · modules 0.61 ·
- * …"), the rest summed as "other". A restored guest's list starts at "go".
- */
-export function bootStepsLine(steps: Record<string, number>): string {
-  const entries = Object.entries(steps);
-  let prev = entries[0]?.[0] === 'go' ? (entries[0]?.[1] ?? 0) : 0;
-  let other = 0;
-  const parts: string[] = [];
-  for (const [name, end] of entries) {
-    const share = end - prev;
-    prev = end;
-    if (share >= 0.1) parts.push(`${name} ${share.toFixed(2)}`);
-    else other += share;
-  }
-  if (other >= 0.01) parts.push(`other ${other.toFixed(2)}`);
-  return parts.join(' · ') || 'no step over 0.01 s';
 }

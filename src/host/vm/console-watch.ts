@@ -1,25 +1,5 @@
 import { open } from 'node:fs/promises';
 
-/** The guest's boot step times (docs/guest-contract.md). */
-// The guest writes this line, so it is bounded: at most 64 steps, names of 1-32 letters,
-// values of at most 6 digits before and after the point (the status result's schema takes them).
-const TIME_RE = /COWORK-TIME((?:\s+[a-z]{1,32}=\d{1,6}(?:\.\d{1,6})?){1,64})\s*$/;
-
-/** Each boot step's end, in seconds of guest uptime, in the guest's order (docs/guest-contract.md). */
-export type BootSteps = Record<string, number>;
-
-/** Parses a COWORK-TIME line; undefined for any other line. */
-export function parseBootSteps(line: string): BootSteps | undefined {
-  const m = TIME_RE.exec(line);
-  if (!m) return undefined;
-  const steps: BootSteps = {};
-  for (const pair of m[1]!.trim().split(/\s+/)) {
-    const [name, value] = pair.split('=') as [string, string];
-    steps[name] = Number(value);
-  }
-  return steps;
-}
-
 /**
  * Follows the guest console log file QEMU writes (a file chardev) and hands out complete
  * lines. Polling, not fs.watch: it behaves the same on every filesystem and the cost is a

@@ -1,10 +1,12 @@
 import { CoworkError } from '../../errors.js';
-import { type BootSteps, ConsoleWatcher, consoleTail, parseBootSteps } from '../console-watch.js';
+import { type BootSteps, parseBootSteps } from '../boot-steps.js';
+import { ConsoleWatcher, consoleTail } from '../console-watch.js';
 import type { QemuVmHandle } from './handle.js';
 
 /** The guest's readiness and failure lines (docs/guest-contract.md). */
 const READY_RE = /COWORK-READY(?:\s+(\{.*\}))?/;
 const FATAL_RE = /COWORK-FATAL\s*(.*)/;
+
 /**
  * Resolves on the guest's COWORK-READY line; rejects on COWORK-FATAL, QEMU exiting, the boot
  * timeout or the abort signal — each with the last console lines so the user sees why. Returns
