@@ -6,11 +6,21 @@ import type { ImageArch } from './image-recipe.js';
  * What a kernel file is, read from its header. Virtualization.framework's VZLinuxBootLoader
  * loads an arm64 kernel only as a raw `Image` (arm64 boot protocol: magic "ARM\x64" at offset
  * 56); a gzip'd vmlinuz or an EFI zboot image (MZ + "zimg") fails there with an opaque
- * "Internal Virtualization error". On x86_64 it takes a bzImage ("HdrS" at 0x202).
+ * "Internal Virtualization error". On x86_64 it takes a bzImage ("HdrS" at 0x202). QEMU also
+ * boots an uncompressed x86-64 ELF vmlinux (PVH entry), which amd64 images carry besides.
  */
-export type KernelFormat = 'arm64-image' | 'x86-bzimage' | 'gzip' | 'efi-zboot' | 'unknown';
+export type KernelFormat = 'arm64-image' | 'x86-bzimage' | 'x86-64-elf' | 'gzip' | 'efi-zboot' | 'unknown';
 
 export function kernelFormatOf(header: Buffer): KernelFormat {
+  // "\x7fELF", ELFCLASS64, little-endian; e_machine 62 (x86-64) at offset 18.
+  if (
+    header.length >= 20 &&
+    header.readUInt32BE(0) === 0x7f454c46 &&
+    header[4] === 2 &&
+    header[5] === 1 &&
+    header.readUInt16LE(18) === 62
+  )
+    return 'x86-64-elf';
   if (header.length >= 2 && header[0] === 0x1f && header[1] === 0x8b) return 'gzip';
   if (
     header.length >= 8 &&
@@ -36,18 +46,11 @@ export function readKernelFormat(path: string): KernelFormat {
 
 const WANTED: Record<ImageArch, KernelFormat> = { arm64: 'arm64-image', amd64: 'x86-bzimage' };
 
-/** Throws unless `path` is a kernel VZ (and QEMU's direct boot) can load for `arch`. */
 /** An amd64 image's vmlinux must be an x86-64 ELF (QEMU then refuses it itself if it lacks the PVH note). */
 export function assertPvhKernel(path: string): void {
-  const buf = Buffer.alloc(20);
-  let n = 0;
+  let found: KernelFormat;
   try {
-    const fd = openSync(path, 'r');
-    try {
-      n = readSync(fd, buf, 0, buf.length, 0);
-    } finally {
-      closeSync(fd);
-    }
+    found = readKernelFormat(path);
   } catch (err) {
     throw new CoworkError(
       'invalidArgument',
@@ -55,14 +58,7 @@ export function assertPvhKernel(path: string): void {
       err,
     );
   }
-  // "\x7fELF", ELFCLASS64, little-endian; e_machine 62 (x86-64) at offset 18.
-  if (
-    n < 20 ||
-    buf.readUInt32BE(0) !== 0x7f454c46 ||
-    buf[4] !== 2 ||
-    buf[5] !== 1 ||
-    buf.readUInt16LE(18) !== 62
-  ) {
+  if (found !== 'x86-64-elf') {
     throw new CoworkError(
       'invalidArgument',
       `${path} is not an x86-64 ELF kernel; rebuild the image with \`cowork-vm image build NAME --arch amd64\``,
@@ -70,6 +66,7 @@ export function assertPvhKernel(path: string): void {
   }
 }
 
+/** Throws unless `path` is a kernel VZ (and QEMU's direct boot) can load for `arch`. */
 export function assertBootableKernel(path: string, arch: ImageArch): void {
   const found = readKernelFormat(path);
   if (found === WANTED[arch]) return;
