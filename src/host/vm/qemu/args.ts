@@ -143,6 +143,18 @@ function checkSpec(spec: VmSpec, host: QemuHostConfig): void {
     if (!word || /\s/.test(word))
       throw invalid(`kernel argument ${JSON.stringify(word)} is empty or has spaces`);
   }
+  const queueSize = spec.shareTuning?.virtiofsQueueSize;
+  if (
+    queueSize !== undefined &&
+    !(
+      Number.isInteger(queueSize) &&
+      queueSize >= 64 &&
+      queueSize <= 1024 &&
+      (queueSize & (queueSize - 1)) === 0
+    )
+  ) {
+    throw invalid(`shareTuning.virtiofsQueueSize must be a power of two 64-1024 (got ${queueSize})`);
+  }
 }
 
 /** The kernel file QEMU loads: the PVH ELF when the image has one, except in the "vz" profile (VZ boots the bzImage). */
@@ -231,17 +243,6 @@ function vhostUserFsArgs(
   tag: string,
   queueSize?: number,
 ): string[] {
-  if (
-    queueSize !== undefined &&
-    !(
-      Number.isInteger(queueSize) &&
-      queueSize >= 64 &&
-      queueSize <= 1024 &&
-      (queueSize & (queueSize - 1)) === 0
-    )
-  ) {
-    throw invalid(`shareTuning.virtiofsQueueSize must be a power of two 64-1024 (got ${queueSize})`);
-  }
   return [
     '-chardev',
     `socket,id=${id},path=${escapeOptionValue(socketPath)}`,
