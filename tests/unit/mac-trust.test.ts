@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { guestTrust } from '../../src/host/sandbox/guest-trust.js';
-import { adminTrustedSha1s, macAdminTrustedPems, SYSTEM_KEYCHAIN } from '../../src/host/sandbox/mac-trust.js';
+import { adminTrustedSha1s, macAdminTrust, SYSTEM_KEYCHAIN } from '../../src/host/sandbox/mac-trust.js';
 import { makeTestCa } from '../helpers/https-upstream.js';
 
 /*
@@ -113,8 +113,8 @@ describe('macOS: admin-trusted CAs of the System keychain', () => {
   });
 
   it('hands the guest exactly the admin-trusted CAs: not the denied one, not one without settings, not a leaf', () => {
-    const pems = macAdminTrustedPems(envFor('ok'));
-    expect(pems.map(sha1).sort()).toEqual([sha1(always.certPem), sha1(asRoot.certPem), sha1(leaf)].sort());
+    const { trusted } = macAdminTrust(envFor('ok'));
+    expect([...trusted].sort()).toEqual([sha1(always.certPem), sha1(asRoot.certPem), sha1(leaf)].sort());
     const trust = guestTrust({
       guest: { trustHostCAs: true, extraCAs: [] },
       env: envFor('ok'),
@@ -136,13 +136,13 @@ describe('macOS: admin-trusted CAs of the System keychain', () => {
   });
 
   it('no admin trust settings at all is nothing added; any other failure of security is an error naming it', () => {
-    expect(macAdminTrustedPems(envFor('none'))).toEqual([]);
+    expect(macAdminTrust(envFor('none'))).toEqual({ trusted: new Set(), keychainPems: '' });
     expect(() =>
       guestTrust({ guest: { trustHostCAs: true, extraCAs: [] }, env: envFor('fail'), platform: 'darwin' }),
     ).toThrow(/cannot read the admin trust settings .*trust-settings-export -d.*keychain could not be found/);
   });
 
   it('honours the stand-in only in tests', () => {
-    expect(() => macAdminTrustedPems({ COWORK_VM_TEST_SECURITY_BIN: '/bin/true' })).toThrow(/only for tests/);
+    expect(() => macAdminTrust({ COWORK_VM_TEST_SECURITY_BIN: '/bin/true' })).toThrow(/only for tests/);
   });
 });

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { GuestConfig } from '../config/schema.js';
 import { CoworkError } from '../errors.js';
-import { macAdminTrustedPems, SYSTEM_KEYCHAIN } from './mac-trust.js';
+import { certSha1, macAdminTrust, SYSTEM_KEYCHAIN } from './mac-trust.js';
 
 /**
  * What the guest trusts besides Debian's roots: the sandbox's egress CA (when there are
@@ -78,7 +78,10 @@ export function hostAddedCas(dir: string): { cas: TrustedCa[]; skipped: string[]
 function macAddedCas(env: NodeJS.ProcessEnv): { cas: TrustedCa[]; skipped: string[] } {
   const cas: TrustedCa[] = [];
   const skipped: string[] = [];
-  for (const pem of macAdminTrustedPems(env)) {
+  const { trusted, keychainPems } = macAdminTrust(env);
+  for (const pem of pemCertificates(keychainPems)) {
+    const sha1 = certSha1(pem);
+    if (sha1 === undefined || !trusted.has(sha1)) continue;
     const found = checkedCas(pem, 'host', SYSTEM_KEYCHAIN);
     if (found.length === 0) skipped.push(`${SYSTEM_KEYCHAIN}: an admin-trusted certificate that is not a CA`);
     cas.push(...found);

@@ -34,8 +34,14 @@ export function securityBinary(env: NodeJS.ProcessEnv): string {
   return test;
 }
 
-/** The PEMs of the System keychain's admin-trusted CAs; a `security` failure is an error naming it. */
-export function macAdminTrustedPems(env: NodeJS.ProcessEnv = process.env): string[] {
+/**
+ * The admin domain's trusted SHA-1s and the System keychain's certificates (PEM text, split and
+ * checked by guest-trust.ts like every other source); a `security` failure is an error naming it.
+ */
+export function macAdminTrust(env: NodeJS.ProcessEnv = process.env): {
+  trusted: Set<string>;
+  keychainPems: string;
+} {
   const bin = securityBinary(env);
   const dir = mkdtempSync(join(tmpdir(), 'cowork-trust-'));
   try {
@@ -47,7 +53,7 @@ export function macAdminTrustedPems(env: NodeJS.ProcessEnv = process.env): strin
     } catch (err) {
       const stderr = String((err as { stderr?: Buffer }).stderr ?? '').trim();
       // No admin trust settings at all is not an error: nothing was added.
-      if (/no trust settings/i.test(stderr)) return [];
+      if (/no trust settings/i.test(stderr)) return { trusted: new Set(), keychainPems: '' };
       throw new CoworkError(
         'unavailable',
         `cannot read the admin trust settings (${bin} trust-settings-export -d): ${stderr || (err as Error).message}`,
@@ -55,14 +61,14 @@ export function macAdminTrustedPems(env: NodeJS.ProcessEnv = process.env): strin
       );
     }
     const trusted = adminTrustedSha1s(plist);
-    if (trusted.size === 0) return [];
-    let pems: string;
+    if (trusted.size === 0) return { trusted, keychainPems: '' };
     try {
-      pems = execFileSync(bin, ['find-certificate', '-a', '-p', SYSTEM_KEYCHAIN], {
+      const keychainPems = execFileSync(bin, ['find-certificate', '-a', '-p', SYSTEM_KEYCHAIN], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'pipe'],
         maxBuffer: 64 * 1024 * 1024,
       });
+      return { trusted, keychainPems };
     } catch (err) {
       throw new CoworkError(
         'unavailable',
@@ -70,18 +76,17 @@ export function macAdminTrustedPems(env: NodeJS.ProcessEnv = process.env): strin
         err,
       );
     }
-    const out: string[] = [];
-    for (const m of pems.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)) {
-      try {
-        const sha1 = new X509Certificate(m[0]).fingerprint.replace(/:/g, '').toUpperCase();
-        if (trusted.has(sha1)) out.push(`${m[0]}\n`);
-      } catch {
-        // not a certificate: skipped like any other unreadable entry
-      }
-    }
-    return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A certificate's SHA-1 as the trust settings key it (upper-case hex); undefined when it does not parse. */
+export function certSha1(pem: string): string | undefined {
+  try {
+    return new X509Certificate(pem).fingerprint.replace(/:/g, '').toUpperCase();
+  } catch {
+    return undefined;
   }
 }
 
