@@ -5,9 +5,8 @@ import { connect as tcpConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CoworkError } from '../../errors.js';
 import { consoleTail } from '../console-watch.js';
-import type { ShareMode, VmExitInfo, VmHandle, VmState } from '../driver.js';
+import type { VmExitInfo, VmHandle, VmState } from '../driver.js';
 import { describeVmExit } from '../exit-reason.js';
-import type { ResolvedAccel } from './accel.js';
 import type { QmpClient } from './qmp.js';
 
 /** What QemuDriver hands the handle once QEMU is running. */
@@ -24,14 +23,8 @@ export interface QemuProcessParts {
   consoleLogPath: string;
   /** Files (or a private socket folder) to delete once QEMU is gone. */
   cleanupPaths: string[];
-  info: {
-    accel: ResolvedAccel;
-    shareMode: ShareMode;
-    hostPorts: Record<number, number>;
-    start?: { kind: 'warm' | 'cold'; reason?: string };
-    /** Boot step ends in seconds of guest uptime, as the guest printed them (COWORK-TIME). */
-    bootSteps?: Record<string, number>;
-  };
+  /** What the driver used and learnt (VmHandle['info']: accel, share, ports, start, boot steps). */
+  info: VmHandle['info'];
 }
 
 const DEFAULT_STOP_TIMEOUT_MS = 10_000;
