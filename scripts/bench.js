@@ -156,7 +156,6 @@ async function main() {
   log(`${availableParallelism()} CPUs, load average ${startLoad}`);
   const initrd = writeBareInitramfs(tmp);
   const rows = [];
-  stepLines.length = 0;
 
   log(`cowork-vm --version vs node -e 0, x${CLI_RUNS} each`);
   const startup = await timeCliStartup(CLI_RUNS);

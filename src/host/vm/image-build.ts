@@ -200,13 +200,11 @@ async function makeManifest(
 ): Promise<ImageManifest> {
   const { name, arch, hash, stages, started } = build;
   const files: ImageManifest['files'] = {};
-  for (const file of IMAGE_FILES) {
+  const optional: readonly string[] = OPTIONAL_IMAGE_FILES;
+  for (const file of [...IMAGE_FILES, ...OPTIONAL_IMAGE_FILES]) {
     const path = join(dir, file);
+    if (optional.includes(file) && !existsSync(path)) continue;
     files[file] = { size: statSync(path).size, sha256: await sha256File(path) };
-  }
-  for (const file of OPTIONAL_IMAGE_FILES) {
-    const path = join(dir, file);
-    if (existsSync(path)) files[file] = { size: statSync(path).size, sha256: await sha256File(path) };
   }
   return {
     schema: 1,
